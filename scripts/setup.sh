@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One set-up command: creates .venv (or uses $ECGFOUNDER_VENV) and installs ecgfounder with its test
+# tools. PyTorch: the CPU build where no NVIDIA GPU is present (an unpinned `torch` from PyPI would
+# pull several GB of CUDA packages), the default CUDA build where one is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${ECGFOUNDER_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+EXTRAS="${ECGFOUNDER_EXTRAS:-test}"
+TORCH_VERSION="${ECGFOUNDER_TORCH_VERSION:-2.13.0}"
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip "$@"; }
+
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "setup: NVIDIA GPU found, installing the CUDA build of torch==$TORCH_VERSION"
+    pip install "torch==$TORCH_VERSION"
+  else
+    echo "setup: no GPU, installing the CPU build of torch==$TORCH_VERSION"
+    # A local wheel (pip's find-links) is tried first; otherwise PyTorch's CPU index.
+    pip install "torch==$TORCH_VERSION+cpu" 2>/dev/null \
+      || pip install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
+           --extra-index-url https://pypi.org/simple
+  fi
+fi
+pip install -e ".[${EXTRAS}]"
+echo "setup: done. Run the tests with: $VENV/bin/python -m pytest"

@@ -1,0 +1,44 @@
+"""ecgfounder: the ECGFounder ECG foundation model made practical.
+
+Heavy parts (PyTorch) are imported on first use, so ``import ecgfounder`` and the CLI's ``--help``
+stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .contract import STANDARD_12_LEADS, InputContract
+from .errors import CheckpointError, ContractError, ECGFounderError, WeightsUnavailableError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import (PRESETS, ModelEntry, ModelInfo, Net1D, Net1DConfig, WeightSource,
+                         create_model, ecgfounder_labels, get_model_entry, list_models, load_model,
+                         register_model, save_model)
+
+_LAZY = {
+    name: "ecgfounder.models"
+    for name in ("Net1D", "Net1DConfig", "PRESETS", "ModelInfo", "ModelEntry", "WeightSource",
+                 "create_model", "load_model", "save_model", "list_models", "get_model_entry",
+                 "register_model", "ecgfounder_labels")
+}
+
+__all__ = [
+    "__version__", "InputContract", "STANDARD_12_LEADS", "ECGFounderError", "CheckpointError",
+    "ContractError", "WeightsUnavailableError", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ecgfounder' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

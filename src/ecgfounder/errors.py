@@ -1,0 +1,28 @@
+"""Exception types. Every error a user can cause names the file (or model) and the reason."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+__all__ = ["ECGFounderError", "CheckpointError", "WeightsUnavailableError", "ContractError"]
+
+
+class ECGFounderError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class CheckpointError(ECGFounderError):
+    """A model file that cannot be loaded: unreadable, unsafe, or not matching the architecture."""
+
+    def __init__(self, source: str | PathLike[str], reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class WeightsUnavailableError(CheckpointError):
+    """Registered weights that are neither cached locally nor downloadable now."""
+
+
+class ContractError(ECGFounderError, ValueError):
+    """Input that does not match a model's input contract (leads, rate, length, units)."""

@@ -1,0 +1,287 @@
+"""Building, loading and saving models: ``create_model``, ``load_model``, ``save_model``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..contract import InputContract
+from ..errors import CheckpointError
+from .checkpoint import (TORCH_SUFFIXES, check_state_dict, infer_config, read_checkpoint,
+                         sha256_file, write_checkpoint)
+from .config import PRESETS, Net1DConfig
+from .hub import resolve_weights
+from .net1d import Net1D
+from .registry import ModelEntry, entry_from_preset, get_model_entry, is_registered, list_models
+
+__all__ = ["ModelInfo", "create_model", "load_model", "save_model"]
+
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(Net1DConfig)}
+
+
+@dataclass
+class ModelInfo:
+    """What a model is for: carried as ``model.info`` and inside every checkpoint we write."""
+
+    name: str | None = None
+    arch: str | None = None
+    contract: InputContract | None = None
+    labels: tuple[str, ...] | None = None
+    thresholds: tuple[float, ...] | None = None
+    license: str | None = None
+    citation: str | None = None
+    description: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
+        return cls(name=entry.name, arch=entry.arch, contract=entry.contract, labels=entry.labels,
+                   thresholds=entry.thresholds, license=entry.license, citation=entry.citation,
+                   description=entry.description, provenance=dict(provenance))
+
+    def to_metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "info": {"name": self.name, "arch": self.arch, "license": self.license,
+                     "citation": self.citation, "description": self.description},
+            "provenance": self.provenance,
+        }
+        if self.contract is not None:
+            meta["contract"] = self.contract.to_dict()
+        if self.labels is not None:
+            meta["labels"] = list(self.labels)
+        if self.thresholds is not None:
+            meta["thresholds"] = list(self.thresholds)
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> ModelInfo:
+        info = json.loads(meta.get("info", "{}"))
+        contract = meta.get("contract")
+        labels = meta.get("labels")
+        thresholds = meta.get("thresholds")
+        return cls(
+            name=info.get("name"), arch=info.get("arch"), license=info.get("license"),
+            citation=info.get("citation"), description=info.get("description"),
+            contract=InputContract.from_dict(json.loads(contract)) if contract else None,
+            labels=tuple(json.loads(labels)) if labels else None,
+            thresholds=tuple(float(t) for t in json.loads(thresholds)) if thresholds else None,
+            provenance=json.loads(meta.get("provenance", "{}")),
+        )
+
+
+def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(overrides) - _CONFIG_FIELDS
+    if unknown:
+        raise TypeError(f"unknown model option(s) {sorted(unknown)}; architecture fields are "
+                        f"{sorted(_CONFIG_FIELDS)}")
+    return dict(overrides)
+
+
+def _load_weights(model: Net1D, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    check_state_dict(model, state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] | None = None,
+                 contract: InputContract | None = None, revision: str | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None,
+                 local_files_only: bool | None = None, **overrides: Any) -> Net1D:
+    """Build a registered model (``ecgfounder-12lead``...) or an architecture preset (``tiny``...).
+
+    ``pretrained=True`` loads the registered weights. Architecture fields can be overridden; a
+    different ``n_classes`` on a pretrained model loads the released weights first and then puts a
+    freshly initialised head of that size on top (for fine-tuning), with ``labels`` naming its
+    outputs. The model is returned in training mode, as timm does; :func:`load_model` returns it in
+    eval mode.
+    """
+    overrides = _split_overrides(overrides)
+    if is_registered(name):
+        entry = get_model_entry(name)
+    elif name in PRESETS:
+        if pretrained:
+            raise ValueError(f"{name!r} is an architecture preset without weights; registered "
+                             f"pretrained models: {', '.join(list_models(pretrained=True))}")
+        entry = entry_from_preset(name, **{k: overrides.pop(k) for k in ("in_channels", "n_classes")
+                                           if k in overrides}, labels=labels, contract=contract)
+    else:
+        raise KeyError(f"unknown model {name!r}: registered models are "
+                       f"{', '.join(list_models())}; architecture presets are {', '.join(PRESETS)}")
+
+    new_classes = overrides.pop("n_classes", None)
+    config = entry.config.replace(**overrides) if overrides else entry.config
+    model = Net1D.from_config(config)
+    info = ModelInfo.from_entry(entry, created_by=f"ecgfounder {__version__}")
+    if pretrained:
+        path = resolve_weights(entry, revision=revision, cache_dir=cache_dir,
+                               local_files_only=local_files_only)
+        state, _ours, extras = read_checkpoint(path)
+        _load_weights(model, state, path)
+        info.provenance.update(_file_provenance(path, "registry", extras),
+                               weights=entry.weights.describe() if entry.weights else None)
+    if new_classes is not None and new_classes != config.n_classes:
+        model.reset_classifier(new_classes)
+        info.labels = tuple(labels) if labels is not None else tuple(
+            f"class_{i}" for i in range(new_classes))
+        info.thresholds = None
+        info.provenance["head"] = f"new {new_classes}-output head on {entry.name}"
+    elif labels is not None:
+        info.labels = tuple(labels)
+    if contract is not None:
+        info.contract = contract
+    _check_info(model, info, entry.name)
+    model.info = info
+    return model
+
+
+def load_model(source: str | os.PathLike[str], *, device: str | torch.device | None = None,
+               revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+               local_files_only: bool | None = None, template: str | None = None,
+               **overrides: Any) -> Net1D:
+    """Load a model with its weights, strictly, and return it in eval mode.
+
+    ``source``: a registered name (``ecgfounder-12lead``, ``ecgfounder-1lead``...; weights fetched
+    with ``huggingface_hub``, see :func:`~ecgfounder.models.hub.resolve_weights`) or a local file:
+
+    * ``.safetensors`` written by :func:`save_model`: architecture, contract, labels from the file;
+    * official ``.pth``/``.pt`` (``{'state_dict': ...}``, any ``module.``/``_orig_mod.`` prefixes)
+      or a plain safetensors state dict: the architecture is inferred from tensor shapes. When it
+      equals a registered model's (or ``template`` names one), that model's input contract and
+      labels are attached.
+
+    ``overrides`` set architecture fields shapes cannot tell (``use_bn``, ``stride``). Files are
+    only ever read with ``torch.load(weights_only=True)`` or safetensors. Any missing, unexpected
+    or mis-shaped tensor raises :class:`~ecgfounder.errors.CheckpointError` listing them.
+    """
+    overrides = _split_overrides(overrides)
+    path = Path(source)
+    looks_like_file = path.suffix in (*TORCH_SUFFIXES, ".safetensors") or path.exists()
+    if isinstance(source, str) and is_registered(source) and not looks_like_file:
+        model = create_model(source, pretrained=True, revision=revision, cache_dir=cache_dir,
+                             local_files_only=local_files_only, **overrides)
+    elif looks_like_file:
+        model = _load_file(path, template=template, overrides=overrides)
+    else:
+        raise CheckpointError(source, "neither an existing model file nor a registered model name "
+                              f"(registered: {', '.join(list_models())})")
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _file_provenance(path: Path, fmt: str, extras: Mapping[str, Any]) -> dict[str, Any]:
+    prov: dict[str, Any] = {"file": str(path), "sha256": sha256_file(path), "file_format": fmt,
+                            "loaded_by": f"ecgfounder {__version__}"}
+    prov.update({k: v for k, v in extras.items() if k in ("epoch", "step")})
+    return prov
+
+
+def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> Net1D:
+    state, ours, extras = read_checkpoint(path)
+    if ours is not None:
+        try:
+            config = Net1DConfig.from_dict(json.loads(ours["config"]))
+            info = ModelInfo.from_metadata(ours)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(path, f"ecgfounder metadata is damaged ({exc})") from None
+        if overrides:
+            config = config.replace(**overrides)
+        notes: list[str] = []
+    else:
+        config, notes = infer_config(state, path, **overrides)
+        entry = _matching_entry(config, template)
+        if entry is not None:
+            info = ModelInfo.from_entry(entry)
+            notes.append(f"contract and labels of registered model {entry.name!r}")
+        else:
+            info = ModelInfo(arch=None, contract=_default_contract(config))
+            notes.append("no registered model has this architecture: labels unknown"
+                         + ("" if info.contract else ", input contract unknown"))
+    model = Net1D.from_config(config)
+    _load_weights(model, state, path)
+    info.provenance = {**info.provenance,
+                       **_file_provenance(path, "ecgfounder" if ours is not None else "official", extras)}
+    if notes:
+        info.provenance["inferred"] = notes
+    _check_info(model, info, str(path))
+    model.info = info
+    return model
+
+
+def _matching_entry(config: Net1DConfig, template: str | None) -> ModelEntry | None:
+    if template is not None:
+        entry = get_model_entry(template)
+        if entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) != config:
+            raise CheckpointError(template, "template's architecture differs from the file's "
+                                  f"(file: {config}, template: {entry.config})")
+        return entry
+    for name in list_models(pretrained=True):
+        entry = get_model_entry(name)
+        if entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) == config:
+            return entry
+    return None
+
+
+def _default_contract(config: Net1DConfig) -> InputContract | None:
+    # Official-format files come from the upstream pipeline: 500 Hz, 10 s, its preprocessing.
+    # Lead names are only certain for the two configurations upstream trains.
+    from ..contract import STANDARD_12_LEADS
+
+    if config.in_channels == 12:
+        return InputContract(leads=STANDARD_12_LEADS)
+    if config.in_channels == 1:
+        return InputContract(leads=("I",))
+    return None
+
+
+def _check_info(model: Net1D, info: ModelInfo, source: str) -> None:
+    n = model.config.n_classes
+    if info.labels is not None and n and len(info.labels) != n:
+        raise CheckpointError(source, f"{len(info.labels)} label names for {n} outputs")
+    if info.thresholds is not None and len(info.thresholds) != n:
+        raise CheckpointError(source, f"{len(info.thresholds)} thresholds for {n} outputs")
+    if info.contract is not None and info.contract.n_leads != model.config.in_channels:
+        raise CheckpointError(source, f"input contract names {info.contract.n_leads} leads, the "
+                              f"network takes {model.config.in_channels}")
+
+
+def save_model(model: Net1D, path: str | os.PathLike[str], *, name: str | None = None,
+               labels: Sequence[str] | None = None, contract: InputContract | None = None,
+               thresholds: Sequence[float] | None = None, license: str | None = None,
+               citation: str | None = None, description: str | None = None,
+               provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` in our format: safetensors weights + architecture, contract, labels, provenance.
+
+    Values not given are taken from ``model.info``. The write is atomic. ``load_model`` on the
+    result gives the same tensors, bit for bit, and the same metadata.
+    """
+    base: ModelInfo = getattr(model, "info", None) or ModelInfo()
+    info = dataclasses.replace(
+        base,
+        name=name if name is not None else base.name,
+        labels=tuple(labels) if labels is not None else base.labels,
+        contract=contract if contract is not None else base.contract,
+        thresholds=tuple(float(t) for t in thresholds) if thresholds is not None else base.thresholds,
+        license=license if license is not None else base.license,
+        citation=citation if citation is not None else base.citation,
+        description=description if description is not None else base.description,
+        provenance={**{k: v for k, v in base.provenance.items()
+                       if k not in ("file", "sha256", "file_format", "loaded_by")},
+                    "parent": {k: base.provenance[k] for k in ("file", "sha256") if k in base.provenance}
+                    or None,
+                    "saved_by": f"ecgfounder {__version__}",
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    **dict(provenance or {})},
+    )
+    _check_info(model, info, str(path))
+    metadata = {"config": model.config.to_dict(), **info.to_metadata()}
+    return write_checkpoint(path, model.state_dict(), metadata)

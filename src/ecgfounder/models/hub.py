@@ -1,0 +1,64 @@
+"""Fetching registered weights: a local weights folder, a file in the package, or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from ..errors import WeightsUnavailableError
+from .registry import ModelEntry
+
+__all__ = ["resolve_weights", "WEIGHTS_DIR_ENV"]
+
+#: A folder searched first for registered weight files by file name (for machines without network).
+WEIGHTS_DIR_ENV = "ECGFOUNDER_WEIGHTS_DIR"
+
+
+def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
+                    cache_dir: str | os.PathLike[str] | None = None,
+                    local_files_only: bool | None = None) -> Path:
+    """Local path of ``entry``'s weight file, downloading it into the hub cache if needed.
+
+    Order: ``$ECGFOUNDER_WEIGHTS_DIR/<filename>``; a file shipped in the package; the Hugging Face hub
+    cache (``cache_dir``, default ``$HF_HUB_CACHE``), downloaded at ``revision`` (default: the
+    entry's pinned revision, else ``main``) unless ``local_files_only`` or ``$HF_HUB_OFFLINE=1``.
+    """
+    src = entry.weights
+    if src is None:
+        raise WeightsUnavailableError(entry.name, "this registered model has no pretrained weights "
+                                      "(an architecture only: use pretrained=False)")
+    local_dir = os.environ.get(WEIGHTS_DIR_ENV)
+    if local_dir:
+        candidate = Path(local_dir) / src.filename
+        if candidate.is_file():
+            return candidate
+    if src.package_file:
+        path = Path(str(resources.files("ecgfounder").joinpath(src.package_file)))
+        if not path.is_file():
+            raise WeightsUnavailableError(entry.name, f"packaged weight file {path} is missing; "
+                                          "the installation is incomplete, reinstall ecgfounder")
+        return path
+    assert src.hub_repo is not None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    rev = revision or src.revision
+    where = f"{src.hub_repo}/{src.filename}" + (f" at revision {rev}" if rev else "")
+    how = (f"Download it on a machine with network access (huggingface-cli download {src.hub_repo} "
+           f"{src.filename}) and pass the local path, e.g. load_model('/path/to/{src.filename}') or "
+           f"`--model /path/to/{src.filename}`, or put it in ${WEIGHTS_DIR_ENV}")
+    try:
+        return Path(hf_hub_download(src.hub_repo, src.filename, revision=rev,
+                                    cache_dir=cache_dir, local_files_only=bool(local_files_only),
+                                    library_name="ecgfounder"))
+    except LocalEntryNotFoundError:
+        raise WeightsUnavailableError(entry.name, f"weight file {where} is not in the local cache "
+                                      f"and the hub cannot be reached (offline). {how}") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+        raise WeightsUnavailableError(entry.name, f"weight file {where} was not found on the hub "
+                                      f"({type(exc).__name__}). {how}") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise WeightsUnavailableError(entry.name, f"could not download {where} "
+                                      f"({type(exc).__name__}: {str(exc)[:200]}). {how}") from None

@@ -1,0 +1,174 @@
+"""Registry of named models, in the spirit of timm's pretrained configs.
+
+Each :class:`ModelEntry` says how to build the network (an architecture preset plus overrides), where
+its weights come from (a Hugging Face hub file or a file shipped in the package), what input it
+expects (:class:`~ecgfounder.contract.InputContract`), what its outputs mean (label names), and under
+which licence and citation it may be used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..contract import STANDARD_12_LEADS, InputContract
+from .config import Net1DConfig, get_preset
+from .labels import ecgfounder_labels
+
+__all__ = [
+    "WeightSource", "ModelEntry", "register_model", "get_model_entry", "list_models",
+    "is_registered", "normalize_name",
+]
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where a registered model's weights live.
+
+    Either ``hub_repo`` + ``filename`` (downloaded with ``huggingface_hub``, cached, ``revision``
+    pinned when given), or ``package_file`` (a path relative to the ``ecgfounder`` package).
+    ``format`` is ``"official"`` (upstream ``{'state_dict': ...}`` pickle) or ``"ecgfounder"``
+    (our safetensors with metadata).
+    """
+
+    filename: str
+    hub_repo: str | None = None
+    revision: str | None = None
+    package_file: str | None = None
+    format: str = "official"
+    sha256: str | None = None
+
+    def describe(self) -> str:
+        if self.package_file:
+            return f"package file ecgfounder/{self.package_file}"
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"hf://{self.hub_repo}{rev}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    arch: str
+    config: Net1DConfig
+    contract: InputContract
+    labels: tuple[str, ...]
+    weights: WeightSource | None = None
+    license: str = "unspecified"
+    citation: str = ""
+    description: str = ""
+    thresholds: tuple[float, ...] | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != self.config.n_classes:
+            raise ValueError(f"model {self.name!r}: {len(self.labels)} labels for "
+                             f"{self.config.n_classes} outputs")
+        if len(self.contract.leads) != self.config.in_channels:
+            raise ValueError(f"model {self.name!r}: contract has {len(self.contract.leads)} leads, "
+                             f"architecture {self.config.in_channels} input channels")
+        if self.thresholds is not None and len(self.thresholds) != len(self.labels):
+            raise ValueError(f"model {self.name!r}: {len(self.thresholds)} thresholds for "
+                             f"{len(self.labels)} labels")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arch": self.arch,
+            "weights": self.weights.describe() if self.weights else None,
+            "contract": self.contract.to_dict(),
+            "n_labels": len(self.labels),
+            "license": self.license,
+            "description": self.description,
+        }
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def normalize_name(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def register_model(entry: ModelEntry, *, overwrite: bool = False) -> ModelEntry:
+    """Add an entry (``overwrite=True`` to replace one of the same name)."""
+    key = normalize_name(entry.name)
+    if key in _REGISTRY and not overwrite:
+        raise ValueError(f"a model named {entry.name!r} is already registered")
+    _REGISTRY[key] = entry
+    return entry
+
+
+def is_registered(name: str) -> bool:
+    return normalize_name(name) in _REGISTRY
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[normalize_name(name)]
+    except KeyError:
+        raise KeyError(f"no registered model named {name!r}; registered: "
+                       f"{', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_models(pretrained: bool | None = None) -> list[str]:
+    """Registered names; ``pretrained=True`` keeps those with weights, ``False`` those without."""
+    return sorted(k for k, e in _REGISTRY.items()
+                  if pretrained is None or (e.weights is not None) == pretrained)
+
+
+HF_REPO = "PKUDigitalHealth/ECGFounder"
+ECGFOUNDER_CITATION = (
+    "Li J, Aguirre A, Moura J, Liu C, Zhong L, Sun C, Clifford G, Westover B, Hong S. "
+    "An Electrocardiogram Foundation Model Built on over 10 Million Recordings with External "
+    "Evaluation across Multiple Domains. arXiv:2410.04133 (2024); NEJM AI (2025)."
+)
+ECGFOUNDER_LICENSE = (
+    "MIT, as declared by the upstream repository PKUDigitalHealth/ECGFounder; check the Hugging "
+    "Face model card for the terms of the weights before clinical or commercial use"
+)
+
+
+def _register_builtin() -> None:
+    labels = ecgfounder_labels()
+    common = dict(labels=labels, license=ECGFOUNDER_LICENSE, citation=ECGFOUNDER_CITATION,
+                  tags=("pretrained", "heedb", "150-labels"))
+    register_model(ModelEntry(
+        name="ecgfounder-12lead", arch="base",
+        config=get_preset("base", in_channels=12, n_classes=150),
+        contract=InputContract(leads=STANDARD_12_LEADS),
+        weights=WeightSource(hub_repo=HF_REPO, filename="12_lead_ECGFounder.pth"),
+        description="Released ECGFounder, 12 leads, 150 HEEDB labels (multi-label, sigmoid).",
+        **common,  # type: ignore[arg-type]
+    ))
+    register_model(ModelEntry(
+        name="ecgfounder-1lead", arch="base",
+        config=get_preset("base", in_channels=1, n_classes=150),
+        contract=InputContract(leads=("I",)),
+        weights=WeightSource(hub_repo=HF_REPO, filename="1_lead_ECGFounder.pth"),
+        description="Released single-lead ECGFounder (lead I), 150 HEEDB labels (multi-label, sigmoid).",
+        **common,  # type: ignore[arg-type]
+    ))
+
+
+_register_builtin()
+
+
+def entry_from_preset(arch: str, **overrides: Any) -> ModelEntry:
+    """An unregistered, weightless entry for an architecture preset (for training from scratch)."""
+    in_channels = overrides.pop("in_channels", 12)
+    n_classes = overrides.pop("n_classes", 150)
+    labels = overrides.pop("labels", None)
+    contract = overrides.pop("contract", None)
+    config = get_preset(arch, in_channels=in_channels, n_classes=n_classes, **overrides)
+    if labels is None:
+        labels = ecgfounder_labels() if n_classes == 150 else tuple(f"class_{i}" for i in range(n_classes))
+    if contract is None:
+        leads = STANDARD_12_LEADS if in_channels == 12 else (
+            ("I",) if in_channels == 1 else tuple(f"ch{i}" for i in range(in_channels)))
+        contract = InputContract(leads=leads)
+    return ModelEntry(name=arch, arch=arch, config=config, contract=contract, labels=tuple(labels))
+
+
+def replace_entry(entry: ModelEntry, **changes: Any) -> ModelEntry:
+    return dataclasses.replace(entry, **changes)

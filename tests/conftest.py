@@ -1,0 +1,47 @@
+"""Shared test fixtures. Real data and ground truth come from ../shared (beside the project root)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+DATA = SHARED / "data"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not available: these tests need the read-only ../shared folder "
+                    "beside the project root (fixtures from the official ECGFounder code)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return _need(FIXTURES)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _need(DATA)
+
+
+@pytest.fixture(scope="session")
+def manifest(fixtures_dir: Path) -> dict:
+    return json.loads((fixtures_dir / "ecgfounder_state_dict_manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def small_config(fixtures_dir: Path) -> dict:
+    return json.loads((fixtures_dir / "net1d_small_config.json").read_text())["config"]
+
+
+SMALL_CASES = [(12, 0), (12, 1), (1, 0), (1, 1)]
+
+
+def small_checkpoint(fixtures_dir: Path, leads: int, bn: int) -> Path:
+    return fixtures_dir / f"net1d_small_{leads}lead_bn{bn}.pth"
