@@ -205,18 +205,21 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
         n_classes = 0
         notes.append("no 'dense' head: built as a backbone (n_classes=0)")
 
-    if "use_bn" not in overrides:
-        trained_bn = _batchnorm_trained(state_dict)
-        notes.append("use_bn=%s inferred from the BatchNorm tensors (%s)" % (
-            trained_bn, "trained statistics" if trained_bn else "all at their initial values"))
+    if "use_bn" in overrides:
+        use_bn = bool(overrides["use_bn"])
+    elif _batchnorm_was_run(state_dict):
+        use_bn = True
+        notes.append("use_bn=True: the BatchNorm counters show it ran in training")
     else:
-        trained_bn = bool(overrides["use_bn"])
+        use_bn = False
+        notes.append("use_bn=False assumed (the released setting; shapes cannot tell, pass "
+                     "use_bn=True for a model trained with BatchNorm)")
     if "stride" not in overrides:
         notes.append("stride=2 assumed (not visible in tensor shapes)")
 
     cfg = dict(in_channels=in_channels, base_filters=base_filters, ratio=ratio,
                filter_list=filter_list, m_blocks_list=m_blocks_list, kernel_size=kernel_size,
-               stride=2, groups_width=groups_width, n_classes=n_classes, use_bn=trained_bn,
+               stride=2, groups_width=groups_width, n_classes=n_classes, use_bn=use_bn,
                use_do=False)
     unknown = set(overrides) - set(cfg)
     if unknown:
@@ -230,17 +233,10 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
     return config, notes
 
 
-def _batchnorm_trained(state_dict: Mapping[str, Tensor]) -> bool:
-    for key, t in state_dict.items():
-        if not key.endswith(("bn.weight", "bn1.weight", "bn2.weight", "bn3.weight", "bn.bias",
-                             "bn1.bias", "bn2.bias", "bn3.bias", "running_mean", "running_var")):
-            continue
-        if not t.is_floating_point():
-            continue
-        initial = 1.0 if key.endswith(("weight", "running_var")) else 0.0
-        if not torch.all(t == initial):
-            return True
-    return False
+def _batchnorm_was_run(state_dict: Mapping[str, Tensor]) -> bool:
+    """True when a BatchNorm counter shows it ran in training mode (``num_batches_tracked > 0``)."""
+    return any(key.endswith("num_batches_tracked") and t.numel() == 1 and int(t) > 0
+               for key, t in state_dict.items())
 
 
 def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor],
