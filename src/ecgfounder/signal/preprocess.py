@@ -126,13 +126,14 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _POOL
 
 
-def _map_rows(func, rows: np.ndarray, out: np.ndarray, workers: int) -> None:
-    """Run ``func(rows[i:j], out[i:j])`` over contiguous chunks, in threads when it pays."""
-    n = rows.shape[0]
+def _map_rows(func, rows: np.ndarray, out: np.ndarray, workers: int, group: int = 1) -> None:
+    """Run ``func(rows[i:j], out[i:j])`` over contiguous chunks (whole groups of ``group`` rows,
+    i.e. whole records), in threads when there is more than one chunk."""
+    n = rows.shape[0] // group
     if workers <= 1 or n < 2:
         func(rows, out)
         return
-    bounds = np.linspace(0, n, min(workers, n) + 1).astype(int)
+    bounds = np.linspace(0, n, min(workers, n) + 1).astype(int) * group
     futures = [_pool(workers).submit(func, rows[i:j], out[i:j]) for i, j in zip(bounds, bounds[1:]) if j > i]
     for f in futures:
         f.result()
@@ -163,16 +164,10 @@ def filter_chain(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfou
     if use_numba:
         from ._kernels import chain_rows
 
-        empty = np.zeros(0)
-        b1, a1 = (notch[0] / notch[1][0], notch[1] / notch[1][0]) if notch else (empty, empty)
-        zi1 = sps.lfilter_zi(b1, a1) if notch else empty
-        b2, a2 = band[0] / band[1][0], band[1] / band[1][0]
-        zi2 = sps.lfilter_zi(b2, a2)
-        pad1 = 3 * max(len(b1), len(a1)) if notch else 0
-        pad2 = 3 * max(len(b2), len(a2))
+        args = _numba_args(rec, float(fs), shape[-1])
 
         def run(chunk: np.ndarray, dst: np.ndarray) -> None:
-            chain_rows(chunk, b1, a1, zi1, pad1, b2, a2, zi2, pad2, k, dst)
+            chain_rows(chunk, *args, dst)
     elif backend in ("auto", "scipy"):
         def run(chunk: np.ndarray, dst: np.ndarray) -> None:
             y = sps.filtfilt(*notch, chunk, axis=-1) if notch else chunk
@@ -210,14 +205,58 @@ def preprocess(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfound
     ``mains_hz=60`` switches the notch for 60 Hz countries (``None``: no notch); ``zscore_mode="lead"``
     normalises each lead on its own. The input must already be at ``fs`` and in mV; the model's
     contract decides both (see :func:`ecgfounder.prepare`). Returns ``dtype`` (float32 by default,
-    what the model takes).
+    what the model takes). Records are split over ``workers`` threads (default: all cores).
     """
     rec = get_recipe(recipe).with_options(mains_hz=mains_hz, zscore=zscore_mode)
     arr = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("signal contains NaN or infinite values; run quality checks first")
-    y = filter_chain(arr, fs, rec, backend=backend, workers=workers)
-    return zscore(y, rec.zscore, rec.eps).astype(dtype, copy=False)
+    if arr.ndim == 0:
+        raise ValueError("expected an array of samples, got a scalar")
+    use_numba = backend == "numba" or (backend == "auto" and numba_available())
+    if not use_numba:
+        _check_finite(arr)
+        y = filter_chain(arr, fs, rec, backend=backend, workers=workers)
+        return zscore(y, rec.zscore, rec.eps).astype(dtype, copy=False)
+
+    from ._kernels import chain_rows, zscore_rows
+
+    shape = arr.shape
+    leads = shape[-2] if arr.ndim >= 2 else 1
+    rows = np.ascontiguousarray(arr.reshape(-1, shape[-1]))
+    args = _numba_args(rec, float(fs), shape[-1])
+    mode = {"none": 0, "global": 1, "lead": 2}[rec.zscore]
+    out = np.empty(rows.shape, dtype=dtype)
+
+    def run(chunk: np.ndarray, dst: np.ndarray) -> None:
+        _check_finite(chunk)
+        filt = np.empty_like(chunk)
+        chain_rows(chunk, *args, filt)
+        zscore_rows(filt, leads, mode, rec.eps, dst)
+
+    _map_rows(run, rows, out, _workers(workers), group=leads)
+    return out.reshape(shape)
+
+
+def _check_finite(x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        raise ValueError("signal contains NaN or infinite values; run the quality checks first "
+                         "(ecgfounder.check_quality repairs short gaps)")
+
+
+def _numba_args(rec: Recipe, fs: float, n: int) -> tuple:
+    notch, band = _coefficients(rec, fs)
+    empty = np.zeros(0)
+    if notch:
+        b1, a1 = notch[0] / notch[1][0], notch[1] / notch[1][0]
+        zi1, pad1 = sps.lfilter_zi(b1, a1), 3 * max(len(b1), len(a1))
+    else:
+        b1 = a1 = zi1 = empty
+        pad1 = 0
+    b2, a2 = band[0] / band[1][0], band[1] / band[1][0]
+    zi2, pad2 = sps.lfilter_zi(b2, a2), 3 * max(len(b2), len(a2))
+    if n <= max(pad1, pad2):
+        raise ValueError(f"signal of {n} samples is too short for the filters (needs more than "
+                         f"{max(pad1, pad2)})")
+    return b1, a1, zi1, pad1, b2, a2, zi2, pad2, rec.median_samples(fs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,7 +290,7 @@ def preprocess_torch(x: torch.Tensor, fs: float = 500.0, recipe: str | Recipe = 
     if x.ndim == 2:
         x = x.unsqueeze(0)
     n = x.shape[-1]
-    op = torch.from_numpy(_filter_operator(n, float(fs), rec)).to(device=x.device)
+    op = torch.from_numpy(np.ascontiguousarray(_filter_operator(n, float(fs), rec))).to(device=x.device)
     rows = x.reshape(-1, n).to(torch.float64)
     filt = rows @ op
     k = rec.median_samples(float(fs))
