@@ -11,23 +11,31 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .contract import STANDARD_12_LEADS, InputContract
-from .errors import CheckpointError, ContractError, ECGFounderError, WeightsUnavailableError
+from .errors import (CheckpointError, ContractError, ECGFounderError, ECGInputError,
+                     WeightsUnavailableError)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .io import ECGRecord, derive_limb_leads, read_ecg, select_leads, write_npz
+    from .signal import (PreparedECG, Recipe, check_quality, prepare, preprocess, preprocess_torch,
+                         resample)
     from .models import (PRESETS, ModelEntry, ModelInfo, Net1D, Net1DConfig, WeightSource,
                          create_model, ecgfounder_labels, get_model_entry, list_models, load_model,
                          register_model, save_model)
 
 _LAZY = {
-    name: "ecgfounder.models"
-    for name in ("Net1D", "Net1DConfig", "PRESETS", "ModelInfo", "ModelEntry", "WeightSource",
-                 "create_model", "load_model", "save_model", "list_models", "get_model_entry",
-                 "register_model", "ecgfounder_labels")
+    **{name: "ecgfounder.models"
+       for name in ("Net1D", "Net1DConfig", "PRESETS", "ModelInfo", "ModelEntry", "WeightSource",
+                    "create_model", "load_model", "save_model", "list_models", "get_model_entry",
+                    "register_model", "ecgfounder_labels")},
+    **{name: "ecgfounder.io" for name in ("ECGRecord", "read_ecg", "write_npz", "select_leads",
+                                           "derive_limb_leads")},
+    **{name: "ecgfounder.signal" for name in ("preprocess", "preprocess_torch", "prepare", "PreparedECG",
+                                               "check_quality", "resample", "Recipe")},
 }
 
 __all__ = [
     "__version__", "InputContract", "STANDARD_12_LEADS", "ECGFounderError", "CheckpointError",
-    "ContractError", "WeightsUnavailableError", *_LAZY,
+    "ContractError", "WeightsUnavailableError", "ECGInputError", *_LAZY,
 ]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["ECGFounderError", "CheckpointError", "WeightsUnavailableError", "ContractError"]
+__all__ = ["ECGFounderError", "CheckpointError", "WeightsUnavailableError", "ContractError",
+           "ECGInputError"]
 
 
 class ECGFounderError(Exception):
@@ -26,3 +27,12 @@ class WeightsUnavailableError(CheckpointError):
 
 class ContractError(ECGFounderError, ValueError):
     """Input that does not match a model's input contract (leads, rate, length, units)."""
+
+
+class ECGInputError(ECGFounderError, ValueError):
+    """An ECG file that cannot be read, or a record that cannot be used (names the file and why)."""
+
+    def __init__(self, source: str | PathLike[str] | None, reason: str) -> None:
+        self.source = str(source) if source is not None else "<array>"
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")

@@ -1,5 +1,11 @@
-"""Signal layer: preprocessing recipes, resampling, windowing and quality checks (NumPy/SciPy)."""
+"""Signal layer: preprocessing recipes, resampling, windowing, quality checks, model preparation."""
 
+from .pipeline import PreparedECG, prepare
 from .preprocess import RECIPES, Recipe, filter_chain, get_recipe, preprocess, preprocess_torch, zscore
+from .quality import QualityThresholds, check_quality
+from .resample import resample
+from .window import cut_windows, window_starts
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "preprocess", "filter_chain", "zscore", "preprocess_torch"]
+__all__ = ["Recipe", "RECIPES", "get_recipe", "preprocess", "filter_chain", "zscore", "preprocess_torch",
+           "prepare", "PreparedECG", "check_quality", "QualityThresholds", "resample", "cut_windows",
+           "window_starts"]

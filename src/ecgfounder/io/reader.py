@@ -1,0 +1,107 @@
+"""``read_ecg``: one entry point for every supported file format."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ECGInputError
+from .record import ECGRecord
+
+__all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz"]
+
+FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15")
+_SUFFIX = {
+    ".hea": "wfdb", ".dat": "wfdb", ".mat": "wfdb", ".edf": "edf", ".bdf": "edf", ".rec": "edf",
+    ".xml": "xml", ".dcm": "dicom", ".dicom": "dicom", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".npy": "numpy", ".npz": "numpy", ".h5": "code15", ".hdf5": "code15", ".hdf": "code15",
+}
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """The reader for ``path``: by extension, else by the file's first bytes."""
+    p = Path(path)
+    fmt = _SUFFIX.get(p.suffix.lower())
+    if fmt == "wfdb" and p.suffix.lower() in (".dat", ".mat") and not p.with_suffix(".hea").is_file():
+        fmt = "numpy" if p.suffix.lower() == ".mat" else None
+        if fmt == "numpy":
+            raise ECGInputError(p, "a .mat file without a WFDB header (.hea) beside it; MATLAB files "
+                                "are read only as part of a WFDB record")
+    if fmt:
+        return fmt
+    if not p.suffix and Path(str(p) + ".hea").is_file():
+        return "wfdb"
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise ECGInputError(p, f"cannot open ({exc.strerror or exc})") from None
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04"):
+        return "numpy"
+    if head.startswith(b"\x89HDF"):
+        return "code15"
+    if head.startswith((b"0       ", b"\xffBIOSEMI")):
+        return "edf"
+    if head.lstrip().startswith(b"<"):
+        return "xml"
+    raise ECGInputError(p, f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
+                        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV, .npy/.npz, CODE-15 HDF5")
+
+
+def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: float | None = None,
+             leads: Sequence[str] | None = None, units: str | None = None, index: int = 0) -> ECGRecord:
+    """Read one ECG into an :class:`ECGRecord` (float32 mV, canonical lead names, metadata).
+
+    ``format`` overrides detection (one of :data:`FORMATS`). ``fs``, ``leads`` and ``units`` are
+    needed only where the file cannot say (CSV without a time column, bare ``.npy``); ``index``
+    picks the exam in a multi-exam CODE-15 HDF5 file. Any failure raises
+    :class:`~ecgfounder.errors.ECGInputError` naming the file and the reason.
+    """
+    p = Path(path)
+    if not p.exists() and not (not p.suffix and Path(str(p) + ".hea").is_file()):
+        raise ECGInputError(p, "no such file")
+    if p.is_dir():
+        raise ECGInputError(p, "is a directory (read_ecg takes one file; see iter_paths for folders)")
+    fmt = format or detect_format(p)
+    try:
+        if fmt == "wfdb":
+            from .wfdb_io import read_wfdb
+            return read_wfdb(p)
+        if fmt == "edf":
+            from .edf import read_edf
+            return read_edf(p)
+        if fmt == "xml":
+            from .xml_formats import read_xml
+            return read_xml(p)
+        if fmt == "dicom":
+            from .dicom import read_dicom
+            return read_dicom(p)
+        if fmt == "csv":
+            from .tabular import read_delimited
+            return read_delimited(p, fs=fs, leads=leads, units=units)
+        if fmt == "numpy":
+            from .tabular import read_numpy
+            return read_numpy(p, fs=fs, leads=leads, units=units)
+        if fmt == "code15":
+            from .hdf5 import read_code15
+            return read_code15(p, index=index)
+    except ECGInputError:
+        raise
+    except MemoryError:
+        raise ECGInputError(p, "file too large to read into memory") from None
+    except Exception as exc:  # noqa: BLE001 - the promise: only our error type leaves read_ecg
+        raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {str(exc)[:200]})") from None
+    raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def write_npz(record: ECGRecord, path: str | os.PathLike[str]) -> Path:
+    """Save a record as ``.npz`` (signal in mV, fs, leads, units) that :func:`read_ecg` reads back."""
+    path = Path(path)
+    np.savez(path, signal=record.signal, fs=np.float64(record.fs), leads=np.array(record.leads),
+             units=np.array(record.units))
+    return path
