@@ -56,3 +56,16 @@ def test_bad_file_gives_one_line_error_not_traceback(tmp_path):
     out = run("info", str(bad))
     assert out.returncode == 2
     assert out.stderr.startswith(f"error: {bad}: ") and "Traceback" not in out.stderr
+
+
+def test_read_reports_records_and_bad_files(data_dir, tmp_path):
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(b"0       garbage")
+    out = run("read", str(data_dir / "ludb" / "data" / "1.hea"), str(bad),
+              str(data_dir / "wfdb-samples" / "v102s.hea"), "--json")
+    assert out.returncode == 1
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows[0]["leads"][:3] == ["I", "II", "III"] and rows[0]["age"] == 51
+    assert rows[1]["record"] == str(bad) and "error" in rows[1]
+    assert rows[2]["leads"] == ["II", "V"] and any("PLETH" in n for n in rows[2]["notes"])
+    assert f"error: {bad}: " in out.stderr and "Traceback" not in out.stderr

@@ -226,11 +226,16 @@ def preprocess(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfound
     mode = {"none": 0, "global": 1, "lead": 2}[rec.zscore]
     out = np.empty(rows.shape, dtype=dtype)
 
+    step = leads * max(1, 64 // leads)  # whole records, ~64 rows: the scratch stays in cache
+
     def run(chunk: np.ndarray, dst: np.ndarray) -> None:
-        _check_finite(chunk)
-        filt = np.empty_like(chunk)
-        chain_rows(chunk, *args, filt)
-        zscore_rows(filt, leads, mode, rec.eps, dst)
+        filt = np.empty((min(step, chunk.shape[0]), chunk.shape[1]))
+        for i in range(0, chunk.shape[0], step):
+            part = chunk[i:i + step]
+            _check_finite(part)
+            buf = filt[:part.shape[0]]
+            chain_rows(part, *args, buf)
+            zscore_rows(buf, leads, mode, rec.eps, dst[i:i + step])
 
     _map_rows(run, rows, out, _workers(workers), group=leads)
     return out.reshape(shape)
