@@ -7,6 +7,7 @@ stay fast.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -15,12 +16,15 @@ from .errors import (CheckpointError, ContractError, ECGFounderError, ECGInputEr
                      WeightsUnavailableError)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .infer import Embeddings, Predictor
     from .io import ECGRecord, derive_limb_leads, read_ecg, select_leads, write_npz
     from .signal import (PreparedECG, Recipe, check_quality, prepare, preprocess, preprocess_torch,
                          resample)
     from .models import (PRESETS, ModelEntry, ModelInfo, Net1D, Net1DConfig, WeightSource,
                          create_model, ecgfounder_labels, get_model_entry, list_models, load_model,
                          register_model, save_model)
+
+logging.getLogger("ecgfounder").addHandler(logging.NullHandler())
 
 _LAZY = {
     **{name: "ecgfounder.models"
@@ -29,6 +33,7 @@ _LAZY = {
                     "register_model", "ecgfounder_labels")},
     **{name: "ecgfounder.io" for name in ("ECGRecord", "read_ecg", "write_npz", "select_leads",
                                            "derive_limb_leads")},
+    **{name: "ecgfounder.infer" for name in ("Predictor", "Embeddings")},
     **{name: "ecgfounder.signal" for name in ("preprocess", "preprocess_torch", "prepare", "PreparedECG",
                                                "check_quality", "resample", "Recipe")},
 }

@@ -129,6 +129,78 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _predictor(args: argparse.Namespace) -> Any:
+    from ..infer import Predictor
+    from ..models import load_model
+
+    def on_error(key: str, reason: str) -> None:
+        print(f"error: {key}: {reason}", file=sys.stderr)
+
+    model = load_model(args.model, **_model_overrides(args))
+    thresholds: Any = args.threshold
+    if args.thresholds:
+        thresholds = _read_thresholds(args.thresholds)
+    return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
+                     workers=args.workers, lead=args.lead, stride_s=args.stride,
+                     aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
+                     progress=False if args.no_progress else None, fs=args.fs,
+                     leads=args.leads.split(",") if args.leads else None, units=args.units,
+                     on_error=on_error)
+
+
+def _read_thresholds(path: str) -> dict[str, float]:
+    """A JSON object label -> threshold, or a CSV with columns label,threshold."""
+    import csv
+
+    from ..errors import ECGFounderError
+
+    text = open(path, encoding="utf-8").read()
+    try:
+        if path.lower().endswith(".json"):
+            return {str(k): float(v) for k, v in json.loads(text).items()}
+        rows = list(csv.DictReader(text.splitlines()))
+        return {r["label"]: float(r["threshold"]) for r in rows}
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ECGFounderError(f"{path}: cannot read thresholds ({exc}); expected JSON "
+                              "{label: threshold} or CSV label,threshold") from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..infer.writers import TableWriter, table_format
+
+    predictor = _predictor(args)
+    writer = TableWriter(args.output, table_format(args.output, args.format))
+    failed = 0
+    try:
+        for row in predictor.iter_predict(args.inputs, per_window=args.per_window):
+            failed += bool(row["error"])
+            writer.write(row)
+    finally:
+        writer.close()
+    if args.output:
+        print(f"wrote {writer.count} row(s) to {args.output}; {failed} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from ..infer.writers import EmbeddingWriter
+
+    predictor = _predictor(args)
+    writer = EmbeddingWriter(args.output)
+    failed = 0
+    try:
+        for key, window, start, vec, err in predictor.iter_embed(args.inputs, per_window=args.per_window):
+            if vec is None:
+                failed += 1
+                continue
+            writer.write(key, window, start, vec)
+    finally:
+        writer.close()
+    print(f"wrote {writer.count} embedding(s) of size {writer.dim} to {args.output}; "
+          f"{failed} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecgfounder",
@@ -158,6 +230,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", help="signal units for files that do not state them (default mV)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=cmd_read)
+
+    def scoring_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="ECG files, folders (scanned recursively), glob patterns or a manifest CSV "
+                            "with a 'path' column")
+        p.add_argument("--model", default="ecgfounder-12lead",
+                       help="registered model name or model file (default: ecgfounder-12lead)")
+        p.add_argument("--per-window", action="store_true",
+                       help="one row per 10 s window instead of per record (timelines of long records)")
+        p.add_argument("--lead", help="channel to use for a single-lead model (e.g. II, ECG)")
+        p.add_argument("--stride", type=float, metavar="SECONDS",
+                       help="window step for records longer than the window (default: the window)")
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1)")
+        p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+        p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
+        p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
+        p.add_argument("--units", help="signal units for files that do not state them")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        model_options(p)
+
+    p = sub.add_parser("predict", help="probabilities per label (named) for ECG files")
+    scoring_options(p)
+    p.add_argument("--output", "-o", help="output file (default: CSV on stdout)")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"],
+                   help="output format (default: from the file name, else csv)")
+    p.add_argument("--aggregate", choices=["mean", "max"], default="mean",
+                   help="how window probabilities make a record's (default: mean)")
+    p.add_argument("--threshold", type=float, help="one decision threshold for every label")
+    p.add_argument("--thresholds", metavar="FILE",
+                   help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("embed", help="pooled embeddings (1024 values for the released models)")
+    scoring_options(p)
+    p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
+    p.set_defaults(func=cmd_embed, threshold=None, thresholds=None)
 
     p = sub.add_parser("info", help="load a model strictly and describe it")
     p.add_argument("source", help="registered model name or model file (.pth, .pt, .safetensors)")

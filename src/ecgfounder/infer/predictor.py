@@ -1,0 +1,405 @@
+"""``Predictor``: files, records or arrays in; named probabilities or embeddings out.
+
+Reading and preprocessing run in worker processes, a bounded number of records ahead of the model,
+so the model does not wait on files and memory stays flat however many files stream through.
+Windows of several records share a batch. A file that cannot be used becomes a row with an
+``error`` and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing as mp
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..contract import InputContract
+from ..errors import ECGFounderError, ECGInputError
+from ..io.record import ECGRecord
+from .sources import Source, expand_inputs
+
+__all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS"]
+
+log = logging.getLogger("ecgfounder")
+
+Precision = Literal["fp32", "bf16", "fp16"]
+RESERVED_COLUMNS = ("record", "window", "start_s", "error", "findings", "flags", "n_windows",
+                    "duration_s", "notes", "model", "preprocessing")
+
+
+@dataclass
+class _Prepared:
+    key: str
+    windows: np.ndarray | None = None
+    starts_s: list[float] = field(default_factory=list)
+    duration_s: float | None = None
+    flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Options:
+    contract: InputContract
+    lead: str | None
+    stride_s: float | None
+    fs: float | None
+    leads: tuple[str, ...] | None
+    units: str | None
+
+
+def _prepare_one(item: Source | ECGRecord, opts: _Options) -> _Prepared:
+    """Read (if a path) and prepare one record; every expected failure becomes ``error``."""
+    from ..io.reader import read_ecg
+    from ..signal.pipeline import prepare
+
+    key = item.key if isinstance(item, Source) else (item.source or item.record_id or "<array>")
+    try:
+        if isinstance(item, Source):
+            rec = read_ecg(item.path, fs=opts.fs, leads=opts.leads, units=opts.units,
+                           index=item.index or 0)
+        else:
+            rec = item
+        p = prepare(rec, opts.contract, lead=opts.lead, stride_s=opts.stride_s, workers=1)
+    except ECGFounderError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        for prefix in (key, getattr(item, "path", None), getattr(item, "source", None)):
+            if prefix and reason.startswith(f"{prefix}: "):
+                reason = reason[len(prefix) + 2:]
+        return _Prepared(key=key, error=reason)
+    except Exception as exc:  # noqa: BLE001 - a record must never stop the batch
+        return _Prepared(key=key, error=f"{type(exc).__name__}: {exc}")
+    return _Prepared(key=key, windows=p.windows, starts_s=p.starts_s, duration_s=rec.duration_s,
+                     flags=list(p.flags), notes=list(p.record.notes))
+
+
+def _worker_init() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
+
+
+@dataclass
+class Embeddings:
+    """Pooled embeddings: ``vectors[i]`` belongs to ``records[i]`` (window ``windows[i]`` when per
+    window, starting at ``start_s[i]`` seconds). Failed inputs are in ``errors``."""
+
+    records: list[str]
+    vectors: np.ndarray
+    windows: list[int] | None = None
+    start_s: list[float] | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        df = pd.DataFrame({"record": self.records})
+        if self.windows is not None:
+            df["window"] = self.windows
+            df["start_s"] = self.start_s
+        df["embedding"] = list(self.vectors)
+        return df
+
+
+class Predictor:
+    """Score ECGs with a model, its input contract driving reading and preprocessing.
+
+    ``model``: a loaded model, a registered name or a model file. ``device``: ``None`` picks CUDA
+    when available, else CPU. ``precision``: ``fp32``, ``bf16`` (autocast, CPU or GPU) or ``fp16``
+    (GPU). ``workers``: reading/preprocessing processes (``0``: in this process; default: one less
+    than the CPU count, at least 1). ``lead``: the channel to use for a single-lead model.
+    ``stride_s``: window step for records longer than the window. ``aggregate``: ``mean`` or
+    ``max`` of window probabilities per record. ``thresholds``: one number, a mapping label ->
+    number, or a sequence per label; default the model's stored thresholds, else 0.5.
+    ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
+    """
+
+    def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
+                 batch_size: int = 64, workers: int | None = None, lead: str | None = None,
+                 stride_s: float | None = None, aggregate: Literal["mean", "max"] = "mean",
+                 thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
+                 progress: bool | None = None, fs: float | None = None,
+                 leads: Sequence[str] | None = None, units: str | None = None,
+                 contract: InputContract | None = None,
+                 on_error: Callable[[str, str], None] | None = None) -> None:
+        import torch
+
+        from ..models import load_model
+
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model)
+        self.model = model.eval()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16 (got {precision!r})")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 runs on a GPU only; use bf16 on the CPU")
+        self.precision = precision
+        self.batch_size = max(1, int(batch_size))
+        info = getattr(model, "info", None)
+        self.contract = contract or (info.contract if info is not None else None)
+        if self.contract is None:
+            raise ValueError("the model carries no input contract (leads, rate, length); pass "
+                             "contract=InputContract(...)")
+        if self.contract.n_leads != model.config.in_channels:
+            raise ValueError(f"contract names {self.contract.n_leads} leads, the model takes "
+                             f"{model.config.in_channels}")
+        n = model.config.n_classes
+        labels = list(info.labels) if info is not None and info.labels else [f"output_{i}" for i in range(n)]
+        self.labels = [f"p_{name}" if name in RESERVED_COLUMNS else name for name in labels]
+        self.thresholds = self._thresholds(thresholds, info, labels)
+        if aggregate not in ("mean", "max"):
+            raise ValueError(f"aggregate must be mean or max (got {aggregate!r})")
+        self.aggregate = aggregate
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.workers = max(1, min(cpus - 1, 8)) if workers is None else max(0, int(workers))
+        self.progress = progress
+        self.options = _Options(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units)
+        self.model_name = (info.name if info is not None and info.name else
+                           (info.provenance.get("file") if info is not None else None)) or "Net1D"
+        self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead(s) "
+                              f"{' '.join(self.contract.leads)}, {self.contract.fs:g} Hz, "
+                              f"{self.contract.n_samples} samples")
+        self.on_error = on_error
+
+    @staticmethod
+    def _thresholds(value: Any, info: Any, labels: list[str]) -> np.ndarray:
+        n = len(labels)
+        base = np.full(n, 0.5)
+        if info is not None and info.thresholds is not None:
+            base = np.asarray(info.thresholds, dtype=np.float64)
+        if value is None:
+            return base
+        if isinstance(value, (int, float)):
+            return np.full(n, float(value))
+        if isinstance(value, Mapping):
+            out = base.copy()
+            unknown = [k for k in value if k not in labels]
+            if unknown:
+                raise ValueError(f"thresholds for unknown labels: {', '.join(map(str, unknown[:5]))}")
+            for k, v in value.items():
+                out[labels.index(k)] = float(v)
+            return out
+        arr = np.asarray(list(value), dtype=np.float64)
+        if arr.shape != (n,):
+            raise ValueError(f"{arr.size} thresholds for {n} labels")
+        return arr
+
+    # ------------------------------------------------------------------ input stream
+
+    def _items(self, inputs: Any) -> Iterator[Source | ECGRecord | _Prepared]:
+        if isinstance(inputs, (str, os.PathLike, ECGRecord, np.ndarray)) or (
+                isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], np.ndarray)):
+            inputs = [inputs]
+        for i, item in enumerate(inputs):
+            if isinstance(item, (str, os.PathLike)):
+                yield from expand_inputs([item])
+            elif isinstance(item, Source):
+                yield item
+            elif isinstance(item, ECGRecord):
+                yield item
+            else:
+                try:
+                    yield self._array_record(item, i)
+                except ECGInputError as exc:
+                    yield _Prepared(key=exc.source, error=exc.reason)
+
+    def _array_record(self, item: Any, i: int) -> ECGRecord:
+        fs = self.contract.fs
+        if isinstance(item, tuple):
+            item, fs = item
+        arr = np.asarray(item, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[0] != self.contract.n_leads:
+            raise ECGInputError(f"array[{i}]", f"expected ({self.contract.n_leads}, samples) in the "
+                                f"contract's lead order {' '.join(self.contract.leads)}, got {arr.shape}")
+        return ECGRecord(signal=arr, fs=float(fs), leads=self.contract.leads, record_id=f"array[{i}]")
+
+    def _prepared(self, items: Iterable[Source | ECGRecord | _Prepared]) -> Iterator[_Prepared]:
+        """Prepared records in input order; file reading in worker processes, a bounded number ahead."""
+        if self.workers == 0:
+            for item in items:
+                yield item if isinstance(item, _Prepared) else _prepare_one(item, self.options)
+            return
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        ahead = 2 * self.workers + 4
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init) as pool:
+            queue: deque[tuple[str, Future[_Prepared] | _Prepared]] = deque()
+            for item in items:
+                # records already in memory are prepared here; files go to the workers
+                if isinstance(item, Source):
+                    queue.append((item.key, pool.submit(_prepare_one, item, self.options)))
+                elif isinstance(item, _Prepared):
+                    queue.append((item.key, item))
+                else:
+                    queue.append(("", _prepare_one(item, self.options)))
+                while len(queue) > ahead:
+                    yield _result(*queue.popleft())
+            while queue:
+                yield _result(*queue.popleft())
+
+    # ------------------------------------------------------------------ model
+
+    def _forward(self, windows: np.ndarray, features: bool) -> np.ndarray:
+        import torch
+
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(windows), self.batch_size):
+                x = torch.from_numpy(windows[i:i + self.batch_size]).to(self.device, non_blocking=True)
+                dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+                with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                    f = self.model.forward_features(x)
+                    y = f if features else torch.sigmoid(self.model.forward_head(f))
+                outs.append(y.float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+    def _scored(self, inputs: Any, features: bool) -> Iterator[tuple[_Prepared, np.ndarray | None]]:
+        """(record, per-window outputs) in input order; windows of several records share batches."""
+        items = self._items(inputs)
+        pending: deque[list[Any]] = deque()  # [prepared, outputs or None]
+        batch: list[tuple[list[Any], np.ndarray]] = []
+        batched = 0
+
+        def flush() -> None:
+            nonlocal batched
+            if not batch:
+                return
+            out = self._forward(np.concatenate([w for _, w in batch]), features)
+            pos = 0
+            for slot, w in batch:
+                slot[1] = out[pos:pos + len(w)]
+                pos += len(w)
+            batch.clear()
+            batched = 0
+
+        bar = self._bar()
+        try:
+            for prep in self._prepared(items):
+                slot = [prep, None]
+                pending.append(slot)
+                if prep.error is None and prep.windows is not None:
+                    batch.append((slot, prep.windows))
+                    batched += len(prep.windows)
+                    prep.windows = None  # the batch holds it now; dropped once scored
+                    if batched >= self.batch_size:
+                        flush()
+                while pending and (pending[0][0].error is not None or pending[0][1] is not None):
+                    done = pending.popleft()
+                    if bar is not None:
+                        bar.update(1)
+                    yield done[0], done[1]
+            flush()
+            while pending:
+                done = pending.popleft()
+                if bar is not None:
+                    bar.update(1)
+                yield done[0], done[1]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _bar(self) -> Any:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        if not show:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(unit="ECG", desc="ecgfounder", file=sys.stderr, mininterval=0.5)
+
+    def _report(self, prep: _Prepared) -> None:
+        if prep.error is not None:
+            log.warning("%s: %s", prep.key, prep.error)
+            if self.on_error is not None:
+                self.on_error(prep.key, prep.error)
+
+    # ------------------------------------------------------------------ public API
+
+    def iter_predict(self, inputs: Any, *, per_window: bool = False) -> Iterator[dict[str, Any]]:
+        """Rows (dicts) one by one, in input order; see :meth:`predict`."""
+        for prep, probs in self._scored(inputs, features=False):
+            self._report(prep)
+            base = {"record": prep.key}
+            meta = {"flags": ";".join(prep.flags), "error": prep.error or "", "model": self.model_name,
+                    "preprocessing": self.preprocessing}
+            if probs is None:
+                row = {**base, **({"window": None, "start_s": None} if per_window else {}),
+                       "findings": "", **meta, "n_windows": 0, "duration_s": prep.duration_s}
+                yield {**row, **dict.fromkeys(self.labels, math.nan)}
+                continue
+            if per_window:
+                for w, (p, start) in enumerate(zip(probs, prep.starts_s)):
+                    yield {**base, "window": w, "start_s": start, "findings": self._findings(p), **meta,
+                           "n_windows": len(probs), "duration_s": prep.duration_s,
+                           **dict(zip(self.labels, map(float, p)))}
+            else:
+                p = probs.mean(0) if self.aggregate == "mean" else probs.max(0)
+                yield {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
+                       "duration_s": prep.duration_s, **dict(zip(self.labels, map(float, p)))}
+
+    def predict(self, inputs: Any, *, per_window: bool = False) -> Any:
+        """A pandas DataFrame: one row per record (or per window with ``per_window=True``) with
+        ``record``, ``findings`` (labels at or above their threshold, most probable first),
+        ``flags``, ``error``, ``model``, ``preprocessing``, ``n_windows``, ``duration_s`` and one
+        probability column per label. Failed inputs have ``error`` set and NaN probabilities."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(list(self.iter_predict(inputs, per_window=per_window)))
+
+    def _findings(self, probs: np.ndarray) -> str:
+        hits = np.flatnonzero(probs >= self.thresholds)
+        hits = hits[np.argsort(-probs[hits], kind="stable")]
+        return "; ".join(f"{self.labels[i]} ({probs[i]:.2f})" for i in hits)
+
+    def iter_embed(self, inputs: Any, *, per_window: bool = False
+                   ) -> Iterator[tuple[str, int | None, float | None, np.ndarray | None, str | None]]:
+        """(record, window, start_s, vector, error) one by one; vector None where the input failed."""
+        for prep, feats in self._scored(inputs, features=True):
+            self._report(prep)
+            if feats is None:
+                yield prep.key, None, None, None, prep.error
+            elif per_window:
+                for w, (f, s) in enumerate(zip(feats, prep.starts_s)):
+                    yield prep.key, w, s, f, None
+            else:
+                yield prep.key, None, None, feats.mean(0), None
+
+    def embed(self, inputs: Any, *, per_window: bool = False) -> Embeddings:
+        """Pooled embeddings (the released models: 1024 values) per record, averaged over its
+        windows, or per window."""
+        records, windows, starts, vectors, errors = [], [], [], [], {}
+        for key, w, s, vec, err in self.iter_embed(inputs, per_window=per_window):
+            if vec is None:
+                errors[key] = err or "failed"
+                continue
+            records.append(key)
+            windows.append(w)
+            starts.append(s)
+            vectors.append(vec.astype(np.float32))
+        dim = self.model.num_features
+        return Embeddings(records=records,
+                          vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+                          windows=windows if per_window else None, start_s=starts if per_window else None,
+                          errors=errors)
+
+
+def _result(key: str, item: Future[_Prepared] | _Prepared) -> _Prepared:
+    if isinstance(item, _Prepared):
+        return item
+    try:
+        return item.result()
+    except Exception as exc:  # noqa: BLE001 - a crashed worker (out of memory...): report, go on
+        return _Prepared(key=key, error=f"reading process failed: {type(exc).__name__}: {exc}")
