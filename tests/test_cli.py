@@ -69,3 +69,12 @@ def test_read_reports_records_and_bad_files(data_dir, tmp_path):
     assert rows[1]["record"] == str(bad) and "error" in rows[1]
     assert rows[2]["leads"] == ["II", "V"] and any("PLETH" in n for n in rows[2]["notes"])
     assert f"error: {bad}: " in out.stderr and "Traceback" not in out.stderr
+
+
+def test_readme_example_files_read():
+    root = Path(__file__).resolve().parents[1] / "examples" / "ecg"
+    out = run("read", str(root / "1.hea"), str(root / "A00001.hea"), "--json")
+    assert out.returncode == 0, out.stderr
+    a, b = (json.loads(line) for line in out.stdout.splitlines())
+    assert len(a["leads"]) == 12 and a["fs"] == 500 and a["age"] == 51
+    assert b["leads"] == ["ECG"] and b["fs"] == 300 and b["duration_s"] == 30
