@@ -9,7 +9,7 @@ import torch
 
 from ecgfounder import WeightsUnavailableError, create_model, load_model
 from ecgfounder.models import (ModelEntry, WeightSource, get_model_entry, list_models,
-                               register_model, resolve_weights)
+                               register_model, resolve_weights, unregister_model)
 from ecgfounder.contract import InputContract
 
 REPO = "PKUDigitalHealth/ECGFounder"
@@ -97,10 +97,14 @@ def test_custom_registered_model_from_its_own_hub_repo(tmp_path, fixtures_dir, s
     ), overwrite=True)
     make_hub_cache(tmp_path, "someone/small-ecg", "small.pth",
                    (fixtures_dir / "net1d_small_12lead_bn0.pth").read_bytes())
-    model = load_model(entry.name, cache_dir=tmp_path, local_files_only=True)
-    assert model.info.labels == tuple("ABCDEFG")
-    with pytest.raises(ValueError, match="already registered"):
-        register_model(entry)
+    try:
+        model = load_model(entry.name, cache_dir=tmp_path, local_files_only=True)
+        assert model.info.labels == tuple("ABCDEFG")
+        with pytest.raises(ValueError, match="already registered"):
+            register_model(entry)
+    finally:
+        unregister_model(entry.name)
+    assert "test-small-12lead" not in list_models()
 
 
 def test_preset_has_no_weights():

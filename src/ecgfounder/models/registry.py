@@ -17,7 +17,7 @@ from .config import Net1DConfig, get_preset
 from .labels import ecgfounder_labels
 
 __all__ = [
-    "WeightSource", "ModelEntry", "register_model", "get_model_entry", "list_models",
+    "WeightSource", "ModelEntry", "register_model", "unregister_model", "get_model_entry", "list_models",
     "is_registered", "normalize_name",
 ]
 
@@ -97,6 +97,14 @@ def register_model(entry: ModelEntry, *, overwrite: bool = False) -> ModelEntry:
         raise ValueError(f"a model named {entry.name!r} is already registered")
     _REGISTRY[key] = entry
     return entry
+
+
+def unregister_model(name: str) -> ModelEntry:
+    """Remove an entry (returns it)."""
+    try:
+        return _REGISTRY.pop(normalize_name(name))
+    except KeyError:
+        raise KeyError(f"no registered model named {name!r}") from None
 
 
 def is_registered(name: str) -> bool:
