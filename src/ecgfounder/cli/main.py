@@ -201,6 +201,35 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..train import TrainConfig, load_config, resume, train
+
+    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f"cfg_{f.name}", None) is not None}
+    if args.resume:
+        out = resume(args.resume, **overrides)
+    else:
+        out = train(load_config(args.config, overrides))
+    print(f"run directory: {out}", file=sys.stderr)
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from ..train.config import TrainConfig
+
+    p.add_argument("--config", help="YAML file of training settings (keys as below)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its state.pt")
+    group = p.add_argument_group("settings (override the YAML file)")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V",
+                           help=f"default: {default}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecgfounder",
@@ -268,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     scoring_options(p)
     p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
     p.set_defaults(func=cmd_embed, threshold=None, thresholds=None)
+
+    p = sub.add_parser("train", help="fine-tune, linear-probe or train from scratch (torchrun for many GPUs)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("info", help="load a model strictly and describe it")
     p.add_argument("source", help="registered model name or model file (.pth, .pt, .safetensors)")

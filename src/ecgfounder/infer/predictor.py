@@ -229,27 +229,7 @@ class Predictor:
         return ECGRecord(signal=arr, fs=float(fs), leads=self.contract.leads, record_id=f"array[{i}]")
 
     def _prepared(self, items: Iterable[Source | ECGRecord | _Prepared]) -> Iterator[_Prepared]:
-        """Prepared records in input order; file reading in worker processes, a bounded number ahead."""
-        if self.workers == 0:
-            for item in items:
-                yield item if isinstance(item, _Prepared) else _prepare_one(item, self.options)
-            return
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        ahead = 2 * self.workers + 4
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init) as pool:
-            queue: deque[tuple[str, Future[_Prepared] | _Prepared]] = deque()
-            for item in items:
-                # records already in memory are prepared here; files go to the workers
-                if isinstance(item, Source):
-                    queue.append((item.key, pool.submit(_prepare_one, item, self.options)))
-                elif isinstance(item, _Prepared):
-                    queue.append((item.key, item))
-                else:
-                    queue.append(("", _prepare_one(item, self.options)))
-                while len(queue) > ahead:
-                    yield _result(*queue.popleft())
-            while queue:
-                yield _result(*queue.popleft())
+        return prepared_stream(items, self.options, self.workers)
 
     # ------------------------------------------------------------------ model
 
@@ -263,9 +243,26 @@ class Predictor:
                 dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
                     f = self.model.forward_features(x)
-                    y = f if features else torch.sigmoid(self.model.forward_head(f))
-                outs.append(y.float().cpu().numpy())
+                    y = f if features else self.model.forward_head(f)
+                y = y.float()
+                if not features:
+                    y = self._activate(y)
+                outs.append(y.cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+    def _activate(self, logits: Any) -> Any:
+        """Model outputs to what the table reports, by the model's task."""
+        import torch
+
+        info = getattr(self.model, "info", None)
+        task = getattr(info, "task", "multilabel")
+        if task == "multiclass":
+            return torch.softmax(logits, dim=-1)
+        if task == "regression":
+            mean = torch.tensor(info.target_mean or [0.0] * logits.shape[-1], device=logits.device)
+            std = torch.tensor(info.target_std or [1.0] * logits.shape[-1], device=logits.device)
+            return logits * std + mean
+        return torch.sigmoid(logits)
 
     def _scored(self, inputs: Any, features: bool) -> Iterator[tuple[_Prepared, np.ndarray | None]]:
         """(record, per-window outputs) in input order; windows of several records share batches."""
@@ -360,6 +357,8 @@ class Predictor:
         return pd.DataFrame.from_records(list(self.iter_predict(inputs, per_window=per_window)))
 
     def _findings(self, probs: np.ndarray) -> str:
+        if getattr(getattr(self.model, "info", None), "task", "multilabel") == "regression":
+            return ""
         hits = np.flatnonzero(probs >= self.thresholds)
         hits = hits[np.argsort(-probs[hits], kind="stable")]
         return "; ".join(f"{self.labels[i]} ({probs[i]:.2f})" for i in hits)
@@ -394,6 +393,32 @@ class Predictor:
                           vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
                           windows=windows if per_window else None, start_s=starts if per_window else None,
                           errors=errors)
+
+
+def prepared_stream(items: Iterable[Source | ECGRecord | _Prepared], options: _Options,
+                    workers: int) -> Iterator[_Prepared]:
+    """Prepared records in input order; files read in ``workers`` processes (0: here), at most
+    ``2 x workers + 4`` records ahead of the consumer so memory stays flat."""
+    if workers == 0:
+        for item in items:
+            yield item if isinstance(item, _Prepared) else _prepare_one(item, options)
+        return
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ahead = 2 * workers + 4
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        queue: deque[tuple[str, Future[_Prepared] | _Prepared]] = deque()
+        for item in items:
+            # records already in memory are prepared here; files go to the workers
+            if isinstance(item, Source):
+                queue.append((item.key, pool.submit(_prepare_one, item, options)))
+            elif isinstance(item, _Prepared):
+                queue.append((item.key, item))
+            else:
+                queue.append(("", _prepare_one(item, options)))
+            while len(queue) > ahead:
+                yield _result(*queue.popleft())
+        while queue:
+            yield _result(*queue.popleft())
 
 
 def _result(key: str, item: Future[_Prepared] | _Prepared) -> _Prepared:

@@ -41,6 +41,11 @@ class ModelInfo:
     citation: str | None = None
     description: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: ``multilabel`` (sigmoid per output; the released models), ``multiclass`` (softmax) or
+    #: ``regression`` (outputs * target_std + target_mean).
+    task: str = "multilabel"
+    target_mean: tuple[float, ...] | None = None
+    target_std: tuple[float, ...] | None = None
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
@@ -51,7 +56,8 @@ class ModelInfo:
     def to_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "info": {"name": self.name, "arch": self.arch, "license": self.license,
-                     "citation": self.citation, "description": self.description},
+                     "citation": self.citation, "description": self.description, "task": self.task,
+                     "target_mean": self.target_mean, "target_std": self.target_std},
             "provenance": self.provenance,
         }
         if self.contract is not None:
@@ -75,6 +81,9 @@ class ModelInfo:
             labels=tuple(json.loads(labels)) if labels else None,
             thresholds=tuple(float(t) for t in json.loads(thresholds)) if thresholds else None,
             provenance=json.loads(meta.get("provenance", "{}")),
+            task=info.get("task") or "multilabel",
+            target_mean=tuple(info["target_mean"]) if info.get("target_mean") else None,
+            target_std=tuple(info["target_std"]) if info.get("target_std") else None,
         )
 
 

@@ -1,0 +1,9 @@
+"""Data layer: manifests, the on-disk window cache, datasets and augmentation for training."""
+
+from .cache import WindowCache
+from .dataset import Augment, FeatureDataset, WindowDataset
+from .manifest import (CINC2017_CLASSES, Manifest, assign_splits, cinc2017_manifest, cinc2021_manifest,
+                       load_manifest)
+
+__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "assign_splits",
+           "CINC2017_CLASSES", "WindowCache", "WindowDataset", "FeatureDataset", "Augment"]

@@ -1,0 +1,187 @@
+"""Training manifests: which file, which labels, which split.
+
+The general way in is a CSV with a ``path`` column (relative paths are taken from the CSV's
+folder), one column per label (or one ``label`` column for a multi-class task, or numeric targets
+for regression), and optionally ``split`` (``train``/``val``/``test``) and ``patient_id``.
+:func:`cinc2017_manifest` and :func:`cinc2021_manifest` build one from those data sets' own layouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ECGFounderError
+
+__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "assign_splits",
+           "CINC2017_CLASSES"]
+
+#: CinC 2017 classes in REFERENCE.csv order of meaning, with readable names.
+CINC2017_CLASSES = {"N": "normal", "A": "AF", "O": "other", "~": "noisy"}
+
+
+class Manifest:
+    """A table of records: ``paths``, a label matrix/vector ``y``, ``splits`` and label names.
+
+    ``task``: ``multiclass`` (``y`` int class index, -1 unknown), ``multilabel`` (``y`` float 0/1
+    matrix), ``regression`` (``y`` float matrix).
+    """
+
+    def __init__(self, paths: Sequence[str], y: np.ndarray, labels: Sequence[str], task: str,
+                 splits: Sequence[str], patients: Sequence[str] | None = None) -> None:
+        if task not in ("multiclass", "multilabel", "regression"):
+            raise ValueError(f"task must be multiclass, multilabel or regression (got {task!r})")
+        self.paths = [str(p) for p in paths]
+        self.y = np.asarray(y)
+        self.labels = list(labels)
+        self.task = task
+        self.splits = np.asarray(list(splits), dtype=object)
+        self.patients = list(patients) if patients is not None else None
+        if len(self.paths) != len(self.y) or len(self.splits) != len(self.paths):
+            raise ValueError("paths, targets and splits differ in length")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.splits == split)
+
+    def subset(self, index: np.ndarray) -> Manifest:
+        return Manifest([self.paths[i] for i in index], self.y[index], self.labels, self.task,
+                        self.splits[index], [self.patients[i] for i in index] if self.patients else None)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p in self.paths:
+            h.update(p.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"records": len(self), "task": self.task, "labels": self.labels}
+        for split in ("train", "val", "test"):
+            out[split] = int((self.splits == split).sum())
+        return out
+
+
+def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: float,
+                  groups: Sequence[str] | None = None, strata: np.ndarray | None = None) -> np.ndarray:
+    """Deterministic random splits. With ``groups`` (patient ids) every patient's records land in one
+    split. With ``strata`` (class indices) each class is split in the same proportions."""
+    rng = np.random.default_rng(seed)
+    splits = np.empty(n, dtype=object)
+    if groups is not None:
+        uniq = sorted(set(groups))
+        order = rng.permutation(len(uniq))
+        n_test = int(round(test_fraction * len(uniq)))
+        n_val = int(round(val_fraction * len(uniq)))
+        split_of = {}
+        for rank, gi in enumerate(order):
+            split_of[uniq[gi]] = "test" if rank < n_test else ("val" if rank < n_test + n_val else "train")
+        return np.array([split_of[g] for g in groups], dtype=object)
+    buckets = [np.arange(n)] if strata is None else [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    for idx in buckets:
+        idx = idx[rng.permutation(len(idx))]
+        n_test = int(round(test_fraction * len(idx)))
+        n_val = int(round(val_fraction * len(idx)))
+        splits[idx[:n_test]] = "test"
+        splits[idx[n_test:n_test + n_val]] = "val"
+        splits[idx[n_test + n_val:]] = "train"
+    return splits
+
+
+def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: Sequence[str] | None = None,
+                  seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+    """Read a manifest CSV. Label columns: ``label_columns``, else every column other than
+    ``path``, ``split``, ``patient_id``, ``record`` (multi-class: the ``label`` column). Without a
+    ``split`` column, splits are drawn (patient-level when ``patient_id`` exists)."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ECGFounderError(f"{path}: cannot read manifest ({exc})") from None
+    if "path" not in df.columns:
+        raise ECGFounderError(f"{path}: a manifest needs a 'path' column (has {', '.join(df.columns)})")
+    paths = [str(p if Path(p).is_absolute() else path.parent / p) for p in df["path"].astype(str)]
+    meta = {"path", "split", "patient_id", "record"}
+    if task == "multiclass":
+        col = (label_columns or ["label"])[0]
+        if col not in df.columns:
+            raise ECGFounderError(f"{path}: multi-class task needs a {col!r} column")
+        classes = sorted(df[col].dropna().astype(str).unique())
+        lookup = {c: i for i, c in enumerate(classes)}
+        y = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in df[col]], dtype=np.int64)
+        labels = classes
+    else:
+        cols = list(label_columns) if label_columns else [c for c in df.columns if c not in meta]
+        missing = [c for c in cols if c not in df.columns]
+        if missing or not cols:
+            raise ECGFounderError(f"{path}: label columns missing: {missing or 'none found'}")
+        y = df[cols].to_numpy(dtype=np.float32)
+        labels = cols
+    patients = df["patient_id"].astype(str).tolist() if "patient_id" in df.columns else None
+    if "split" in df.columns:
+        splits = df["split"].astype(str).str.lower().to_numpy(dtype=object)
+    else:
+        splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                               groups=patients, strata=y if task == "multiclass" else None)
+    return Manifest(paths, y, labels, task, splits, patients)
+
+
+def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float = 0.1,
+                      test_fraction: float = 0.1, limit: int | None = None) -> Manifest:
+    """The CinC 2017 layout (``REFERENCE.csv``: record,class with N, A, O, ~): a multi-class task
+    with readable class names, stratified splits (the set has no patient ids). ``limit`` keeps a
+    stratified random subset of that many records."""
+    folder = Path(folder)
+    ref = folder / "REFERENCE.csv"
+    if not ref.is_file():
+        raise ECGFounderError(f"{folder}: no REFERENCE.csv (not the CinC 2017 layout)")
+    names, classes = [], []
+    for line in ref.read_text().splitlines():
+        if line.strip():
+            name, cls = line.strip().split(",")[:2]
+            names.append(name)
+            classes.append(cls)
+    codes = list(CINC2017_CLASSES)
+    y = np.array([codes.index(c) for c in classes], dtype=np.int64)
+    if limit is not None and limit < len(names):
+        keep = assign_splits(len(names), seed=seed + 1, val_fraction=0, test_fraction=limit / len(names),
+                             strata=y)
+        idx = np.flatnonzero(keep == "test")
+        names, y = [names[i] for i in idx], y[idx]
+    splits = assign_splits(len(names), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                           strata=y)
+    return Manifest([str(folder / f"{n}.hea") for n in names], y, list(CINC2017_CLASSES.values()),
+                    "multiclass", splits)
+
+
+def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None, seed: int = 0,
+                      val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+    """WFDB records with CinC 2020/2021 headers (``# Dx: code,code``): a multi-label task over the
+    SNOMED CT codes (``codes``, default every code seen), random splits."""
+    import wfdb
+
+    from ..io._build import parse_header_comments
+
+    folder = Path(folder)
+    headers = sorted(folder.rglob("*.hea"))
+    if not headers:
+        raise ECGFounderError(f"{folder}: no WFDB headers")
+    per_record = []
+    for h in headers:
+        try:
+            comments = wfdb.rdheader(str(h.with_suffix(""))).comments
+        except Exception:  # noqa: BLE001 - unreadable headers are left out of the manifest
+            continue
+        per_record.append((h, set(parse_header_comments(comments)["codes"])))
+    labels = list(codes) if codes else sorted(set().union(*(c for _, c in per_record)))
+    y = np.array([[float(code in c) for code in labels] for _, c in per_record], dtype=np.float32)
+    splits = assign_splits(len(per_record), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits)

@@ -1,0 +1,102 @@
+"""Training configuration: one flat dataclass, read from YAML, every key settable on the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+__all__ = ["TrainConfig", "load_config"]
+
+
+@dataclass
+class TrainConfig:
+    # data: a manifest CSV, or a data set in a known layout
+    manifest: str | None = None          # CSV: path, label columns, optional split, patient_id
+    dataset: str | None = None           # "cinc2017:<folder>" or "cinc2021:<folder>"
+    label_columns: list[str] | None = None
+    limit: int | None = None             # stratified subset of this many records (quick runs)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    cache_dir: str = ".ecgfounder-cache"
+    cache_stride_s: float | None = 5.0   # windows cached every 5 s: more crop positions
+    # task
+    task: str = "multiclass"             # multiclass | multilabel | regression
+    loss: str | None = None              # default per task: ce | bce | mse (or l1)
+    class_weights: str = "none"          # none | balanced
+    sampler: str = "random"              # random | balanced
+    # model
+    init: str = "tiny"                   # preset name (from scratch), registered model, or checkpoint file
+    leads: list[str] | None = None       # lead subset to train on (default: the init model's / 12 leads)
+    lead: str | None = None              # channel to use for a single-lead model
+    use_bn: bool | None = None           # override for official files
+    dropout: bool = False
+    mode: str = "full"                   # full | linear | partial
+    unfreeze_stages: int = 2             # partial: train the last N stages and the head
+    layer_decay: float = 1.0             # layer-wise learning-rate decay (1: none)
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 32                 # global batch (split across processes)
+    accum_steps: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"             # cosine | plateau | constant
+    warmup_epochs: float = 0.5
+    grad_clip: float = 1.0
+    amp: str = "none"                    # none | bf16 | fp16 (fp16 on GPU)
+    early_stop: int = 0                  # epochs without improvement before stopping (0: off)
+    metric: str | None = None            # model selection metric (default per task)
+    seed: int = 0
+    # augmentation (train only)
+    aug_scale: float = 0.1
+    aug_noise: float = 0.0
+    aug_wander: float = 0.0
+    aug_lead_dropout: float = 0.0
+    # running
+    output_dir: str = "runs/latest"
+    workers: int = 1                     # processes reading files while the cache is built
+    device: str | None = None
+    ckpt_every: int = 0                  # also checkpoint every N optimizer steps (for resume)
+    stop_after_steps: int = 0            # stop (as if killed) after N steps; for tests of resume
+    progress: bool = False
+    name: str | None = None              # model name stored in the checkpoint
+
+    def resolved(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    text = str(hint)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and "None" in text):
+        return None
+    if "list" in text:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return list(value)
+    if "bool" in text:
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if "int" in text and "float" not in text:
+        return int(value)
+    if "float" in text:
+        return float(value)
+    return str(value)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A config from YAML (keys = field names), with ``overrides`` (from the command line) on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the config must be a mapping of keys to values")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    hints = get_type_hints(TrainConfig)
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+    return TrainConfig(**{k: _coerce(v, hints[k]) for k, v in data.items()})

@@ -1,0 +1,132 @@
+"""Training: from scratch on real data, DDP equivalence, exact resume, fine-tuning per task type."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import small_checkpoint
+from ecgfounder import load_model
+from ecgfounder.train import load_config, resume, train
+
+
+def _cfg(tmp_path: Path, data_dir: Path, **kw):
+    base = dict(dataset=f"cinc2017:{data_dir / 'cinc2017-dev'}", init="tiny", leads=["I"], epochs=1,
+                batch_size=16, lr=3e-3, cache_dir=str(tmp_path.parent / "cache"), output_dir=str(tmp_path / "run"),
+                workers=0, limit=96, val_fraction=0.1, test_fraction=0.1)
+    base.update(kw)
+    return load_config(None, base)
+
+
+def _weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:
+    return load_model(run / name).state_dict()
+
+
+def test_tiny_from_scratch_beats_chance_on_held_out_cinc2017(tmp_path, data_dir):
+    cfg = _cfg(tmp_path, data_dir, limit=900, epochs=4, batch_size=32, val_fraction=0.1, test_fraction=0.25,
+               class_weights="balanced", name="tiny-cinc2017")
+    run = train(cfg)
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["records"] >= 200
+    mean_auroc = np.mean([test[f"auroc_{c}"] for c in ("normal", "AF", "other", "noisy")])
+    assert mean_auroc > 0.65, test
+    assert test["auroc_AF"] > 0.6, test
+    hist = pd.read_csv(run / "metrics.csv")
+    assert list(hist["epoch"]) == [1, 2, 3, 4] and "val_macro_f1" in hist
+    model = load_model(run / "best.safetensors")
+    assert model.info.labels == ("normal", "AF", "other", "noisy") and model.info.task == "multiclass"
+    assert model.info.contract.leads == ("I",) and model.info.name == "tiny-cinc2017"
+    assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
+
+
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, data_dir):
+    full = train(_cfg(tmp_path / "a", data_dir, epochs=2, aug_noise=0.05))
+    cut = _cfg(tmp_path / "b", data_dir, epochs=2, aug_noise=0.05, stop_after_steps=7)  # 5 steps/epoch
+    run = train(cut)
+    assert not (run / "metrics.csv").exists() or len(pd.read_csv(run / "metrics.csv")) == 1
+    resume(run)
+    a, b = _weights(full), _weights(run)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
+
+
+def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, data_dir):
+    single = train(_cfg(tmp_path / "one", data_dir, epochs=1, batch_size=16))
+    cfg = _cfg(tmp_path / "two", data_dir, epochs=1, batch_size=16)
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+            "-m", "ecgfounder", "train"]
+    for key, value in cfg.resolved().items():
+        if value is None or value is False:
+            continue
+        args += [f"--{key.replace('_', '-')}", ",".join(value) if isinstance(value, list) else str(value)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = _weights(single), _weights(Path(cfg.output_dir))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert any(not torch.equal(a[k], load_model(small_checkpoint(data_dir.parent / "fixtures", 1, 0))
+                               .state_dict().get(k, a[k])) for k in a)
+
+
+def test_fine_tune_fixture_checkpoint_multiclass_and_linear_probe(tmp_path, data_dir, fixtures_dir):
+    src = small_checkpoint(fixtures_dir, 1, 0)
+    run = train(_cfg(tmp_path / "ft", data_dir, init=str(src), leads=None, mode="partial", unfreeze_stages=2,
+                     layer_decay=0.7))
+    m = load_model(run / "last.safetensors")
+    base = load_model(src)
+    assert m.config.n_classes == 4 and m.info.labels == ("normal", "AF", "other", "noisy")
+    # frozen stem and early stages are unchanged, the last stages moved
+    assert torch.equal(m.state_dict()["first_conv.conv.weight"], base.state_dict()["first_conv.conv.weight"])
+    assert torch.equal(m.state_dict()["stage_list.2.block_list.0.conv2.conv.weight"],
+                       base.state_dict()["stage_list.2.block_list.0.conv2.conv.weight"])
+    assert not torch.equal(m.state_dict()["stage_list.6.block_list.0.conv2.conv.weight"],
+                           base.state_dict()["stage_list.6.block_list.0.conv2.conv.weight"])
+    run = train(_cfg(tmp_path / "lp", data_dir, init=str(src), leads=None, mode="linear", epochs=2))
+    m = load_model(run / "last.safetensors")
+    for k, v in base.state_dict().items():
+        if not k.startswith("dense."):
+            assert torch.equal(m.state_dict()[k], v), k
+    assert "window embeddings computed once" in (run / "train.log").read_text()
+
+
+def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_dir, fixtures_dir):
+    codes = ["426783006", "164889003", "270492004"]  # sinus rhythm, AF, 1st degree AV block (SNOMED CT)
+    cfg = _cfg(tmp_path, data_dir, dataset=f"cinc2021:{data_dir / 'cinc2021-samples'}", task="multilabel",
+               label_columns=codes, init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=None, limit=None,
+               batch_size=8, val_fraction=0.2, test_fraction=0.2, class_weights="balanced", sampler="balanced")
+    run = train(cfg)
+    m = load_model(run / "best.safetensors")
+    assert m.info.labels == tuple(codes) and m.info.task == "multilabel" and m.config.in_channels == 12
+    assert "val_macro_auroc" in pd.read_csv(run / "metrics.csv")
+
+
+def test_regression_of_age_from_ludb_with_lead_subset(tmp_path, data_dir, fixtures_dir):
+    from ecgfounder import Predictor, read_ecg
+
+    rows = []
+    for i in range(1, 41):
+        hea = data_dir / "ludb" / "data" / f"{i}.hea"
+        rows.append({"path": str(hea), "age": read_ecg(hea).age})
+    manifest = tmp_path / "ages.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    cfg = _cfg(tmp_path, data_dir, dataset=None, manifest=str(manifest), task="regression", limit=None,
+               init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=["I", "II"], batch_size=8, epochs=2,
+               val_fraction=0.2, test_fraction=0.2, loss="l1")
+    run = train(cfg)
+    m = load_model(run / "best.safetensors")
+    assert m.config.in_channels == 2 and m.info.contract.leads == ("I", "II")
+    assert m.info.task == "regression" and 20 < m.info.target_mean[0] < 80
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["mae"] < 40
+    df = Predictor(m, workers=0, progress=False).predict([data_dir / "ludb" / "data" / "1.hea"])
+    assert 0 < df.loc[0, "age"] < 120 and df.loc[0, "findings"] == ""
