@@ -261,25 +261,35 @@ def _sample_weights(cfg: TrainConfig, man: Manifest, train_idx: np.ndarray) -> n
 
 def _evaluate(model: Net1D, cache: WindowCache, records: np.ndarray, targets: np.ndarray, cfg: TrainConfig,
               labels: list[str], device: torch.device, features: np.ndarray | None = None,
-              target_mean: np.ndarray | None = None, target_std: np.ndarray | None = None
-              ) -> dict[str, Any]:
+              target_mean: np.ndarray | None = None, target_std: np.ndarray | None = None,
+              batch: int = 128) -> dict[str, Any]:
+    """Record-level metrics: each record's windows scored (several records per batch), their
+    probabilities (or predictions) averaged."""
     model.eval()
-    outs = []
+
+    def activate(logits: torch.Tensor) -> torch.Tensor:
+        if cfg.task == "multiclass":
+            return torch.softmax(logits.float(), -1)
+        if cfg.task == "multilabel":
+            return torch.sigmoid(logits.float())
+        return logits.float()
+
+    outs: list[np.ndarray] = []
     with torch.inference_mode():
-        for rec in records:
+        for i in range(0, len(records), max(1, batch // 4)):
+            chunk = records[i:i + max(1, batch // 4)]
             if features is not None:
-                x = torch.from_numpy(np.asarray(features[cache.first[rec]:cache.first[rec] + cache.count[rec]]))
-                logits = model.dense(x.to(device))
+                x = np.concatenate([features[cache.first[r]:cache.first[r] + cache.count[r]] for r in chunk])
+                p = activate(model.dense(torch.from_numpy(x).to(device)))
             else:
-                x = torch.from_numpy(np.array(cache.record_windows(rec), dtype=np.float32)).to(device)
-                logits = model(x)
-            if cfg.task == "multiclass":
-                p = torch.softmax(logits.float(), -1)
-            elif cfg.task == "multilabel":
-                p = torch.sigmoid(logits.float())
-            else:
-                p = logits.float()
-            outs.append(p.mean(0).cpu().numpy())
+                x = np.concatenate([np.asarray(cache.record_windows(r), dtype=np.float32) for r in chunk])
+                p = torch.cat([activate(model(torch.from_numpy(x[j:j + batch]).to(device)))
+                               for j in range(0, len(x), batch)])
+            pos = 0
+            for r in chunk:
+                n = int(cache.count[r])
+                outs.append(p[pos:pos + n].mean(0).cpu().numpy())
+                pos += n
     out = np.stack(outs)
     y = targets[records]
     if cfg.task == "regression":
