@@ -131,3 +131,51 @@ def test_regression_of_age_from_ludb_with_lead_subset(tmp_path, data_dir, fixtur
     assert test["mae"] < 40
     df = Predictor(m, workers=0, progress=False).predict([data_dir / "ludb" / "data" / "1.hea"])
     assert 0 < df.loc[0, "age"] < 120 and df.loc[0, "findings"] == ""
+
+
+def _fake_ptbxl(root: Path, data_dir: Path) -> Path:
+    """A PTB-XL-layout folder (database, statements, records500/) over 20 real LUDB recordings."""
+    import shutil
+
+    (root / "records500" / "00000").mkdir(parents=True)
+    codes = ["{'NORM': 100.0, 'SR': 0.0}", "{'IMI': 50.0, 'ABQRS': 0.0, 'SR': 0.0}",
+             "{'LVH': 100.0, 'SR': 0.0}", "{'AFIB': 100.0, 'NDT': 100.0}"]
+    rows = []
+    for i in range(1, 21):
+        name = f"{i:05d}_hr"
+        for ext in (".hea", ".dat"):
+            text = (data_dir / "ludb" / "data" / f"{i}{ext}").read_bytes()
+            if ext == ".hea":
+                text = text.decode().replace(f"{i}.dat", f"{name}.dat").replace(f"{i} 12", f"{name} 12", 1).encode()
+            (root / "records500" / "00000" / f"{name}{ext}").write_bytes(text)
+        rows.append({"ecg_id": i, "patient_id": 1000 + i // 2, "scp_codes": codes[i % 4],
+                     "strat_fold": 1 + (i % 10), "filename_hr": f"records500/00000/{name}",
+                     "filename_lr": f"records100/00000/{i:05d}_lr"})
+    pd.DataFrame(rows).to_csv(root / "ptbxl_database.csv", index=False)
+    pd.DataFrame([
+        {"code": "NORM", "diagnostic": 1, "form": None, "rhythm": None, "diagnostic_class": "NORM", "diagnostic_subclass": "NORM"},
+        {"code": "IMI", "diagnostic": 1, "form": None, "rhythm": None, "diagnostic_class": "MI", "diagnostic_subclass": "IMI"},
+        {"code": "LVH", "diagnostic": 1, "form": None, "rhythm": None, "diagnostic_class": "HYP", "diagnostic_subclass": "LVH"},
+        {"code": "NDT", "diagnostic": 1, "form": 1, "rhythm": None, "diagnostic_class": "STTC", "diagnostic_subclass": "STTC"},
+        {"code": "ABQRS", "diagnostic": None, "form": 1, "rhythm": None, "diagnostic_class": None, "diagnostic_subclass": None},
+        {"code": "SR", "diagnostic": None, "form": None, "rhythm": 1, "diagnostic_class": None, "diagnostic_subclass": None},
+        {"code": "AFIB", "diagnostic": None, "form": None, "rhythm": 1, "diagnostic_class": None, "diagnostic_subclass": None},
+    ]).to_csv(root / "scp_statements.csv", index=False)
+    return root
+
+
+def test_ptbxl_layout_groups_and_standard_folds(tmp_path, data_dir, fixtures_dir):
+    from ecgfounder.data import ptbxl_manifest
+
+    root = _fake_ptbxl(tmp_path / "ptbxl", data_dir)
+    sup = ptbxl_manifest(root)
+    assert sup.labels == ["HYP", "MI", "NORM", "STTC"]
+    assert list(sup.y[0]) == [0, 1, 0, 0]  # ecg 1: IMI -> MI
+    assert sup.summary()["test"] == 2 and sup.summary()["val"] == 2  # folds 10 and 9
+    assert ptbxl_manifest(root, group="rhythm").labels == ["AFIB", "SR"]
+    assert ptbxl_manifest(root, group="form").labels == ["ABQRS", "NDT"]
+    assert ptbxl_manifest(root, group="subdiagnostic").labels == ["IMI", "LVH", "NORM", "STTC"]
+    cfg = _cfg(tmp_path, data_dir, dataset=f"ptbxl/superdiagnostic:{root}", task="multilabel",
+               init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=None, limit=None, batch_size=8)
+    run = train(cfg)
+    assert load_model(run / "last.safetensors").info.labels == ("HYP", "MI", "NORM", "STTC")

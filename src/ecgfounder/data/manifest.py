@@ -17,8 +17,11 @@ import numpy as np
 
 from ..errors import ECGFounderError
 
-__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "assign_splits",
-           "CINC2017_CLASSES"]
+__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest",
+           "assign_splits", "CINC2017_CLASSES", "PTBXL_GROUPS"]
+
+#: PTB-XL statement groups (Wagner et al. 2020 benchmark tasks).
+PTBXL_GROUPS = ("all", "diagnostic", "superdiagnostic", "subdiagnostic", "form", "rhythm")
 
 #: CinC 2017 classes in REFERENCE.csv order of meaning, with readable names.
 CINC2017_CLASSES = {"N": "normal", "A": "AF", "O": "other", "~": "noisy"}
@@ -185,3 +188,53 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
     y = np.array([[float(code in c) for code in labels] for _, c in per_record], dtype=np.float32)
     splits = assign_splits(len(per_record), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits)
+
+
+def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: int = 500,
+                   min_likelihood: float = 0.0) -> Manifest:
+    """PTB-XL (``ptbxl_database.csv``, ``scp_statements.csv``, ``records500/`` or ``records100/``):
+    a multi-label task over a statement group, with the standard folds (1-8 train, 9 validation,
+    10 test; folds keep each patient in one fold).
+
+    Groups: ``all`` (every SCP statement), ``diagnostic``, ``superdiagnostic`` (NORM, MI, STTC, CD,
+    HYP), ``subdiagnostic``, ``form``, ``rhythm``. A statement counts when its likelihood is above
+    ``min_likelihood`` (PTB-XL's 0 means "present, likelihood unknown", kept by default). Records
+    with no statement of the group keep all-zero targets, as in the benchmark's data.
+    """
+    import ast
+
+    import pandas as pd
+
+    folder = Path(folder)
+    db_path, scp_path = folder / "ptbxl_database.csv", folder / "scp_statements.csv"
+    if not db_path.is_file() or not scp_path.is_file():
+        raise ECGFounderError(f"{folder}: ptbxl_database.csv and scp_statements.csv expected (PTB-XL layout)")
+    if group not in PTBXL_GROUPS:
+        raise ECGFounderError(f"unknown PTB-XL group {group!r}; one of {', '.join(PTBXL_GROUPS)}")
+    db = pd.read_csv(db_path, index_col="ecg_id")
+    scp = pd.read_csv(scp_path, index_col=0)
+
+    def statements(raw: str) -> set[str]:
+        codes = ast.literal_eval(raw)  # a dict literal such as {'NORM': 100.0, 'SR': 0.0}
+        keep = {c for c, lik in codes.items() if float(lik) >= min_likelihood and c in scp.index}
+        if group == "all":
+            return keep
+        if group == "form":
+            return {c for c in keep if scp.loc[c].get("form") == 1}
+        if group == "rhythm":
+            return {c for c in keep if scp.loc[c].get("rhythm") == 1}
+        diag = {c for c in keep if scp.loc[c].get("diagnostic") == 1}
+        if group == "diagnostic":
+            return diag
+        column = "diagnostic_class" if group == "superdiagnostic" else "diagnostic_subclass"
+        return {str(scp.loc[c, column]) for c in diag if pd.notna(scp.loc[c, column])}
+
+    sets = [statements(s) for s in db["scp_codes"]]
+    labels = sorted(set().union(*sets))
+    y = np.array([[float(lab in st) for lab in labels] for st in sets], dtype=np.float32)
+    column = "filename_hr" if rate == 500 else "filename_lr"
+    paths = [str(folder / f"{name}.hea") for name in db[column]]
+    fold = db["strat_fold"].astype(int).to_numpy()
+    splits = np.where(fold == 10, "test", np.where(fold == 9, "val", "train")).astype(object)
+    patients = db["patient_id"].astype(int).astype(str).tolist() if "patient_id" in db.columns else None
+    return Manifest(paths, y, labels, "multilabel", splits, patients)
