@@ -179,3 +179,33 @@ def test_ptbxl_layout_groups_and_standard_folds(tmp_path, data_dir, fixtures_dir
                init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=None, limit=None, batch_size=8)
     run = train(cfg)
     assert load_model(run / "last.safetensors").info.labels == ("HYP", "MI", "NORM", "STTC")
+
+
+def test_prepare_shards_and_stream_each_record_once_per_epoch(tmp_path, data_dir):
+    from ecgfounder.data.shards import ShardStream
+
+    out = tmp_path / "shards"
+    cmd = [str(Path(sys.executable).with_name("ecgfounder")), "prepare", "--dataset",
+           f"cinc2017:{data_dir / 'cinc2017-dev'}", "--limit", "80", "--leads", "I", "--out", str(out),
+           "--shard-records", "7", "--workers", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert len(index["shards"]) == 12 and sum(s["records"] for s in index["shards"]) == 80
+    train_records = {r["path"] for s in index["shards"]
+                     for r in json.loads((out / f"{s['name']}.json").read_text()) if r["split"] == "train"}
+    for world in (1, 2, 3):
+        for epoch in (0, 1):
+            seen, shards = [], []
+            for rank in range(world):
+                stream = ShardStream(out, "train", rank=rank, world=world, seed=5)
+                stream.set_epoch(epoch)
+                shards.append({s["name"] for s in stream.my_shards()})
+                seen += [path for _, _, path in stream]
+            assert sorted(seen) == sorted(train_records), (world, epoch)  # each exactly once
+            assert all(not (a & b) for i, a in enumerate(shards) for b in shards[i + 1:])
+    # and training streams from the shards
+    cfg = _cfg(tmp_path, data_dir, dataset=None, shards=str(out), epochs=2, batch_size=8, aug_noise=0.02)
+    run = train(cfg)
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
+    assert load_model(run / "best.safetensors").info.labels == ("normal", "AF", "other", "noisy")

@@ -14,7 +14,8 @@ __all__ = ["TrainConfig", "load_config"]
 class TrainConfig:
     # data: a manifest CSV, or a data set in a known layout
     manifest: str | None = None          # CSV: path, label columns, optional split, patient_id
-    dataset: str | None = None           # "cinc2017:<folder>" or "cinc2021:<folder>"
+    dataset: str | None = None           # "cinc2017:<folder>", "cinc2021:<folder>", "ptbxl[/group]:<folder>"
+    shards: str | None = None            # a folder written by `ecgfounder prepare` (streamed per process)
     label_columns: list[str] | None = None
     limit: int | None = None             # stratified subset of this many records (quick runs)
     val_fraction: float = 0.1

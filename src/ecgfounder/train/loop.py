@@ -21,6 +21,7 @@ import math
 import os
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -152,23 +153,25 @@ def _adapt_leads(model: Net1D, old: tuple[str, ...], new: tuple[str, ...]) -> Ne
     return out
 
 
-def _build_model(cfg: TrainConfig, man: Manifest, run: _Run) -> Net1D:
-    n_out = len(man.labels)
+def _build_model(cfg: TrainConfig, labels: list[str], run: _Run,
+                 contract_hint: InputContract | None = None) -> Net1D:
+    n_out = len(labels)
     if cfg.init in PRESETS:
-        contract = _contract(cfg, InputContract(leads=tuple(cfg.leads) if cfg.leads else STANDARD_12_LEADS))
-        model = create_model(cfg.init, in_channels=contract.n_leads, n_classes=n_out, labels=man.labels,
+        contract = contract_hint or _contract(
+            cfg, InputContract(leads=tuple(cfg.leads) if cfg.leads else STANDARD_12_LEADS))
+        model = create_model(cfg.init, in_channels=contract.n_leads, n_classes=n_out, labels=labels,
                              contract=contract, use_do=cfg.dropout)
         run.log(f"model: {cfg.init} from scratch, {model.num_parameters():,} parameters")
     else:
         overrides = {} if cfg.use_bn is None else {"use_bn": cfg.use_bn}
         model = load_model(cfg.init, **overrides)
         base = model.info.contract if model.info and model.info.contract else InputContract()
-        contract = _contract(cfg, base)
+        contract = contract_hint or _contract(cfg, base)
         if contract.leads != base.leads:
             model = _adapt_leads(model, base.leads, contract.leads)
             run.log(f"first layer restricted to leads {' '.join(contract.leads)} of {' '.join(base.leads)}")
         model.reset_classifier(n_out)
-        model.info.labels = tuple(man.labels)
+        model.info.labels = tuple(labels)
         model.info.thresholds = None
         model.info.contract = contract
         if cfg.dropout:
@@ -220,14 +223,14 @@ def _param_groups(model: Net1D, cfg: TrainConfig) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------- loss
 
 
-def _loss_fn(cfg: TrainConfig, man: Manifest, train_idx: np.ndarray, device: torch.device):
-    y = man.y[train_idx]
+def _loss_fn(cfg: TrainConfig, y: np.ndarray, n_labels: int, device: torch.device):
+    """The task's loss; ``y``: the training targets (for balanced class weights)."""
     kind = cfg.loss or {"multiclass": "ce", "multilabel": "bce", "regression": "mse"}[cfg.task]
     weight = None
     if cfg.class_weights == "balanced":
         if cfg.task == "multiclass":
-            counts = np.bincount(y[y >= 0], minlength=len(man.labels)).astype(np.float64)
-            weight = torch.tensor(len(y) / (len(man.labels) * np.maximum(counts, 1)), dtype=torch.float32)
+            counts = np.bincount(y[y >= 0], minlength=n_labels).astype(np.float64)
+            weight = torch.tensor(len(y) / (n_labels * np.maximum(counts, 1)), dtype=torch.float32)
         elif cfg.task == "multilabel":
             pos = y.sum(0)
             weight = torch.tensor((len(y) - pos) / np.maximum(pos, 1), dtype=torch.float32)
@@ -246,12 +249,11 @@ def _loss_fn(cfg: TrainConfig, man: Manifest, train_idx: np.ndarray, device: tor
     return loss
 
 
-def _sample_weights(cfg: TrainConfig, man: Manifest, train_idx: np.ndarray) -> np.ndarray | None:
+def _sample_weights(cfg: TrainConfig, y: np.ndarray, n_labels: int) -> np.ndarray | None:
     if cfg.sampler != "balanced":
         return None
-    y = man.y[train_idx]
     if cfg.task == "multiclass":
-        counts = np.bincount(y[y >= 0], minlength=len(man.labels))
+        counts = np.bincount(y[y >= 0], minlength=n_labels)
         return 1.0 / np.maximum(counts[np.maximum(y, 0)], 1)
     if cfg.task == "multilabel":
         freq = y.mean(0) + 1e-6
@@ -263,12 +265,12 @@ def _sample_weights(cfg: TrainConfig, man: Manifest, train_idx: np.ndarray) -> n
 # ---------------------------------------------------------------------------------------- loop
 
 
-def _evaluate(model: Net1D, cache: WindowCache, records: np.ndarray, targets: np.ndarray, cfg: TrainConfig,
-              labels: list[str], device: torch.device, features: np.ndarray | None = None,
-              target_mean: np.ndarray | None = None, target_std: np.ndarray | None = None,
-              batch: int = 128) -> dict[str, Any]:
-    """Record-level metrics: each record's windows scored (several records per batch), their
-    probabilities (or predictions) averaged."""
+def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], device: torch.device,
+              linear: bool = False, target_mean: np.ndarray | None = None,
+              target_std: np.ndarray | None = None, batch: int = 128) -> dict[str, Any]:
+    """Record-level metrics over ``records``: an iterable of (windows or window embeddings, target).
+    Each record's windows are scored (several records per batch) and their probabilities (or
+    predictions) averaged."""
     model.eval()
 
     def activate(logits: torch.Tensor) -> torch.Tensor:
@@ -278,24 +280,31 @@ def _evaluate(model: Net1D, cache: WindowCache, records: np.ndarray, targets: np
             return torch.sigmoid(logits.float())
         return logits.float()
 
+    head = model.dense if linear else model
     outs: list[np.ndarray] = []
+    ys: list[Any] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        x = np.concatenate(pending)
+        p = torch.cat([activate(head(torch.from_numpy(x[j:j + batch]).to(device))) for j in range(0, len(x), batch)])
+        pos = 0
+        for w in pending:
+            outs.append(p[pos:pos + len(w)].mean(0).cpu().numpy())
+            pos += len(w)
+        pending.clear()
+
     with torch.inference_mode():
-        for i in range(0, len(records), max(1, batch // 4)):
-            chunk = records[i:i + max(1, batch // 4)]
-            if features is not None:
-                x = np.concatenate([features[cache.first[r]:cache.first[r] + cache.count[r]] for r in chunk])
-                p = activate(model.dense(torch.from_numpy(x).to(device)))
-            else:
-                x = np.concatenate([np.asarray(cache.record_windows(r), dtype=np.float32) for r in chunk])
-                p = torch.cat([activate(model(torch.from_numpy(x[j:j + batch]).to(device)))
-                               for j in range(0, len(x), batch)])
-            pos = 0
-            for r in chunk:
-                n = int(cache.count[r])
-                outs.append(p[pos:pos + n].mean(0).cpu().numpy())
-                pos += n
+        for windows, y in records:
+            pending.append(np.asarray(windows, dtype=np.float32))
+            ys.append(y)
+            if sum(len(w) for w in pending) >= batch:
+                flush()
+        flush()
     out = np.stack(outs)
-    y = targets[records]
+    y = np.asarray(ys)
     if cfg.task == "regression":
         out = out * target_std + target_mean
         y = y * target_std + target_mean
@@ -308,6 +317,131 @@ def _better(metric: str, new: float, best: float | None) -> bool:
     return new < best if metric in ("mae", "rmse", "loss") else new > best
 
 
+class _IndexData:
+    """Records in a :class:`WindowCache`; epochs are permutations of record indices."""
+
+    def __init__(self, cfg: TrainConfig, run: _Run, man: Manifest, contract: InputContract) -> None:
+        cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
+        if run.main:
+            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers,
+                                           progress=cfg.progress, log=run.log, **cache_args)
+        run.barrier()
+        if not run.main:
+            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
+        run.log(f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
+                f"{len(self.cache.errors)} unusable records)")
+        self.cfg, self.run, self.labels = cfg, run, man.labels
+        self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
+        self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
+        self.features: np.ndarray | None = None
+        self.dataset: Any = None
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self.targets[self.split["train"]]
+
+    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.targets = (self.targets - mean) / std
+
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+        if self.cfg.mode == "linear":
+            self.features = _features(model, self.cache, self.run)
+            self.dataset = FeatureDataset(self.features, self.cache, self.split["train"], self.targets,
+                                          train=True, seed=self.cfg.seed)
+        else:
+            self.dataset = WindowDataset(self.cache, self.split["train"], self.targets, train=True,
+                                         seed=self.cfg.seed, augment=augment)
+        self.weights = weights
+
+    def n_local(self, epoch: int) -> int:
+        return len(self.split["train"]) // self.run.world
+
+    def items(self, epoch: int, skip: int) -> Iterator[Any]:
+        self.dataset.set_epoch(epoch)
+        order = _epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
+        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
+        return (self.dataset[int(i)] for i in order[skip:])
+
+    def has(self, split: str) -> bool:
+        return len(self.split[split]) > 0
+
+    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        feats = self.features
+        if feats is not None and model is not None:
+            feats = _features(model, self.cache, self.run)
+        for r in self.split[split]:
+            a, n = self.cache.first[r], self.cache.count[r]
+            yield (feats[a:a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
+
+
+class _StreamData:
+    """Shards written by ``ecgfounder prepare``; each process streams its own shards."""
+
+    def __init__(self, cfg: TrainConfig, run: _Run) -> None:
+        from ..data.shards import ShardStream
+
+        if cfg.mode == "linear" or cfg.sampler == "balanced":
+            raise ECGFounderError("linear probing and balanced sampling need the cached (manifest) data path, "
+                                  "not shards")
+        self.cfg, self.run = cfg, run
+        self.stream = ShardStream(cfg.shards, "train", rank=run.rank, world=run.world, seed=cfg.seed)
+        self.labels = list(self.stream.labels)
+        if self.stream.task != cfg.task:
+            raise ECGFounderError(f"the shards hold a {self.stream.task} task, the config says {cfg.task}")
+        ys = [r["y"] for r in self._all_records("train")]
+        self._train_targets = np.asarray(ys, dtype=np.int64 if cfg.task == "multiclass" else np.float32)
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        run.log(f"shards: {cfg.shards} ({len(self.stream.index['shards'])} shards, "
+                f"{len(ys)} training records)")
+
+    def _all_records(self, split: str) -> list[dict[str, Any]]:
+        out = []
+        for shard in self.stream.index["shards"]:
+            out += [r for r in json.loads((Path(self.cfg.shards) / f"{shard['name']}.json").read_text())
+                    if r["split"] == split]
+        return out
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self._train_targets
+
+    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean, self.std = mean, std
+
+    def _target(self, y: Any) -> Any:
+        if self.mean is None:
+            return y
+        return (np.asarray(y, dtype=np.float32) - self.mean) / self.std
+
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+        self.augment = augment if augment.active else None
+
+    def n_local(self, epoch: int) -> int:
+        # the process with the fewest records this epoch sets the pace: equal step counts for DDP
+        self.stream.set_epoch(epoch)
+        return min(self.stream.records_per_rank())
+
+    def items(self, epoch: int, skip: int) -> Iterator[Any]:
+        import itertools
+
+        self.stream.set_epoch(epoch)
+        for k, (x, y, path) in enumerate(itertools.islice(iter(self.stream), skip, None)):
+            if self.augment is not None:
+                rng = np.random.default_rng([self.cfg.seed, epoch, self.run.rank, skip + k])
+                x = torch.from_numpy(self.augment(x.numpy(), rng))
+            yield x, torch.as_tensor(self._target(y)), path
+
+    def has(self, split: str) -> bool:
+        return any(s[split] for s in self.stream.index["shards"])
+
+    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        from ..data.shards import ShardStream
+
+        for windows, y, _ in ShardStream(self.cfg.shards, split, train=False).iter_records():
+            yield windows, self._target(y)
+
+
 def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
     """Train as ``cfg`` says; returns the run directory."""
     run = _Run(cfg)
@@ -316,37 +450,30 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
 
         (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
     torch.manual_seed(cfg.seed)
-    man = _manifest(cfg)
-    run.log(f"data: {json.dumps(man.summary())}")
-    model = _build_model(cfg, man, run)
+    data: _IndexData | _StreamData
+    if cfg.shards:
+        data = _StreamData(cfg, run)
+        model = _build_model(cfg, data.labels, run, contract_hint=data.stream.contract)
+    else:
+        man = _manifest(cfg)
+        run.log(f"data: {json.dumps(man.summary())}")
+        model = _build_model(cfg, man.labels, run)
+        data = _IndexData(cfg, run, man, model.info.contract)
+    labels = list(data.labels)
     contract = model.info.contract
-    cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
-    if run.main:
-        cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers, progress=cfg.progress,
-                                  log=run.log, **cache_args)
-    run.barrier()
-    if not run.main:
-        cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
-    run.log(f"cache: {cache.directory} ({cache.meta['windows']} windows, {len(cache.errors)} unusable records)")
 
-    train_idx = cache.usable(man.indices("train"))
-    val_idx = cache.usable(man.indices("val"))
-    test_idx = cache.usable(man.indices("test"))
-    targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
     target_mean = target_std = None
     if cfg.task == "regression":
-        target_mean = targets[train_idx].mean(0)
-        target_std = targets[train_idx].std(0) + 1e-8
-        targets = (targets - target_mean) / target_std
-        model.info.target_mean = tuple(float(v) for v in target_mean)
-        model.info.target_std = tuple(float(v) for v in target_std)
+        target_mean = data.train_targets.mean(0)
+        target_std = data.train_targets.std(0) + 1e-8
+        data.scale_targets(target_mean, target_std)
+        model.info.target_mean = tuple(float(v) for v in np.atleast_1d(target_mean))
+        model.info.target_std = tuple(float(v) for v in np.atleast_1d(target_std))
 
     groups = _param_groups(model, cfg)
     model.to(run.device)
-    features = None
-    if cfg.mode == "linear":
-        features = _features(model, cache, run)
-    trainable: nn.Module = model.dense if cfg.mode == "linear" else model
+    linear = cfg.mode == "linear"
+    trainable: nn.Module = model.dense if linear else model
     ddp: nn.Module = trainable
     if run.distributed:
         ddp = nn.parallel.DistributedDataParallel(
@@ -357,13 +484,12 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
         raise ECGFounderError(f"batch_size {cfg.batch_size} does not split over {run.world} processes")
     local_batch = cfg.batch_size // run.world
     per_step = local_batch * cfg.accum_steps
-    n_local = (len(train_idx) // run.world)
-    steps_per_epoch = n_local // per_step
-    if steps_per_epoch == 0:
-        raise ECGFounderError(f"{len(train_idx)} training records are fewer than one step "
-                              f"({cfg.batch_size} x {cfg.accum_steps})")
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    steps0 = data.n_local(0) // per_step
+    if steps0 == 0:
+        raise ECGFounderError(f"{data.n_local(0)} training records per process are fewer than one step "
+                              f"({local_batch} x {cfg.accum_steps})")
+    total_steps = steps0 * cfg.epochs
+    warmup = int(cfg.warmup_epochs * steps0)
 
     def lr_lambda(step: int) -> float:
         if cfg.schedule == "constant":
@@ -379,13 +505,10 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if cfg.task == "regression"
                                                           else "max", factor=0.5, patience=1)
                if cfg.schedule == "plateau" else None)
-    loss_fn = _loss_fn(cfg, man, train_idx, run.device)
-    weights = _sample_weights(cfg, man, train_idx)
+    loss_fn = _loss_fn(cfg, data.train_targets, len(labels), run.device)
     augment = Augment(scale=cfg.aug_scale, noise=cfg.aug_noise, wander=cfg.aug_wander,
                       lead_dropout=cfg.aug_lead_dropout, fs=contract.fs)
-    dataset = (FeatureDataset(features, cache, train_idx, targets, train=True, seed=cfg.seed)
-               if features is not None else
-               WindowDataset(cache, train_idx, targets, train=True, seed=cfg.seed, augment=augment))
+    data.setup(augment, _sample_weights(cfg, data.train_targets, len(labels)), model)
     metric = cfg.metric or _DEFAULT_METRIC[cfg.task]
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and run.device.type == "cuda" else None
@@ -402,7 +525,7 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
                       for k, v in resume_state["counters"].items()})
         if state["best"] is not None and math.isnan(state["best"]):
             state["best"] = None
-        run.log(f"resumed at epoch {state['epoch']}, step {state['step_in_epoch']} of {steps_per_epoch}")
+        run.log(f"resumed at epoch {state['epoch']}, step {state['step_in_epoch']}")
 
     def save_state() -> None:
         if not run.main:
@@ -417,26 +540,26 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
         os.replace(tmp, run.out / "state.pt")
         save_model(model, run.out / "last.safetensors", provenance={"run": str(run.out), **_public(state)})
 
+    def evaluate(split: str, net: Net1D) -> dict[str, Any]:
+        return _evaluate(net, data.records(split, net if net is not model else None), cfg, labels,
+                         run.device, linear, target_mean, target_std)
+
     history_path = run.out / "metrics.csv"
     stopped = False
     while state["epoch"] < cfg.epochs and not stopped:
         epoch = state["epoch"]
-        dataset.set_epoch(epoch)
-        order = _epoch_order(len(train_idx), epoch, cfg.seed, weights)
-        order = order[: (len(order) // run.world) * run.world][run.rank::run.world]
+        steps_per_epoch = data.n_local(epoch) // per_step
+        items = data.items(epoch, state["step_in_epoch"] * per_step)
+        model.eval()  # frozen parts keep BatchNorm statistics and dropout off
         trainable.train()
-        if cfg.mode != "full":
-            model.eval()  # frozen BatchNorm statistics and dropout stay as they are
-            trainable.train()
         t0 = time.time()
         losses = []
         for step in range(state["step_in_epoch"], steps_per_epoch):
             optimizer.zero_grad(set_to_none=True)
-            for micro in range(cfg.accum_steps):
-                start = step * per_step + micro * local_batch
-                items = [dataset[int(i)] for i in order[start:start + local_batch]]
-                x = torch.stack([it[0] for it in items]).to(run.device)
-                y = torch.stack([it[1] for it in items]).to(run.device)
+            for _ in range(cfg.accum_steps):
+                batch = [next(items) for _ in range(local_batch)]
+                x = torch.stack([b[0] for b in batch]).to(run.device)
+                y = torch.stack([b[1] for b in batch]).to(run.device)
                 with torch.autocast(run.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     out = ddp(x)
                     loss = loss_fn(out.float(), y) / cfg.accum_steps
@@ -473,10 +596,8 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
             train_loss = t.item() / run.world
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 2)}
-        if run.main and len(val_idx):
-            val = _evaluate(model, cache, val_idx, targets, cfg, man.labels, run.device, features,
-                            target_mean, target_std)
-            row.update({f"val_{k}": v for k, v in val.items()})
+        if run.main and data.has("val"):
+            row.update({f"val_{k}": v for k, v in evaluate("val", model).items()})
         run.barrier()
         value = row.get(f"val_{metric}", float("nan"))
         if run.distributed:
@@ -502,7 +623,7 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
                 for k, v in row.items():
                     if isinstance(v, (int, float)) and k != "epoch":
                         tb.add_scalar(k, v, epoch + 1)
-            if improved or not len(val_idx):
+            if improved or not data.has("val"):
                 save_model(model, run.out / "best.safetensors",
                            provenance={"run": str(run.out), "selected_on": f"val_{metric}", **_public(state),
                                        "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")}})
@@ -510,11 +631,11 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
         if cfg.early_stop and state["bad_epochs"] >= cfg.early_stop:
             run.log(f"early stop: val_{metric} did not improve for {cfg.early_stop} epochs")
             break
-    if not stopped and run.main and len(test_idx):
+    if not stopped and run.main and data.has("test"):
         best = load_model(run.out / "best.safetensors").to(run.device)
-        test = _evaluate(best, cache, test_idx, targets, cfg, man.labels, run.device,
-                         _features(best, cache, run) if features is not None else None, target_mean, target_std)
-        (run.out / "test_metrics.json").write_text(json.dumps({"records": int(len(test_idx)), **test}, indent=2))
+        test = evaluate("test", best)
+        n_test = sum(1 for _ in data.records("test")) if isinstance(data, _StreamData) else len(data.split["test"])
+        (run.out / "test_metrics.json").write_text(json.dumps({"records": int(n_test), **test}, indent=2))
         run.log("test: " + json.dumps(test))
     run.barrier()
     if run.distributed:
