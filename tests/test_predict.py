@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import small_checkpoint
-from ecgfounder import InputContract, Predictor, load_model, prepare, read_ecg, save_model
+from ecgfounder import Predictor, load_model, prepare, read_ecg, save_model
 from ecgfounder.infer import expand_inputs
 
 EXE = Path(sys.executable).with_name("ecgfounder")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from conftest import small_checkpoint
@@ -63,7 +62,12 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, data_dir):
 def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, data_dir):
     single = train(_cfg(tmp_path / "one", data_dir, epochs=1, batch_size=16))
     cfg = _cfg(tmp_path / "two", data_dir, epochs=1, batch_size=16)
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
             "-m", "ecgfounder", "train"]
     for key, value in cfg.resolved().items():
         if value is None or value is False:
@@ -135,7 +139,6 @@ def test_regression_of_age_from_ludb_with_lead_subset(tmp_path, data_dir, fixtur
 
 def _fake_ptbxl(root: Path, data_dir: Path) -> Path:
     """A PTB-XL-layout folder (database, statements, records500/) over 20 real LUDB recordings."""
-    import shutil
 
     (root / "records500" / "00000").mkdir(parents=True)
     codes = ["{'NORM': 100.0, 'SR': 0.0}", "{'IMI': 50.0, 'ABQRS': 0.0, 'SR': 0.0}",
