@@ -212,3 +212,14 @@ def test_prepare_shards_and_stream_each_record_once_per_epoch(tmp_path, data_dir
     run = train(cfg)
     assert len(pd.read_csv(run / "metrics.csv")) == 2
     assert load_model(run / "best.safetensors").info.labels == ("normal", "AF", "other", "noisy")
+
+
+def test_ludb_layout_statements_and_age(data_dir):
+    from ecgfounder.data import ludb_manifest
+
+    m = ludb_manifest(data_dir / "ludb", min_count=5)
+    assert m.labels == ["Atrial fibrillation", "Sinus arrhythmia", "Sinus bradycardia", "Sinus rhythm"]
+    assert m.y.shape == (200, 4) and m.y[0].tolist() == [0, 0, 1, 0]  # record 1: sinus bradycardia
+    assert m.paths[0].endswith("data/1.hea") and m.summary()["test"] == 20
+    ages = ludb_manifest(data_dir / "ludb", task="regression")
+    assert ages.task == "regression" and ages.y[0, 0] == 51

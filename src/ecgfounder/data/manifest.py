@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ECGFounderError
 
-__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest",
+__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest", "ludb_manifest",
            "assign_splits", "CINC2017_CLASSES", "PTBXL_GROUPS"]
 
 #: PTB-XL statement groups (Wagner et al. 2020 benchmark tasks).
@@ -238,3 +238,43 @@ def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: 
     splits = np.where(fold == 10, "test", np.where(fold == 9, "val", "train")).astype(object)
     patients = db["patient_id"].astype(int).astype(str).tolist() if "patient_id" in db.columns else None
     return Manifest(paths, y, labels, "multilabel", splits, patients)
+
+
+def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), task: str = "multilabel",
+                  min_count: int = 1, seed: int = 0, val_fraction: float = 0.1,
+                  test_fraction: float = 0.1) -> Manifest:
+    """LUDB (``ludb.csv`` + ``data/N.hea``): a multi-label task over the statements of the chosen
+    ``ludb.csv`` columns (a cell may hold several, one a line; statements seen fewer than
+    ``min_count`` times are left out), or ``task="regression"`` on ``Age``. Random splits (LUDB has
+    one record per patient)."""
+    import pandas as pd
+
+    folder = Path(folder)
+    table = folder / "ludb.csv"
+    if not table.is_file():
+        raise ECGFounderError(f"{folder}: no ludb.csv (not the LUDB layout)")
+    df = pd.read_csv(table)
+    paths = [str(folder / "data" / f"{int(i)}.hea") for i in df["ID"]]
+    splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    if task == "regression":
+        ages = pd.to_numeric(df["Age"].astype(str).str.strip().str.rstrip("+"), errors="coerce")
+        keep = np.flatnonzero(ages.notna().to_numpy())
+        y = ages.to_numpy(dtype=np.float32)[keep, None]
+        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep])
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ECGFounderError(f"{table}: no column(s) {missing}; columns: {', '.join(df.columns)}")
+    sets = []
+    for _, row in df.iterrows():
+        st: set[str] = set()
+        for c in columns:
+            if pd.notna(row[c]):
+                st |= {line.strip().rstrip(".") for line in str(row[c]).splitlines() if line.strip()}
+        sets.append(st)
+    counts: dict[str, int] = {}
+    for st in sets:
+        for lab in st:
+            counts[lab] = counts.get(lab, 0) + 1
+    labels = sorted(lab for lab, n in counts.items() if n >= min_count)
+    y = np.array([[float(lab in st) for lab in labels] for st in sets], dtype=np.float32)
+    return Manifest(paths, y, labels, "multilabel", splits)
