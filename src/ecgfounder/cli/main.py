@@ -242,6 +242,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..eval import evaluate_tables
+
+    thresholds: Any = args.thresholds
+    try:
+        thresholds = float(thresholds)
+    except ValueError:
+        if thresholds != "youden":
+            thresholds = [float(v) for v in _read_thresholds(thresholds).values()]
+    report = evaluate_tables(args.predictions, args.labels, id_column=args.id_column,
+                             label_columns=args.label_columns.split(",") if args.label_columns else None,
+                             patient_column=args.patient_column, thresholds=thresholds,
+                             n_boot=args.bootstrap, seed=args.seed)
+    paths = report.write(args.output_dir)
+    print(report.to_markdown())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
@@ -345,6 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="per-label AUROC, AUPRC, sensitivity... with bootstrap 95% CIs")
+    p.add_argument("--predictions", required=True, help="output of `ecgfounder predict` (CSV, JSONL, Parquet)")
+    p.add_argument("--labels", required=True, help="table with the id column and one 0/1 column per label")
+    p.add_argument("--id-column", default="record")
+    p.add_argument("--label-columns", help="comma-separated labels to evaluate (default: all shared)")
+    p.add_argument("--patient-column", help="patient ids in the label table: bootstrap patients")
+    p.add_argument("--thresholds", default="youden",
+                   help="youden (default), a number, or a file of per-label thresholds (JSON or CSV)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md go")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="load a model strictly and describe it")
     p.add_argument("source", help="registered model name or model file (.pth, .pt, .safetensors)")

@@ -1,0 +1,252 @@
+"""Clinical-paper evaluation of predicted probabilities against labels, with bootstrap 95% CIs.
+
+Per label: AUROC, AUPRC (average precision), and at a threshold (Youden-optimal on these data,
+fixed, or the model's stored one) sensitivity, specificity, PPV, NPV and F1; calibration (Brier
+score, expected calibration error). Each metric gets a percentile bootstrap CI over records (or
+patients when ids are given), the threshold held fixed. Labels with no positives (or no negatives)
+are reported as such and left out of the macro means, never averaged in as 0 or NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bootstrap import resample_weights, weighted_auroc, weighted_average_precision, weighted_confusion
+
+__all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration"]
+
+_POINT_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
+
+
+def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
+    """The score threshold maximising sensitivity + specificity - 1 (predict positive at >= t)."""
+    order = np.argsort(-score, kind="mergesort")
+    s, yy = score[order], y[order].astype(bool)
+    pos, neg = yy.sum(), (~yy).sum()
+    if pos == 0 or neg == 0:
+        return 0.5
+    tp = np.cumsum(yy)
+    fp = np.cumsum(~yy)
+    last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])  # end of each tie group
+    j = tp[last] / pos - fp[last] / neg
+    return float(s[last[int(np.argmax(j))]])
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Brier score, expected calibration error (equal-width bins) and the reliability curve."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece, curve = 0.0, []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            conf, acc = float(p[m].mean()), float(y[m].mean())
+            ece += m.mean() * abs(conf - acc)
+            curve.append({"bin": b, "n": int(m.sum()), "mean_predicted": conf, "observed": acc})
+    return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "reliability": curve}
+
+
+def _rates(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "ppv": tp / (tp + fp),
+                "npv": tn / (tn + fn), "f1": 2 * tp / (2 * tp + fp + fn)}
+
+
+@dataclass
+class EvalReport:
+    labels: list[dict[str, Any]]
+    macro: dict[str, Any]
+    micro: dict[str, Any]
+    n_records: int
+    n_boot: int
+    level: str
+    threshold_rule: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([{k: v for k, v in row.items() if k != "reliability"} for row in self.labels])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"records": self.n_records, "bootstrap": self.n_boot, "level": self.level,
+                "threshold_rule": self.threshold_rule, "macro": self.macro, "micro": self.micro,
+                "labels": self.labels, **self.extra}
+
+    def to_markdown(self) -> str:
+        def fmt(row: Mapping[str, Any], key: str) -> str:
+            v = row.get(key)
+            if v is None or (isinstance(v, float) and not np.isfinite(v)):
+                return "n/a"
+            lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+            ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None and np.isfinite(lo) else ""
+            return f"{v:.3f}{ci}"
+
+        head = ("| label | n+ | n- | AUROC | AUPRC | threshold | sensitivity | specificity | PPV | NPV | F1 |\n"
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+        lines = []
+        for r in self.labels:
+            if r.get("status"):
+                lines.append(f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | {r['status']} |  |  |  |  |  |  |  |")
+                continue
+            lines.append(f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | " + " | ".join(
+                [fmt(r, "auroc"), fmt(r, "auprc"), f"{r['threshold']:.3f}"] +
+                [fmt(r, k) for k in ("sensitivity", "specificity", "ppv", "npv", "f1")]) + " |")
+        macro = (f"| **macro** ({self.macro['n_labels']} labels) |  |  | {fmt(self.macro, 'auroc')} | "
+                 f"{fmt(self.macro, 'auprc')} |  |  |  |  |  | {fmt(self.macro, 'f1')} |")
+        micro = f"| **micro** |  |  | {fmt(self.micro, 'auroc')} | {fmt(self.micro, 'auprc')} |  |  |  |  |  |  |"
+        return (f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
+                f"thresholds: {self.threshold_rule}.\n\n" + head + "\n".join(lines + [macro, micro]) + "\n")
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": out / "metrics.csv", "json": out / "metrics.json", "markdown": out / "metrics.md"}
+        self.to_frame().to_csv(paths["csv"], index=False)
+        paths["json"].write_text(json.dumps(self.to_json(), indent=2, default=float))
+        paths["markdown"].write_text(self.to_markdown())
+        return paths
+
+
+def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
+                    thresholds: str | float | Sequence[float] = "youden", n_boot: int = 1000,
+                    seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
+                    chunk: int = 200) -> EvalReport:
+    """Evaluate ``probs`` (N, L) against 0/1 ``y`` (N, L). ``thresholds``: ``"youden"`` (chosen on
+    these data per label), a number for all labels, or one per label. ``groups``: patient ids for a
+    patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time."""
+    y = np.asarray(y, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n, n_labels = y.shape
+    codes = None
+    if groups is not None:
+        _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    alpha = (1 - ci) / 2
+    if isinstance(thresholds, str):
+        rule = "Youden-optimal on these data"
+        thr = np.array([youden_threshold(y[:, j], probs[:, j]) for j in range(n_labels)])
+    elif np.isscalar(thresholds):
+        rule = f"fixed at {float(thresholds):g}"  # type: ignore[arg-type]
+        thr = np.full(n_labels, float(thresholds))  # type: ignore[arg-type]
+    else:
+        rule = "given per label"
+        thr = np.asarray(thresholds, dtype=np.float64)
+    valid = [(y[:, j].sum() > 0) and (y[:, j].sum() < n) for j in range(n_labels)]
+
+    # bootstrap draws, in chunks so memory stays bounded: per label and metric, B values
+    boots: dict[str, list[np.ndarray]] = {k: [] for k in _POINT_METRICS}
+    per_label: list[dict[str, list[np.ndarray]]] = [{k: [] for k in _POINT_METRICS} for _ in range(n_labels)]
+    micro_boot: dict[str, list[np.ndarray]] = {"auroc": [], "auprc": []}
+    flat_y, flat_p = y.ravel(), probs.ravel()
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        w = resample_weights(n, b, rng, codes)
+        macro_acc = {k: np.zeros(b) for k in _POINT_METRICS}
+        for j in range(n_labels):
+            if not valid[j]:
+                continue
+            vals = {"auroc": weighted_auroc(y[:, j], probs[:, j], w),
+                    "auprc": weighted_average_precision(y[:, j], probs[:, j], w),
+                    **_rates(weighted_confusion(y[:, j], probs[:, j] >= thr[j], w))}
+            for k, v in vals.items():
+                per_label[j][k].append(v)
+                macro_acc[k] += v
+        for k in _POINT_METRICS:
+            boots[k].append(macro_acc[k] / max(1, sum(valid)))
+        if n_labels > 1:
+            wf = np.repeat(w, n_labels, axis=1)
+            micro_boot["auroc"].append(weighted_auroc(flat_y, flat_p, wf))
+            micro_boot["auprc"].append(weighted_average_precision(flat_y, flat_p, wf))
+        done += b
+
+    def interval(values: list[np.ndarray]) -> tuple[float, float]:
+        v = np.concatenate(values) if values else np.array([np.nan])
+        v = v[np.isfinite(v)]
+        if not len(v):
+            return float("nan"), float("nan")
+        return float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))
+
+    ones = np.ones((1, n), dtype=np.float32)
+    rows = []
+    for j, name in enumerate(labels):
+        pos = int(y[:, j].sum())
+        row: dict[str, Any] = {"label": name, "n_pos": pos, "n_neg": n - pos}
+        if not valid[j]:
+            row["status"] = "no positives" if pos == 0 else "no negatives"
+            rows.append(row)
+            continue
+        point = {"auroc": weighted_auroc(y[:, j], probs[:, j], ones)[0],
+                 "auprc": weighted_average_precision(y[:, j], probs[:, j], ones)[0],
+                 **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], probs[:, j] >= thr[j], ones)).items()}}
+        row["threshold"] = float(thr[j])
+        for k in _POINT_METRICS:
+            row[k] = float(point[k])
+            row[f"{k}_lo"], row[f"{k}_hi"] = interval(per_label[j][k])
+        cal = calibration(y[:, j], probs[:, j])
+        row["brier"], row["ece"] = cal["brier"], cal["ece"]
+        row["reliability"] = cal["reliability"]
+        rows.append(row)
+    ok = [r for r in rows if not r.get("status")]
+    macro: dict[str, Any] = {"n_labels": len(ok),
+                             "labels_without_positives": [r["label"] for r in rows if r.get("status")]}
+    for k in _POINT_METRICS:
+        macro[k] = float(np.mean([r[k] for r in ok])) if ok else float("nan")
+        macro[f"{k}_lo"], macro[f"{k}_hi"] = interval(boots[k])
+    micro: dict[str, Any] = {}
+    if n_labels > 1:
+        ones_f = np.ones((1, n * n_labels), dtype=np.float32)
+        micro["auroc"] = float(weighted_auroc(flat_y, flat_p, ones_f)[0])
+        micro["auprc"] = float(weighted_average_precision(flat_y, flat_p, ones_f)[0])
+        for k in ("auroc", "auprc"):
+            micro[f"{k}_lo"], micro[f"{k}_hi"] = interval(micro_boot[k])
+    return EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
+                      level="patient" if groups is not None else "record", threshold_rule=rule)
+
+
+def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
+                    label_columns: Sequence[str] | None = None, patient_column: str | None = None,
+                    **kwargs: Any) -> EvalReport:
+    """Join a prediction table (``ecgfounder predict`` output: ``record`` + a probability column per
+    label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share."""
+    import pandas as pd
+
+    pred = predictions if isinstance(predictions, pd.DataFrame) else _read_table(predictions)
+    true = truth if isinstance(truth, pd.DataFrame) else _read_table(truth)
+    for name, df in (("predictions", pred), ("labels", true)):
+        if id_column not in df.columns:
+            raise ValueError(f"the {name} table has no {id_column!r} column")
+    if "error" in pred.columns:
+        pred = pred[pred["error"].fillna("") == ""]
+    merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
+    if merged.empty:
+        raise ValueError(f"no {id_column} in common between the predictions and the labels")
+    skip = {id_column, patient_column}
+    shared = [c for c in (label_columns or true.columns) if c not in skip and c in pred.columns]
+    if not shared:
+        raise ValueError("no label column appears in both tables")
+    y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
+    p = merged[shared].to_numpy(dtype=np.float64)
+    groups = merged[patient_column].tolist() if patient_column else None
+    report = evaluate_arrays(y, p, shared, groups=groups, **kwargs)
+    report.extra["unmatched_predictions"] = int(len(pred) - len(merged))
+    return report
+
+
+def _read_table(path: str | Path) -> Any:
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=True)
+    return pd.read_csv(path)

@@ -1,0 +1,112 @@
+"""Evaluation: metrics equal scikit-learn's, CIs cover the truth, labels without positives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgfounder.eval import evaluate_arrays, youden_threshold
+from ecgfounder.eval.bootstrap import resample_weights, weighted_auroc
+
+sk = pytest.importorskip("sklearn.metrics")
+
+
+def test_point_estimates_equal_scikit_learn():
+    rng = np.random.default_rng(1)
+    n, k = 500, 5
+    y = (rng.random((n, k)) < [0.05, 0.2, 0.5, 0.3, 0.1]).astype(float)
+    p = np.clip(y * rng.uniform(0.1, 0.5, k) + rng.random((n, k)) * 0.6, 0, 1).round(2)  # ties
+    rep = evaluate_arrays(y, p, [f"L{j}" for j in range(k)], n_boot=50)
+    for j, row in enumerate(rep.labels):
+        assert row["auroc"] == pytest.approx(sk.roc_auc_score(y[:, j], p[:, j]), abs=1e-12)
+        assert row["auprc"] == pytest.approx(sk.average_precision_score(y[:, j], p[:, j]), abs=1e-12)
+        pred = p[:, j] >= row["threshold"]
+        tn, fp, fn, tp = sk.confusion_matrix(y[:, j], pred).ravel()
+        assert row["sensitivity"] == pytest.approx(sk.recall_score(y[:, j], pred))
+        assert row["specificity"] == pytest.approx(tn / (tn + fp))
+        assert row["ppv"] == pytest.approx(sk.precision_score(y[:, j], pred))
+        assert row["npv"] == pytest.approx(tn / (tn + fn))
+        assert row["f1"] == pytest.approx(sk.f1_score(y[:, j], pred))
+        assert row["brier"] == pytest.approx(sk.brier_score_loss(y[:, j], p[:, j]))
+        # Youden: no threshold of the ROC curve does better
+        fpr, tpr, _ = sk.roc_curve(y[:, j], p[:, j])
+        assert row["sensitivity"] + row["specificity"] - 1 == pytest.approx(np.max(tpr - fpr))
+        assert row["auroc_lo"] <= row["auroc"] <= row["auroc_hi"]
+    assert rep.micro["auroc"] == pytest.approx(sk.roc_auc_score(y.ravel(), p.ravel()))
+    assert rep.macro["auroc"] == pytest.approx(np.mean([sk.roc_auc_score(y[:, j], p[:, j]) for j in range(k)]))
+
+
+def test_labels_without_positives_are_reported_not_averaged():
+    rng = np.random.default_rng(2)
+    y = np.zeros((100, 3))
+    y[:30, 0] = 1
+    y[:, 2] = 1
+    p = rng.random((100, 3))
+    rep = evaluate_arrays(y, p, ["a", "b", "c"], n_boot=20)
+    assert rep.labels[1]["status"] == "no positives" and rep.labels[2]["status"] == "no negatives"
+    assert rep.macro["n_labels"] == 1 and rep.macro["auroc"] == pytest.approx(rep.labels[0]["auroc"])
+    assert rep.macro["labels_without_positives"] == ["b", "c"]
+    assert "no positives" in rep.to_markdown()
+
+
+def test_bootstrap_intervals_cover_the_truth_at_the_stated_rate():
+    # Binormal problem: scores of negatives N(0,1), positives N(d,1); true AUROC = Phi(d / sqrt 2).
+    from scipy.stats import norm
+
+    d, n, reps = 1.0, 300, 120
+    truth = norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(reps):
+        y = rng.random(n) < 0.3
+        s = rng.normal(size=n) + d * y
+        w = resample_weights(n, 400, rng)
+        boot = weighted_auroc(y, s, w)
+        lo, hi = np.nanquantile(boot, [0.025, 0.975])
+        covered += lo <= truth <= hi
+    rate = covered / reps
+    assert 0.88 <= rate <= 0.995, rate
+
+
+def test_patient_level_resampling_keeps_patients_together():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(10), 3)
+    w = resample_weights(30, 50, rng, groups)
+    assert np.all(w.reshape(50, 10, 3) == w.reshape(50, 10, 3)[:, :, :1])
+    assert np.allclose(w.sum(1), 30)
+
+
+def test_youden_threshold_simple():
+    y = np.array([0, 0, 1, 1])
+    assert youden_threshold(y, np.array([0.1, 0.4, 0.35, 0.8])) in (0.35, 0.8)
+    assert youden_threshold(y, np.array([0.1, 0.2, 0.7, 0.9])) == 0.7
+
+
+def test_cli_evaluate_end_to_end(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 300
+    truth = pd.DataFrame({"record": [f"r{i}" for i in range(n)], "AF": (rng.random(n) < 0.2).astype(int),
+                          "normal": (rng.random(n) < 0.6).astype(int), "rare": 0})
+    pred = truth[["record"]].copy()
+    pred["AF"] = np.clip(truth["AF"] * 0.5 + rng.random(n) * 0.5, 0, 1)
+    pred["normal"] = rng.random(n)
+    pred["rare"] = rng.random(n)
+    pred["error"] = ""
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    exe = Path(sys.executable).with_name("ecgfounder")
+    res = subprocess.run([str(exe), "evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
+                          str(tmp_path / "truth.csv"), "--bootstrap", "200", "--output-dir", str(tmp_path / "ev")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    rows = {r["label"]: r for r in metrics["labels"]}
+    assert rows["AF"]["auroc"] > 0.8 and rows["rare"]["status"] == "no positives"
+    assert 0.35 < rows["normal"]["auroc"] < 0.65
+    assert "| AF |" in res.stdout and (tmp_path / "ev" / "metrics.csv").is_file()
