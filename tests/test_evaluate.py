@@ -110,3 +110,20 @@ def test_cli_evaluate_end_to_end(tmp_path):
     assert rows["AF"]["auroc"] > 0.8 and rows["rare"]["status"] == "no positives"
     assert 0.35 < rows["normal"]["auroc"] < 0.65
     assert "| AF |" in res.stdout and (tmp_path / "ev" / "metrics.csv").is_file()
+
+
+def test_numpy_fallback_equals_compiled_and_scikit_learn():
+    from ecgfounder.eval.bootstrap import RankedScores
+
+    rng = np.random.default_rng(6)
+    y = rng.random(400) < 0.2
+    s = rng.random(400).round(2)
+    r = RankedScores(y, s)
+    w = resample_weights(400, 30, rng)
+    a1, p1 = r.auroc_ap(w)
+    a2, p2 = r._auroc_ap_numpy(w)
+    np.testing.assert_allclose(a1, a2, atol=1e-9)
+    np.testing.assert_allclose(p1, p2, atol=1e-9)
+    ones = np.ones((1, 400), np.float32)
+    assert r._auroc_ap_numpy(ones)[0][0] == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
+    assert r._auroc_ap_numpy(ones)[1][0] == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)

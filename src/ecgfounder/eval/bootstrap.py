@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resample_weights", "weighted_auroc", "weighted_average_precision", "weighted_confusion"]
+__all__ = ["resample_weights", "RankedScores", "weighted_auroc", "weighted_average_precision",
+           "weighted_confusion"]
 
 
 def resample_weights(n: int, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None = None,
@@ -36,39 +37,65 @@ def _tie_groups(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
+class RankedScores:
+    """One label's scores sorted once (ascending) with their tie groups, reused for every resample."""
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        self.order = np.argsort(score, kind="mergesort")
+        self.y = np.asarray(y)[self.order].astype(np.float32)
+        self.starts, self.ends = _tie_groups(np.asarray(score)[self.order])
+
+    def auroc_ap(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(AUROC, average precision) for each row of resample weights ``w`` (B, N); compiled
+        when numba is installed, NumPy otherwise (same numbers)."""
+        try:
+            from ._kernels import auroc_ap_rows
+        except ImportError:
+            return self._auroc_ap_numpy(w)
+        last = np.zeros(len(self.order), dtype=np.bool_)
+        last[self.ends - 1] = True
+        return auroc_ap_rows(np.ascontiguousarray(w), self.order, self.y.astype(np.float64), last)
+
+    def _auroc_ap_numpy(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(AUROC, average precision) for each row of resample weights ``w`` (B, N).
+
+        Cumulative weights of all and of positive records in ascending score order give, per tie
+        group g: positives and negatives in the group and below it. AUROC = sum_g pos_g (neg_below_g
+        + neg_g / 2) / (P Q). Average precision: at threshold s_g the predicted positives are the
+        groups >= g, so precision_g = (P - pos_below_g) / (W - all_below_g), and recall steps by
+        pos_g / P: AP = sum_g precision_g pos_g / P.
+        """
+        ww = np.ascontiguousarray(w[:, self.order], dtype=np.float32)
+        cw = np.cumsum(ww, axis=1)          # exact: integer counts < 2**24
+        cp = np.cumsum(ww * self.y, axis=1)
+        zero = np.zeros((len(w), 1), dtype=np.float64)
+        below_w = np.concatenate([zero, cw[:, self.starts[1:] - 1]], axis=1)
+        below_p = np.concatenate([zero, cp[:, self.starts[1:] - 1]], axis=1)
+        upto_w = cw[:, self.ends - 1].astype(np.float64)
+        upto_p = cp[:, self.ends - 1].astype(np.float64)
+        pos_g = upto_p - below_p
+        neg_g = (upto_w - upto_p) - (below_w - below_p)
+        total_p = upto_p[:, -1]
+        total_w = upto_w[:, -1]
+        total_n = total_w - total_p
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auroc = (pos_g * ((below_w - below_p) + 0.5 * neg_g)).sum(axis=1) / (total_p * total_n)
+            precision = (total_p[:, None] - below_p) / (total_w[:, None] - below_w)
+            ap = np.where(pos_g > 0, pos_g * precision, 0.0).sum(axis=1) / total_p
+        auroc = np.where((total_p > 0) & (total_n > 0), auroc, np.nan)
+        ap = np.where(total_p > 0, ap, np.nan)
+        return auroc, ap
+
+
 def weighted_auroc(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
     """AUROC per row of weights ``w`` (B, N): P(score_pos > score_neg) + 0.5 P(tie), NaN where a
     resample has no positive or no negative."""
-    order = np.argsort(score, kind="mergesort")
-    s, yy, ww = score[order], y[order].astype(bool), w[:, order]
-    starts, ends = _tie_groups(s)
-    wpos = np.where(yy, ww, 0)
-    wneg = np.where(yy, 0, ww)
-    cneg = np.concatenate([np.zeros((len(w), 1), ww.dtype), np.cumsum(wneg, axis=1, dtype=np.float64)], axis=1)
-    cpos = np.concatenate([np.zeros((len(w), 1), ww.dtype), np.cumsum(wpos, axis=1, dtype=np.float64)], axis=1)
-    neg_below = cneg[:, starts]                       # negatives strictly below each tie group
-    neg_in = cneg[:, ends] - cneg[:, starts]
-    pos_in = cpos[:, ends] - cpos[:, starts]
-    num = (pos_in * (neg_below + 0.5 * neg_in)).sum(axis=1)
-    p, q = cpos[:, -1], cneg[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((p > 0) & (q > 0), num / (p * q), np.nan)
+    return RankedScores(y, score).auroc_ap(w)[0]
 
 
 def weighted_average_precision(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Average precision (area under the step PR curve, as scikit-learn) per row of ``w``."""
-    order = np.argsort(-score, kind="mergesort")
-    s, yy, ww = score[order], y[order].astype(bool), w[:, order]
-    _, ends = _tie_groups(-s)
-    tp = np.cumsum(np.where(yy, ww, 0), axis=1, dtype=np.float64)[:, ends - 1]
-    allw = np.cumsum(ww, axis=1, dtype=np.float64)[:, ends - 1]
-    total_pos = tp[:, -1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(allw > 0, tp / allw, 0.0)
-        recall = tp / total_pos
-        d_recall = np.diff(np.concatenate([np.zeros((len(w), 1)), recall], axis=1), axis=1)
-        ap = np.nansum(d_recall * precision, axis=1)
-    return np.where(total_pos[:, 0] > 0, ap, np.nan)
+    return RankedScores(y, score).auroc_ap(w)[1]
 
 
 def weighted_confusion(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:

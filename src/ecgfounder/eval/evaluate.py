@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import resample_weights, weighted_auroc, weighted_average_precision, weighted_confusion
+from .bootstrap import (RankedScores, resample_weights, weighted_auroc, weighted_average_precision,
+                        weighted_confusion)
 
 __all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration"]
 
@@ -118,7 +119,7 @@ class EvalReport:
 def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
                     thresholds: str | float | Sequence[float] = "youden", n_boot: int = 1000,
                     seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
-                    chunk: int = 200) -> EvalReport:
+                    chunk: int = 100) -> EvalReport:
     """Evaluate ``probs`` (N, L) against 0/1 ``y`` (N, L). ``thresholds``: ``"youden"`` (chosen on
     these data per label), a number for all labels, or one per label. ``groups``: patient ids for a
     patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time."""
@@ -146,26 +147,36 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     per_label: list[dict[str, list[np.ndarray]]] = [{k: [] for k in _POINT_METRICS} for _ in range(n_labels)]
     micro_boot: dict[str, list[np.ndarray]] = {"auroc": [], "auprc": []}
     flat_y, flat_p = y.ravel(), probs.ravel()
+    ranked = [RankedScores(y[:, j], probs[:, j]) if valid[j] else None for j in range(n_labels)]
+    pred = probs >= thr
+    # one matrix product gives every label's weighted TP, FP, TN, FN for a chunk of resamples
+    yb = y.astype(bool)
+    cells = np.concatenate([yb & pred, ~yb & pred, ~yb & ~pred, yb & ~pred], axis=1).astype(np.float32)
+    # micro-averaged CIs replicate every record's weight per label: only where that stays small
+    micro_ci = n_labels > 1 and n * n_labels * min(chunk, n_boot) <= 50_000_000
+    flat_ranked = RankedScores(flat_y, flat_p) if micro_ci else None
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
         w = resample_weights(n, b, rng, codes)
+        counts = (w @ cells).astype(np.float64)
         macro_acc = {k: np.zeros(b) for k in _POINT_METRICS}
         for j in range(n_labels):
-            if not valid[j]:
+            if ranked[j] is None:
                 continue
-            vals = {"auroc": weighted_auroc(y[:, j], probs[:, j], w),
-                    "auprc": weighted_average_precision(y[:, j], probs[:, j], w),
-                    **_rates(weighted_confusion(y[:, j], probs[:, j] >= thr[j], w))}
+            au, ap = ranked[j].auroc_ap(w)
+            conf = {"tp": counts[:, j], "fp": counts[:, n_labels + j], "tn": counts[:, 2 * n_labels + j],
+                    "fn": counts[:, 3 * n_labels + j]}
+            vals = {"auroc": au, "auprc": ap, **_rates(conf)}
             for k, v in vals.items():
                 per_label[j][k].append(v)
                 macro_acc[k] += v
         for k in _POINT_METRICS:
             boots[k].append(macro_acc[k] / max(1, sum(valid)))
-        if n_labels > 1:
-            wf = np.repeat(w, n_labels, axis=1)
-            micro_boot["auroc"].append(weighted_auroc(flat_y, flat_p, wf))
-            micro_boot["auprc"].append(weighted_average_precision(flat_y, flat_p, wf))
+        if flat_ranked is not None:
+            au, ap = flat_ranked.auroc_ap(np.repeat(w, n_labels, axis=1))
+            micro_boot["auroc"].append(au)
+            micro_boot["auprc"].append(ap)
         done += b
 
     def interval(values: list[np.ndarray]) -> tuple[float, float]:
