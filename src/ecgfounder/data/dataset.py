@@ -49,18 +49,17 @@ class Augment:
         return x
 
 
-class WindowDataset(Dataset):
-    """Item ``i``: one window of record ``records[i]`` (a random one when ``train``, the first
-    otherwise) and its target. ``set_epoch`` changes the random draws."""
+class _RecordDataset(Dataset):
+    """Item ``i`` is one window of record ``records[i]``: a random one (seeded by seed, epoch, i)
+    when ``train``, the first otherwise."""
 
     def __init__(self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool,
-                 seed: int = 0, augment: Augment | None = None) -> None:
+                 seed: int = 0) -> None:
         self.cache = cache
         self.records = np.asarray(records, dtype=np.int64)
         self.targets = targets
         self.train = train
         self.seed = seed
-        self.augment = augment if augment is not None and augment.active else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -69,39 +68,39 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def _pick(self, i: int) -> tuple[int, int, np.random.Generator]:
+        """(record, global window index, the sample's generator)."""
         rec = int(self.records[i])
         n = int(self.cache.count[rec])
         rng = np.random.default_rng([self.seed, self.epoch, i])
         w = int(rng.integers(n)) if self.train and n > 1 else 0
-        x = np.array(self.cache.windows[self.cache.first[rec] + w], dtype=np.float32)
+        return rec, int(self.cache.first[rec]) + w, rng
+
+
+class WindowDataset(_RecordDataset):
+    """Preprocessed windows (augmented when training) and targets."""
+
+    def __init__(self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool,
+                 seed: int = 0, augment: Augment | None = None) -> None:
+        super().__init__(cache, records, targets, train=train, seed=seed)
+        self.augment = augment if augment is not None and augment.active else None
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        rec, w, rng = self._pick(i)
+        x = np.array(self.cache.windows[w], dtype=np.float32)
         if self.train and self.augment is not None:
             x = self.augment(x, rng)
         return torch.from_numpy(x), torch.as_tensor(self.targets[rec]), i
 
 
-class FeatureDataset(Dataset):
-    """Linear probing: item ``i`` is a cached embedding of one window of record ``records[i]``."""
+class FeatureDataset(_RecordDataset):
+    """Linear probing: cached embeddings of the windows instead of the windows."""
 
     def __init__(self, features: np.ndarray, cache: WindowCache, records: np.ndarray, targets: np.ndarray,
                  *, train: bool, seed: int = 0) -> None:
+        super().__init__(cache, records, targets, train=train, seed=seed)
         self.features = features
-        self.cache = cache
-        self.records = np.asarray(records, dtype=np.int64)
-        self.targets = targets
-        self.train = train
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        rec = int(self.records[i])
-        n = int(self.cache.count[rec])
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        w = int(rng.integers(n)) if self.train and n > 1 else 0
-        return torch.from_numpy(self.features[self.cache.first[rec] + w]), torch.as_tensor(self.targets[rec]), i
+        rec, w, _ = self._pick(i)
+        return torch.from_numpy(self.features[w]), torch.as_tensor(self.targets[rec]), i
