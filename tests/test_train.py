@@ -223,3 +223,31 @@ def test_ludb_layout_statements_and_age(data_dir):
     assert m.paths[0].endswith("data/1.hea") and m.summary()["test"] == 20
     ages = ludb_manifest(data_dir / "ludb", task="regression")
     assert ages.task == "regression" and ages.y[0, 0] == 51
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data_dir):
+    big = train(_cfg(tmp_path / "big", data_dir, batch_size=16, epochs=1))
+    acc = train(_cfg(tmp_path / "acc", data_dir, batch_size=8, accum_steps=2, epochs=1))
+    a, b = _weights(big), _weights(acc)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_early_stopping_and_patient_level_splits(tmp_path, data_dir):
+    from ecgfounder.data import load_manifest
+
+    rows = [{"path": str(data_dir / "ludb" / "data" / f"{i}.hea"), "patient_id": i // 4,
+             "sinus": int(i % 3 == 0)} for i in range(1, 61)]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    man = load_manifest(manifest, task="multilabel", val_fraction=0.2, test_fraction=0.2)
+    by_patient: dict[str, set] = {}
+    for pid, split in zip(man.patients, man.splits):
+        by_patient.setdefault(pid, set()).add(split)
+    assert all(len(s) == 1 for s in by_patient.values()) and set(man.splits) == {"train", "val", "test"}
+    cfg = _cfg(tmp_path, data_dir, dataset=None, manifest=str(manifest), task="multilabel", limit=None,
+               init="tiny", leads=["I", "II"], epochs=20, early_stop=1, lr=0.0, batch_size=8,
+               val_fraction=0.2, test_fraction=0.2)
+    run = train(cfg)
+    assert len(pd.read_csv(run / "metrics.csv")) == 2  # lr 0: nothing improves after epoch 1
+    assert "early stop" in (run / "train.log").read_text()

@@ -51,7 +51,7 @@ class ModelInfo:
     def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
         return cls(name=entry.name, arch=entry.arch, contract=entry.contract, labels=entry.labels,
                    thresholds=entry.thresholds, license=entry.license, citation=entry.citation,
-                   description=entry.description, provenance=dict(provenance))
+                   description=entry.description, provenance=dict(provenance), task=entry.task)
 
     def to_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -132,8 +132,10 @@ def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] |
     if pretrained:
         path = resolve_weights(entry, revision=revision, cache_dir=cache_dir,
                                local_files_only=local_files_only)
-        state, _ours, extras = read_checkpoint(path)
+        state, ours, extras = read_checkpoint(path)
         _load_weights(model, state, path)
+        if ours is not None:
+            info.provenance.update(ModelInfo.from_metadata(ours).provenance)
         info.provenance.update(_file_provenance(path, "registry", extras),
                                weights=entry.weights.describe() if entry.weights else None)
     if new_classes is not None and new_classes != config.n_classes:

@@ -59,6 +59,8 @@ class ModelEntry:
     description: str = ""
     thresholds: tuple[float, ...] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: multilabel (sigmoid), multiclass (softmax) or regression
+    task: str = "multilabel"
 
     def __post_init__(self) -> None:
         if len(self.labels) != self.config.n_classes:
@@ -156,6 +158,26 @@ def _register_builtin() -> None:
         weights=WeightSource(hub_repo=HF_REPO, filename="1_lead_ECGFounder.pth"),
         description="Released single-lead ECGFounder (lead I), 150 HEEDB labels (multi-label, sigmoid).",
         **common,  # type: ignore[arg-type]
+    ))
+
+
+    register_model(ModelEntry(
+        name="cinc2017-rhythm-tiny", arch="tiny",
+        config=get_preset("tiny", in_channels=1, n_classes=4),
+        contract=InputContract(leads=("I",)),
+        labels=("normal", "AF", "other", "noisy"),
+        weights=WeightSource(filename="cinc2017-rhythm-tiny.safetensors",
+                             package_file="models/weights/cinc2017-rhythm-tiny.safetensors",
+                             format="ecgfounder"),
+        license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 data, "
+                "ODC-By 1.0: cite Clifford et al., CinC 2017)",
+        citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
+                 "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
+        description="Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny "
+                    "Net1D (0.4M parameters) trained from scratch by examples/train_cinc2017_tiny.yaml. "
+                    "Held-out CinC 2017 (1,194 records): AF AUROC 0.972 (0.957-0.984), challenge F1 "
+                    "0.783. Works offline. Not a medical device.",
+        thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
     ))
 
 

@@ -1,0 +1,47 @@
+"""The bundled CinC 2017 rhythm model: offline, and checked on held-out records it never saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecgfounder import Predictor, get_model_entry, load_model
+from ecgfounder.data import cinc2017_manifest
+from ecgfounder.eval import evaluate_arrays
+from ecgfounder.train import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bundled_model_is_registered_small_and_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = get_model_entry("cinc2017-rhythm-tiny")
+    assert entry.weights.package_file and entry.task == "multiclass"
+    model = load_model("cinc2017-rhythm-tiny")
+    path = Path(model.info.provenance["file"])
+    assert path.is_file() and path.stat().st_size < 10 * 1024 * 1024
+    assert model.info.labels == ("normal", "AF", "other", "noisy") and model.info.contract.leads == ("I",)
+    assert model.info.provenance["heldout_records"] == 1194
+    df = Predictor(model, workers=0, progress=False).predict([ROOT / "examples" / "ecg" / "A00001.hea"])
+    probs = df.loc[0, list(model.info.labels)].to_numpy(float)
+    assert abs(probs.sum() - 1) < 1e-5  # softmax
+    assert df.loc[0, "findings"].startswith("normal")  # A00001 is labelled N
+
+
+def test_bundled_model_on_held_out_cinc2017_records(data_dir):
+    cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml")
+    man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=cfg.seed, val_fraction=cfg.val_fraction,
+                            test_fraction=cfg.test_fraction)
+    test = man.indices("test")[::4]  # 299 of the 1,194 records training and model selection never saw
+    p = Predictor("cinc2017-rhythm-tiny", workers=1, progress=False)
+    df = p.predict([man.paths[i] for i in test])
+    assert (df["error"] == "").all()
+    probs = df[list(p.labels)].to_numpy(float)
+    y = np.eye(4)[man.y[test]]
+    rep = evaluate_arrays(y, probs, p.labels, n_boot=200)
+    auroc = {r["label"]: r["auroc"] for r in rep.labels}
+    assert auroc["AF"] > 0.93, auroc
+    assert rep.macro["auroc"] > 0.85, auroc
+    accuracy = np.mean(probs.argmax(1) == man.y[test])
+    assert accuracy > 0.7, accuracy
