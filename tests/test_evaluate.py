@@ -127,3 +127,37 @@ def test_numpy_fallback_equals_compiled_and_scikit_learn():
     ones = np.ones((1, 400), np.float32)
     assert r._auroc_ap_numpy(ones)[0][0] == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
     assert r._auroc_ap_numpy(ones)[1][0] == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb"])
+def test_shipped_mappings_point_at_real_labels(name, fixtures_dir):
+    from ecgfounder.eval.mapping import load_mapping
+
+    labels = set((fixtures_dir / "ecgfounder_labels.txt").read_text().splitlines())
+    m = load_mapping(name)
+    assert m.targets, name
+    for code, targets in m.targets.items():
+        assert set(targets) <= labels, (code, set(targets) - labels)
+    assert len(set(m.targets) | set(m.unmapped)) == len(m.names)  # every code said once
+
+
+def test_zero_shot_evaluation_through_a_mapping(tmp_path, fixtures_dir, data_dir):
+    # A 150-label prediction table for real CinC 2017 records where only the AF label carries signal.
+    labels150 = (fixtures_dir / "ecgfounder_labels.txt").read_text().splitlines()
+    ref = pd.read_csv(data_dir / "cinc2017-dev" / "REFERENCE.csv", header=None, names=["rec", "cls"]).head(400)
+    rng = np.random.default_rng(7)
+    pred = pd.DataFrame(rng.random((len(ref), 150)) * 0.5, columns=labels150)
+    pred.insert(0, "record", ref["rec"])
+    pred["ATRIAL FIBRILLATION"] = np.where(ref["cls"] == "A", 0.6, 0.1) + rng.random(len(ref)) * 0.3
+    pred["error"] = ""
+    truth = pd.DataFrame({"record": ref["rec"], **{c: (ref["cls"] == c).astype(int) for c in ("N", "A", "O", "~")}})
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    exe = Path(sys.executable).with_name("ecgfounder")
+    res = subprocess.run([str(exe), "evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
+                          str(tmp_path / "truth.csv"), "--mapping", "cinc2017", "--bootstrap", "100",
+                          "--output-dir", str(tmp_path / "ev")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = {r["label"]: r for r in json.loads((tmp_path / "ev" / "metrics.json").read_text())["labels"]}
+    assert set(rows) == {"N", "A"} and rows["A"]["auroc"] > 0.9
+    assert "O (other rhythm): not evaluated" in res.stderr

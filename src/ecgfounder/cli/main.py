@@ -251,7 +251,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ValueError:
         if thresholds != "youden":
             thresholds = [float(v) for v in _read_thresholds(thresholds).values()]
-    report = evaluate_tables(args.predictions, args.labels, id_column=args.id_column,
+    predictions: Any = args.predictions
+    if args.mapping:
+        from ..eval.evaluate import _read_table
+        from ..eval.mapping import load_mapping
+
+        mapping = load_mapping(args.mapping)
+        predictions = mapping.apply(_read_table(args.predictions), id_column=args.id_column)
+        for code, why in mapping.unmapped.items():
+            print(f"note: {code} ({mapping.names.get(code, '')}): not evaluated, {why}", file=sys.stderr)
+    report = evaluate_tables(predictions, args.labels, id_column=args.id_column,
                              label_columns=args.label_columns.split(",") if args.label_columns else None,
                              patient_column=args.patient_column, thresholds=thresholds,
                              n_boot=args.bootstrap, seed=args.seed)
@@ -278,7 +287,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecgfounder",
-        description="ECGFounder ECG foundation model: read ECG files; load, inspect and convert models.",
+        description="ECGFounder ECG foundation model: read ECGs, predict, embed, train, evaluate; load, inspect and convert models.",
     )
     parser.add_argument("--version", action="version", version=f"ecgfounder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -365,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("evaluate", help="per-label AUROC, AUPRC, sensitivity... with bootstrap 95% CIs")
+    p = sub.add_parser("evaluate", help="per-label AUROC, AUPRC, sensitivity... with bootstrap 95%% CIs")
     p.add_argument("--predictions", required=True, help="output of `ecgfounder predict` (CSV, JSONL, Parquet)")
     p.add_argument("--labels", required=True, help="table with the id column and one 0/1 column per label")
     p.add_argument("--id-column", default="record")
@@ -375,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="youden (default), a number, or a file of per-label thresholds (JSON or CSV)")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mapping", help="map 150-label predictions onto the label table's codes first: "
+                                     "cinc2017, snomed_cinc2021, ptbxl_scp, ludb, or a mapping CSV")
     p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md go")
     p.set_defaults(func=cmd_evaluate)
 
