@@ -161,3 +161,39 @@ def test_zero_shot_evaluation_through_a_mapping(tmp_path, fixtures_dir, data_dir
     rows = {r["label"]: r for r in json.loads((tmp_path / "ev" / "metrics.json").read_text())["labels"]}
     assert set(rows) == {"N", "A"} and rows["A"]["auroc"] > 0.9
     assert "O (other rhythm): not evaluated" in res.stderr
+
+
+def test_plots_written_and_match_the_roc_curve(tmp_path):
+    from ecgfounder.eval.plots import pr_points, roc_points
+
+    rng = np.random.default_rng(8)
+    y = (rng.random((300, 2)) < 0.3).astype(float)
+    p = np.clip(0.4 * y + rng.random((300, 2)) * 0.6, 0, 1).round(2)
+    fpr, tpr = roc_points(y[:, 0], p[:, 0])
+    sk_fpr, sk_tpr, _ = sk.roc_curve(y[:, 0], p[:, 0], drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    rec, prec = pr_points(y[:, 0], p[:, 0])
+    sk_prec, sk_rec, _ = sk.precision_recall_curve(y[:, 0], p[:, 0], drop_intermediate=False)
+    np.testing.assert_allclose(rec, sk_rec[:-1][::-1])
+    np.testing.assert_allclose(prec, sk_prec[:-1][::-1])
+    paths = evaluate_arrays(y, p, ["a", "b"], n_boot=20).write(tmp_path)
+    from PIL import Image
+
+    for kind in ("roc", "pr", "reliability"):
+        with Image.open(paths[kind]) as im:
+            assert im.size == (660, 600)
+
+
+def test_temperature_scaling_recovers_an_overconfident_model():
+    from ecgfounder.eval.evaluate import apply_temperature, calibration, fit_temperature
+
+    rng = np.random.default_rng(9)
+    z = rng.normal(0, 2, size=(4000, 3))
+    y = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(float)  # calibrated at T=1
+    overconfident = 1 / (1 + np.exp(-2.5 * z))
+    t = fit_temperature(y[:2000], overconfident[:2000])
+    assert 2.2 < t < 2.8
+    before = calibration(y[2000:, 0], overconfident[2000:, 0])["ece"]
+    after = calibration(y[2000:, 0], apply_temperature(overconfident[2000:, 0], t))["ece"]
+    assert after < before / 2

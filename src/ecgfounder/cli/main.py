@@ -260,11 +260,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         predictions = mapping.apply(_read_table(args.predictions), id_column=args.id_column)
         for code, why in mapping.unmapped.items():
             print(f"note: {code} ({mapping.names.get(code, '')}): not evaluated, {why}", file=sys.stderr)
-    report = evaluate_tables(predictions, args.labels, id_column=args.id_column,
+    temperature = None
+    if args.fit_temperature:
+        from ..eval.evaluate import _read_table, fit_temperature
+
+        cal_pred = _read_table(args.fit_temperature[0])
+        if args.mapping:
+            cal_pred = mapping.apply(cal_pred, id_column=args.id_column)
+        cal_true = _read_table(args.fit_temperature[1])
+        merged = cal_pred.merge(cal_true, on=args.id_column, suffixes=("", "__true"))
+        cols = [c for c in cal_true.columns if c != args.id_column and c in cal_pred.columns]
+        temperature = fit_temperature(merged[[f"{c}__true" for c in cols]].to_numpy(float),
+                                      merged[cols].to_numpy(float))
+        print(f"temperature {temperature:.3f} fitted on {len(merged)} records", file=sys.stderr)
+    report = evaluate_tables(predictions, args.labels, id_column=args.id_column, temperature=temperature,
                              label_columns=args.label_columns.split(",") if args.label_columns else None,
                              patient_column=args.patient_column, thresholds=thresholds,
                              n_boot=args.bootstrap, seed=args.seed)
-    paths = report.write(args.output_dir)
+    paths = report.write(args.output_dir, plots=not args.no_plots)
     print(report.to_markdown())
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
@@ -386,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mapping", help="map 150-label predictions onto the label table's codes first: "
                                      "cinc2017, snomed_cinc2021, ptbxl_scp, ludb, or a mapping CSV")
-    p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md go")
+    p.add_argument("--fit-temperature", nargs=2, metavar=("PREDICTIONS", "LABELS"),
+                   help="fit temperature scaling on these (validation) tables and apply it before evaluating")
+    p.add_argument("--no-plots", action="store_true", help="no ROC, PR and reliability PNGs")
+    p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md and plots go")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="load a model strictly and describe it")

@@ -20,7 +20,8 @@ import numpy as np
 from .bootstrap import (RankedScores, resample_weights, weighted_auroc, weighted_average_precision,
                         weighted_confusion)
 
-__all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration"]
+__all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration",
+           "fit_temperature"]
 
 _POINT_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
 
@@ -53,6 +54,29 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
     return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "reliability": curve}
 
 
+def fit_temperature(y: np.ndarray, probs: np.ndarray) -> float:
+    """One temperature T for all labels minimising the binary cross-entropy of
+    sigmoid(logit(p) / T) (temperature scaling, Guo et al. 2017). Fit it on validation data and
+    apply it to test data: fitting and scoring on the same records flatters calibration."""
+    from scipy.optimize import minimize_scalar
+
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    logits = np.log(p / (1 - p)).ravel()
+    t = np.asarray(y, dtype=np.float64).ravel()
+
+    def nll(log_temp: float) -> float:
+        z = logits / np.exp(log_temp)
+        return float(np.mean(np.logaddexp(0, z) - t * z))
+
+    res = minimize_scalar(nll, bounds=(-3, 3), method="bounded")
+    return float(np.exp(res.x))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
+
+
 def _rates(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -70,6 +94,7 @@ class EvalReport:
     level: str
     threshold_rule: str
     extra: dict[str, Any] = field(default_factory=dict)
+    arrays: tuple[np.ndarray, np.ndarray, list[str]] | None = field(default=None, repr=False)
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -106,13 +131,21 @@ class EvalReport:
         return (f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
                 f"thresholds: {self.threshold_rule}.\n\n" + head + "\n".join(lines + [macro, micro]) + "\n")
 
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
+    def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+        """metrics.csv, metrics.json, metrics.md and (``plots``) roc.png, pr.png, reliability.png."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "metrics.csv", "json": out / "metrics.json", "markdown": out / "metrics.md"}
         self.to_frame().to_csv(paths["csv"], index=False)
         paths["json"].write_text(json.dumps(self.to_json(), indent=2, default=float))
         paths["markdown"].write_text(self.to_markdown())
+        if plots and self.arrays is not None:
+            try:
+                from .plots import plot_curves
+            except ImportError:  # pragma: no cover - matplotlib comes with wfdb
+                return paths
+            y, p, labels = self.arrays
+            paths.update(plot_curves(y, p, labels, out))
         return paths
 
 
@@ -219,8 +252,10 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         micro["auprc"] = float(weighted_average_precision(flat_y, flat_p, ones_f)[0])
         for k in ("auroc", "auprc"):
             micro[f"{k}_lo"], micro[f"{k}_hi"] = interval(micro_boot[k])
-    return EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
-                      level="patient" if groups is not None else "record", threshold_rule=rule)
+    report = EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
+                        level="patient" if groups is not None else "record", threshold_rule=rule)
+    report.arrays = (y, probs, list(labels))
+    return report
 
 
 def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
@@ -247,7 +282,12 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
     p = merged[shared].to_numpy(dtype=np.float64)
     groups = merged[patient_column].tolist() if patient_column else None
+    temperature = kwargs.pop("temperature", None)
+    if temperature is not None:
+        p = apply_temperature(p, temperature)
     report = evaluate_arrays(y, p, shared, groups=groups, **kwargs)
+    if temperature is not None:
+        report.extra["temperature"] = temperature
     report.extra["unmatched_predictions"] = int(len(pred) - len(merged))
     return report
 
