@@ -129,7 +129,7 @@ def test_numpy_fallback_equals_compiled_and_scikit_learn():
     assert r._auroc_ap_numpy(ones)[1][0] == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
 
 
-@pytest.mark.parametrize("name", ["cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb"])
+@pytest.mark.parametrize("name", ["cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb", "code15"])
 def test_shipped_mappings_point_at_real_labels(name, fixtures_dir):
     from ecgfounder.eval.mapping import load_mapping
 

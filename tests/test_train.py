@@ -251,3 +251,50 @@ def test_early_stopping_and_patient_level_splits(tmp_path, data_dir):
     run = train(cfg)
     assert len(pd.read_csv(run / "metrics.csv")) == 2  # lr 0: nothing improves after epoch 1
     assert "early stop" in (run / "train.log").read_text()
+
+
+def _fake_code15(root: Path, data_dir: Path) -> Path:
+    """CODE-15% layout: exams.csv + two exams_part*.hdf5 (tracings at 400 Hz in 1e-4 V, exam_id),
+    the second part padded with an exam_id 0 row as the real files are; waveforms from LUDB."""
+    import h5py
+    import wfdb
+
+    from ecgfounder import resample
+
+    root.mkdir(parents=True)
+    rows, exam = [], 100
+    for part in range(2):
+        tracings = np.zeros((9, 4096, 12), dtype=np.float32)
+        ids = np.zeros(9, dtype=np.int64)
+        for i in range(8 if part else 9):
+            sig, _ = wfdb.rdsamp(str(data_dir / "ludb" / "data" / f"{part * 9 + i + 1}"))
+            tracings[i, 48:4048] = resample(sig.T, 500, 400).T * 10
+            exam += 1
+            ids[i] = exam
+            rows.append({"exam_id": exam, "age": 50, "is_male": True, "1dAVb": int(i == 1), "RBBB": int(i == 2),
+                         "LBBB": 0, "SB": int(i % 3 == 0), "ST": int(i == 4), "AF": int(i % 4 == 1),
+                         "patient_id": exam // 2, "trace_file": f"exams_part{part}.hdf5"})
+        with h5py.File(root / f"exams_part{part}.hdf5", "w") as f:
+            f["tracings"] = tracings
+            f["exam_id"] = ids
+    pd.DataFrame(rows).to_csv(root / "exams.csv", index=False)
+    return root
+
+
+def test_code15_layout_train_predict_and_label_tables(tmp_path, data_dir, fixtures_dir):
+    from ecgfounder import Predictor
+    from ecgfounder.data import code15_manifest
+
+    root = _fake_code15(tmp_path / "code15", data_dir)
+    man = code15_manifest(root, val_fraction=0.2, test_fraction=0.2)
+    assert len(man) == 17 and man.labels == ["1dAVb", "RBBB", "LBBB", "SB", "ST", "AF"]
+    assert man.paths[0].endswith("exams_part0.hdf5[0]") and man.paths[-1].endswith("exams_part1.hdf5[7]")
+    cfg = _cfg(tmp_path, data_dir, dataset=f"code15:{root}", task="multilabel", limit=None,
+               init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=None, batch_size=4,
+               val_fraction=0.2, test_fraction=0.2)
+    run = train(cfg)
+    manifest, labels = man.write_split("test", tmp_path / "tables")
+    df = Predictor(str(run / "best.safetensors"), workers=0, progress=False).predict([manifest])
+    truth = pd.read_csv(labels)
+    assert list(df["record"]) == list(truth["record"]) and (df["error"] == "").all()
+    assert list(df.columns[-6:]) == man.labels

@@ -70,7 +70,7 @@ class WindowCache:
 
             bar = tqdm(total=len(manifest), unit="ECG", desc="caching")
         with os.fdopen(fd, "wb") as raw:
-            for i, prep in enumerate(prepared_stream((Source(p) for p in manifest.paths), opts, workers)):
+            for i, prep in enumerate(prepared_stream((Source.from_key(p) for p in manifest.paths), opts, workers)):
                 if prep.error is not None or prep.windows is None:
                     records.append({"first": total, "count": 0, "error": prep.error})
                     if log is not None:

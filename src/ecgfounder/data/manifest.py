@@ -18,7 +18,11 @@ import numpy as np
 from ..errors import ECGFounderError
 
 __all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest", "ludb_manifest",
+           "code15_manifest", "CODE15_LABELS",
            "assign_splits", "CINC2017_CLASSES", "PTBXL_GROUPS"]
+
+#: The six abnormalities labelled in CODE-15% (exams.csv) and CODE-test.
+CODE15_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
 
 #: PTB-XL statement groups (Wagner et al. 2020 benchmark tasks).
 PTBXL_GROUPS = ("all", "diagnostic", "superdiagnostic", "subdiagnostic", "form", "rhythm")
@@ -56,6 +60,32 @@ class Manifest:
     def subset(self, index: np.ndarray) -> Manifest:
         return Manifest([self.paths[i] for i in index], self.y[index], self.labels, self.task,
                         self.splits[index], [self.patients[i] for i in index] if self.patients else None)
+
+    def write_split(self, split: str, out_dir: str | Path) -> tuple[Path, Path]:
+        """``manifest.csv`` (a ``path`` column, for ``ecgfounder predict``) and ``labels.csv``
+        (``record`` + one 0/1 column per label, for ``ecgfounder evaluate``) of one split."""
+        import pandas as pd
+
+        from ..infer.sources import Source
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        idx = self.indices(split)
+        # absolute, so that the manifest works from its own folder and predict's record ids match
+        paths = []
+        for i in idx:
+            src = Source.from_key(self.paths[i])
+            full = str(Path(src.path).resolve())
+            paths.append(full if src.index is None else f"{full}[{src.index}]")
+        pd.DataFrame({"path": paths}).to_csv(out / "manifest.csv", index=False)
+        table = pd.DataFrame({"record": paths})
+        for j, name in enumerate(self.labels):
+            if self.task == "multiclass":
+                table[name] = (self.y[idx] == j).astype(int)
+            else:
+                table[name] = self.y[idx][:, j]
+        table.to_csv(out / "labels.csv", index=False)
+        return out / "manifest.csv", out / "labels.csv"
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -278,3 +308,35 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
     labels = sorted(lab for lab, n in counts.items() if n >= min_count)
     y = np.array([[float(lab in st) for lab in labels] for st in sets], dtype=np.float32)
     return Manifest(paths, y, labels, "multilabel", splits)
+
+
+def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS, seed: int = 0,
+                    val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+    """CODE-15% (``exams.csv`` + ``exams_part*.hdf5``): a multi-label task over the six
+    abnormalities, patient-level random splits. Records are addressed as ``file.hdf5[i]`` (exam
+    ``i`` of the file, found through each file's ``exam_id`` dataset)."""
+    import h5py
+    import pandas as pd
+
+    folder = Path(folder)
+    table = folder / "exams.csv"
+    if not table.is_file():
+        raise ECGFounderError(f"{folder}: no exams.csv (not the CODE-15% layout)")
+    df = pd.read_csv(table)
+    where: dict[int, str] = {}
+    for h5 in sorted(folder.glob("*.hdf5")) + sorted(folder.glob("*.h5")):
+        with h5py.File(h5, "r") as fh:
+            if "exam_id" not in fh:
+                continue
+            for i, exam in enumerate(np.asarray(fh["exam_id"]).astype(np.int64)):
+                if exam > 0:  # CODE-15 pads the last part with exam_id 0
+                    where[int(exam)] = f"{h5}[{i}]"
+    keep = [i for i, exam in enumerate(df["exam_id"].astype(np.int64)) if int(exam) in where]
+    if not keep:
+        raise ECGFounderError(f"{folder}: no exam of exams.csv was found in the HDF5 files")
+    df = df.iloc[keep].reset_index(drop=True)
+    y = df[list(labels)].astype(float).to_numpy(dtype=np.float32)
+    patients = df["patient_id"].astype(str).tolist() if "patient_id" in df.columns else None
+    splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                           groups=patients)
+    return Manifest([where[int(e)] for e in df["exam_id"]], y, list(labels), "multilabel", splits, patients)

@@ -59,7 +59,7 @@ def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Pat
         recs.clear()
 
     first = 0
-    for i, prep in enumerate(prepared_stream((Source(p) for p in manifest.paths), opts, workers)):
+    for i, prep in enumerate(prepared_stream((Source.from_key(p) for p in manifest.paths), opts, workers)):
         if bar is not None:
             bar.update(1)
         if prep.error is not None or prep.windows is None:

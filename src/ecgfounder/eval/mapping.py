@@ -6,7 +6,7 @@ maps to one or more ECGFounder labels; its zero-shot probability is the highest 
 
 Shipped: ``cinc2017`` (CinC 2017 classes), ``snomed_cinc2021`` (SNOMED CT codes of the CinC
 2020/2021 data), ``ptbxl_scp`` (PTB-XL SCP statements), ``ludb`` (LUDB rhythm and hypertrophy
-statements). Written by us from the code definitions (SNOMED CT, the PTB-XL statement table, the
+statements), ``code15`` (the six CODE-15% / CODE-test abnormalities). Written by us from the code definitions (SNOMED CT, the PTB-XL statement table, the
 LUDB and CinC documentation) and ECGFounder's label names.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["LabelMapping", "load_mapping", "MAPPINGS"]
 
-MAPPINGS = ("cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb")
+MAPPINGS = ("cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb", "code15")
 
 
 @dataclass

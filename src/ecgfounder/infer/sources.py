@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ class Source:
     @property
     def key(self) -> str:
         return self.path if self.index is None else f"{self.path}[{self.index}]"
+
+    @classmethod
+    def from_key(cls, key: str) -> Source:
+        """``file.h5[3]`` -> exam 3 of file.h5; anything else -> the file."""
+        m = re.fullmatch(r"(.+)\[(\d+)\]", key)
+        if m and not Path(key).exists():
+            return cls(m.group(1), int(m.group(2)))
+        return cls(key)
 
 
 def _is_manifest(path: Path) -> str | None:
@@ -52,9 +61,13 @@ def _manifest(path: Path, column: str) -> Iterator[Source]:
             value = (row.get(column) or "").strip()
             if not value:
                 continue
-            p = Path(value)
+            src = Source.from_key(value)
+            p = Path(src.path)
             p = p if p.is_absolute() else base / p
-            yield from _expand_file(p)
+            if src.index is not None:
+                yield Source(str(p), src.index)
+            else:
+                yield from _expand_file(p)
 
 
 def _expand_file(path: Path) -> Iterator[Source]:

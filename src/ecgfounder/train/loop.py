@@ -31,7 +31,7 @@ from torch import nn
 
 from ..contract import STANDARD_12_LEADS, InputContract
 from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDataset, cinc2017_manifest,
-                    cinc2021_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
+                    cinc2021_manifest, code15_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
 from ..errors import ECGFounderError
 from ..eval.metrics import task_metrics
 from ..models import PRESETS, Net1D, create_model, load_model, save_model
@@ -101,6 +101,8 @@ def _manifest(cfg: TrainConfig) -> Manifest:
         man = cinc2017_manifest(cfg.dataset.split(":", 1)[1], limit=cfg.limit, **split_args)
     elif cfg.dataset and cfg.dataset.startswith("cinc2021:"):
         man = cinc2021_manifest(cfg.dataset.split(":", 1)[1], codes=cfg.label_columns, **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("code15:"):
+        man = code15_manifest(cfg.dataset.split(":", 1)[1], **split_args)
     elif cfg.dataset and cfg.dataset.startswith("ludb:"):
         man = ludb_manifest(cfg.dataset.split(":", 1)[1], task=cfg.task,
                             columns=cfg.label_columns or ("Rhythms",), min_count=2, **split_args)
@@ -110,7 +112,7 @@ def _manifest(cfg: TrainConfig) -> Manifest:
         man = ptbxl_manifest(folder, group=head.split("/", 1)[1] if "/" in head else "superdiagnostic")
     else:
         raise ECGFounderError("no training data: set manifest: FILE.csv or dataset: cinc2017:<folder>, "
-                              "cinc2021:<folder>, ludb:<folder> or ptbxl[/group]:<folder>")
+                              "cinc2021:<folder>, ludb:<folder>, code15:<folder> or ptbxl[/group]:<folder>")
     if man.task != cfg.task:
         raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
     if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
