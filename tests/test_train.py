@@ -298,3 +298,28 @@ def test_code15_layout_train_predict_and_label_tables(tmp_path, data_dir, fixtur
     truth = pd.read_csv(labels)
     assert list(df["record"]) == list(truth["record"]) and (df["error"] == "").all()
     assert list(df.columns[-6:]) == man.labels
+
+
+def test_code_test_layout_is_a_held_out_set(tmp_path, data_dir):
+    import h5py
+
+    from ecgfounder import Predictor, read_ecg
+    from ecgfounder.data import code15_manifest
+
+    root = tmp_path / "code-test"
+    (root / "annotations").mkdir(parents=True)
+    tracings = np.zeros((3, 4096, 12), dtype=np.float32)
+    from ecgfounder import resample
+
+    for i in range(3):
+        rec = read_ecg(data_dir / "ludb" / "data" / f"{i + 1}.hea")
+        tracings[i, 48:4048] = resample(rec.signal, 500, 400).T * 10
+    with h5py.File(root / "ecg_tracings.hdf5", "w") as f:
+        f["tracings"] = tracings
+    pd.DataFrame({"1dAVb": [0, 1, 0], "RBBB": [0, 0, 1], "LBBB": 0, "SB": [1, 0, 0], "AF": 0, "ST": 0}).to_csv(
+        root / "annotations" / "gold_standard.csv", index=False)
+    man = code15_manifest(root)
+    assert len(man) == 3 and set(man.splits) == {"test"} and man.y[1, 0] == 1
+    manifest, labels = man.write_split("test", tmp_path / "t")
+    df = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False).predict([manifest])
+    assert (df["error"] == "").all() and list(df["record"]) == list(pd.read_csv(labels)["record"])

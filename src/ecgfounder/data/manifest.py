@@ -314,14 +314,25 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
                     val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
     """CODE-15% (``exams.csv`` + ``exams_part*.hdf5``): a multi-label task over the six
     abnormalities, patient-level random splits. Records are addressed as ``file.hdf5[i]`` (exam
-    ``i`` of the file, found through each file's ``exam_id`` dataset)."""
+    ``i`` of the file, found through each file's ``exam_id`` dataset). A CODE-test folder
+    (``ecg_tracings.hdf5`` + ``annotations/gold_standard.csv``) gives its 827 exams as a test split."""
     import h5py
     import pandas as pd
 
     folder = Path(folder)
     table = folder / "exams.csv"
+    gold = folder / "annotations" / "gold_standard.csv"
+    if not table.is_file() and gold.is_file() and (folder / "ecg_tracings.hdf5").is_file():
+        # CODE-test: ecg_tracings.hdf5 (827 exams, no ids) and the cardiologists' consensus in
+        # annotations/gold_standard.csv, row i describing exam i. Kept whole as the test split.
+        df = pd.read_csv(gold)
+        tracings = folder / "ecg_tracings.hdf5"
+        y = df[list(labels)].astype(float).to_numpy(dtype=np.float32)
+        return Manifest([f"{tracings}[{i}]" for i in range(len(df))], y, list(labels), "multilabel",
+                        np.array(["test"] * len(df), dtype=object))
     if not table.is_file():
-        raise ECGFounderError(f"{folder}: no exams.csv (not the CODE-15% layout)")
+        raise ECGFounderError(f"{folder}: neither exams.csv (CODE-15%) nor ecg_tracings.hdf5 + "
+                              "annotations/gold_standard.csv (CODE-test)")
     df = pd.read_csv(table)
     where: dict[int, str] = {}
     for h5 in sorted(folder.glob("*.hdf5")) + sorted(folder.glob("*.h5")):
