@@ -136,7 +136,7 @@ def _predictor(args: argparse.Namespace) -> Any:
     def on_error(key: str, reason: str) -> None:
         print(f"error: {key}: {reason}", file=sys.stderr)
 
-    model = load_model(args.model, **_model_overrides(args))
+    model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **_model_overrides(args))
     thresholds: Any = args.threshold
     if args.thresholds:
         thresholds = _read_thresholds(args.thresholds)
@@ -283,6 +283,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_model
+    from ..models import load_model
+
+    model = load_model(args.model, **_model_overrides(args))
+    summary = export_model(model, args.output, args.format, check=not args.no_check, atol=args.atol)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
@@ -404,6 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="no ROC, PR and reliability PNGs")
     p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md and plots go")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a model to ONNX, TorchScript or safetensors, with a parity check")
+    p.add_argument("model", help="registered model name or model file")
+    p.add_argument("--output", "-o", required=True, help="FILE.onnx, FILE.pt (TorchScript) or FILE.safetensors")
+    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], help="default: from the suffix")
+    p.add_argument("--atol", type=float, default=1e-4, help="parity tolerance against PyTorch (default 1e-4)")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check")
+    model_options(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="load a model strictly and describe it")
     p.add_argument("source", help="registered model name or model file (.pth, .pt, .safetensors)")

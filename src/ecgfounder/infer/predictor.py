@@ -138,7 +138,13 @@ class Predictor:
         from ..models import load_model
 
         if isinstance(model, (str, os.PathLike)):
-            model = load_model(model)
+            if str(model).lower().endswith(".onnx"):
+                from ..export import OnnxModel
+
+                model = OnnxModel(model)
+            else:
+                model = load_model(model)
+        self._onnx = type(model).__name__ == "OnnxModel"
         self.model = model.eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
@@ -237,6 +243,11 @@ class Predictor:
         import torch
 
         outs = []
+        if self._onnx:
+            for i in range(0, len(windows), self.batch_size):
+                logits, feats = self.model.run(windows[i:i + self.batch_size])
+                outs.append(feats if features else self._activate(torch.from_numpy(logits)).numpy())
+            return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
         with torch.inference_mode():
             for i in range(0, len(windows), self.batch_size):
                 x = torch.from_numpy(windows[i:i + self.batch_size]).to(self.device, non_blocking=True)
