@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--batches", default="1,16,64")
     ap.add_argument("--onnx", action="store_true", help="also ONNX Runtime (exports the model first)")
+    ap.add_argument("--int8", action="store_true",
+                    help="also ONNX Runtime on the export quantised with quantize_dynamic (int8 weights)")
     ap.add_argument("--drift", type=int, default=300, help="held-out CinC 2017 records for the drift check")
     args = ap.parse_args()
     import ecgfounder
@@ -66,13 +68,22 @@ def main() -> None:
             return model(x)
 
     paths = {"fp32 eager": eager, "bf16 autocast": bf16}
-    if args.onnx:
+    if args.onnx or args.int8:
         from ecgfounder.export import OnnxModel, export_model
 
         tmp = Path(tempfile.mkdtemp()) / "m.onnx"
         export_model(model, tmp)
         runner = OnnxModel(tmp)
         paths["onnxruntime fp32"] = lambda x: runner.run(x.numpy())
+        if args.int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(tmp), str(tmp.with_suffix(".int8.onnx")), weight_type=QuantType.QInt8)
+            q = OnnxModel(tmp.with_suffix(".int8.onnx"))
+            paths["onnxruntime int8"] = lambda x: q.run(x.numpy())
+            probe = torch.randn(4, leads, 5000).numpy()
+            print(f"int8 vs fp32 logits on random input: max |diff| "
+                  f"{np.abs(q.run(probe)[0] - runner.run(probe)[0]).max():.3f}")
     print(f"{'path':<18} {'batch':>5} {'ECG/s':>9} {'vs fp32':>8}")
     for batch in (int(b) for b in args.batches.split(",")):
         base = None
