@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import (RankedScores, resample_weights, weighted_auroc, weighted_average_precision,
-                        weighted_confusion)
+from .bootstrap import RankedScores, resample_weights, weighted_confusion
 
 __all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration",
            "fit_temperature"]
@@ -228,9 +227,9 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
             row["status"] = "no positives" if pos == 0 else "no negatives"
             rows.append(row)
             continue
-        point = {"auroc": weighted_auroc(y[:, j], probs[:, j], ones)[0],
-                 "auprc": weighted_average_precision(y[:, j], probs[:, j], ones)[0],
-                 **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], probs[:, j] >= thr[j], ones)).items()}}
+        au, ap = ranked[j].auroc_ap(ones)  # the label's scores were sorted once, above
+        point = {"auroc": au[0], "auprc": ap[0],
+                 **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], pred[:, j], ones)).items()}}
         row["threshold"] = float(thr[j])
         for k in _POINT_METRICS:
             row[k] = float(point[k])
@@ -248,8 +247,8 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     micro: dict[str, Any] = {}
     if n_labels > 1:
         ones_f = np.ones((1, n * n_labels), dtype=np.float32)
-        micro["auroc"] = float(weighted_auroc(flat_y, flat_p, ones_f)[0])
-        micro["auprc"] = float(weighted_average_precision(flat_y, flat_p, ones_f)[0])
+        au, ap = (flat_ranked or RankedScores(flat_y, flat_p)).auroc_ap(ones_f)
+        micro["auroc"], micro["auprc"] = float(au[0]), float(ap[0])
         for k in ("auroc", "auprc"):
             micro[f"{k}_lo"], micro[f"{k}_hi"] = interval(micro_boot[k])
     report = EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,

@@ -8,7 +8,6 @@ which licence and citation it may be used.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +198,3 @@ def entry_from_preset(arch: str, **overrides: Any) -> ModelEntry:
         contract = InputContract(leads=leads)
     return ModelEntry(name=arch, arch=arch, config=config, contract=contract, labels=tuple(labels))
 
-
-def replace_entry(entry: ModelEntry, **changes: Any) -> ModelEntry:
-    return dataclasses.replace(entry, **changes)
