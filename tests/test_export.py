@@ -66,3 +66,48 @@ def test_bad_onnx_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not onnx")
     with pytest.raises(ECGFounderError, match="not a loadable ONNX model"):
         OnnxModel(bad)
+
+
+def test_int8_static_quantisation_keeps_auroc_on_held_out_records(tmp_path, data_dir):
+    from ecgfounder.data import cinc2017_manifest
+    from ecgfounder.eval import auroc
+    from ecgfounder.export import calibration_windows, quantize_model
+
+    model = load_model("cinc2017-rhythm-tiny")
+    man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=0, val_fraction=0.1, test_fraction=0.2)
+    calib = calibration_windows([man.paths[i] for i in man.indices("train")[:32]], model.info.contract)
+    assert calib.shape == (64, 1, 5000)
+    summary = quantize_model(model, tmp_path / "q.onnx", calib)
+    assert summary["max_prob_diff_on_calibration"] < 0.15
+    q = OnnxModel(tmp_path / "q.onnx")
+    assert q.precision == "int8" and q.info.labels == model.info.labels
+    test = man.indices("test")[:120]
+    files = [man.paths[i] for i in test]
+    ref = Predictor(model, workers=0, progress=False).predict(files)
+    got = Predictor(str(tmp_path / "q.onnx"), workers=0, progress=False).predict(files)
+    assert (got["model"] == ref["model"]).all()
+    af = man.y[test] == 1
+    a0, a1 = auroc(af, ref["AF"].to_numpy()), auroc(af, got["AF"].to_numpy())
+    assert a0 > 0.9 and abs(a1 - a0) <= 0.01, (a0, a1)
+    probs = got[["normal", "AF", "other", "noisy"]].to_numpy(float)
+    assert not np.allclose(probs, ref[["normal", "AF", "other", "noisy"]].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_int8_precision_needs_calibration_and_bf16_is_refused_for_onnx(tmp_path):
+    with pytest.raises(ValueError, match="calibration"):
+        Predictor("cinc2017-rhythm-tiny", precision="int8", workers=0)
+    export_model(load_model("cinc2017-rhythm-tiny"), tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="ONNX"):
+        Predictor(str(tmp_path / "m.onnx"), precision="bf16", workers=0)
+
+
+def test_compiled_predictor_matches_eager_with_a_padded_last_batch(data_dir):
+    files = [data_dir / "cinc2017-dev" / f"A0000{i}.hea" for i in (1, 2, 3)]
+    eager = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False, batch_size=4).predict(files)
+    comp = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False, batch_size=4, compile=True)
+    got = comp.predict(files)  # windows 3 + 2 + 4 ... : batches of 4 and a padded remainder
+    labels = ["normal", "AF", "other", "noisy"]
+    np.testing.assert_allclose(got[labels].to_numpy(float), eager[labels].to_numpy(float), atol=1e-5)
+    emb = comp.embed(files[:1])
+    assert emb.vectors.shape == (1, 64)

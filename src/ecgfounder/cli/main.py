@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .._version import __version__
@@ -145,7 +146,7 @@ def _predictor(args: argparse.Namespace) -> Any:
                      aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
                      progress=False if args.no_progress else None, fs=args.fs,
                      leads=args.leads.split(",") if args.leads else None, units=args.units,
-                     on_error=on_error)
+                     on_error=on_error, calibration=args.calibration, compile=args.compile)
 
 
 def _read_thresholds(path: str) -> dict[str, float]:
@@ -288,8 +289,104 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..models import load_model
 
     model = load_model(args.model, **_model_overrides(args))
-    summary = export_model(model, args.output, args.format, check=not args.no_check, atol=args.atol)
+    if args.int8:
+        from ..export import calibration_windows, quantize_model
+
+        if not args.calibration:
+            raise ECGFounderError("--int8 needs --calibration ECG files or folders (a few dozen records "
+                                  "like the ones the model will score)")
+        if (args.format or Path(args.output).suffix.lower().lstrip(".")) != "onnx":
+            raise ECGFounderError("--int8 writes ONNX: give --output FILE.onnx")
+        windows = calibration_windows(args.calibration, model.info.contract, lead=args.lead)
+        summary = quantize_model(model, args.output, windows)
+    else:
+        summary = export_model(model, args.output, args.format, check=not args.no_check, atol=args.atol)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _top_findings(model: Any, path: str, lead: str | None, n: int) -> list[tuple[str, float]]:
+    from ..infer import Predictor
+
+    row = Predictor(model, workers=0, progress=False, lead=lead).predict([path]).iloc[0]
+    if isinstance(row.get("error"), str) and row["error"]:
+        raise ECGFounderError(f"{path}: {row['error']}")
+    labels = [c for c in row.index if c not in ("record", "findings", "flags", "error", "model",
+                                                "preprocessing", "n_windows", "duration_s")]
+    probs = sorted(((c, float(row[c])) for c in labels), key=lambda kv: -kv[1])
+    return probs[:n]
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ..io import read_ecg, read_ludb_fiducials
+    from ..viz import plot_ecg, save_figure
+
+    record = read_ecg(args.file, fs=args.fs, leads=args.leads.split(",") if args.leads else None)
+    findings = _top_findings(args.model, args.file, args.lead, args.top) if args.model else None
+    fiducials = read_ludb_fiducials(args.file) if args.fiducials else None
+    out = Path(args.output or f"{Path(args.file).stem}.png")
+    fig, geo = plot_ecg(record, layout=args.layout, lead=args.lead, start_s=args.start,
+                        findings=findings, fiducials=fiducials, preprocessed=args.preprocessed,
+                        max_rows=args.rows)
+    save_figure(fig, out, dpi=args.dpi)
+    print(f"{out}: {geo.width_mm:.0f} x {geo.height_mm:.0f} mm, {geo.rows} rows, "
+          f"{geo.speed_mm_s:g} mm/s, {geo.gain_mm_mv:g} mm/mV")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ..explain import explain
+    from ..io import read_ecg
+    from ..models import load_model
+    from ..viz import plot_ecg, save_figure
+
+    model = load_model(args.model, **_model_overrides(args))
+    record = read_ecg(args.file)
+    expl = explain(model, record, args.label, method=args.method, window=args.window, lead=args.lead,
+                   target=args.target, steps=args.steps)
+    print(f"{expl.record}: {expl.method} for {expl.label!r} ({expl.target} {expl.score:.3f}"
+          + (f", baseline {expl.baseline_score:.3f}" if expl.baseline_score is not None else "")
+          + f"), window {expl.details['window']} from {expl.start_s:g} s")
+    if "completeness_gap" in expl.details:
+        print(f"attributions sum to f(x) - f(baseline) within {abs(expl.details['completeness_gap']):.2e}")
+    print("lead importance:")
+    for lead, share in sorted(expl.lead_importance.items(), key=lambda kv: -kv[1]):
+        print(f"  {lead:<5} {share:6.1%}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(expl.to_dict(), indent=1), encoding="utf-8")
+    out = Path(args.output or f"{Path(args.file).stem}_{args.method}.png")
+    layout = args.layout
+    if layout == "auto" and len(expl.leads) == 1:
+        layout = "single"
+    fig, _ = plot_ecg(record, layout=layout, lead=expl.details.get("record_lead"), start_s=expl.start_s,
+                      attribution=expl, findings=f"{expl.label} {expl.target} {expl.score:.2f}",
+                      max_rows=1)
+    save_figure(fig, out, dpi=args.dpi)
+    print(f"figure: {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+
+        from ..serve import ServeSettings, create_app
+    except ImportError as exc:
+        raise ECGFounderError(f"the service needs the serve extra: pip install 'ecgfounder[serve]' ({exc})") from None
+    key = args.api_key or os.environ.get("ECGFOUNDER_API_KEY") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not key:
+        print(f"warning: listening on {args.host} without an API key (--api-key or $ECGFOUNDER_API_KEY)",
+              file=sys.stderr)
+    settings = ServeSettings(model=args.model, max_upload_mb=args.max_upload_mb,
+                             max_duration_s=args.max_duration, timeout_s=args.timeout, api_key=key,
+                             cors_origins=args.cors_origin or [], max_batch=args.max_batch)
+    app = create_app(settings)
+    print(f"ecgfounder serving {args.model} on http://{args.host}:{args.port}/ (API docs at /docs)",
+          file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,
+                limit_concurrency=args.max_connections)
     return 0
 
 
@@ -351,7 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1)")
         p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32",
+                       help="bf16: autocast (GPU, or CPUs with native bf16); fp16: GPU; int8: CPU, "
+                            "ONNX Runtime static quantisation calibrated on --calibration")
+        p.add_argument("--calibration", nargs="+", metavar="INPUT",
+                       help="ECG files/folders to calibrate int8 activation ranges on (64 windows)")
+        p.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (pays a one-off compilation; CUDA graphs on GPU)")
         p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
         p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
         p.add_argument("--units", help="signal units for files that do not state them")
@@ -421,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], help="default: from the suffix")
     p.add_argument("--atol", type=float, default=1e-4, help="parity tolerance against PyTorch (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
+    p.add_argument("--int8", action="store_true",
+                   help="ONNX only: static int8 quantisation (ONNX Runtime) calibrated on --calibration")
+    p.add_argument("--calibration", nargs="+", metavar="INPUT", help="ECG files/folders for --int8")
+    p.add_argument("--lead", help="channel to calibrate a single-lead model on")
     model_options(p)
     p.set_defaults(func=cmd_export)
 
@@ -434,6 +541,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="ecgfounder-12lead",
                    help="registered model name or model file (default: ecgfounder-12lead)")
     p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("plot", help="draw an ECG on standard paper (25 mm/s, 10 mm/mV) as PNG, PDF or SVG")
+    p.add_argument("file", help="ECG file")
+    p.add_argument("--layout", choices=["auto", "3x4", "3x4+rhythm", "12x1", "single"], default="auto",
+                   help="auto: 3x4+rhythm for 12 leads, single for one lead, else 12x1")
+    p.add_argument("--output", "-o", help="out.png, out.pdf or out.svg (default: RECORD.png)")
+    p.add_argument("--lead", help="lead of the rhythm strip / single layout")
+    p.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="where to start")
+    p.add_argument("--rows", type=int, default=6, help="most 10 s rows for the single layout (default 6)")
+    p.add_argument("--preprocessed", action="store_true",
+                   help="draw the signal after the model's filter chain (still in mV)")
+    p.add_argument("--model", help="model whose top findings go in the header")
+    p.add_argument("--top", type=int, default=3, help="findings shown with --model (default 3)")
+    p.add_argument("--fiducials", action="store_true",
+                   help="overlay LUDB-style delineation (.i .ii ... .v6 annotation files beside the record)")
+    p.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
+    p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
+    p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("explain", help="which leads and moments drove a label: attributions drawn on the trace")
+    p.add_argument("file", help="ECG file")
+    p.add_argument("--label", required=True, help="label name (see `ecgfounder labels`)")
+    p.add_argument("--model", default="ecgfounder-12lead", help="registered model name or model file")
+    p.add_argument("--method", choices=["integrated-gradients", "gradcam", "occlusion"],
+                   default="integrated-gradients")
+    p.add_argument("--target", choices=["logit", "probability"], default="logit",
+                   help="explain the logit (additive; default) or the probability")
+    p.add_argument("--window", type=int, help="10 s window of a long record (default: highest score)")
+    p.add_argument("--lead", help="channel for a single-lead model")
+    p.add_argument("--steps", type=int, default=64, help="integrated-gradients steps (default 64)")
+    p.add_argument("--layout", choices=["auto", "3x4", "3x4+rhythm", "12x1", "single"], default="auto")
+    p.add_argument("--output", "-o", help="figure (.png/.pdf/.svg; default RECORD_METHOD.png)")
+    p.add_argument("--json", metavar="FILE", help="also write the attributions as JSON")
+    p.add_argument("--dpi", type=int, default=200)
+    model_options(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("serve", help="HTTP service + web page: POST /v1/predict, /v1/embed, /v1/plot, /v1/explain")
+    p.add_argument("--model", default="ecgfounder-12lead", help="registered model name or model file")
+    p.add_argument("--host", default="127.0.0.1", help="interface (default loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require this X-API-Key header (default $ECGFOUNDER_API_KEY; none)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20)")
+    p.add_argument("--max-duration", type=float, default=600.0, metavar="SECONDS",
+                   help="longest recording accepted (default 600)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request (default 60)")
+    p.add_argument("--max-batch", type=int, default=32, help="windows per model call (default 32)")
+    p.add_argument("--max-connections", type=int, default=64, help="concurrent connections (default 64)")
+    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="allow this browser origin (repeatable; default: CORS off)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("convert", help="convert an official .pth to our safetensors format "
                                        "(weights + architecture + contract + labels)")

@@ -21,7 +21,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import ECGFounderError
 
-__all__ = ["export_model", "OnnxModel", "model_metadata"]
+__all__ = ["export_model", "quantize_model", "calibration_windows", "OnnxModel", "model_metadata"]
 
 
 class _Both(nn.Module):
@@ -104,6 +104,95 @@ def export_model(model: Any, path: str | os.PathLike[str], fmt: str | None = Non
     return summary
 
 
+def calibration_windows(inputs: Any, contract: Any, *, limit: int = 64, lead: str | None = None) -> np.ndarray:
+    """Preprocessed windows (N, leads, samples) from files/folders/globs, for int8 calibration.
+
+    Reads inputs in order until ``limit`` windows are collected; unreadable files are skipped (and
+    logged). Raises :class:`ECGFounderError` when nothing usable is found.
+    """
+    import logging
+
+    from ..infer.predictor import _Options, _prepare_one
+    from ..infer.sources import expand_inputs
+
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    opts = _Options(contract, lead, None, None, None, None)
+    out: list[np.ndarray] = []
+    total = 0
+    for src in expand_inputs(list(inputs)):
+        if total >= limit:
+            break
+        prep = _prepare_one(src, opts)
+        if prep.windows is None:
+            logging.getLogger(__name__).warning("calibration: skipped %s: %s", prep.key, prep.error)
+            continue
+        out.append(prep.windows[: limit - total])
+        total += len(out[-1])
+    if not out:
+        raise ECGFounderError("calibration: none of the given inputs gave a usable ECG window")
+    return np.concatenate(out).astype(np.float32)
+
+
+def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.ndarray, *,
+                   per_channel: bool = True) -> dict[str, Any]:
+    """Write an int8 ONNX model: exported in fp32, then statically quantised by ONNX Runtime (QDQ,
+    int8 weights per output channel, uint8 activations) with activation ranges calibrated on
+    ``calibration`` windows (N, leads, samples) preprocessed as the contract says.
+
+    The metadata of :func:`export_model` is kept, with ``precision: int8`` added. The summary
+    reports the largest difference of sigmoid/softmax outputs from the fp32 model on the
+    calibration windows (the drift; real-data AUROC drift: ``benchmarks/bench_inference.py``).
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    path = Path(path)
+    calibration = np.ascontiguousarray(calibration, dtype=np.float32)
+    if calibration.ndim != 3 or len(calibration) == 0:
+        raise ECGFounderError("calibration windows must be a non-empty (N, leads, samples) array")
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter([{"ecg": calibration[i:i + 8]} for i in range(0, len(calibration), 8)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"
+        export_model(model, fp32)
+        quant_pre_process(str(fp32), str(pre))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        quantize_static(str(pre), str(path), _Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+        proto = onnx.load(str(path))
+        del proto.metadata_props[:]
+        meta = {**model_metadata(model), "precision": "int8",
+                "calibration_windows": str(len(calibration))}
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(path))
+        ref, got = OnnxModel(fp32), OnnxModel(path)
+        task = model.info.task if model.info is not None else "multilabel"
+
+        def act(z: np.ndarray) -> np.ndarray:
+            if task == "multiclass":
+                e = np.exp(z - z.max(-1, keepdims=True))
+                return e / e.sum(-1, keepdims=True)
+            return 1.0 / (1.0 + np.exp(-z))
+
+        diffs = [np.abs(act(got.run(calibration[i:i + 16])[0]) - act(ref.run(calibration[i:i + 16])[0])).max()
+                 for i in range(0, len(calibration), 16)]
+    return {"format": "onnx-int8", "path": str(path), "calibration_windows": len(calibration),
+            "max_prob_diff_on_calibration": float(max(diffs))}
+
+
 class OnnxModel:
     """An exported ONNX model run with ONNX Runtime, with the metadata ``export_model`` stored.
 
@@ -111,7 +200,8 @@ class OnnxModel:
     ``num_features`` and :meth:`run` (logits and features as NumPy arrays).
     """
 
-    def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
 
         from ..models import Net1DConfig
@@ -119,7 +209,11 @@ class OnnxModel:
 
         self.path = str(path)
         try:
-            self.session = ort.InferenceSession(self.path, providers=providers or ort.get_available_providers())
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            self.session = ort.InferenceSession(self.path, options,
+                                                providers=providers or ort.get_available_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise ECGFounderError(f"{path}: not a loadable ONNX model ({str(exc)[:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -130,6 +224,7 @@ class OnnxModel:
         self.info = ModelInfo.from_metadata(meta)
         self.info.provenance = {**self.info.provenance, "file": self.path, "file_format": "onnx"}
         self.num_features = self.config.filter_list[-1]
+        self.precision = meta.get("precision", "fp32")
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +31,7 @@ __all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS"]
 
 log = logging.getLogger("ecgfounder")
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
 RESERVED_COLUMNS = ("record", "window", "start_s", "error", "findings", "flags", "n_windows",
                     "duration_s", "notes", "model", "preprocessing")
 
@@ -116,8 +117,13 @@ class Predictor:
     """Score ECGs with a model, its input contract driving reading and preprocessing.
 
     ``model``: a loaded model, a registered name or a model file. ``device``: ``None`` picks CUDA
-    when available, else CPU. ``precision``: ``fp32``, ``bf16`` (autocast, CPU or GPU) or ``fp16``
-    (GPU). ``workers``: reading/preprocessing processes (``0``: in this process; default: one less
+    when available, else CPU. ``precision``: ``fp32``, ``bf16`` (autocast, CPU or GPU), ``fp16``
+    (GPU) or ``int8`` (CPU, ONNX Runtime static quantisation: the model is exported and quantised
+    with activation ranges calibrated on the ``calibration`` inputs, files or folders, or on an
+    (N, leads, samples) array of prepared windows; an ``.onnx`` model quantised by
+    ``ecgfounder export --int8`` runs as it is). ``compile``: ``torch.compile`` the model (first
+    batch pays the compilation; on CUDA with CUDA graphs, ``mode="reduce-overhead"``); batches are
+    padded to ``batch_size`` so one compiled graph serves the whole run. ``workers``: reading/preprocessing processes (``0``: in this process; default: one less
     than the CPU count, at least 1). ``lead``: the channel to use for a single-lead model.
     ``stride_s``: window step for records longer than the window. ``aggregate``: ``mean`` or
     ``max`` of window probabilities per record. ``thresholds``: one number, a mapping label ->
@@ -132,7 +138,8 @@ class Predictor:
                  progress: bool | None = None, fs: float | None = None,
                  leads: Sequence[str] | None = None, units: str | None = None,
                  contract: InputContract | None = None,
-                 on_error: Callable[[str, str], None] | None = None) -> None:
+                 on_error: Callable[[str, str], None] | None = None,
+                 calibration: Any = None, compile: bool = False) -> None:
         import torch
 
         from ..models import load_model
@@ -144,15 +151,30 @@ class Predictor:
                 model = OnnxModel(model)
             else:
                 model = load_model(model)
+        if precision not in ("fp32", "bf16", "fp16", "int8"):
+            raise ValueError(f"precision must be fp32, bf16, fp16 or int8 (got {precision!r})")
+        self._tmp: Any = None
+        if precision == "int8" and type(model).__name__ != "OnnxModel":
+            model = self._quantised(model, calibration, lead)
         self._onnx = type(model).__name__ == "OnnxModel"
         self.model = model.eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16 (got {precision!r})")
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16 runs on a GPU only; use bf16 on the CPU")
-        self.precision = precision
+        if self._onnx and precision in ("bf16", "fp16"):
+            raise ValueError(f"an ONNX model runs in the precision it was exported in, not {precision}")
+        self.precision = getattr(model, "precision", "fp32") if self._onnx else precision
+        self._compiled: Any = None
+        if compile and not self._onnx:
+            net = self.model
+
+            def both(x: Any) -> Any:
+                f = net.forward_features(x)
+                return f, net.forward_head(f)
+
+            self._compiled = torch.compile(both, dynamic=False,
+                                           mode="reduce-overhead" if self.device.type == "cuda" else None)
         self.batch_size = max(1, int(batch_size))
         info = getattr(model, "info", None)
         self.contract = contract or (info.contract if info is not None else None)
@@ -239,6 +261,27 @@ class Predictor:
 
     # ------------------------------------------------------------------ model
 
+    def _quantised(self, model: Any, calibration: Any, lead: str | None) -> Any:
+        import tempfile
+
+        import torch
+
+        from ..export import OnnxModel, calibration_windows, quantize_model
+
+        if calibration is None:
+            raise ValueError("precision int8 needs calibration ECGs (calibration=files or folder; "
+                             "CLI --calibration): a few dozen records like the ones to be scored")
+        if isinstance(calibration, np.ndarray):
+            windows = calibration
+        else:
+            windows = calibration_windows(calibration, model.info.contract, lead=lead)
+        self._tmp = tempfile.TemporaryDirectory(prefix="ecgfounder-int8-")
+        path = Path(self._tmp.name) / "model.int8.onnx"
+        summary = quantize_model(model, path, windows)
+        log.info("int8 model calibrated on %d windows; largest probability change on them %.4f",
+                 summary["calibration_windows"], summary["max_prob_diff_on_calibration"])
+        return OnnxModel(path, threads=torch.get_num_threads())
+
     def _forward(self, windows: np.ndarray, features: bool) -> np.ndarray:
         import torch
 
@@ -250,11 +293,21 @@ class Predictor:
             return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
         with torch.inference_mode():
             for i in range(0, len(windows), self.batch_size):
-                x = torch.from_numpy(windows[i:i + self.batch_size]).to(self.device, non_blocking=True)
+                chunk = windows[i:i + self.batch_size]
+                n = len(chunk)
+                if self._compiled is not None and n < self.batch_size:  # one graph for every batch
+                    chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]),
+                                                            chunk.dtype)])
+                x = torch.from_numpy(chunk).to(self.device, non_blocking=True)
                 dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                    f = self.model.forward_features(x)
-                    y = f if features else self.model.forward_head(f)
+                    if self._compiled is not None:
+                        f, logits = self._compiled(x)
+                        f, logits = f[:n].clone(), logits[:n].clone()
+                    else:
+                        f = self.model.forward_features(x)
+                        logits = None if features else self.model.forward_head(f)
+                    y = f if features else logits
                 y = y.float()
                 if not features:
                     y = self._activate(y)

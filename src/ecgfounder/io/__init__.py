@@ -1,8 +1,9 @@
 """I/O layer: read ECG files of many formats into :class:`ECGRecord` (float32 mV, canonical leads)."""
 
+from .annotations import read_ludb_fiducials, read_wfdb_annotations
 from .leads import canonical_lead, derive_limb_leads, is_non_ecg_channel, select_leads
 from .reader import FORMATS, detect_format, read_ecg, write_npz
 from .record import ECGRecord
 
-__all__ = ["ECGRecord", "read_ecg", "detect_format", "FORMATS", "write_npz", "canonical_lead",
+__all__ = ["read_ludb_fiducials", "read_wfdb_annotations", "ECGRecord", "read_ecg", "detect_format", "FORMATS", "write_npz", "canonical_lead",
            "derive_limb_leads", "is_non_ecg_channel", "select_leads"]

@@ -1,0 +1,517 @@
+"""The HTTP service: FastAPI app with prediction, embeddings, plots, explanations and a web page.
+
+Data flow per request: upload (streamed to a private temporary directory, size-capped) or JSON
+array -> :func:`~ecgfounder.read_ecg` / :class:`~ecgfounder.ECGRecord` -> duration check ->
+:func:`~ecgfounder.prepare` (thread pool) -> the :class:`_Batcher`, which gathers the windows of
+requests arriving together into one model batch on its own thread -> JSON. The event loop never
+runs reading, preprocessing or the model.
+
+Safety: every error is a JSON body ``{"error": {"code", "message", ...}}`` with a 4xx status
+(5xx only for a timeout, 504, or a bug, 500, without a traceback); size limit -> 413 naming the
+limit; duration limit -> 422 naming it; the optional API key is compared in constant time; CORS is
+off unless origins are given; temporary files are removed when the request ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import ECGFounderError, ECGInputError
+
+log = logging.getLogger("ecgfounder.serve")
+
+__all__ = ["ServeSettings", "create_app"]
+
+_PAGE = Path(__file__).with_name("static") / "index.html"
+_UPLOAD_SUFFIXES = {".hea", ".dat", ".mat", ".edf", ".bdf", ".xml", ".dcm", ".csv", ".tsv", ".txt",
+                    ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr"}
+
+
+@dataclass
+class ServeSettings:
+    """Limits and switches of the service (all have safe defaults)."""
+
+    model: str = "ecgfounder-12lead"
+    max_upload_mb: float = 20.0          # whole request body
+    max_duration_s: float = 600.0        # longest recording accepted
+    max_zip_members: int = 16
+    max_zip_ratio: float = 50.0          # uncompressed / compressed, per member (zip bombs)
+    timeout_s: float = 60.0              # per request
+    api_key: str | None = None           # X-API-Key header required when set
+    cors_origins: list[str] = field(default_factory=list)
+    max_batch: int = 32                  # windows per model call
+    batch_wait_ms: float = 5.0           # how long the batcher waits for company
+    top_k: int = 5
+    workers: int = 2                     # threads reading/preprocessing uploads
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+# --------------------------------------------------------------------------- batching
+
+class _Batcher:
+    """Runs the model on one thread; requests' windows arriving within ``wait`` share a batch."""
+
+    def __init__(self, predictor: Any, max_batch: int, wait_s: float) -> None:
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self.queue: asyncio.Queue[tuple[np.ndarray, bool, asyncio.Future[np.ndarray]]] | None = None
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ecgfounder-model")
+        self.task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.windows = 0
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, windows: np.ndarray, features: bool) -> np.ndarray:
+        assert self.queue is not None
+        fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        await self.queue.put((windows, features, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            group = [first]
+            size = len(first[0])
+            deadline = loop.time() + self.wait_s
+            while size < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                group.append(item)
+                size += len(item[0])
+            for features in (False, True):
+                part = [g for g in group if g[1] == features and not g[2].cancelled()]
+                if not part:
+                    continue
+                stacked = np.concatenate([g[0] for g in part])
+                try:
+                    out = await loop.run_in_executor(self.executor, self.predictor._forward, stacked, features)
+                except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+                    for g in part:
+                        if not g[2].done():
+                            g[2].set_exception(exc)
+                    continue
+                self.batches += 1
+                self.windows += len(stacked)
+                pos = 0
+                for windows, _, fut in part:
+                    if not fut.done():
+                        fut.set_result(out[pos:pos + len(windows)])
+                    pos += len(windows)
+
+
+# --------------------------------------------------------------------------- input handling
+
+def _safe_name(name: str | None, default: str) -> str:
+    base = Path(name or default).name  # no directories from the client
+    base = "".join(c for c in base if c.isalnum() or c in "._-")[:100].lstrip(".")
+    return base or default
+
+
+def _extract_zip(path: Path, dest: Path, settings: ServeSettings) -> None:
+    """Unpack a zip of one record's files with limits on count, size and compression ratio."""
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > settings.max_zip_members:
+                raise APIError(413, "zip_too_many_files", f"the zip holds {len(members)} files; the limit "
+                               f"is {settings.max_zip_members}", limit=settings.max_zip_members)
+            total = 0
+            for m in members:
+                ratio = m.file_size / max(m.compress_size, 1)
+                total += m.file_size
+                if ratio > settings.max_zip_ratio or total > limit:
+                    raise APIError(413, "zip_bomb", f"{m.filename}: unpacks to {m.file_size:,} bytes "
+                                   f"(ratio {ratio:.0f}); limits are {settings.max_upload_mb:g} MB in all "
+                                   f"and a ratio of {settings.max_zip_ratio:g}",
+                                   limit_mb=settings.max_upload_mb, limit_ratio=settings.max_zip_ratio)
+                name = _safe_name(m.filename, "member")
+                if Path(name).suffix.lower() not in _UPLOAD_SUFFIXES - {".zip"}:
+                    continue
+                with zf.open(m) as src, open(dest / name, "wb") as dst:
+                    copied = 0
+                    while chunk := src.read(1 << 16):
+                        copied += len(chunk)
+                        if copied > m.file_size or copied > limit:  # header lied
+                            raise APIError(413, "zip_bomb", f"{m.filename}: more data than the zip declares")
+                        dst.write(chunk)
+    except zipfile.BadZipFile as exc:
+        raise APIError(422, "bad_zip", f"{path.name}: not a readable zip ({exc})") from None
+
+
+def _main_file(folder: Path) -> Path:
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    for suffix in (".hea", ".xml", ".edf", ".bdf", ".dcm", ".npz", ".npy", ".h5", ".hdf5", ".csv", ".tsv",
+                   ".txt", ".mat"):
+        for p in files:
+            if p.suffix.lower() == suffix:
+                return p
+    raise APIError(422, "no_ecg_file", "no ECG file in the upload (WFDB .hea + data, EDF/BDF, XML, "
+                   "DICOM, CSV/TSV, .npy/.npz, HDF5, or a zip of one record's files)")
+
+
+def _record_from_json(body: Any) -> Any:
+    from ..io import ECGRecord, canonical_lead
+
+    if not isinstance(body, dict):
+        raise APIError(422, "bad_json", "expected a JSON object {signal, fs, leads, units}")
+    sig, fs = body.get("signal"), body.get("fs")
+    if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not math.isfinite(fs) or not 0 < fs <= 20000:
+        raise APIError(422, "bad_sampling_rate", f"fs must be a number of Hz in (0, 20000] (got {fs!r})")
+    try:
+        arr = np.asarray(sig, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise APIError(422, "bad_signal", "signal must be an array of numbers (leads x samples)") from None
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] > 64:
+        raise APIError(422, "bad_signal", f"signal must be (leads, samples) with at most 64 leads (got shape "
+                       f"{list(arr.shape)})")
+    leads = body.get("leads")
+    if leads is None:
+        leads = ["ECG"] if arr.shape[0] == 1 else None
+    if not isinstance(leads, list) or len(leads) != arr.shape[0] or not all(isinstance(x, str) for x in leads):
+        raise APIError(422, "bad_leads", f"leads must name each of the {arr.shape[0]} rows of signal")
+    units = body.get("units", "mV")
+    scale = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}.get(units)
+    if scale is None:
+        raise APIError(422, "bad_units", f"units must be mV, uV or V (got {units!r})")
+    if not np.isfinite(arr).any():
+        raise APIError(422, "no_signal", "signal has no finite values")
+    names = tuple(canonical_lead(x) or x for x in leads)
+    return ECGRecord(signal=arr * scale, fs=float(fs), leads=names, record_id=str(body.get("id", "json"))[:100],
+                     source="json")
+
+
+# --------------------------------------------------------------------------- app
+
+def create_app(settings: ServeSettings | None = None, model: Any = None) -> Any:
+    """The FastAPI application. ``model``: an already loaded model (else ``settings.model``)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from ..infer import Predictor
+    from ..models import load_model
+
+    settings = settings or ServeSettings()
+    net = model if model is not None else load_model(settings.model)
+    predictor = Predictor(net, workers=0, progress=False, batch_size=settings.max_batch)
+    contract = predictor.contract
+    labels = list(net.info.labels or predictor.labels)
+    batcher = _Batcher(predictor, settings.max_batch, settings.batch_wait_ms / 1000)
+    pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="ecgfounder-read")
+    model_lock = threading.Lock()  # explanations use the model outside the batcher
+    started = time.time()
+
+    async def lifespan(app: Any):  # noqa: ANN202
+        batcher.start()
+        yield
+        await batcher.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan,
+                  description="ECGFounder predictions, embeddings, plots and explanations for ECG files.")
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Content-Type"])
+
+    def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+        return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error(500, "internal_error", "unexpected server error (logged)")
+
+    limit_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    open_paths = {"/", "/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        if settings.api_key and request.url.path not in open_paths:
+            given = request.headers.get("x-api-key", "")
+            if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+                return error(401, "unauthorised", "missing or wrong X-API-Key header")
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > limit_bytes
+            except ValueError:
+                return error(400, "bad_content_length", "Content-Length is not a number")
+            if too_big:
+                return error(413, "upload_too_large", f"request body of {int(length):,} bytes exceeds the "
+                             f"{settings.max_upload_mb:g} MB limit", limit_mb=settings.max_upload_mb)
+        try:
+            return await asyncio.wait_for(call_next(request), settings.timeout_s)
+        except asyncio.TimeoutError:
+            return error(504, "timeout", f"request took longer than the {settings.timeout_s:g} s limit",
+                         limit_s=settings.timeout_s)
+
+    async def read_body(request: Request, tmp: Path) -> Any:
+        """The ECGRecord of a request: a multipart upload (one file, a WFDB pair, or a zip) or JSON."""
+        from ..io import read_ecg
+
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            raw = await _read_limited(request, limit_bytes, settings)
+            import json
+
+            try:
+                body = json.loads(raw)
+            except (ValueError, RecursionError):
+                raise APIError(422, "bad_json", "body is not valid JSON") from None
+            return await asyncio.get_running_loop().run_in_executor(pool, _record_from_json, body)
+        if ctype != "multipart/form-data":
+            raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
+                           f"more files) or application/json, not {ctype or 'nothing'!r}")
+        await _read_limited(request, limit_bytes, settings, keep=False)  # cap before parsing
+        try:
+            form = await request.form(max_files=settings.max_zip_members, max_fields=32)
+        except Exception as exc:  # noqa: BLE001 - multipart parser errors
+            raise APIError(422, "bad_multipart", f"cannot parse the upload ({str(exc)[:120]})") from None
+        uploads = [v for v in form.getlist("file") if hasattr(v, "read")]
+        if not uploads:
+            raise APIError(422, "no_file", "no file in form field 'file'")
+        for up in uploads:
+            name = _safe_name(up.filename, "upload.bin")
+            if Path(name).suffix.lower() not in _UPLOAD_SUFFIXES:
+                raise APIError(415, "unsupported_file_type", f"{name}: unsupported file type; send WFDB "
+                               f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip")
+            with open(tmp / name, "wb") as dst:
+                shutil.copyfileobj(up.file, dst)
+            await up.close()
+            if name.lower().endswith(".zip"):
+                _extract_zip(tmp / name, tmp, settings)
+                (tmp / name).unlink()
+        main = _main_file(tmp)
+        fs = form.get("fs")
+        leads = form.get("leads")
+        try:
+            fs_value = float(fs) if isinstance(fs, str) and fs else None
+        except ValueError:
+            raise APIError(422, "bad_sampling_rate", f"fs must be a number (got {fs!r})") from None
+        if fs_value is not None and not (math.isfinite(fs_value) and 0 < fs_value <= 20000):
+            raise APIError(422, "bad_sampling_rate", f"fs must be in (0, 20000] Hz (got {fs_value:g})")
+        lead_list = leads.split(",") if isinstance(leads, str) and leads else None
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, lambda: read_ecg(main, fs=fs_value, leads=lead_list))
+
+    async def prepared(request: Request, lead: str | None) -> tuple[Any, Any]:
+        from ..signal import prepare
+
+        tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-serve-"))
+        try:
+            try:
+                record = await read_body(request, tmp)
+            except ECGInputError as exc:
+                raise APIError(422, "unreadable_ecg", exc.reason, file=Path(str(exc.source)).name) from None
+            if record.duration_s > settings.max_duration_s:
+                raise APIError(422, "recording_too_long", f"recording of {record.duration_s:.0f} s exceeds the "
+                               f"{settings.max_duration_s:g} s limit", limit_s=settings.max_duration_s)
+            try:
+                prep = await asyncio.get_running_loop().run_in_executor(
+                    pool, lambda: prepare(record, contract, lead=lead, workers=1))
+            except ECGFounderError as exc:
+                raise APIError(422, "cannot_prepare", getattr(exc, "reason", None) or str(exc)) from None
+            return record, prep
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def provenance() -> dict[str, Any]:
+        info = net.info
+        return {"model": predictor.model_name, "ecgfounder_version": __version__,
+                "preprocessing": predictor.preprocessing, "weights": dict(info.provenance or {}),
+                "task": info.task}
+
+    def findings(probs: np.ndarray) -> list[dict[str, Any]]:
+        order = np.argsort(-probs)[: settings.top_k]
+        return [{"label": labels[i], "probability": float(probs[i]),
+                 "positive": bool(probs[i] >= predictor.thresholds[i])} for i in order]
+
+    @app.get("/healthz", summary="liveness and model status")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": predictor.model_name, "uptime_s": round(time.time() - started, 1),
+                "batches": batcher.batches, "windows": batcher.windows}
+
+    @app.get("/v1/models", summary="the served model: name, input contract, labels")
+    async def models() -> dict[str, Any]:
+        c = contract
+        return {"models": [{"name": predictor.model_name, "task": net.info.task, "labels": labels,
+                            "thresholds": [float(t) for t in predictor.thresholds],
+                            "contract": {"fs": c.fs, "n_samples": c.n_samples, "leads": list(c.leads),
+                                         "units": c.units, "preprocessing": c.preprocessing},
+                            "licence": getattr(net.info, "license", None), **provenance()}]}
+
+    @app.post("/v1/predict", summary="probabilities by label for one ECG (upload or JSON array)")
+    async def predict(request: Request, lead: str | None = None, per_window: bool = False) -> dict[str, Any]:
+        record, prep = await prepared(request, lead)
+        per = await batcher.submit(prep.windows, False)
+        probs = per.mean(0) if predictor.aggregate == "mean" else per.max(0)
+        out: dict[str, Any] = {
+            "record": record.record_id, "duration_s": round(record.duration_s, 3), "fs": record.fs,
+            "leads": list(record.leads), "n_windows": len(prep.windows),
+            "probabilities": {lab: float(p) for lab, p in zip(labels, probs)},
+            "top_findings": findings(probs), "quality_flags": list(prep.flags),
+            "notes": list(prep.record.notes), "provenance": provenance()}
+        if per_window:
+            out["windows"] = [{"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(labels, row)}}
+                              for s, row in zip(prep.starts_s, per)]
+        return out
+
+    @app.post("/v1/embed", summary="pooled embedding of one ECG (mean over its 10 s windows)")
+    async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
+        record, prep = await prepared(request, lead)
+        feats = await batcher.submit(prep.windows, True)
+        vec = feats.mean(0)
+        return {"record": record.record_id, "n_windows": len(prep.windows), "dim": int(vec.size),
+                "embedding": [round(float(v), 7) for v in vec], "quality_flags": list(prep.flags),
+                "provenance": provenance()}
+
+    @app.post("/v1/plot", summary="the ECG on standard paper (25 mm/s, 10 mm/mV) as SVG or PNG")
+    async def plot(request: Request, format: str = "svg", layout: str = "auto", findings_top: int = 3,
+                   lead: str | None = None) -> Response:
+        from ..viz import plot_ecg
+
+        if format not in ("svg", "png"):
+            raise APIError(422, "bad_format", "format must be svg or png")
+        record, prep = await prepared(request, lead)
+        per = await batcher.submit(prep.windows, False)
+        probs = per.mean(0)
+        top = [(f["label"], f["probability"]) for f in findings(probs)[: max(0, findings_top)]]
+
+        def draw() -> bytes:
+            fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=3)
+            return _figure_bytes(fig, format)
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(pool, draw)
+        except ECGFounderError as exc:
+            raise APIError(422, "cannot_plot", str(exc)) from None
+        return Response(data, media_type="image/svg+xml" if format == "svg" else "image/png")
+
+    @app.post("/v1/explain", summary="attributions for one label, as JSON and drawn over the trace")
+    async def explain_ep(request: Request, label: str | None = None, method: str = "integrated-gradients",
+                         lead: str | None = None, steps: int = 32) -> dict[str, Any]:
+        from ..explain import METHODS, explain
+        from ..viz import plot_ecg
+
+        if method not in METHODS:
+            raise APIError(422, "bad_method", f"method must be one of {', '.join(METHODS)}")
+        if not 2 <= steps <= 256:
+            raise APIError(422, "bad_steps", "steps must be in [2, 256]")
+        record, prep = await prepared(request, lead)
+        per = await batcher.submit(prep.windows, False)
+        probs = per.mean(0)
+        target = label or labels[int(np.argmax(probs))]
+        if target not in labels:
+            raise APIError(422, "unknown_label", f"{target!r} is not one of the model's labels")
+
+        def run() -> dict[str, Any]:
+            with model_lock:
+                expl = explain(net, prep, target, method=method, steps=steps)  # type: ignore[arg-type]
+            if len(expl.leads) == 1 and expl.leads[0] not in record.leads and record.n_leads == 1:
+                expl.leads = [record.leads[0]]
+            fig, _ = plot_ecg(record, layout="single" if len(expl.leads) == 1 else "auto",
+                              lead=expl.leads[0] if len(expl.leads) == 1 else None, start_s=expl.start_s,
+                              attribution=expl, findings=f"{expl.label} {expl.score:.2f}", max_rows=1)
+            return {**expl.to_dict(max_points=500), "svg": _figure_bytes(fig, "svg").decode()}
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, run)
+        except ECGFounderError as exc:
+            raise APIError(422, "cannot_explain", str(exc)) from None
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_PAGE.read_text(encoding="utf-8"),
+                            headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                     "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})
+
+    app.state.settings = settings
+    app.state.batcher = batcher
+    return app
+
+
+def _figure_bytes(fig: Any, fmt: str) -> bytes:
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt, dpi=100, facecolor="white")
+    return buf.getvalue()
+
+
+async def _read_limited(request: Any, limit: int, settings: ServeSettings, keep: bool = True) -> bytes:
+    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header.
+
+    With ``keep=False`` the body is read into Starlette's cache only to count it, so the form parser
+    that follows never sees more than the limit.
+    """
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, "upload_too_large", f"request body exceeds the {settings.max_upload_mb:g} MB "
+                           "limit", limit_mb=settings.max_upload_mb)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette re-reads the cached body for request.form()
+    return body
