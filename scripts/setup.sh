@@ -25,4 +25,16 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 pip install -e ".[${EXTRAS}]"
+
+# The web page's test drives Debian's chromium with Playwright (Playwright's own browser download
+# needs the internet). Skipped with ECGFOUNDER_BROWSER=0; without chromium that test skips itself.
+if [[ "$EXTRAS" == *test* && "${ECGFOUNDER_BROWSER:-1}" != 0 ]] && ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser test"
+    { $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+      || echo "setup: could not install chromium; the browser test will be skipped"
+  fi
+fi
 echo "setup: done. Run the tests with: $VENV/bin/python -m pytest"

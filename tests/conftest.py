@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -45,3 +46,32 @@ SMALL_CASES = [(12, 0), (12, 1), (1, 0), (1, 1)]
 
 def small_checkpoint(fixtures_dir: Path, leads: int, bn: int) -> Path:
     return fixtures_dir / f"net1d_small_{leads}lead_bn{bn}.pth"
+
+
+@contextlib.contextmanager
+def serving(settings, model=None):
+    """Run the app on a free loopback port in a thread; yields (base URL, app)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ecgfounder.serve import create_app
+
+    app = create_app(settings, model=model)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -18,7 +18,6 @@ import asyncio
 import io
 import logging
 import math
-import os
 import secrets
 import shutil
 import tempfile
@@ -31,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from ..errors import ECGFounderError, ECGInputError
@@ -227,13 +230,8 @@ def _record_from_json(body: Any) -> Any:
 
 # --------------------------------------------------------------------------- app
 
-def create_app(settings: ServeSettings | None = None, model: Any = None) -> Any:
+def create_app(settings: ServeSettings | None = None, model: Any = None) -> FastAPI:
     """The FastAPI application. ``model``: an already loaded model (else ``settings.model``)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     from ..infer import Predictor
     from ..models import load_model
 
@@ -255,11 +253,6 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Any:
 
     app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan,
                   description="ECGFounder predictions, embeddings, plots and explanations for ECG files.")
-    if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Content-Type"])
 
     def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
@@ -288,7 +281,7 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Any:
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
-        if settings.api_key and request.url.path not in open_paths:
+        if settings.api_key and request.url.path not in open_paths and request.method != "OPTIONS":
             given = request.headers.get("x-api-key", "")
             if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
                 return error(401, "unauthorised", "missing or wrong X-API-Key header")
@@ -306,6 +299,13 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Any:
         except asyncio.TimeoutError:
             return error(504, "timeout", f"request took longer than the {settings.timeout_s:g} s limit",
                          limit_s=settings.timeout_s)
+
+    # Added after the guard, so outermost: even a 401 carries the CORS headers.
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Content-Type"])
 
     async def read_body(request: Request, tmp: Path) -> Any:
         """The ECGRecord of a request: a multipart upload (one file, a WFDB pair, or a zip) or JSON."""

@@ -206,15 +206,23 @@ def _filtered(record: ECGRecord) -> ECGRecord:
 
 def _shade(ax: Any, expl: Any, name: str, t0: float, t1: float, x_base: float, speed: float,
            y0: float, pitch: float) -> None:
-    """Positive attribution in red behind the trace, scaled to the explanation's largest value."""
+    """Attribution behind the trace: red where it raises the score, blue where it lowers it.
+
+    Shown smoothed over 40 ms (attributions of single samples are spiky) and scaled to the 99th
+    percentile of the explanation's magnitude, so that one sample does not wash out the rest.
+    """
     if name not in expl.leads:
         return
-    values = expl.values[expl.leads.index(name)]
+    from scipy.ndimage import uniform_filter1d
+
+    width = max(1, int(round(0.04 * expl.fs)))
+    smooth = uniform_filter1d(np.asarray(expl.values, dtype=np.float64), width, axis=-1, mode="nearest")
+    values = smooth[expl.leads.index(name)]
     times = expl.start_s + np.arange(values.size) / expl.fs
     keep = (times >= t0) & (times < t1)
     if not keep.any():
         return
-    scale = float(np.abs(expl.values).max()) or 1.0
+    scale = float(np.percentile(np.abs(smooth), 99)) or float(np.abs(smooth).max()) or 1.0
     seg = np.clip(values[keep] / scale, -1, 1)
     xa, xb = x_base + (times[keep][0] - t0) * speed, x_base + (times[keep][-1] - t0) * speed
     ax.imshow(seg[None, :], extent=(xa, xb, y0 - 0.45 * pitch, y0 + 0.45 * pitch), cmap="bwr",
