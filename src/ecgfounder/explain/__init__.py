@@ -69,19 +69,19 @@ class Explanation:
                 **({"details": self.details} if self.details else {})}
 
 
-def _score_fn(model: Any, index: int, target: str):
+def _pick(logits: Any, model: Any, index: int, target: str) -> Any:
+    """The explained quantity from logits: the label's logit, or its probability by the task."""
     import torch
 
-    task = getattr(getattr(model, "info", None), "task", "multilabel")
+    if target == "logit":
+        return logits[:, index]
+    if getattr(getattr(model, "info", None), "task", "multilabel") == "multiclass":
+        return torch.softmax(logits, -1)[:, index]
+    return torch.sigmoid(logits[:, index])
 
-    def f(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        if target == "logit":
-            return logits[:, index]
-        if task == "multiclass":
-            return torch.softmax(logits, -1)[:, index]
-        return torch.sigmoid(logits[:, index])
-    return f
+
+def _score_fn(model: Any, index: int, target: str):
+    return lambda x: _pick(model(x), model, index, target)
 
 
 def explain_window(model: Any, window: np.ndarray, index: int, *, method: Method = "integrated-gradients",
@@ -122,14 +122,7 @@ def explain_window(model: Any, window: np.ndarray, index: int, *, method: Method
         acts = model.forward_backbone(x.clone().requires_grad_(True))
         acts.retain_grad()
         feats = acts.mean(-1)
-        logits = model.forward_head(feats)
-        task = getattr(getattr(model, "info", None), "task", "multilabel")
-        if target == "logit":
-            out = logits[:, index]
-        elif task == "multiclass":
-            out = torch.softmax(logits, -1)[:, index]
-        else:
-            out = torch.sigmoid(logits[:, index])
+        out = _pick(model.forward_head(feats), model, index, target)
         (g,) = torch.autograd.grad(out.sum(), acts)
         w = g.mean(-1, keepdim=True)
         cam = torch.relu((w * acts).sum(1, keepdim=True))

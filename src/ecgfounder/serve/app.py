@@ -324,7 +324,7 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
         if ctype != "multipart/form-data":
             raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
                            f"more files) or application/json, not {ctype or 'nothing'!r}")
-        await _read_limited(request, limit_bytes, settings, keep=False)  # cap before parsing
+        await _read_limited(request, limit_bytes, settings)  # cap before the form parser sees it
         try:
             form = await request.form(max_files=settings.max_zip_members, max_fields=32)
         except Exception as exc:  # noqa: BLE001 - multipart parser errors
@@ -499,11 +499,11 @@ def _figure_bytes(fig: Any, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-async def _read_limited(request: Any, limit: int, settings: ServeSettings, keep: bool = True) -> bytes:
+async def _read_limited(request: Any, limit: int, settings: ServeSettings) -> bytes:
     """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header.
 
-    With ``keep=False`` the body is read into Starlette's cache only to count it, so the form parser
-    that follows never sees more than the limit.
+    The body is kept in Starlette's request cache, so a form parser that follows reads it from
+    there and never sees more than the limit.
     """
     chunks, size = [], 0
     async for chunk in request.stream():
