@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--stride", type=float, metavar="SECONDS",
                        help="window step for records longer than the window (default: the window)")
         p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1)")
+        p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1, at most 8; none with 2 CPUs or fewer)")
         p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
         p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32",
                        help="bf16: autocast (GPU, or CPUs with native bf16); fp16: GPU; int8: CPU, "
