@@ -17,7 +17,7 @@ from .errors import (CheckpointError, ContractError, ECGFounderError, ECGInputEr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .infer import Embeddings, Predictor
-    from .io import ECGRecord, derive_limb_leads, read_ecg, select_leads, write_npz
+    from .io import ECGRecord, ReadLimits, derive_limb_leads, read_ecg, select_leads, write_npz
     from .signal import (PreparedECG, Recipe, check_quality, prepare, preprocess, preprocess_torch,
                          resample)
     from .models import (PRESETS, ModelEntry, ModelInfo, Net1D, Net1DConfig, WeightSource,
@@ -32,7 +32,7 @@ _LAZY = {
                     "create_model", "load_model", "save_model", "list_models", "get_model_entry",
                     "register_model", "ecgfounder_labels")},
     **{name: "ecgfounder.io" for name in ("ECGRecord", "read_ecg", "write_npz", "select_leads",
-                                           "derive_limb_leads")},
+                                           "derive_limb_leads", "ReadLimits")},
     **{name: "ecgfounder.infer" for name in ("Predictor", "Embeddings")},
     **{name: "ecgfounder.signal" for name in ("preprocess", "preprocess_torch", "prepare", "PreparedECG",
                                                "check_quality", "resample", "Recipe")},

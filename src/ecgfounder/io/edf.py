@@ -10,12 +10,13 @@ import numpy as np
 from ..errors import ECGInputError
 from ._build import build_record
 from .leads import is_non_ecg_channel
+from .limits import ReadLimits, check_declared
 from .record import ECGRecord
 
 __all__ = ["read_edf"]
 
 
-def read_edf(path: str | Path) -> ECGRecord:
+def read_edf(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     try:
         import pyedflib
     except ImportError:  # pragma: no cover - depends on the install
@@ -29,12 +30,18 @@ def read_edf(path: str | Path) -> ECGRecord:
         raise ECGInputError(path, f"not a readable EDF/BDF file ({str(exc)[:150] or type(exc).__name__})") from None
     try:
         n = reader.signals_in_file
+        check_declared(path, channels=n, samples=0, limits=limits, what="the EDF header")
         labels = [str(s).strip() for s in reader.getSignalLabels()]
         rates = [float(reader.getSampleFrequency(i)) for i in range(n)]
         dims = [str(reader.getPhysicalDimension(i)).strip() for i in range(n)]
         ecg = [i for i in range(n) if not is_non_ecg_channel(labels[i], dims[i])]
         header = reader.getHeader()
+        counts = reader.getNSamples()
+        check_declared(path, channels=max(len(ecg), 1), samples=int(max((counts[i] for i in ecg), default=0)),
+                       limits=limits, what="the EDF header")
         rows = {i: np.asarray(reader.readSignal(i), dtype=np.float64) for i in ecg}
+    except ECGInputError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise ECGInputError(path, f"cannot read EDF signals ({type(exc).__name__}: {str(exc)[:150]})") from None
     finally:

@@ -12,6 +12,7 @@ import numpy as np
 from ..contract import STANDARD_12_LEADS
 from ..errors import ECGInputError
 from ._build import build_record
+from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
 __all__ = ["read_code15", "count_code15", "iter_code15", "CODE15_FS"]
@@ -20,22 +21,58 @@ CODE15_FS = 400.0
 CODE15_TO_MV = 0.1  # 1e-4 V per unit
 
 
-def _open(path: Path):
+def _safe_dataset(path: Path, fh, name: str, limits: ReadLimits | None):
+    """The dataset ``name`` if it is stored inside this file, else ``None`` (absent) or an error.
+
+    HDF5 can make a dataset read another file: an external link, a soft link through one, external
+    raw storage (``H5Pset_external``) or a virtual dataset mapping other files. Any of these in an
+    untrusted file would return the bytes of a file on this machine as signal, so all are refused,
+    and the refusal never says whether the target exists.
+    """
+    import h5py
+
+    link = fh.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        kind = {"SoftLink": "soft link", "ExternalLink": "external link"}.get(type(link).__name__, "link")
+        raise ECGInputError(path, f"HDF5 object {name!r} is a {kind}; links are refused "
+                            "(a link could make this file read another one)")
+    ds = fh[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise ECGInputError(path, f"HDF5 object {name!r} is not a dataset")
+    if ds.is_virtual:
+        raise ECGInputError(path, f"HDF5 dataset {name!r} is a virtual dataset; refused (it maps other files)")
+    if ds.external:
+        raise ECGInputError(path, f"HDF5 dataset {name!r} keeps its data in external files; refused")
+    if ds.dtype.kind not in "iuf":
+        raise ECGInputError(path, f"HDF5 dataset {name!r} is not numeric ({ds.dtype})")
+    if ds.chunks:
+        check_bytes(path, int(np.prod(ds.chunks)) * ds.dtype.itemsize, limits, f"one chunk of dataset {name!r}")
+    return ds
+
+
+def _open(path: Path, limits: ReadLimits | None = None):
     import h5py
 
     try:
-        fh = h5py.File(path, "r")
+        fh = h5py.File(path, "r", locking=False)
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others on damaged files
         raise ECGInputError(path, f"not a readable HDF5 file ({type(exc).__name__})") from None
-    ds = fh.get("tracings")
-    if ds is None or not hasattr(ds, "shape") or len(ds.shape) != 3 or ds.shape[2] != 12:
+    try:
+        ds = _safe_dataset(path, fh, "tracings", limits)
+        if ds is None or len(ds.shape) != 3 or ds.shape[2] != 12:
+            raise ECGInputError(path, "no 'tracings' dataset of shape (N, samples, 12): not the CODE-15 layout")
+        check_declared(path, channels=12, samples=int(ds.shape[1]), limits=limits, what="each exam")
+        _safe_dataset(path, fh, "exam_id", limits)
+    except BaseException:
         fh.close()
-        raise ECGInputError(path, "no 'tracings' dataset of shape (N, samples, 12): not the CODE-15 layout")
+        raise
     return fh, ds
 
 
-def count_code15(path: str | Path) -> int:
-    fh, ds = _open(Path(path))
+def count_code15(path: str | Path, limits: ReadLimits | None = None) -> int:
+    fh, ds = _open(Path(path), limits)
     with fh:
         return int(ds.shape[0])
 
@@ -46,7 +83,7 @@ def _record(path: Path, fh, ds, index: int) -> ECGRecord:
         raise ECGInputError(path, f"exam index {index} out of range (file holds {n})")
     try:
         x = np.asarray(ds[index], dtype=np.float64).T * CODE15_TO_MV
-        exam = fh["exam_id"][index] if "exam_id" in fh else None
+        exam = fh["exam_id"][index] if "exam_id" in fh and len(fh["exam_id"].shape) == 1 else None
     except Exception as exc:  # noqa: BLE001
         raise ECGInputError(path, f"cannot read exam {index} ({type(exc).__name__})") from None
     notes = ["converted 1e-4 V units to mV"]
@@ -59,17 +96,17 @@ def _record(path: Path, fh, ds, index: int) -> ECGRecord:
                         record_id=rid, notes=notes, meta={"format": "code15-hdf5", "index": index})
 
 
-def read_code15(path: str | Path, index: int = 0) -> ECGRecord:
+def read_code15(path: str | Path, index: int = 0, limits: ReadLimits | None = None) -> ECGRecord:
     path = Path(path)
-    fh, ds = _open(path)
+    fh, ds = _open(path, limits)
     with fh:
         return _record(path, fh, ds, index)
 
 
-def iter_code15(path: str | Path) -> Iterator[ECGRecord]:
+def iter_code15(path: str | Path, limits: ReadLimits | None = None) -> Iterator[ECGRecord]:
     """Every exam in the file, one at a time (the file is opened once)."""
     path = Path(path)
-    fh, ds = _open(path)
+    fh, ds = _open(path, limits)
     with fh:
         for i in range(ds.shape[0]):
             yield _record(path, fh, ds, i)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ECGInputError
+from .limits import ReadLimits
 from .record import ECGRecord
 
 __all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz"]
@@ -54,14 +55,21 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: float | None = None,
-             leads: Sequence[str] | None = None, units: str | None = None, index: int = 0) -> ECGRecord:
+             leads: Sequence[str] | None = None, units: str | None = None, index: int = 0,
+             limits: ReadLimits | None = None) -> ECGRecord:
     """Read one ECG into an :class:`ECGRecord` (float32 mV, canonical lead names, metadata).
 
     ``format`` overrides detection (one of :data:`FORMATS`). ``fs``, ``leads`` and ``units`` are
     needed only where the file cannot say (CSV without a time column, bare ``.npy``); ``index``
     picks the exam in a multi-exam CODE-15 HDF5 file. Any failure raises
     :class:`~ecgfounder.errors.ECGInputError` naming the file and the reason.
+
+    Every file is treated as untrusted: what it declares (samples, channels, unpacked bytes) is
+    checked against ``limits`` (:class:`~ecgfounder.io.ReadLimits`; defaults from
+    ``ReadLimits.from_env()``) before anything is allocated, and a file never makes the reader open
+    another file outside its own record (HDF5 links and external storage, WFDB paths).
     """
+    limits = limits if limits is not None else ReadLimits.from_env()
     p = Path(path)
     if not p.exists() and not (not p.suffix and Path(str(p) + ".hea").is_file()):
         raise ECGInputError(p, "no such file")
@@ -71,25 +79,25 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
     try:
         if fmt == "wfdb":
             from .wfdb_io import read_wfdb
-            return read_wfdb(p)
+            return read_wfdb(p, limits)
         if fmt == "edf":
             from .edf import read_edf
-            return read_edf(p)
+            return read_edf(p, limits)
         if fmt == "xml":
             from .xml_formats import read_xml
-            return read_xml(p)
+            return read_xml(p, limits)
         if fmt == "dicom":
             from .dicom import read_dicom
-            return read_dicom(p)
+            return read_dicom(p, limits)
         if fmt == "csv":
             from .tabular import read_delimited
-            return read_delimited(p, fs=fs, leads=leads, units=units)
+            return read_delimited(p, fs=fs, leads=leads, units=units, limits=limits)
         if fmt == "numpy":
             from .tabular import read_numpy
-            return read_numpy(p, fs=fs, leads=leads, units=units)
+            return read_numpy(p, fs=fs, leads=leads, units=units, limits=limits)
         if fmt == "code15":
             from .hdf5 import read_code15
-            return read_code15(p, index=index)
+            return read_code15(p, index=index, limits=limits)
     except ECGInputError:
         raise
     except MemoryError:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ECGInputError
 from ._build import build_record
+from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
 __all__ = ["read_delimited", "read_numpy"]
@@ -27,42 +28,179 @@ def _name_and_unit(col: str, default: str) -> tuple[str, str]:
     return col.strip(), default
 
 
+_SEPARATORS = (",", ";", "\t")
+_META = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _()\[\]/.\-]{0,60}?)\s*[:=]\s*(.+?)\s*$")
+_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_FS_KEYS = re.compile(r"^(sampl\w*\s*(rate|freq\w*)|fs|frequency|sample\s*rate|hz)\b", re.IGNORECASE)
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    line = line.strip()
+    cells = line.split() if sep is None else [c.strip() for c in line.split(sep)]
+    while len(cells) > 1 and cells[-1] == "":
+        cells.pop()  # a trailing separator
+    return cells
+
+
+def _guess_separator(lines: list[str]) -> str | None:
+    """Comma, semicolon, tab or whitespace: the one that splits every sample line into the same
+    number of numeric cells (the most cells wins). ``None`` means whitespace."""
+    best: tuple[int, str | None] = (0, None)
+    for sep in (*_SEPARATORS, None):
+        counts = {len(_split(line, sep)) for line in lines}
+        if len(counts) != 1:
+            continue
+        n = counts.pop()
+        numeric = all(_NUMBER.match(c.replace(",", ".") if sep != "," else c)
+                      for line in lines for c in _split(line, sep))
+        if numeric and n > best[0]:
+            best = (n, sep)
+    if best[0] == 0:
+        raise ValueError("no separator (comma, semicolon, tab or spaces) splits the lines into the same "
+                         "number of numbers")
+    return best[1]
+
+
+def _metadata(key: str, value: str, meta: dict[str, str]) -> None:
+    k = key.strip().lower()
+    if _FS_KEYS.match(k) or k in ("sampling rate (hz)", "sample rate (hz)"):
+        m = re.match(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*(k?hz)?", value, re.IGNORECASE)
+        if m:
+            meta["fs"] = str(float(m.group(1)) * (1000.0 if (m.group(2) or "").lower() == "khz" else 1.0))
+    elif re.match(r"^(units?|amplitude units?)$", k):
+        meta["units"] = value.strip()
+    elif re.match(r"^(leads?|channels?|lead names)$", k):
+        meta["leads"] = value.strip()
+
+
+def _raise_first_non_number(path: Path, df, skipped: int, decimal: str) -> None:
+    import pandas as pd
+
+    for c in df.columns:
+        col = df[c].str.strip()
+        if decimal == ",":
+            col = col.str.replace(",", ".", regex=False)
+        bad = pd.to_numeric(col, errors="coerce").isna() & col.notna() & (col != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ECGInputError(path, f"line {skipped + row + 1}: {str(col.iloc[row])[:40]!r} "
+                                f"(column {int(c) + 1}) is not a number")
+
+
 def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-                   units: str | None = None) -> ECGRecord:
-    """CSV/TSV with one column per lead. A header names the leads (``I``, ``V1 (uV)``, ``II [mV]``...);
-    a time column (``time``, ``t``, ``ms``...) is dropped and gives ``fs`` when none is passed."""
+                   units: str | None = None, limits: ReadLimits | None = None) -> ECGRecord:
+    """Delimited text with one column per lead (CSV, TSV, semicolon or space separated).
+
+    The separator is one of comma, semicolon, tab or whitespace, chosen by which splits the first
+    sample lines into the same number of numbers; a trailing separator is ignored. A header names
+    the leads (``I``, ``V1 (uV)``, ``II [mV]``...); a time column (``time``, ``t``, ``ms``...) is
+    dropped and gives ``fs`` when none is passed. ``key: value`` lines above the table are read
+    as metadata: sampling rate (``Sampling Rate (Hz): 500``, ``fs=500``), units, lead names.
+    The column count is checked against the reading budget before the table is parsed.
+    """
     import pandas as pd
 
     path = Path(path)
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else None
+    lim = limits if limits is not None else ReadLimits.from_env()
     try:
+        size = path.stat().st_size
+        check_bytes(path, size, lim, "the text file")
         with open(path, "rb") as fh:
-            head = fh.read(4096)
+            head = fh.read(256 * 1024)
         if b"\x00" in head:
-            raise ValueError("binary content")
-        first = head.decode("utf-8", errors="strict").splitlines()[0] if head.strip() else ""
-        has_header = bool(re.search(r"[A-Za-z]", first.replace("e-", "").replace("e+", "")
-                                    .replace("E-", "").replace("E+", "")))
-        df = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c",
-                         header=0 if has_header else None, comment="#")
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            IndexError, OSError) as exc:
-        raise ECGInputError(path, f"not a readable delimited text file ({type(exc).__name__}: "
-                            f"{str(exc)[:150]})") from None
-    if df.empty or df.shape[1] == 0:
+            raise ECGInputError(path, "not a text file (binary content)")
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ECGInputError(path, f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ECGInputError(path, f"cannot open ({exc.strerror or exc})") from None
+    lines = text.splitlines()
+    if len(head) == 256 * 1024 and lines:
+        lines = lines[:-1]  # the last line may be cut
+        if not lines:
+            cells = max(text.count(sep) for sep in (*_SEPARATORS, " ")) + 1
+            check_declared(path, channels=cells, samples=0, limits=lim, what="the first line")
+            raise ECGInputError(path, "the first line is longer than 256 KiB: not a table of ECG samples")
+    meta: dict[str, str] = {}
+    skip = 0
+    header: str | None = None
+    sample_lines: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not sample_lines and header is None:
+            if not stripped or stripped.startswith("#"):
+                skip = i + 1
+                continue
+            m = _META.match(stripped)
+            if m and not any(sep in m.group(2) for sep in _SEPARATORS) or (m and _FS_KEYS.match(m.group(1))):
+                _metadata(m.group(1), m.group(2), meta)
+                skip = i + 1
+                continue
+            if re.search(r"[A-Za-z]", re.sub(r"[eE][+-]?\d", "", stripped)):
+                header = line
+                continue
+        if stripped and not stripped.startswith("#"):
+            sample_lines.append(line)
+            if len(sample_lines) >= 20:
+                break
+    if not sample_lines:
         raise ECGInputError(path, "table holds no samples")
+    try:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else _guess_separator(sample_lines)
+    except ValueError as exc:
+        bad = next((j for j, l in enumerate(lines) if l in sample_lines), 0)
+        raise ECGInputError(path, f"line {bad + 1}: {exc}") from None
+    n_cols = len(_split(sample_lines[0], sep))
+    check_declared(path, channels=max(n_cols - 1, 1), samples=0, limits=lim, what="the table")
+    names_in_file: list[str] | None = None
+    if header is not None:
+        names_in_file = _split(header, sep)
+        if len(names_in_file) != n_cols:
+            raise ECGInputError(path, f"the header names {len(names_in_file)} columns but the sample lines have "
+                                f"{n_cols} (separator {sep or 'whitespace'!r})")
+    decimal = "."
+    if sep in (";", "\t", None) and any("," in c for c in _split(sample_lines[0], sep)):
+        decimal = ","
+    kwargs = dict(sep=r"\s+" if sep is None else sep, engine="c", header=None,
+                  skiprows=skip + (1 if header is not None else 0), comment="#", decimal=decimal,
+                  usecols=range(n_cols), skip_blank_lines=True, encoding="utf-8-sig")
+    try:
+        try:
+            df = pd.read_csv(path, dtype=np.float64, **kwargs)
+        except ValueError as exc:
+            if "could not convert" not in str(exc) and "Unable to parse" not in str(exc):
+                raise
+            _raise_first_non_number(path, pd.read_csv(path, dtype=str, **kwargs), kwargs["skiprows"], decimal)
+            raise
+    except ECGInputError:
+        raise
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError) as exc:
+        raise ECGInputError(path, f"not a readable delimited text file ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
+    if df.empty:
+        raise ECGInputError(path, "table holds no samples")
+    if names_in_file is not None:
+        df.columns = names_in_file
+    if leads is None and meta.get("leads"):
+        named = [x.strip() for x in re.split(r"[,;\t ]+", meta["leads"]) if x.strip()]
+        if len(named) == n_cols and names_in_file is None:
+            names_in_file = named
+            df.columns = named
+    notes = []
+    if fs is None and meta.get("fs"):
+        fs = float(meta["fs"])
+        notes.append(f"sampling rate {fs:g} Hz from the file's metadata line")
+    units = units or meta.get("units")
     default_units = units or "mV"
     time_col = None
-    columns = [str(c) for c in df.columns]
-    if has_header:
-        for c in columns:
+    if names_in_file is not None:
+        for c in (str(c) for c in df.columns):
             if _name_and_unit(c, "")[0].lower() in _TIME_COLS:
                 time_col = c
                 break
-    notes = []
+    values = {str(c): df[c].to_numpy(dtype=np.float64) for c in df.columns}
     if time_col is not None:
-        t = pd.to_numeric(df[time_col], errors="coerce").to_numpy(dtype=np.float64)
-        df = df.drop(columns=[time_col])
+        t = values.pop(time_col)
         if fs is None and len(t) > 2 and np.all(np.isfinite(t[:1000])):
             step = float(np.median(np.diff(t[:1000])))
             name, unit = _name_and_unit(time_col, "s")
@@ -73,17 +211,16 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
                 fs = round(1.0 / (step * scale), 6)
                 notes.append(f"sampling rate {fs:g} Hz taken from column {time_col!r}")
     if fs is None:
-        raise ECGInputError(path, "sampling rate unknown: the table has no time column; pass fs=")
-    try:
-        data = df.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64).T
-    except (ValueError, TypeError) as exc:
-        raise ECGInputError(path, f"non-numeric values in the table ({str(exc)[:150]})") from None
+        raise ECGInputError(path, "sampling rate unknown: the table has no time column or rate line; pass fs=")
+    if not values:
+        raise ECGInputError(path, "table holds no signal columns")
+    data = np.stack(list(values.values()))
     if leads is not None:
         if len(leads) != data.shape[0]:
             raise ECGInputError(path, f"{len(leads)} lead names given for {data.shape[0]} columns")
         names, col_units = list(leads), [default_units] * data.shape[0]
-    elif has_header:
-        pairs = [_name_and_unit(str(c), default_units) for c in df.columns]
+    elif names_in_file is not None:
+        pairs = [_name_and_unit(c, default_units) for c in values]
         names, col_units = [p[0] for p in pairs], [p[1] for p in pairs]
     else:
         names = ["ECG"] if data.shape[0] == 1 else [f"ch{i + 1}" for i in range(data.shape[0])]
@@ -93,30 +230,78 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
                         notes=notes, meta={"format": "csv"})
 
 
+def _npy_array(source: Path, fp, limits: ReadLimits | None, *, what: str, meta: bool = False) -> np.ndarray:
+    """One ``.npy`` stream, its header checked against the budget before the array is allocated."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp)
+        else:  # pragma: no cover - read_magic accepts only known versions today
+            raise ValueError(f"unsupported .npy version {version}")
+    except ValueError as exc:
+        raise ECGInputError(source, f"{what}: not a valid .npy header ({str(exc)[:120]})") from None
+    if dtype.hasobject or dtype.kind not in ("iuf" + ("USb" if meta else "")):
+        raise ECGInputError(source, f"{what}: expected numbers, got dtype {dtype}")
+    n = int(np.prod(shape, dtype=object)) if shape else 1
+    if meta:
+        if n * dtype.itemsize > 1 << 20:
+            raise ECGInputError(source, f"{what}: {n * dtype.itemsize:,} bytes is too large for a metadata array")
+    else:
+        if len(shape) not in (1, 2):
+            raise ECGInputError(source, f"{what}: expected a (leads, samples) array, got shape {shape}")
+        channels = 1 if len(shape) == 1 else min(shape)
+        check_declared(source, channels=channels, samples=n // max(channels, 1), limits=limits, what=what)
+        check_bytes(source, n * dtype.itemsize, limits, what)
+    arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    flat = arr.reshape(-1, order="F" if fortran else "C")
+    view = memoryview(flat.view(np.uint8)) if n else memoryview(b"")
+    pos = 0
+    while pos < len(view):
+        got = fp.readinto(view[pos:pos + (1 << 20)])
+        if not got:
+            raise ECGInputError(source, f"{what}: the data ends after {pos:,} of {len(view):,} bytes")
+        pos += got
+    return arr
+
+
 def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-               units: str | None = None) -> ECGRecord:
+               units: str | None = None, limits: ReadLimits | None = None) -> ECGRecord:
     """``.npy`` holding (leads, samples) or (samples, leads); ``.npz`` with ``signal`` (or ``ecg``,
-    ``x``, ``data``) and optionally ``fs``, ``leads``, ``units`` arrays (what :func:`write_npz` writes)."""
+    ``x``, ``data``) and optionally ``fs``, ``leads``, ``units`` arrays (what :func:`write_npz` writes).
+
+    Each array's header (shape, dtype) is checked against the reading budget before anything is
+    allocated or decompressed, so a small deflated archive cannot unpack to gigabytes."""
     path = Path(path)
     file_units = None
     try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                key = next((k for k in ("signal", "ecg", "x", "data") if k in z.files), None)
+        if path.suffix.lower() == ".npz" or zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+                key = next((k for k in ("signal", "ecg", "x", "data") if k in names), None)
                 if key is None:
-                    raise ECGInputError(path, f"no signal array in the archive (keys: {', '.join(z.files)})")
-                arr = np.asarray(z[key])
-                if fs is None and "fs" in z.files:
-                    fs = float(np.asarray(z["fs"]).reshape(-1)[0])
-                if leads is None and "leads" in z.files:
-                    leads = [str(v) for v in np.asarray(z["leads"]).reshape(-1)]
-                if "units" in z.files:
-                    file_units = str(np.asarray(z["units"]).reshape(-1)[0])
+                    raise ECGInputError(path, f"no signal array in the archive (keys: {', '.join(list(names)[:20])})")
+
+                def member(k: str, meta: bool) -> np.ndarray:
+                    with zf.open(names[k]) as fp:
+                        return _npy_array(path, fp, limits, what=f"array {k!r}", meta=meta)
+
+                arr = member(key, False)
+                if fs is None and "fs" in names:
+                    fs = float(np.asarray(member("fs", True), dtype=np.float64).reshape(-1)[0])
+                if leads is None and "leads" in names:
+                    leads = [str(v) for v in member("leads", True).reshape(-1)]
+                if "units" in names:
+                    file_units = str(member("units", True).reshape(-1)[0])
         else:
-            arr = np.load(path, allow_pickle=False)
+            with open(path, "rb") as fp:
+                arr = _npy_array(path, fp, limits, what="the array")
     except ECGInputError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, IndexError, RuntimeError,
+            NotImplementedError) as exc:
         raise ECGInputError(path, f"not a readable NumPy file ({type(exc).__name__}: {str(exc)[:150]})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2) or arr.size == 0:
         raise ECGInputError(path, f"expected a numeric (leads, samples) array, got "

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ECGInputError
 from ._build import build_record, parse_header_comments
+from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
 __all__ = ["read_wfdb", "wfdb_record_base"]
@@ -21,7 +22,82 @@ def wfdb_record_base(path: Path) -> Path:
     return path
 
 
-def read_wfdb(path: str | Path) -> ECGRecord:
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\:\0")
+
+
+def check_wfdb_header(path: Path, header: Path, limits: ReadLimits | None, depth: int = 0) -> None:
+    """Check a header before ``wfdb`` parses it: its size, its signal or segment count, the samples
+    it declares against the reading budget, and that every file it names (signal files, segment
+    headers) is a plain name in the header's own folder: a record never reads outside it."""
+    size = header.stat().st_size
+    lim = limits if limits is not None else ReadLimits.from_env()
+    check_bytes(path, size, lim, "the WFDB header", field="max_header_bytes")
+    try:
+        text = header.read_bytes().decode("latin-1")
+    except OSError as exc:
+        raise ECGInputError(path, f"cannot open the WFDB header ({exc.strerror or exc})") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise ECGInputError(path, "the WFDB header has no record line")
+    rec = lines[0].split()
+    if len(rec) < 2:
+        # A record line with no signal count: let wfdb report it.
+        return
+    name = rec[0]
+    n_seg = None
+    if "/" in name:
+        name, _, seg = name.partition("/")
+        try:
+            n_seg = int(seg)
+        except ValueError:
+            raise ECGInputError(path, f"WFDB record line: segment count {seg!r} is not a number") from None
+    try:
+        n_sig = int(rec[1])
+        n_samp = int(rec[3]) if len(rec) > 3 else 0
+    except ValueError:
+        return  # malformed numbers: wfdb's own error names them
+    if n_seg is not None:
+        if n_seg > 10_000 or n_seg < 0:
+            raise ECGInputError(path, f"the WFDB header declares {n_seg:,} segments; at most 10,000 are read")
+        check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the multi-segment WFDB header")
+        for line in lines[1:1 + n_seg]:
+            seg_name = line.split()[0]
+            if seg_name == "~":
+                continue
+            if not _plain_name(seg_name):
+                raise ECGInputError(path, f"segment {seg_name[:60]!r} is not a plain record name in the "
+                                    "header's folder; refused")
+            seg_header = header.with_name(seg_name + ".hea")
+            if depth == 0 and seg_header.is_file():
+                check_wfdb_header(path, seg_header, lim, depth + 1)
+        return
+    check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the WFDB header")
+    if len(lines) - 1 < n_sig:
+        raise ECGInputError(path, f"the WFDB header declares {n_sig} signals but has {len(lines) - 1} signal lines")
+    files: dict[str, str] = {}
+    for line in lines[1:1 + n_sig]:
+        fields = line.split()
+        file_name = fields[0]
+        if not _plain_name(file_name):
+            raise ECGInputError(path, f"signal file {file_name[:60]!r} is not a plain file name in the header's "
+                                "folder; refused")
+        files.setdefault(file_name, fields[1] if len(fields) > 1 else "16")
+    if n_samp == 0:  # no length in the header: wfdb reads as much as the data files hold
+        values = 0.0
+        for file_name, fmt in files.items():
+            f = header.with_name(file_name)
+            per_value = _BYTES_PER_VALUE.get(fmt.split("x")[0].split(":")[0].split("+")[0], 1.0)
+            values += f.stat().st_size / per_value if f.is_file() else 0
+        check_declared(path, channels=1, samples=int(values), limits=lim, what="the WFDB record's data files")
+
+
+# Bytes per stored value of the WFDB formats (the FLAC formats compress: counted as 1 byte).
+_BYTES_PER_VALUE = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "310": 4 / 3,
+                    "311": 4 / 3, "24": 3.0, "32": 4.0}
+
+
+def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     import wfdb
 
     path = Path(path)
@@ -29,6 +105,7 @@ def read_wfdb(path: str | Path) -> ECGRecord:
     header = base.with_suffix(".hea") if base.suffix == "" else Path(str(base) + ".hea")
     if not header.is_file():
         raise ECGInputError(path, f"WFDB header {header.name} not found")
+    check_wfdb_header(path, header, limits)
     try:
         rec = wfdb.rdrecord(str(base), physical=True, m2s=True, return_res=64)
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types on damaged files

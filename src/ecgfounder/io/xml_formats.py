@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ECGInputError
 from ._build import build_record
 from .leads import derive_limb_leads
+from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
 __all__ = ["read_xml", "read_muse", "read_hl7_aecg", "MAX_XML_BYTES"]
@@ -26,13 +27,14 @@ HL7 = "{urn:hl7-org:v3}"
 MAX_XML_BYTES = 200 * 1024 * 1024
 
 
-def _parse(path: Path) -> Any:
+def _parse(path: Path, limits: ReadLimits | None) -> Any:
     from defusedxml import ElementTree as DET
     from defusedxml.common import DefusedXmlException
 
     size = path.stat().st_size
     if size > MAX_XML_BYTES:
         raise ECGInputError(path, f"XML file of {size} bytes exceeds the {MAX_XML_BYTES} byte limit")
+    check_bytes(path, size, limits, "the XML file")
     try:
         return DET.parse(str(path)).getroot()
     except DefusedXmlException as exc:
@@ -42,24 +44,24 @@ def _parse(path: Path) -> Any:
         raise ECGInputError(path, f"not well-formed XML ({str(exc)[:150]})") from None
 
 
-def read_xml(path: str | Path) -> ECGRecord:
+def read_xml(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     path = Path(path)
-    root = _parse(path)
+    root = _parse(path, limits)
     tag = root.tag.split("}")[-1]
     if tag == "RestingECG":
-        return _muse(path, root)
+        return _muse(path, root, limits)
     if tag == "AnnotatedECG":
-        return _hl7(path, root)
+        return _hl7(path, root, limits)
     raise ECGInputError(path, f"unknown XML ECG format (root element <{tag}>; expected GE MUSE "
                         "<RestingECG> or HL7 <AnnotatedECG>)")
 
 
-def read_muse(path: str | Path) -> ECGRecord:
-    return read_xml(path)
+def read_muse(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
+    return read_xml(path, limits)
 
 
-def read_hl7_aecg(path: str | Path) -> ECGRecord:
-    return read_xml(path)
+def read_hl7_aecg(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
+    return read_xml(path, limits)
 
 
 def _text(el: Any, tag: str) -> str | None:
@@ -67,7 +69,7 @@ def _text(el: Any, tag: str) -> str | None:
     return found.text.strip() if found is not None and found.text else None
 
 
-def _muse(path: Path, root: Any) -> ECGRecord:
+def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     waves = root.findall("Waveform")
     rhythm = next((w for w in waves if (_text(w, "WaveformType") or "").lower() == "rhythm"), None)
     if rhythm is None:
@@ -94,6 +96,7 @@ def _muse(path: Path, root: Any) -> ECGRecord:
     if not rows:
         raise ECGInputError(path, "MUSE XML rhythm waveform holds no lead data")
     length = min(len(r) for r in rows)
+    check_declared(path, channels=len(rows), samples=length, limits=limits, what="the MUSE waveform")
     demo = root.find("PatientDemographics")
     age = sex = None
     if demo is not None:
@@ -111,7 +114,7 @@ def _muse(path: Path, root: Any) -> ECGRecord:
     return derived
 
 
-def _hl7(path: Path, root: Any) -> ECGRecord:
+def _hl7(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     seqset = root.find(f".//{HL7}series/{HL7}component/{HL7}sequenceSet")
     if seqset is None:
         raise ECGInputError(path, "HL7 aECG has no series/sequenceSet")
@@ -154,6 +157,7 @@ def _hl7(path: Path, root: Any) -> ECGRecord:
     if not rows:
         raise ECGInputError(path, "HL7 aECG holds no lead sequences")
     length = min(len(r) for r in rows)
+    check_declared(path, channels=len(rows), samples=length, limits=limits, what="the HL7 aECG series")
     gender = root.find(f".//{HL7}administrativeGenderCode")
     sex = {"M": "M", "F": "F"}.get(gender.get("code", "") if gender is not None else "")
     id_el = root.find(f"{HL7}id")
