@@ -57,13 +57,14 @@ def serving(settings, model=None):
 
     import uvicorn
 
-    from ecgfounder.serve import create_app
+    from ecgfounder.serve import create_app, uvicorn_config
 
     app = create_app(settings, model=model)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, head_timeout_s=settings.head_timeout_s, log_level="warning",
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(200):

@@ -35,8 +35,8 @@ def _safe_dataset(path: Path, fh, name: str, limits: ReadLimits | None):
     if link is None:
         return None
     if not isinstance(link, h5py.HardLink):
-        kind = {"SoftLink": "soft link", "ExternalLink": "external link"}.get(type(link).__name__, "link")
-        raise ECGInputError(path, f"HDF5 object {name!r} is a {kind}; links are refused "
+        kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(type(link).__name__, "a link")
+        raise ECGInputError(path, f"HDF5 object {name!r} is {kind}; links are refused "
                             "(a link could make this file read another one)")
     ds = fh[name]
     if not isinstance(ds, h5py.Dataset):

@@ -1,5 +1,9 @@
 """HTTP service (FastAPI) with a web page; needs the ``serve`` extra."""
 
-from .app import ServeSettings, create_app
+from .app import SERVICE_READ_LIMITS, ServeSettings, create_app
+from .security import default_allowed_hosts
+from .server import run as run_server
+from .server import uvicorn_config
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["ServeSettings", "create_app", "SERVICE_READ_LIMITS", "default_allowed_hosts", "run_server",
+           "uvicorn_config"]

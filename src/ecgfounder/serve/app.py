@@ -1,15 +1,18 @@
 """The HTTP service: FastAPI app with prediction, embeddings, plots, explanations and a web page.
 
-Data flow per request: upload (streamed to a private temporary directory, size-capped) or JSON
-array -> :func:`~ecgfounder.read_ecg` / :class:`~ecgfounder.ECGRecord` -> duration check ->
-:func:`~ecgfounder.prepare` (thread pool) -> the :class:`_Batcher`, which gathers the windows of
-requests arriving together into one model batch on its own thread -> JSON. The event loop never
-runs reading, preprocessing or the model.
+Data flow per request: upload (body capped, files written to a private temporary directory) or
+JSON array -> a parse worker process (:mod:`.workers`: unzip under one cap, :func:`~ecgfounder.read_ecg`
+under the service's reading budget, duration check, :func:`~ecgfounder.prepare`; killed past the
+deadline, memory-capped) -> the :class:`_Batcher`, which gathers the windows of requests arriving
+together into one model batch on its own thread -> JSON. The event loop never runs reading,
+preprocessing or the model, and no parsing runs in the server process.
 
-Safety: every error is a JSON body ``{"error": {"code", "message", ...}}`` with a 4xx status
-(5xx only for a timeout, 504, or a bug, 500, without a traceback); size limit -> 413 naming the
-limit; duration limit -> 422 naming it; the optional API key is compared in constant time; CORS is
-off unless origins are given; temporary files are removed when the request ends.
+Safety (``docs/security.md``): every error is a JSON body ``{"error": {"code", "message", ...}}``
+with a 4xx status (5xx only for a timeout, 504, a full queue, 503 with ``Retry-After``, or a bug,
+500, without a traceback) and without server paths; size limit -> 413 naming the limit; duration
+limit -> 422 naming it; the optional API key is compared in constant time; only the allowed
+``Host`` names are answered; security headers on every response; CORS is off unless origins are
+given; temporary files are removed when the request ends.
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import math
 import secrets
 import shutil
 import tempfile
 import threading
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,39 +37,48 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from ..errors import ECGFounderError, ECGInputError
+from ..errors import ECGFounderError
+from ..io import ReadLimits
+from .errors import APIError, scrub_paths
+from .security import AllowedHostsMiddleware, SecurityHeadersMiddleware, api_docs_html, default_allowed_hosts
+from .uploads import UPLOAD_SUFFIXES, ParseJob, safe_name
+from .workers import ParsePool
 
 log = logging.getLogger("ecgfounder.serve")
 
 __all__ = ["ServeSettings", "create_app"]
 
 _PAGE = Path(__file__).with_name("static") / "index.html"
-_UPLOAD_SUFFIXES = {".hea", ".dat", ".mat", ".edf", ".bdf", ".xml", ".dcm", ".csv", ".tsv", ".txt",
-                    ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr"}
+
+# What one upload may declare or unpack in the service: 20 million values is 600 s of 12 leads at
+# 2.7 kHz, or of 15 leads at 2 kHz; 200 MB bounds a deflated DICOM data set or an XML file.
+SERVICE_READ_LIMITS = ReadLimits(max_values=20_000_000, max_channels=64, max_bytes=200 << 20,
+                                 max_header_bytes=256 << 10)
 
 
 @dataclass
 class ServeSettings:
-    """Limits and switches of the service (all have safe defaults)."""
+    """Limits and switches of the service (all have safe defaults; see docs/security.md)."""
 
     model: str = "ecgfounder-12lead"
     max_upload_mb: float = 20.0          # whole request body
+    max_unpacked_mb: float = 100.0       # all zips of one request, unpacked
     max_duration_s: float = 600.0        # longest recording accepted
     max_zip_members: int = 16
     max_zip_ratio: float = 50.0          # uncompressed / compressed, per member (zip bombs)
-    timeout_s: float = 60.0              # per request
+    timeout_s: float = 60.0              # per request; a parse still running then is killed
     api_key: str | None = None           # X-API-Key header required when set
     cors_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] | None = None  # Host names answered; None: loopback names ("*": any)
     max_batch: int = 32                  # windows per model call
     batch_wait_ms: float = 5.0           # how long the batcher waits for company
     top_k: int = 5
-    workers: int = 2                     # threads reading/preprocessing uploads
-
-
-class APIError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+    workers: int = 2                     # parse worker processes (uploads parsed at once)
+    worker_memory_mb: int = 1024         # address space a parse may add to an idle worker's
+    max_queue: int = 16                  # uploads waiting for a worker; past that 503 + Retry-After
+    max_inflight: int = 64               # requests being answered at once (not /healthz); then 503
+    head_timeout_s: float = 10.0         # a connection must send its request head within this
+    read_limits: ReadLimits = field(default_factory=lambda: SERVICE_READ_LIMITS)
 
 
 # --------------------------------------------------------------------------- batching
@@ -144,90 +154,6 @@ class _Batcher:
                     pos += len(windows)
 
 
-# --------------------------------------------------------------------------- input handling
-
-def _safe_name(name: str | None, default: str) -> str:
-    base = Path(name or default).name  # no directories from the client
-    base = "".join(c for c in base if c.isalnum() or c in "._-")[:100].lstrip(".")
-    return base or default
-
-
-def _extract_zip(path: Path, dest: Path, settings: ServeSettings) -> None:
-    """Unpack a zip of one record's files with limits on count, size and compression ratio."""
-    limit = int(settings.max_upload_mb * 1024 * 1024)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) > settings.max_zip_members:
-                raise APIError(413, "zip_too_many_files", f"the zip holds {len(members)} files; the limit "
-                               f"is {settings.max_zip_members}", limit=settings.max_zip_members)
-            total = 0
-            for m in members:
-                ratio = m.file_size / max(m.compress_size, 1)
-                total += m.file_size
-                if ratio > settings.max_zip_ratio or total > limit:
-                    raise APIError(413, "zip_bomb", f"{m.filename}: unpacks to {m.file_size:,} bytes "
-                                   f"(ratio {ratio:.0f}); limits are {settings.max_upload_mb:g} MB in all "
-                                   f"and a ratio of {settings.max_zip_ratio:g}",
-                                   limit_mb=settings.max_upload_mb, limit_ratio=settings.max_zip_ratio)
-                name = _safe_name(m.filename, "member")
-                if Path(name).suffix.lower() not in _UPLOAD_SUFFIXES - {".zip"}:
-                    continue
-                with zf.open(m) as src, open(dest / name, "wb") as dst:
-                    copied = 0
-                    while chunk := src.read(1 << 16):
-                        copied += len(chunk)
-                        if copied > m.file_size or copied > limit:  # header lied
-                            raise APIError(413, "zip_bomb", f"{m.filename}: more data than the zip declares")
-                        dst.write(chunk)
-    except zipfile.BadZipFile as exc:
-        raise APIError(422, "bad_zip", f"{path.name}: not a readable zip ({exc})") from None
-
-
-def _main_file(folder: Path) -> Path:
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    for suffix in (".hea", ".xml", ".edf", ".bdf", ".dcm", ".npz", ".npy", ".h5", ".hdf5", ".csv", ".tsv",
-                   ".txt", ".mat"):
-        for p in files:
-            if p.suffix.lower() == suffix:
-                return p
-    raise APIError(422, "no_ecg_file", "no ECG file in the upload (WFDB .hea + data, EDF/BDF, XML, "
-                   "DICOM, CSV/TSV, .npy/.npz, HDF5, or a zip of one record's files)")
-
-
-def _record_from_json(body: Any) -> Any:
-    from ..io import ECGRecord, canonical_lead
-
-    if not isinstance(body, dict):
-        raise APIError(422, "bad_json", "expected a JSON object {signal, fs, leads, units}")
-    sig, fs = body.get("signal"), body.get("fs")
-    if not isinstance(fs, (int, float)) or isinstance(fs, bool) or not math.isfinite(fs) or not 0 < fs <= 20000:
-        raise APIError(422, "bad_sampling_rate", f"fs must be a number of Hz in (0, 20000] (got {fs!r})")
-    try:
-        arr = np.asarray(sig, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise APIError(422, "bad_signal", "signal must be an array of numbers (leads x samples)") from None
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] > 64:
-        raise APIError(422, "bad_signal", f"signal must be (leads, samples) with at most 64 leads (got shape "
-                       f"{list(arr.shape)})")
-    leads = body.get("leads")
-    if leads is None:
-        leads = ["ECG"] if arr.shape[0] == 1 else None
-    if not isinstance(leads, list) or len(leads) != arr.shape[0] or not all(isinstance(x, str) for x in leads):
-        raise APIError(422, "bad_leads", f"leads must name each of the {arr.shape[0]} rows of signal")
-    units = body.get("units", "mV")
-    scale = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}.get(units)
-    if scale is None:
-        raise APIError(422, "bad_units", f"units must be mV, uV or V (got {units!r})")
-    if not np.isfinite(arr).any():
-        raise APIError(422, "no_signal", "signal has no finite values")
-    names = tuple(canonical_lead(x) or x for x in leads)
-    return ECGRecord(signal=arr * scale, fs=float(fs), leads=names, record_id=str(body.get("id", "json"))[:100],
-                     source="json")
-
-
 # --------------------------------------------------------------------------- app
 
 def create_app(settings: ServeSettings | None = None, model: Any = None) -> FastAPI:
@@ -241,25 +167,30 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
     contract = predictor.contract
     labels = list(net.info.labels or predictor.labels)
     batcher = _Batcher(predictor, settings.max_batch, settings.batch_wait_ms / 1000)
-    pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="ecgfounder-read")
+    parsers = ParsePool(settings.workers, memory_mb=settings.worker_memory_mb, max_queue=settings.max_queue)
+    pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="ecgfounder-draw")
     model_lock = threading.Lock()  # explanations use the model outside the batcher
     started = time.time()
 
     async def lifespan(app: Any):  # noqa: ANN202
         batcher.start()
+        await parsers.start()
         yield
         await batcher.stop()
+        await parsers.stop()
         pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="ECGFounder predictions, embeddings, plots and explanations for ECG files.")
 
-    def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+    def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+              **extra: Any) -> JSONResponse:
+        return JSONResponse({"error": {"code": code, "message": scrub_paths(message), **extra}}, status_code=status,
+                            headers=headers)
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message, **exc.extra)
+        return error(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -277,7 +208,8 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
         return error(500, "internal_error", "unexpected server error (logged)")
 
     limit_bytes = int(settings.max_upload_mb * 1024 * 1024)
-    open_paths = {"/", "/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+    open_paths = {"/", "/healthz", "/docs", "/openapi.json"}
+    inflight = [0]
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -287,101 +219,82 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
                 return error(401, "unauthorised", "missing or wrong X-API-Key header")
         length = request.headers.get("content-length")
         if length is not None:
-            try:
-                too_big = int(length) > limit_bytes
-            except ValueError:
+            if not (length.isdigit() and len(length) <= 18):
                 return error(400, "bad_content_length", "Content-Length is not a number")
-            if too_big:
+            if int(length) > limit_bytes:
                 return error(413, "upload_too_large", f"request body of {int(length):,} bytes exceeds the "
                              f"{settings.max_upload_mb:g} MB limit", limit_mb=settings.max_upload_mb)
+        counted = request.url.path != "/healthz"
+        if counted and inflight[0] >= settings.max_inflight:
+            return error(503, "busy", f"the server is answering {inflight[0]} requests; try again shortly",
+                         headers={"Retry-After": "2"})
+        inflight[0] += counted
         try:
             return await asyncio.wait_for(call_next(request), settings.timeout_s)
         except asyncio.TimeoutError:
             return error(504, "timeout", f"request took longer than the {settings.timeout_s:g} s limit",
                          limit_s=settings.timeout_s)
+        finally:
+            inflight[0] -= counted
 
-    # Added after the guard, so outermost: even a 401 carries the CORS headers.
+    # Added after the guard, so outside it: even a 401 carries the CORS headers.
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Content-Type"])
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AllowedHostsMiddleware, hosts=settings.allowed_hosts or default_allowed_hosts())
 
-    async def read_body(request: Request, tmp: Path) -> Any:
-        """The ECGRecord of a request: a multipart upload (one file, a WFDB pair, or a zip) or JSON."""
-        from ..io import read_ecg
+    def job(**fields: Any) -> ParseJob:
+        return ParseJob(contract=contract, limits=settings.read_limits, max_duration_s=settings.max_duration_s,
+                        max_unpacked_bytes=int(settings.max_unpacked_mb * 1024 * 1024),
+                        max_zip_members=settings.max_zip_members, max_zip_ratio=settings.max_zip_ratio, **fields)
 
+    async def prepared(request: Request, lead: str | None) -> tuple[Any, Any]:
+        """The request's ECG as read and as prepared, parsed in a worker process."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = await _read_limited(request, limit_bytes, settings)
-            import json
-
-            try:
-                body = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise APIError(422, "bad_json", "body is not valid JSON") from None
-            return await asyncio.get_running_loop().run_in_executor(pool, _record_from_json, body)
+            return await parsers.run(job(body=raw, lead=lead), settings.timeout_s)
         if ctype != "multipart/form-data":
             raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
-                           f"more files) or application/json, not {ctype or 'nothing'!r}")
-        await _read_limited(request, limit_bytes, settings)  # cap before the form parser sees it
+                           f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
+        raw = await _read_limited(request, limit_bytes, settings)
+
+        async def replay() -> dict[str, Any]:  # the capped body, for the form parser
+            return {"type": "http.request", "body": raw, "more_body": False}
+
         try:
-            form = await request.form(max_files=settings.max_zip_members, max_fields=32)
+            form = await Request(request.scope, replay).form(max_files=settings.max_zip_members, max_fields=32)
         except Exception as exc:  # noqa: BLE001 - multipart parser errors
             raise APIError(422, "bad_multipart", f"cannot parse the upload ({str(exc)[:120]})") from None
-        uploads = [v for v in form.getlist("file") if hasattr(v, "read")]
-        if not uploads:
-            raise APIError(422, "no_file", "no file in form field 'file'")
-        for up in uploads:
-            name = _safe_name(up.filename, "upload.bin")
-            if Path(name).suffix.lower() not in _UPLOAD_SUFFIXES:
-                raise APIError(415, "unsupported_file_type", f"{name}: unsupported file type; send WFDB "
-                               f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip")
-            with open(tmp / name, "wb") as dst:
-                shutil.copyfileobj(up.file, dst)
-            await up.close()
-            if name.lower().endswith(".zip"):
-                _extract_zip(tmp / name, tmp, settings)
-                (tmp / name).unlink()
-        main = _main_file(tmp)
-        fs = form.get("fs")
-        leads = form.get("leads")
-        try:
-            fs_value = float(fs) if isinstance(fs, str) and fs else None
-        except ValueError:
-            raise APIError(422, "bad_sampling_rate", f"fs must be a number (got {fs!r})") from None
-        if fs_value is not None and not (math.isfinite(fs_value) and 0 < fs_value <= 20000):
-            raise APIError(422, "bad_sampling_rate", f"fs must be in (0, 20000] Hz (got {fs_value:g})")
-        lead_list = leads.split(",") if isinstance(leads, str) and leads else None
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, lambda: read_ecg(main, fs=fs_value, leads=lead_list))
-
-    async def prepared(request: Request, lead: str | None) -> tuple[Any, Any]:
-        from ..signal import prepare
-
         tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-serve-"))
         try:
-            try:
-                record = await read_body(request, tmp)
-            except ECGInputError as exc:
-                raise APIError(422, "unreadable_ecg", exc.reason, file=Path(str(exc.source)).name) from None
-            if record.duration_s > settings.max_duration_s:
-                raise APIError(422, "recording_too_long", f"recording of {record.duration_s:.0f} s exceeds the "
-                               f"{settings.max_duration_s:g} s limit", limit_s=settings.max_duration_s)
-            try:
-                prep = await asyncio.get_running_loop().run_in_executor(
-                    pool, lambda: prepare(record, contract, lead=lead, workers=1))
-            except ECGFounderError as exc:
-                raise APIError(422, "cannot_prepare", getattr(exc, "reason", None) or str(exc)) from None
-            return record, prep
+            uploads = [v for v in form.getlist("file") if hasattr(v, "read")]
+            if not uploads:
+                raise APIError(422, "no_file", "no file in form field 'file'")
+            for up in uploads:
+                name = safe_name(up.filename, "upload.bin")
+                if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
+                    raise APIError(415, "unsupported_file_type", f"{name}: unsupported file type; send WFDB "
+                                   f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip")
+                with open(tmp / name, "wb") as dst:
+                    shutil.copyfileobj(up.file, dst)
+                await up.close()
+            fs, leads = form.get("fs"), form.get("leads")
+            return await parsers.run(job(folder=str(tmp), fs=fs if isinstance(fs, str) else None,
+                                         leads=leads if isinstance(leads, str) else None, lead=lead),
+                                     settings.timeout_s)
         finally:
+            await form.close()
             shutil.rmtree(tmp, ignore_errors=True)
 
     def provenance() -> dict[str, Any]:
         info = net.info
-        return {"model": predictor.model_name, "ecgfounder_version": __version__,
-                "preprocessing": predictor.preprocessing, "weights": dict(info.provenance or {}),
-                "task": info.task}
+        weights = {k: scrub_paths(v) if isinstance(v, str) else v for k, v in (info.provenance or {}).items()}
+        return {"model": scrub_paths(predictor.model_name), "ecgfounder_version": __version__,
+                "preprocessing": predictor.preprocessing, "weights": weights, "task": info.task}
 
     def findings(probs: np.ndarray) -> list[dict[str, Any]]:
         order = np.argsort(-probs)[: settings.top_k]
@@ -390,13 +303,14 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
 
     @app.get("/healthz", summary="liveness and model status")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": predictor.model_name, "uptime_s": round(time.time() - started, 1),
-                "batches": batcher.batches, "windows": batcher.windows}
+        return {"status": "ok", "model": scrub_paths(predictor.model_name),
+                "uptime_s": round(time.time() - started, 1), "batches": batcher.batches, "windows": batcher.windows,
+                "parse_workers": {"size": parsers.size, "busy": parsers.busy, "replaced": parsers.killed}}
 
     @app.get("/v1/models", summary="the served model: name, input contract, labels")
     async def models() -> dict[str, Any]:
         c = contract
-        return {"models": [{"name": predictor.model_name, "task": net.info.task, "labels": labels,
+        return {"models": [{"name": scrub_paths(predictor.model_name), "task": net.info.task, "labels": labels,
                             "thresholds": [float(t) for t in predictor.thresholds],
                             "contract": {"fs": c.fs, "n_samples": c.n_samples, "leads": list(c.leads),
                                          "units": c.units, "preprocessing": c.preprocessing},
@@ -479,6 +393,11 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
         except ECGFounderError as exc:
             raise APIError(422, "cannot_explain", str(exc)) from None
 
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs_page() -> HTMLResponse:
+        return HTMLResponse(api_docs_html(app.openapi()),
+                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(_PAGE.read_text(encoding="utf-8"),
@@ -487,6 +406,7 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
 
     app.state.settings = settings
     app.state.batcher = batcher
+    app.state.parsers = parsers
     return app
 
 
@@ -500,11 +420,7 @@ def _figure_bytes(fig: Any, fmt: str) -> bytes:
 
 
 async def _read_limited(request: Any, limit: int, settings: ServeSettings) -> bytes:
-    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header.
-
-    The body is kept in Starlette's request cache, so a form parser that follows reads it from
-    there and never sees more than the limit.
-    """
+    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -512,6 +428,4 @@ async def _read_limited(request: Any, limit: int, settings: ServeSettings) -> by
             raise APIError(413, "upload_too_large", f"request body exceeds the {settings.max_upload_mb:g} MB "
                            "limit", limit_mb=settings.max_upload_mb)
         chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # Starlette re-reads the cached body for request.form()
-    return body
+    return b"".join(chunks)
