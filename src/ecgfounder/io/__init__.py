@@ -3,8 +3,8 @@
 from .annotations import read_ludb_fiducials, read_wfdb_annotations
 from .leads import canonical_lead, derive_limb_leads, is_non_ecg_channel, select_leads
 from .limits import DEFAULT_LIMITS, ReadLimits
-from .reader import FORMATS, detect_format, read_ecg, write_npz
+from .reader import FORMATS, OUT_OF_MEMORY, detect_format, read_ecg, write_npz
 from .record import ECGRecord
 
-__all__ = ["ReadLimits", "DEFAULT_LIMITS", "read_ludb_fiducials", "read_wfdb_annotations", "ECGRecord", "read_ecg", "detect_format", "FORMATS", "write_npz", "canonical_lead",
+__all__ = ["ReadLimits", "DEFAULT_LIMITS", "read_ludb_fiducials", "read_wfdb_annotations", "ECGRecord", "read_ecg", "detect_format", "FORMATS", "OUT_OF_MEMORY", "write_npz", "canonical_lead",
            "derive_limb_leads", "is_non_ecg_channel", "select_leads"]

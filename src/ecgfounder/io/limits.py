@@ -108,14 +108,15 @@ def inflate_capped(source: object, fh: BinaryIO, *, wbits: int, limits: ReadLimi
             while chunk:
                 out += d.decompress(chunk, cap + 1 - len(out))
                 if len(out) > cap:
-                    raise ECGInputError(str(source), f"{what} unpacks to more than {cap:,} bytes "
+                    raise ECGInputError(str(source), f"{what} unpacks to more than the reading limit of {cap:,} bytes "
                                         "(ReadLimits.max_bytes)")
                 chunk = d.unconsumed_tail
         out += d.flush()
     except zlib.error as exc:
         raise ECGInputError(str(source), f"{what} is not valid deflate data ({exc})") from None
     if len(out) > cap:
-        raise ECGInputError(str(source), f"{what} unpacks to more than {cap:,} bytes (ReadLimits.max_bytes)")
+        raise ECGInputError(str(source), f"{what} unpacks to more than the reading limit of {cap:,} bytes "
+                            "(ReadLimits.max_bytes)")
     return bytes(out)
 
 

@@ -12,7 +12,10 @@ from ..errors import ECGInputError
 from .limits import ReadLimits
 from .record import ECGRecord
 
-__all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz"]
+__all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz", "OUT_OF_MEMORY"]
+
+#: The reason of the ECGInputError raised when reading a file ran out of memory.
+OUT_OF_MEMORY = "not enough memory to read the file"
 
 FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15")
 _SUFFIX = {
@@ -101,7 +104,7 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
     except ECGInputError:
         raise
     except MemoryError:
-        raise ECGInputError(p, "file too large to read into memory") from None
+        raise ECGInputError(p, OUT_OF_MEMORY) from None
     except Exception as exc:  # noqa: BLE001 - the promise: only our error type leaves read_ecg
         raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {str(exc)[:200]})") from None
     raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

@@ -148,7 +148,7 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
     try:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else _guess_separator(sample_lines)
     except ValueError as exc:
-        bad = next((j for j, l in enumerate(lines) if l in sample_lines), 0)
+        bad = next((j for j, line in enumerate(lines) if line in sample_lines), 0)
         raise ECGInputError(path, f"line {bad + 1}: {exc}") from None
     n_cols = len(_split(sample_lines[0], sep))
     check_declared(path, channels=max(n_cols - 1, 1), samples=0, limits=lim, what="the table")

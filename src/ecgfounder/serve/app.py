@@ -67,6 +67,7 @@ class ServeSettings:
     max_zip_members: int = 16
     max_zip_ratio: float = 50.0          # uncompressed / compressed, per member (zip bombs)
     timeout_s: float = 60.0              # per request; a parse still running then is killed
+    parse_timeout_s: float | None = None  # reading + preparing one upload (None: timeout_s)
     api_key: str | None = None           # X-API-Key header required when set
     cors_origins: list[str] = field(default_factory=list)
     allowed_hosts: list[str] | None = None  # Host names answered; None: loopback names ("*": any)
@@ -251,12 +252,14 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
                         max_unpacked_bytes=int(settings.max_unpacked_mb * 1024 * 1024),
                         max_zip_members=settings.max_zip_members, max_zip_ratio=settings.max_zip_ratio, **fields)
 
+    parse_timeout = min(settings.parse_timeout_s or settings.timeout_s, settings.timeout_s)
+
     async def prepared(request: Request, lead: str | None) -> tuple[Any, Any]:
         """The request's ECG as read and as prepared, parsed in a worker process."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = await _read_limited(request, limit_bytes, settings)
-            return await parsers.run(job(body=raw, lead=lead), settings.timeout_s)
+            return await parsers.run(job(body=raw, lead=lead), parse_timeout)
         if ctype != "multipart/form-data":
             raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
                            f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
@@ -285,7 +288,7 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
             fs, leads = form.get("fs"), form.get("leads")
             return await parsers.run(job(folder=str(tmp), fs=fs if isinstance(fs, str) else None,
                                          leads=leads if isinstance(leads, str) else None, lead=lead),
-                                     settings.timeout_s)
+                                     parse_timeout)
         finally:
             await form.close()
             shutil.rmtree(tmp, ignore_errors=True)

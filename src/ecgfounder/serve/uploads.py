@@ -21,7 +21,7 @@ import numpy as np
 
 from ..contract import InputContract
 from ..errors import ECGFounderError, ECGInputError
-from ..io import ECGRecord, ReadLimits, canonical_lead, read_ecg
+from ..io import OUT_OF_MEMORY, ECGRecord, ReadLimits, canonical_lead, read_ecg
 from .errors import APIError, scrub_paths
 
 __all__ = ["ParseJob", "run_job", "safe_name", "UPLOAD_SUFFIXES", "record_from_json", "parse_fs"]
@@ -186,6 +186,8 @@ def run_job(job: ParseJob) -> tuple[ECGRecord, Any]:
         try:
             record = read_ecg(main, fs=fs, leads=leads, limits=job.limits)
         except ECGInputError as exc:
+            if exc.reason == OUT_OF_MEMORY:
+                raise MemoryError from None  # the worker answers with its memory limit
             raise APIError(422, "unreadable_ecg", scrub_paths(exc.reason), file=main.name) from None
     if record.duration_s > job.max_duration_s:
         raise APIError(422, "recording_too_long", f"recording of {record.duration_s:.0f} s exceeds the "
