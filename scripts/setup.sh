@@ -18,10 +18,11 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     pip install "torch==$TORCH_VERSION"
   else
     echo "setup: no GPU, installing the CPU build of torch==$TORCH_VERSION"
-    # A local wheel (pip's find-links) is tried first; otherwise PyTorch's CPU index.
-    pip install "torch==$TORCH_VERSION+cpu" 2>/dev/null \
-      || pip install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
-           --extra-index-url https://pypi.org/simple
+    # Only pip's configured index and find-links are used (no index address here): the CPU wheel
+    # "+cpu" where pip can see one, else torch==VERSION from the configured index. Where that
+    # index is plain PyPI, point pip at PyTorch's CPU wheel index first (PIP_EXTRA_INDEX_URL), or
+    # torch==VERSION from PyPI is the CUDA build (several GB).
+    pip install "torch==$TORCH_VERSION+cpu" 2>/dev/null || pip install "torch==$TORCH_VERSION"
   fi
 fi
 pip install -e ".[${EXTRAS}]"
