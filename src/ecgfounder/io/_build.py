@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ECGInputError
-from .leads import canonical_lead, is_non_ecg_channel
+from .leads import canonical_lead, is_non_ecg_channel, names_ecg
 from .record import ECGRecord
 from .units import to_mv_factor
 
@@ -18,11 +18,15 @@ __all__ = ["build_record", "parse_header_comments"]
 
 def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Sequence[str | None],
                  *, source: str | None, record_id: str = "", default_units: str = "mV",
-                 notes: Iterable[str] = (), **fields: Any) -> ECGRecord:
+                 notes: Iterable[str] = (), ecg_file: bool = False, **fields: Any) -> ECGRecord:
     """Build a record from ``signal`` (channels, samples) in the file's units.
 
     Non-ECG channels are dropped (noted), every ECG channel is converted to mV from its declared
     unit, lead names are made canonical, duplicates after mapping keep the first (noted).
+    A channel whose name does not say ECG and whose unit is not a voltage, in a file whose format
+    does not say it holds ECG (``ecg_file``), is kept but listed in ``meta["unconfirmed_channels"]``
+    and noted: it is used for a model only when chosen explicitly. A record whose every sample is
+    missing is an error.
     """
     notes = list(notes)
     if not np.isfinite(fs) or fs <= 0:
@@ -37,6 +41,7 @@ def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Seq
     dropped: list[str] = []
     assumed: list[str] = []
     converted: dict[str, list[str]] = {}
+    unconfirmed: list[str] = []
     for row, name, unit in zip(signal, names, units):
         name = str(name).strip() or f"ch{len(keep_names) + len(dropped) + 1}"
         if is_non_ecg_channel(name, unit):
@@ -46,6 +51,8 @@ def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Seq
         if factor is None:
             factor = to_mv_factor(default_units) or 1.0
             assumed.append(f"{name} ({unit!r})" if unit else name)
+            if not ecg_file and not names_ecg(name):
+                unconfirmed.append(canonical_lead(name) or name)
         elif factor != 1.0:
             converted.setdefault(str(unit), []).append(name)
         canon = canonical_lead(name) or name
@@ -60,9 +67,16 @@ def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Seq
         notes.append(f"no voltage unit for {', '.join(assumed)}: assumed {default_units}")
     for unit, chans in converted.items():
         notes.append(f"converted {unit} to mV: {' '.join(chans)}")
+    if unconfirmed:
+        notes.append(f"not known to be ECG (name not an ECG lead, no voltage unit): {', '.join(unconfirmed)}; "
+                     "used for a model only when chosen (lead=/--lead)")
+        fields["meta"] = {**fields.get("meta", {}), "unconfirmed_channels": unconfirmed}
     if not keep_rows:
         raise ECGInputError(source, "no ECG channels in the file"
                             + (f" (found only {', '.join(dropped)})" if dropped else ""))
+    if not any(np.isfinite(row).any() for row in keep_rows):
+        raise ECGInputError(source, f"every sample of every ECG channel is missing (the record is one gap of "
+                            f"{signal.shape[1] / fs:.1f} s: no signal was recorded)")
     return ECGRecord(signal=np.stack(keep_rows).astype(np.float32), fs=float(fs), leads=tuple(keep_names),
                      record_id=record_id, source=source, notes=notes, **fields)
 

@@ -103,6 +103,6 @@ def read_dicom(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     if raw_age[:-1].isdigit() and raw_age.endswith("Y"):
         age = float(raw_age[:-1])
     sex = {"M": "M", "F": "F"}.get(str(ds.get("PatientSex", "")))
-    return build_record(np.asarray(arr, dtype=np.float64), fs, names, units, source=str(path),
+    return build_record(np.asarray(arr, dtype=np.float64), fs, names, units, source=str(path), ecg_file=True,
                         record_id=str(ds.get("SOPInstanceUID", path.stem)), age=age, sex=sex,
                         meta={"format": "dicom"})

@@ -92,7 +92,7 @@ def _record(path: Path, fh, ds, index: int) -> ECGRecord:
         notes.append(f"trimmed zero padding: samples {nonzero[0]}..{nonzero[-1]} of {x.shape[1]}")
         x = x[:, nonzero[0]:nonzero[-1] + 1]
     rid = str(int(exam)) if exam is not None else f"{path.stem}[{index}]"
-    return build_record(x, CODE15_FS, list(STANDARD_12_LEADS), ["mV"] * 12, source=f"{path}[{index}]",
+    return build_record(x, CODE15_FS, list(STANDARD_12_LEADS), ["mV"] * 12, source=f"{path}[{index}]", ecg_file=True,
                         record_id=rid, notes=notes, meta={"format": "code15-hdf5", "index": index})
 
 

@@ -17,7 +17,7 @@ from ..contract import STANDARD_12_LEADS
 from ..errors import ContractError
 from .record import ECGRecord
 
-__all__ = ["canonical_lead", "is_non_ecg_channel", "derive_limb_leads", "select_leads",
+__all__ = ["canonical_lead", "is_non_ecg_channel", "names_ecg", "derive_limb_leads", "select_leads",
            "STANDARD_12_LEADS", "LIMB_LEADS"]
 
 LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
@@ -34,9 +34,18 @@ _SUFFIX = re.compile(r"\s*\((einthoven|goldberger|wilson|modified)\)\s*$|[\s_\-]
 _NON_ECG = re.compile(
     r"pleth|ppg|spo2|sao2|resp|abp|art|pap|cvp|icp|\bbp\b|nibp|co2|etco2|eeg|emg|eog|temp|"
     r"pulse|stim|status|event|marker|annotation|trigger|accel|gyro|position|snore|flow|thor|abdo|"
-    r"sound|light|battery|hr$|heart ?rate",
+    r"sound|light|battery|hr$|heart ?rate|"
+    # uterine activity and fetal monitoring (CTG)
+    r"\buc\b|uterine|toco|fhr|"
+    # signal-generator and test channels (EDF/BDF test files, device self-tests)
+    r"sine|square|sawtooth|triangle|ramp|noise|calib|\btest\b",
     re.IGNORECASE,
 )
+# EEG electrodes of the 10-20/10-10 systems, alone or as a bipolar pair ("Fp1", "C3-A2", "EEG Fpz-Cz")
+_EEG = re.compile(r"^(?:eeg\s*)?(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)(?:z|\d{1,2})"
+                  r"(?:\s*[-\u2013/]\s*(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)?(?:z|\d{1,2}|ref|avg))?$",
+                  re.IGNORECASE)
+_ECG_WORD = re.compile(r"ecg|ekg|\bml|\bmcl|lead", re.IGNORECASE)
 _NON_ECG_UNITS = {"mmhg", "%", "nu", "bpm", "degc", "°c", "cmh2o", "l/min", "g", "mg/dl"}
 
 
@@ -65,7 +74,12 @@ def is_non_ecg_channel(name: str, units: str | None = None) -> bool:
         return False
     if units and units.strip().lower() in _NON_ECG_UNITS:
         return True
-    return bool(_NON_ECG.search(name))
+    return bool(_NON_ECG.search(name) or _EEG.match(name.strip()))
+
+
+def names_ecg(name: str) -> bool:
+    """True when a channel name says it is ECG: a lead name, or words such as ECG/EKG/MLII/lead."""
+    return canonical_lead(name) is not None or bool(_ECG_WORD.search(name))
 
 
 def derive_limb_leads(record: ECGRecord) -> ECGRecord:
@@ -109,6 +123,10 @@ def select_leads(record: ECGRecord, leads: Sequence[str], *, derive: bool = True
             src = wanted
         elif rec.n_leads == 1:
             src = rec.leads[0]
+            if src in rec.meta.get("unconfirmed_channels", ()):
+                raise ContractError(f"{rec.name}: the only channel, {src!r}, is not known to be ECG (its name is "
+                                    f"not an ECG lead and the file gives no voltage unit); to use it as lead "
+                                    f"{wanted} choose it explicitly (lead={src!r} / --lead {src})")
         elif derive and wanted in LIMB_LEADS and {"I", "II"} <= set(rec.leads):
             rec = derive_limb_leads(rec)
             src = wanted
@@ -124,8 +142,10 @@ def select_leads(record: ECGRecord, leads: Sequence[str], *, derive: bool = True
         rec = derive_limb_leads(rec)
     missing = [name for name in leads if name not in rec.leads]
     if missing:
-        hint = (" (limb leads can be derived from I and II, which are absent too)"
-                if any(m in LIMB_LEADS for m in missing) else "")
+        absent = [x for x in ("I", "II") if x not in rec.leads]
+        hint = (f" (limb leads are derived from I and II; {' and '.join(absent)} "
+                f"{'is' if len(absent) == 1 else 'are'} absent)"
+                if any(m in LIMB_LEADS for m in missing) and absent else "")
         raise ContractError(f"{rec.name}: the model needs leads {' '.join(leads)}; missing "
                             f"{' '.join(missing)}{hint}; the record has {' '.join(rec.leads)}")
     order = [rec.leads.index(name) for name in leads]

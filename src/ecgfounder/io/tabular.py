@@ -43,22 +43,24 @@ def _split(line: str, sep: str | None) -> list[str]:
 
 
 def _guess_separator(lines: list[str]) -> str | None:
-    """Comma, semicolon, tab or whitespace: the one that splits every sample line into the same
-    number of numeric cells (the most cells wins). ``None`` means whitespace."""
-    best: tuple[int, str | None] = (0, None)
+    """Comma, semicolon, tab or whitespace: among those that split every sample line into the same
+    number of cells, the one under which most lines are all numbers, then the one giving the most
+    cells. ``None`` means whitespace."""
+    best: tuple[int, int] | None = None
+    choice: str | None = None
     for sep in (*_SEPARATORS, None):
         counts = {len(_split(line, sep)) for line in lines}
         if len(counts) != 1:
             continue
-        n = counts.pop()
-        numeric = all(_NUMBER.match(c.replace(",", ".") if sep != "," else c)
-                      for line in lines for c in _split(line, sep))
-        if numeric and n > best[0]:
-            best = (n, sep)
-    if best[0] == 0:
+        numeric = sum(all(_NUMBER.match(c.replace(",", ".") if sep != "," else c) for c in _split(line, sep))
+                      for line in lines)
+        score = (numeric, counts.pop())
+        if best is None or score > best:
+            best, choice = score, sep
+    if best is None:
         raise ValueError("no separator (comma, semicolon, tab or spaces) splits the lines into the same "
-                         "number of numbers")
-    return best[1]
+                         "number of cells")
+    return choice
 
 
 def _metadata(key: str, value: str, meta: dict[str, str]) -> None:
@@ -220,13 +222,16 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
             raise ECGInputError(path, f"{len(leads)} lead names given for {data.shape[0]} columns")
         names, col_units = list(leads), [default_units] * data.shape[0]
     elif names_in_file is not None:
-        pairs = [_name_and_unit(c, default_units) for c in values]
-        names, col_units = [p[0] for p in pairs], [p[1] for p in pairs]
+        # A column without a unit in its name keeps None: build_record assumes default_units and
+        # notes it (and a name that does not say ECG then needs lead= to be used for a model).
+        pairs = [_name_and_unit(c, units) if units else _name_and_unit(c, "") for c in values]
+        names, col_units = [p[0] for p in pairs], [p[1] or None for p in pairs]
     else:
         names = ["ECG"] if data.shape[0] == 1 else [f"ch{i + 1}" for i in range(data.shape[0])]
         col_units = [default_units] * data.shape[0]
         notes.append("no header: columns named " + " ".join(names) + " (pass leads= to name them)")
     return build_record(data, float(fs), names, col_units, source=str(path), record_id=path.stem,
+                        default_units=default_units,
                         notes=notes, meta={"format": "csv"})
 
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..errors import ECGInputError
 from ._build import build_record, parse_header_comments
+from ._rates import to_common_rate
+from .leads import is_non_ecg_channel
 from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
@@ -97,7 +99,33 @@ _BYTES_PER_VALUE = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212"
                     "311": 4 / 3, "24": 3.0, "32": 4.0}
 
 
+def _master_of_layout(header: Path) -> str | None:
+    """The multi-segment header in the same folder that lists ``header``'s record as a segment."""
+    name = header.stem
+    for other in sorted(header.parent.glob("*.hea"))[:500]:
+        if other == header or other.stat().st_size > 1 << 20:
+            continue
+        lines = [ln.split() for ln in other.read_text(errors="replace").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        if lines and "/" in lines[0][0] and any(ln and ln[0] == name for ln in lines[1:]):
+            return other.name
+    return None
+
+
+def _is_layout(head: object) -> bool:
+    files = getattr(head, "file_name", None) or []
+    return getattr(head, "n_seg", None) is None and (getattr(head, "sig_len", 0) or 0) == 0 and \
+        bool(files) and all(f in ("~", None, "") for f in files)
+
+
 def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
+    """One WFDB record (single- or multi-segment) as an :class:`ECGRecord`.
+
+    Channels stored at several samples per frame (a multi-rate record) are read at their own rate
+    (never averaged to the frame rate) and the ECG channels brought to the highest ECG rate, with
+    a note. A layout header (the signal list of a multi-segment record, with no samples) is an
+    error naming the master header to open.
+    """
     import wfdb
 
     path = Path(path)
@@ -107,18 +135,41 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
         raise ECGInputError(path, f"WFDB header {header.name} not found")
     check_wfdb_header(path, header, limits)
     try:
-        rec = wfdb.rdrecord(str(base), physical=True, m2s=True, return_res=64)
+        head = wfdb.rdheader(str(base))
+        if _is_layout(head):
+            master = _master_of_layout(header)
+            raise ECGInputError(path, "a layout header (the signal list of a multi-segment record; it holds no "
+                                "samples): open " + (f"the record's master header, {master}" if master else
+                                                     "the record's master header (the .hea listing the segments)"))
+        spf = list(getattr(head, "samps_per_frame", None) or [])
+        multirate = getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in spf)
+        rec = wfdb.rdrecord(str(base), physical=True, m2s=True, return_res=64, smooth_frames=not multirate)
+    except ECGInputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types on damaged files
         raise ECGInputError(path, f"cannot read WFDB record ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:200] if str(exc) else 'no details'})") from None
-    if rec.p_signal is None or rec.p_signal.size == 0:
-        raise ECGInputError(path, "WFDB record holds no samples")
-    names = list(rec.sig_name or [f"ch{i + 1}" for i in range(rec.n_sig)])
+    names = [str(n) if n else f"ch{i + 1}" for i, n in enumerate(rec.sig_name or [None] * rec.n_sig)]
     units = list(rec.units or ["mV"] * len(names))
     comments = list(rec.comments or [])
     info = parse_header_comments(comments)
-    signal = np.asarray(rec.p_signal, dtype=np.float64).T
-    return build_record(signal, float(rec.fs), names, units, source=str(path),
-                        record_id=str(rec.record_name), meta={"format": "wfdb",
-                                                               "header_comments": comments},
-                        **info)
+    notes: list[str] = []
+    if multirate:
+        rows = list(rec.e_p_signal or [])
+        if not rows or max(len(r) for r in rows) == 0:
+            raise ECGInputError(path, "WFDB record holds no samples")
+        keep = [i for i in range(len(rows)) if not is_non_ecg_channel(names[i], units[i])]
+        if not keep:
+            raise ECGInputError(path, f"no ECG channels in the record (found {', '.join(names)})")
+        dropped = [f"{names[i]} ({units[i]})" for i in range(len(rows)) if i not in keep]
+        rates = [float(rec.fs) * (spf[i] or 1) for i in keep]
+        signal, fs, notes = to_common_rate([rows[i] for i in keep], rates, [names[i] for i in keep])
+        if dropped:
+            notes.append(f"dropped non-ECG channel(s): {', '.join(dropped)}")
+        names, units = [names[i] for i in keep], [units[i] for i in keep]
+    else:
+        if rec.p_signal is None or rec.p_signal.size == 0:
+            raise ECGInputError(path, "WFDB record holds no samples")
+        signal, fs = np.asarray(rec.p_signal, dtype=np.float64).T, float(rec.fs)
+    return build_record(signal, fs, names, units, source=str(path), record_id=str(rec.record_name), notes=notes,
+                        meta={"format": "wfdb", "header_comments": comments}, **info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,40 @@ def _text(el: Any, tag: str) -> str | None:
     return found.text.strip() if found is not None and found.text else None
 
 
+# Statement lines that name or sign for a person (over-reader, technician...): personal data, not findings.
+_PERSONAL = re.compile(r"\b(confirmed|reviewed|over-?read|interpreted|edited|referred|requested|acquired|signed|"
+                       r"approved|read|verified)\s+by\b|\b(technician|physician|operator)\s*:|\bdr\.\s",
+                       re.IGNORECASE)
+
+
+def _muse_statements(root: Any) -> tuple[str, ...]:
+    """Diagnosis lines of a MUSE file: the (confirmed) ``Diagnosis`` element, else the machine's
+    ``OriginalDiagnosis``; statements joined into lines at their ``ENDSLINE`` flags; lines naming
+    a person dropped; duplicates dropped."""
+    block = root.find("Diagnosis")
+    if block is None:
+        block = root.find("OriginalDiagnosis")
+    if block is None:
+        return ()
+    lines: list[str] = []
+    current: list[str] = []
+    for st in block.iter("DiagnosisStatement"):
+        text = _text(st, "StmtText")
+        if text:
+            current.append(text)
+        if any((f.text or "").strip().upper() == "ENDSLINE" for f in st.findall("StmtFlag")) and current:
+            lines.append(" ".join(current))
+            current = []
+    if current:
+        lines.append(" ".join(current))
+    out: list[str] = []
+    for line in lines:
+        line = " ".join(line.split())
+        if line and not _PERSONAL.search(line) and line not in out:
+            out.append(line)
+    return tuple(out)
+
+
 def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     waves = root.findall("Waveform")
     rhythm = next((w for w in waves if (_text(w, "WaveformType") or "").lower() == "rhythm"), None)
@@ -106,8 +141,8 @@ def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
         except ValueError:
             age = None
         sex = {"male": "M", "female": "F"}.get((_text(demo, "Gender") or "").lower())
-    statements = tuple(s.text.strip() for s in root.iter("StmtText") if s.text and s.text.strip())
-    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path),
+    statements = _muse_statements(root)
+    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path), ecg_file=True,
                        record_id=_text(demo, "PatientID") if demo is not None else path.stem,
                        age=age, sex=sex, diagnoses=statements, meta={"format": "ge-muse-xml"})
     derived = derive_limb_leads(rec)
@@ -162,6 +197,6 @@ def _hl7(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     sex = {"M": "M", "F": "F"}.get(gender.get("code", "") if gender is not None else "")
     id_el = root.find(f"{HL7}id")
     rid = (id_el.get("root", "") if id_el is not None else "") or path.stem
-    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path),
+    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path), ecg_file=True,
                        record_id=rid, sex=sex, meta={"format": "hl7-aecg"})
     return derive_limb_leads(rec)
