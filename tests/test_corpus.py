@@ -326,6 +326,9 @@ _TEXT_CASES: dict[str, tuple[str, dict, np.ndarray | str, float | None]] = {
         "1000\n1001\n1010\n1100\n", {"fs": 300, "units": "uV"}, np.array([[1.0, 1.001, 1.01, 1.1]]), 300.0),
     "tab separated with a trailing tab": (
         "I\tII\t\n1\t2\t\n3\t4\t\n5\t6\t\n", {"fs": 500}, np.array([[1, 3, 5], [2, 4, 6]], float), 500.0),
+    "sampling rate, lead names and per-lead gains above a headerless table": (
+        "Sampling frequency: 0.5 kHz\nLeads: I, II\nGain: 200, 100\n200 100\n-400 -50\n", {},
+        np.array([[1.0, -2.0], [1.0, -0.5]]), 500.0),
     "a word among the numbers": ("I,II\n1,2\n3,x\n5,6\n", {"fs": 500}, "line 3", None),
     "EEG montage columns": ("Fp1-F7,C3-A2\n1,2\n3,4\n", {"fs": 256}, "no ECG channels", None),
     "CTG columns (FHR, UC)": ("FHR,UC\n140,10\n141,12\n", {"fs": 4}, "no ECG channels", None),

@@ -31,6 +31,8 @@ def _name_and_unit(col: str, default: str) -> tuple[str, str]:
 _SEPARATORS = (",", ";", "\t")
 _META = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _()\[\]/.\-]{0,60}?)\s*[:=]\s*(.+?)\s*$")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_META_KEYS = re.compile(r"^(units?|amplitude units?|leads?|channels?|lead names|gains?|adc gains?|resolution)\b",
+                        re.IGNORECASE)
 _FS_KEYS = re.compile(r"^(sampl\w*\s*(rate|freq\w*)|fs|frequency|sample\s*rate|hz)\b", re.IGNORECASE)
 
 
@@ -73,6 +75,8 @@ def _metadata(key: str, value: str, meta: dict[str, str]) -> None:
         meta["units"] = value.strip()
     elif re.match(r"^(leads?|channels?|lead names)$", k):
         meta["leads"] = value.strip()
+    elif re.match(r"^(gains?|adc gains?|resolution)\b", k):
+        meta["gain"] = value.strip()
 
 
 def _raise_first_non_number(path: Path, df, skipped: int, decimal: str) -> None:
@@ -97,7 +101,8 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
     sample lines into the same number of numbers; a trailing separator is ignored. A header names
     the leads (``I``, ``V1 (uV)``, ``II [mV]``...); a time column (``time``, ``t``, ``ms``...) is
     dropped and gives ``fs`` when none is passed. ``key: value`` lines above the table are read
-    as metadata: sampling rate (``Sampling Rate (Hz): 500``, ``fs=500``), units, lead names.
+    as metadata: sampling rate (``Sampling Rate (Hz): 500``, ``fs=500``), units, lead names, and
+    gains (``Gain: 200`` units per mV, one value or one per column: values are divided by it).
     The column count is checked against the reading budget before the table is parsed.
     """
     import pandas as pd
@@ -134,7 +139,8 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
                 skip = i + 1
                 continue
             m = _META.match(stripped)
-            if m and not any(sep in m.group(2) for sep in _SEPARATORS) or (m and _FS_KEYS.match(m.group(1))):
+            if m and (not any(sep in m.group(2) for sep in _SEPARATORS) or _FS_KEYS.match(m.group(1))
+                      or _META_KEYS.match(m.group(1).strip())):
                 _metadata(m.group(1), m.group(2), meta)
                 skip = i + 1
                 continue
@@ -217,6 +223,14 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
     if not values:
         raise ECGInputError(path, "table holds no signal columns")
     data = np.stack(list(values.values()))
+    if meta.get("gain"):
+        gains = [float(g) for g in re.findall(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", meta["gain"])]
+        if len(gains) not in (1, data.shape[0]) or not all(np.isfinite(g) and g > 0 for g in gains):
+            raise ECGInputError(path, f"gain line {meta['gain'][:60]!r}: expected one positive gain or one per "
+                                f"column ({data.shape[0]})")
+        data = data / np.asarray(gains, dtype=np.float64)[:, None] if len(gains) > 1 else data / gains[0]
+        notes.append(f"values divided by the gain of the file's metadata line ({meta['gain'][:40]}) to give "
+                     f"{units or 'mV'}")
     if leads is not None:
         if len(leads) != data.shape[0]:
             raise ECGInputError(path, f"{len(leads)} lead names given for {data.shape[0]} columns")
