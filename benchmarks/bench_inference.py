@@ -125,7 +125,7 @@ def end_to_end(model, files: list[Path], paths: dict[str, dict], seconds: float)
         x = np.random.default_rng(0).standard_normal((32, model.config.in_channels, 5000)).astype(np.float32)
         n, t = 0, time.perf_counter()
         while time.perf_counter() - t < seconds:
-            p._forward(x, False)
+            p.forward(x, False)
             n += 32
         alone = n / (time.perf_counter() - t)
         print(f"{name:<10} {rate:8.1f} {alone:17.1f} {rate / alone:16.0%}")

@@ -54,14 +54,14 @@ class WindowCache:
               stride_s: float | None = None, lead: str | None = None, workers: int = 1,
               progress: bool = False, log: Any = None) -> WindowCache:
         """Read and prepare every record once (in ``workers`` processes), or reuse a finished cache."""
-        from ..infer.predictor import _Options, prepared_stream
-        from ..infer.sources import Source
+        from ..signal.stream import PrepareOptions, prepared_stream
+        from ..io.sources import Source
 
         directory = Path(root) / cls.key(manifest, contract, stride_s, lead)
         if (directory / "meta.json").is_file():
             return cls(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        opts = _Options(contract, lead, stride_s, None, None, None)
+        opts = PrepareOptions(contract, lead, stride_s)
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".windows-", suffix=".raw")
         records, total = [], 0
         bar = None

@@ -66,7 +66,7 @@ class Manifest:
         (``record`` + one 0/1 column per label, for ``ecgfounder evaluate``) of one split."""
         import pandas as pd
 
-        from ..infer.sources import Source
+        from ..io.sources import Source
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -30,12 +30,12 @@ __all__ = ["write_shards", "ShardStream"]
 def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Path, *,
                  shard_records: int = 1024, stride_s: float | None = 5.0, lead: str | None = None,
                  workers: int = 1, progress: bool = False) -> Path:
-    from ..infer.predictor import _Options, prepared_stream
-    from ..infer.sources import Source
+    from ..signal.stream import PrepareOptions, prepared_stream
+    from ..io.sources import Source
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    opts = _Options(contract, lead, stride_s, None, None, None)
+    opts = PrepareOptions(contract, lead, stride_s)
     shards: list[dict[str, Any]] = []
     buf: list[np.ndarray] = []
     recs: list[dict[str, Any]] = []

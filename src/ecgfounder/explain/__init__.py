@@ -75,9 +75,10 @@ def _pick(logits: Any, model: Any, index: int, target: str) -> Any:
 
     if target == "logit":
         return logits[:, index]
-    if getattr(getattr(model, "info", None), "task", "multilabel") == "multiclass":
-        return torch.softmax(logits, -1)[:, index]
-    return torch.sigmoid(logits[:, index])
+    info = getattr(model, "info", None)
+    if info is None:
+        return torch.sigmoid(logits[:, index])
+    return info.activate(logits)[:, index]
 
 
 def _score_fn(model: Any, index: int, target: str):

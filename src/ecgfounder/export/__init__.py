@@ -112,18 +112,18 @@ def calibration_windows(inputs: Any, contract: Any, *, limit: int = 64, lead: st
     """
     import logging
 
-    from ..infer.predictor import _Options, _prepare_one
-    from ..infer.sources import expand_inputs
+    from ..io.sources import expand_inputs
+    from ..signal.stream import PrepareOptions, prepare_item
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    opts = _Options(contract, lead, None, None, None, None)
+    opts = PrepareOptions(contract, lead)
     out: list[np.ndarray] = []
     total = 0
     for src in expand_inputs(list(inputs)):
         if total >= limit:
             break
-        prep = _prepare_one(src, opts)
+        prep = prepare_item(src, opts)
         if prep.windows is None:
             logging.getLogger(__name__).warning("calibration: skipped %s: %s", prep.key, prep.error)
             continue
@@ -141,8 +141,8 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
     ``calibration`` windows (N, leads, samples) preprocessed as the contract says.
 
     The metadata of :func:`export_model` is kept, with ``precision: int8`` added. The summary
-    reports the largest difference of sigmoid/softmax outputs from the fp32 model on the
-    calibration windows (the drift; real-data AUROC drift: ``benchmarks/bench_inference.py``).
+    reports the largest difference of the model's outputs (activated by its task) from the fp32
+    model on the calibration windows (the drift; real-data AUROC drift: ``benchmarks/bench_inference.py``).
     """
     import tempfile
 
@@ -179,13 +179,7 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
             entry.key, entry.value = key, value
         onnx.save(proto, str(path))
         ref, got = OnnxModel(fp32), OnnxModel(path)
-        task = model.info.task if model.info is not None else "multilabel"
-
-        def act(z: np.ndarray) -> np.ndarray:
-            if task == "multiclass":
-                e = np.exp(z - z.max(-1, keepdims=True))
-                return e / e.sum(-1, keepdims=True)
-            return 1.0 / (1.0 + np.exp(-z))
+        act = model.info.activate if model.info is not None else (lambda z: 1.0 / (1.0 + np.exp(-z)))
 
         diffs = [np.abs(act(got.run(calibration[i:i + 16])[0]) - act(ref.run(calibration[i:i + 16])[0])).max()
                  for i in range(0, len(calibration), 16)]
@@ -196,8 +190,9 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
 class OnnxModel:
     """An exported ONNX model run with ONNX Runtime, with the metadata ``export_model`` stored.
 
-    Has what :class:`~ecgfounder.Predictor` uses: ``info`` (contract, labels, task), ``config``,
-    ``num_features`` and :meth:`run` (logits and features as NumPy arrays).
+    Holds ``info`` (contract, labels, task), ``config``, ``num_features``, ``precision`` and
+    :meth:`run` (logits and features as NumPy arrays); :class:`~ecgfounder.infer.backends.OnnxBackend`
+    runs it for the Predictor and the service.
     """
 
     def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
@@ -230,9 +225,3 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, features = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
         return logits, features
-
-    def eval(self) -> OnnxModel:
-        return self
-
-    def to(self, *_: Any, **__: Any) -> OnnxModel:
-        return self

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,70 +23,16 @@ import numpy as np
 from ..contract import InputContract
 from ..errors import ECGFounderError, ECGInputError
 from ..io.record import ECGRecord
-from .sources import Source, expand_inputs
+from ..io.sources import Source, expand_inputs
+from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
+from .backends import Backend, Precision, load_backend
 
 __all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS"]
 
 log = logging.getLogger("ecgfounder")
 
-Precision = Literal["fp32", "bf16", "fp16", "int8"]
 RESERVED_COLUMNS = ("record", "window", "start_s", "error", "findings", "flags", "n_windows",
                     "duration_s", "notes", "model", "preprocessing")
-
-
-@dataclass
-class _Prepared:
-    key: str
-    windows: np.ndarray | None = None
-    starts_s: list[float] = field(default_factory=list)
-    duration_s: float | None = None
-    flags: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class _Options:
-    contract: InputContract
-    lead: str | None
-    stride_s: float | None
-    fs: float | None
-    leads: tuple[str, ...] | None
-    units: str | None
-
-
-def _prepare_one(item: Source | ECGRecord, opts: _Options) -> _Prepared:
-    """Read (if a path) and prepare one record; every expected failure becomes ``error``."""
-    from ..io.reader import read_ecg
-    from ..signal.pipeline import prepare
-
-    key = item.key if isinstance(item, Source) else (item.source or item.record_id or "<array>")
-    try:
-        if isinstance(item, Source):
-            rec = read_ecg(item.path, fs=opts.fs, leads=opts.leads, units=opts.units,
-                           index=item.index or 0)
-        else:
-            rec = item
-        p = prepare(rec, opts.contract, lead=opts.lead, stride_s=opts.stride_s, workers=1)
-    except ECGFounderError as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        for prefix in (key, getattr(item, "path", None), getattr(item, "source", None)):
-            if prefix and reason.startswith(f"{prefix}: "):
-                reason = reason[len(prefix) + 2:]
-        return _Prepared(key=key, error=reason)
-    except Exception as exc:  # noqa: BLE001 - a record must never stop the batch
-        return _Prepared(key=key, error=f"{type(exc).__name__}: {exc}")
-    return _Prepared(key=key, windows=p.windows, starts_s=p.starts_s, duration_s=rec.duration_s,
-                     flags=list(p.flags), notes=list(p.record.notes))
-
-
-def _worker_init() -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except Exception:  # pragma: no cover
-        pass
 
 
 @dataclass
@@ -141,41 +85,10 @@ class Predictor:
                  contract: InputContract | None = None,
                  on_error: Callable[[str, str], None] | None = None,
                  calibration: Any = None, compile: bool = False) -> None:
-        import torch
-
-        from ..models import load_model
-
-        if isinstance(model, (str, os.PathLike)):
-            if str(model).lower().endswith(".onnx"):
-                from ..export import OnnxModel
-
-                model = OnnxModel(model)
-            else:
-                model = load_model(model)
-        if precision not in ("fp32", "bf16", "fp16", "int8"):
-            raise ValueError(f"precision must be fp32, bf16, fp16 or int8 (got {precision!r})")
-        self._tmp: Any = None
-        if precision == "int8" and type(model).__name__ != "OnnxModel":
-            model = self._quantised(model, calibration, lead)
-        self._onnx = type(model).__name__ == "OnnxModel"
-        self.model = model.eval()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 runs on a GPU only; use bf16 on the CPU")
-        if self._onnx and precision in ("bf16", "fp16"):
-            raise ValueError(f"an ONNX model runs in the precision it was exported in, not {precision}")
-        self.precision = getattr(model, "precision", "fp32") if self._onnx else precision
-        self._compiled: Any = None
-        if compile and not self._onnx:
-            net = self.model
-
-            def both(x: Any) -> Any:
-                f = net.forward_features(x)
-                return f, net.forward_head(f)
-
-            self._compiled = torch.compile(both, dynamic=False,
-                                           mode="reduce-overhead" if self.device.type == "cuda" else None)
+        self.backend: Backend = load_backend(model, device=device, precision=precision, compile=compile,
+                                    batch_size=batch_size, calibration=calibration, lead=lead)
+        self.precision = self.backend.precision
+        model = self.backend  # what follows reads only the interface every backend has
         self.batch_size = max(1, int(batch_size))
         info = getattr(model, "info", None)
         self.contract = contract or (info.contract if info is not None else None)
@@ -196,9 +109,10 @@ class Predictor:
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
         self.progress = progress
-        self.options = _Options(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units)
+        self.options = PrepareOptions(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units)
         self.model_name = (info.name if info is not None and info.name else
                            (info.provenance.get("file") if info is not None else None)) or "Net1D"
+        self.runtime = self.backend.runtime
         self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead(s) "
                               f"{' '.join(self.contract.leads)}, {self.contract.fs:g} Hz, "
                               f"{self.contract.n_samples} samples")
@@ -229,7 +143,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ input stream
 
-    def _items(self, inputs: Any) -> Iterator[Source | ECGRecord | _Prepared]:
+    def _items(self, inputs: Any) -> Iterator[Source | ECGRecord | PreparedItem]:
         if isinstance(inputs, (str, os.PathLike, ECGRecord, np.ndarray)) or (
                 isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], np.ndarray)):
             inputs = [inputs]
@@ -244,7 +158,7 @@ class Predictor:
                 try:
                     yield self._array_record(item, i)
                 except ECGInputError as exc:
-                    yield _Prepared(key=exc.source, error=exc.reason)
+                    yield PreparedItem(key=exc.source, error=exc.reason)
 
     def _array_record(self, item: Any, i: int) -> ECGRecord:
         fs = self.contract.fs
@@ -258,79 +172,28 @@ class Predictor:
                                 f"contract's lead order {' '.join(self.contract.leads)}, got {arr.shape}")
         return ECGRecord(signal=arr, fs=float(fs), leads=self.contract.leads, record_id=f"array[{i}]")
 
-    def _prepared(self, items: Iterable[Source | ECGRecord | _Prepared]) -> Iterator[_Prepared]:
+    def _prepared(self, items: Iterable[Source | ECGRecord | PreparedItem]) -> Iterator[PreparedItem]:
         return prepared_stream(items, self.options, self.workers)
 
     # ------------------------------------------------------------------ model
 
-    def _quantised(self, model: Any, calibration: Any, lead: str | None) -> Any:
-        import tempfile
-
-        import torch
-
-        from ..export import OnnxModel, calibration_windows, quantize_model
-
-        if calibration is None:
-            raise ValueError("precision int8 needs calibration ECGs (calibration=files or folder; "
-                             "CLI --calibration): a few dozen records like the ones to be scored")
-        if isinstance(calibration, np.ndarray):
-            windows = calibration
-        else:
-            windows = calibration_windows(calibration, model.info.contract, lead=lead)
-        self._tmp = tempfile.TemporaryDirectory(prefix="ecgfounder-int8-")
-        path = Path(self._tmp.name) / "model.int8.onnx"
-        summary = quantize_model(model, path, windows)
-        log.info("int8 model calibrated on %d windows; largest probability change on them %.4f",
-                 summary["calibration_windows"], summary["max_prob_diff_on_calibration"])
-        return OnnxModel(path, threads=torch.get_num_threads())
-
-    def _forward(self, windows: np.ndarray, features: bool) -> np.ndarray:
-        import torch
-
+    def forward(self, windows: np.ndarray, features: bool = False) -> np.ndarray:
+        """Prepared windows (N, leads, samples) -> per-window outputs (N, labels): probabilities
+        (or values, for regression) by the model's task, or pooled features with ``features``.
+        Runs in batches of ``batch_size`` on the backend."""
         outs = []
-        if self._onnx:
-            for i in range(0, len(windows), self.batch_size):
-                logits, feats = self.model.run(windows[i:i + self.batch_size])
-                outs.append(feats if features else self._activate(torch.from_numpy(logits)).numpy())
-            return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
-        with torch.inference_mode():
-            for i in range(0, len(windows), self.batch_size):
-                chunk = windows[i:i + self.batch_size]
-                n = len(chunk)
-                if self._compiled is not None and n < self.batch_size:  # one graph for every batch
-                    chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]),
-                                                            chunk.dtype)])
-                x = torch.from_numpy(chunk).to(self.device, non_blocking=True)
-                dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-                with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                    if self._compiled is not None:
-                        f, logits = self._compiled(x)
-                        f, logits = f[:n].clone(), logits[:n].clone()
-                    else:
-                        f = self.model.forward_features(x)
-                        logits = None if features else self.model.forward_head(f)
-                    y = f if features else logits
-                y = y.float()
-                if not features:
-                    y = self._activate(y)
-                outs.append(y.cpu().numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+        for i in range(0, len(windows), self.batch_size):
+            logits, feats = self.backend.run(windows[i:i + self.batch_size])
+            outs.append(feats if features else self._activate(logits))
+        if not outs:
+            return np.zeros((0, self.backend.num_features if features else len(self.labels)), np.float32)
+        return np.concatenate(outs)
 
-    def _activate(self, logits: Any) -> Any:
-        """Model outputs to what the table reports, by the model's task."""
-        import torch
+    def _activate(self, logits: np.ndarray) -> np.ndarray:
+        info = self.backend.info
+        return info.activate(logits) if info is not None else 1.0 / (1.0 + np.exp(-logits))
 
-        info = getattr(self.model, "info", None)
-        task = getattr(info, "task", "multilabel")
-        if task == "multiclass":
-            return torch.softmax(logits, dim=-1)
-        if task == "regression":
-            mean = torch.tensor(info.target_mean or [0.0] * logits.shape[-1], device=logits.device)
-            std = torch.tensor(info.target_std or [1.0] * logits.shape[-1], device=logits.device)
-            return logits * std + mean
-        return torch.sigmoid(logits)
-
-    def _scored(self, inputs: Any, features: bool) -> Iterator[tuple[_Prepared, np.ndarray | None]]:
+    def _scored(self, inputs: Any, features: bool) -> Iterator[tuple[PreparedItem, np.ndarray | None]]:
         """(record, per-window outputs) in input order; windows of several records share batches."""
         items = self._items(inputs)
         pending: deque[list[Any]] = deque()  # [prepared, outputs or None]
@@ -341,7 +204,7 @@ class Predictor:
             nonlocal batched
             if not batch:
                 return
-            out = self._forward(np.concatenate([w for _, w in batch]), features)
+            out = self.forward(np.concatenate([w for _, w in batch]), features)
             pos = 0
             for slot, w in batch:
                 slot[1] = out[pos:pos + len(w)]
@@ -383,7 +246,7 @@ class Predictor:
 
         return tqdm(unit="ECG", desc="ecgfounder", file=sys.stderr, mininterval=0.5)
 
-    def _report(self, prep: _Prepared) -> None:
+    def _report(self, prep: PreparedItem) -> None:
         if prep.error is not None:
             log.warning("%s: %s", prep.key, prep.error)
             if self.on_error is not None:
@@ -423,7 +286,7 @@ class Predictor:
         return pd.DataFrame.from_records(list(self.iter_predict(inputs, per_window=per_window)))
 
     def _findings(self, probs: np.ndarray) -> str:
-        if getattr(getattr(self.model, "info", None), "task", "multilabel") == "regression":
+        if getattr(self.backend.info, "task", "multilabel") == "regression":
             return ""
         hits = np.flatnonzero(probs >= self.thresholds)
         hits = hits[np.argsort(-probs[hits], kind="stable")]
@@ -454,43 +317,9 @@ class Predictor:
             windows.append(w)
             starts.append(s)
             vectors.append(vec.astype(np.float32))
-        dim = self.model.num_features
+        dim = self.backend.num_features
         return Embeddings(records=records,
                           vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
                           windows=windows if per_window else None, start_s=starts if per_window else None,
                           errors=errors)
 
-
-def prepared_stream(items: Iterable[Source | ECGRecord | _Prepared], options: _Options,
-                    workers: int) -> Iterator[_Prepared]:
-    """Prepared records in input order; files read in ``workers`` processes (0: here), at most
-    ``2 x workers + 4`` records ahead of the consumer so memory stays flat."""
-    if workers == 0:
-        for item in items:
-            yield item if isinstance(item, _Prepared) else _prepare_one(item, options)
-        return
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    ahead = 2 * workers + 4
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-        queue: deque[tuple[str, Future[_Prepared] | _Prepared]] = deque()
-        for item in items:
-            # records already in memory are prepared here; files go to the workers
-            if isinstance(item, Source):
-                queue.append((item.key, pool.submit(_prepare_one, item, options)))
-            elif isinstance(item, _Prepared):
-                queue.append((item.key, item))
-            else:
-                queue.append(("", _prepare_one(item, options)))
-            while len(queue) > ahead:
-                yield _result(*queue.popleft())
-        while queue:
-            yield _result(*queue.popleft())
-
-
-def _result(key: str, item: Future[_Prepared] | _Prepared) -> _Prepared:
-    if isinstance(item, _Prepared):
-        return item
-    try:
-        return item.result()
-    except Exception as exc:  # noqa: BLE001 - a crashed worker (out of memory...): report, go on
-        return _Prepared(key=key, error=f"reading process failed: {type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ from .leads import canonical_lead, derive_limb_leads, is_non_ecg_channel, select
 from .limits import DEFAULT_LIMITS, ReadLimits
 from .reader import FORMATS, OUT_OF_MEMORY, detect_format, read_ecg, write_npz
 from .record import ECGRecord
+from .sources import SCAN_SUFFIXES, Source, expand_inputs
 
-__all__ = ["ReadLimits", "DEFAULT_LIMITS", "read_ludb_fiducials", "read_wfdb_annotations", "ECGRecord", "read_ecg", "detect_format", "FORMATS", "OUT_OF_MEMORY", "write_npz", "canonical_lead",
+__all__ = ["Source", "expand_inputs", "SCAN_SUFFIXES", "ReadLimits", "DEFAULT_LIMITS", "read_ludb_fiducials", "read_wfdb_annotations", "ECGRecord", "read_ecg", "detect_format", "FORMATS", "OUT_OF_MEMORY", "write_npz", "canonical_lead",
            "derive_limb_leads", "is_non_ecg_channel", "select_leads"]

@@ -6,11 +6,12 @@ from .factory import ModelInfo, create_model, load_model, save_model
 from .hub import resolve_weights
 from .labels import ecgfounder_labels
 from .net1d import Net1D
+from .outputs import activate
 from .registry import (ModelEntry, WeightSource, get_model_entry, list_models, register_model,
                        unregister_model)
 
 __all__ = [
     "Net1D", "Net1DConfig", "PRESETS", "get_preset", "ModelInfo", "create_model", "load_model",
     "save_model", "infer_config", "read_checkpoint", "resolve_weights", "ecgfounder_labels",
-    "ModelEntry", "WeightSource", "get_model_entry", "list_models", "register_model", "unregister_model",
+    "activate", "ModelEntry", "WeightSource", "get_model_entry", "list_models", "register_model", "unregister_model",
 ]

@@ -47,6 +47,12 @@ class ModelInfo:
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
 
+    def activate(self, logits: Any) -> Any:
+        """Logits (NumPy or torch) to probabilities or values for this model's task."""
+        from .outputs import activate
+
+        return activate(logits, self.task, self.target_mean, self.target_std)
+
     @classmethod
     def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
         return cls(name=entry.name, arch=entry.arch, contract=entry.contract, labels=entry.labels,

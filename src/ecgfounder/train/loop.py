@@ -35,6 +35,7 @@ from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDatase
 from ..errors import ECGFounderError
 from ..eval.metrics import task_metrics
 from ..models import PRESETS, Net1D, create_model, load_model, save_model
+from ..models.outputs import activate as activate_outputs
 from .config import TrainConfig
 
 __all__ = ["train", "resume"]
@@ -278,12 +279,8 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
     predictions) averaged."""
     model.eval()
 
-    def activate(logits: torch.Tensor) -> torch.Tensor:
-        if cfg.task == "multiclass":
-            return torch.softmax(logits.float(), -1)
-        if cfg.task == "multilabel":
-            return torch.sigmoid(logits.float())
-        return logits.float()
+    def activate(logits: torch.Tensor) -> torch.Tensor:  # regression stays in normalised units here
+        return activate_outputs(logits, cfg.task)
 
     head = model.dense if linear else model
     outs: list[np.ndarray] = []

@@ -74,7 +74,7 @@ def _expand_file(path: Path) -> Iterator[Source]:
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5", ".hdf") and path.is_file():
         try:
-            from ..io.hdf5 import count_code15
+            from .hdf5 import count_code15
 
             n = count_code15(path)
         except Exception:  # noqa: BLE001 - the reader reports the error when the source is read

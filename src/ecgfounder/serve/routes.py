@@ -1,0 +1,151 @@
+"""The service's routes: ``api`` (health, models, predict, embed, plot, explain) and ``pages``
+(the web page and the API page). Each route reads the :class:`~.service.Service` from
+``request.app.state.service`` and leaves the work to library functions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ..errors import ECGFounderError
+from .errors import APIError, scrub_paths
+from .security import api_docs_html
+from .service import Service, figure_bytes
+
+__all__ = ["api", "pages"]
+
+api = APIRouter()
+pages = APIRouter()
+_PAGE = Path(__file__).with_name("static") / "index.html"
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+@api.get("/healthz", summary="liveness and model status")
+async def healthz(request: Request) -> dict[str, Any]:
+    svc = _service(request)
+    return {"status": "ok", "model": scrub_paths(svc.predictor.model_name),
+            "uptime_s": round(time.time() - svc.started, 1), "batches": svc.batcher.batches,
+            "windows": svc.batcher.windows,
+            "parse_workers": {"size": svc.parsers.size, "busy": svc.parsers.busy, "replaced": svc.parsers.killed}}
+
+
+@api.get("/v1/models", summary="the served model: name, input contract, labels")
+async def models(request: Request) -> dict[str, Any]:
+    svc = _service(request)
+    c = svc.contract
+    return {"models": [{"name": scrub_paths(svc.predictor.model_name), "task": svc.info.task, "labels": svc.labels,
+                        "thresholds": [float(t) for t in svc.predictor.thresholds],
+                        "contract": {"fs": c.fs, "n_samples": c.n_samples, "leads": list(c.leads),
+                                     "units": c.units, "preprocessing": c.preprocessing},
+                        "licence": getattr(svc.info, "license", None), **svc.provenance()}]}
+
+
+@api.post("/v1/predict", summary="probabilities by label for one ECG (upload or JSON array)")
+async def predict(request: Request, lead: str | None = None, per_window: bool = False) -> dict[str, Any]:
+    svc = _service(request)
+    record, prep = await svc.prepared(request, lead)
+    per = await svc.batcher.submit(prep.windows, False)
+    probs = per.mean(0) if svc.predictor.aggregate == "mean" else per.max(0)
+    out: dict[str, Any] = {
+        "record": record.record_id, "duration_s": round(record.duration_s, 3), "fs": record.fs,
+        "leads": list(record.leads), "n_windows": len(prep.windows),
+        "probabilities": {lab: float(p) for lab, p in zip(svc.labels, probs)},
+        "top_findings": svc.findings(probs), "quality_flags": list(prep.flags),
+        "notes": list(prep.record.notes), "provenance": svc.provenance()}
+    if per_window:
+        out["windows"] = [{"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(svc.labels, row)}}
+                          for s, row in zip(prep.starts_s, per)]
+    return out
+
+
+@api.post("/v1/embed", summary="pooled embedding of one ECG (mean over its 10 s windows)")
+async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
+    svc = _service(request)
+    record, prep = await svc.prepared(request, lead)
+    feats = await svc.batcher.submit(prep.windows, True)
+    vec = feats.mean(0)
+    return {"record": record.record_id, "n_windows": len(prep.windows), "dim": int(vec.size),
+            "embedding": [round(float(v), 7) for v in vec], "quality_flags": list(prep.flags),
+            "provenance": svc.provenance()}
+
+
+@api.post("/v1/plot", summary="the ECG on standard paper (25 mm/s, 10 mm/mV) as SVG or PNG")
+async def plot(request: Request, format: str = "svg", layout: str = "auto", findings_top: int = 3,
+               lead: str | None = None) -> Response:
+    from ..viz import plot_ecg
+
+    svc = _service(request)
+    if format not in ("svg", "png"):
+        raise APIError(422, "bad_format", "format must be svg or png")
+    record, prep = await svc.prepared(request, lead)
+    per = await svc.batcher.submit(prep.windows, False)
+    probs = per.mean(0)
+    top = [(f["label"], f["probability"]) for f in svc.findings(probs)[: max(0, findings_top)]]
+
+    def draw() -> bytes:
+        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=3)
+        return figure_bytes(fig, format)
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(svc.draw_pool, draw)
+    except ECGFounderError as exc:
+        raise APIError(422, "cannot_plot", str(exc)) from None
+    return Response(data, media_type="image/svg+xml" if format == "svg" else "image/png")
+
+
+@api.post("/v1/explain", summary="attributions for one label, as JSON and drawn over the trace")
+async def explain(request: Request, label: str | None = None, method: str = "integrated-gradients",
+                  lead: str | None = None, steps: int = 32) -> dict[str, Any]:
+    from ..explain import METHODS
+    from ..explain import explain as explain_record
+    from ..viz import plot_ecg
+
+    svc = _service(request)
+    if svc.net is None:
+        raise APIError(422, "explain_unavailable", "explanations need the PyTorch model; this service runs an "
+                       "exported ONNX model (serve the .safetensors or .pth file to explain)")
+    if method not in METHODS:
+        raise APIError(422, "bad_method", f"method must be one of {', '.join(METHODS)}")
+    if not 2 <= steps <= 256:
+        raise APIError(422, "bad_steps", "steps must be in [2, 256]")
+    record, prep = await svc.prepared(request, lead)
+    per = await svc.batcher.submit(prep.windows, False)
+    probs = per.mean(0)
+    target = label or svc.labels[int(np.argmax(probs))]
+    if target not in svc.labels:
+        raise APIError(422, "unknown_label", f"{target!r} is not one of the model's labels")
+
+    def run() -> dict[str, Any]:
+        with svc.model_lock:
+            expl = explain_record(svc.net, prep, target, method=method, steps=steps)  # type: ignore[arg-type]
+        if len(expl.leads) == 1 and expl.leads[0] not in record.leads and record.n_leads == 1:
+            expl.leads = [record.leads[0]]
+        fig, _ = plot_ecg(record, layout="single" if len(expl.leads) == 1 else "auto",
+                          lead=expl.leads[0] if len(expl.leads) == 1 else None, start_s=expl.start_s,
+                          attribution=expl, findings=f"{expl.label} {expl.score:.2f}", max_rows=1)
+        return {**expl.to_dict(max_points=500), "svg": figure_bytes(fig, "svg").decode()}
+    try:
+        return await asyncio.get_running_loop().run_in_executor(svc.draw_pool, run)
+    except ECGFounderError as exc:
+        raise APIError(422, "cannot_explain", str(exc)) from None
+
+
+@pages.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+async def docs_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(api_docs_html(request.app.openapi()),
+                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
+@pages.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse(_PAGE.read_text(encoding="utf-8"),
+                        headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                 "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})

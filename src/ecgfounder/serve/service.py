@@ -1,0 +1,145 @@
+"""What the routes share: the model, the batcher, the parse workers, and turning a request into a
+prepared ECG. One :class:`Service` per app, kept in ``app.state.service``."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from starlette.requests import Request
+
+from .._version import __version__
+from .batcher import Batcher
+from .errors import APIError, scrub_paths
+from .uploads import UPLOAD_SUFFIXES, ParseJob, safe_name
+from .workers import ParsePool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import ServeSettings
+
+__all__ = ["Service", "read_limited", "figure_bytes"]
+
+
+@dataclass
+class Service:
+    """The served model and the machinery around it. ``predictor`` runs any backend; ``net`` is
+    the PyTorch model when there is one (explanations need gradients), else ``None``."""
+
+    settings: ServeSettings
+    predictor: Any
+    batcher: Batcher = field(init=False)
+    parsers: ParsePool = field(init=False)
+    draw_pool: ThreadPoolExecutor = field(init=False)
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.info = self.predictor.backend.info
+        self.net = getattr(self.predictor.backend, "model", None)
+        self.contract = self.predictor.contract
+        self.labels = list(self.info.labels or self.predictor.labels)
+        self.batcher = Batcher(self.predictor, s.max_batch, s.batch_wait_ms / 1000)
+        self.parsers = ParsePool(s.workers, memory_mb=s.worker_memory_mb, max_queue=s.max_queue)
+        self.draw_pool = ThreadPoolExecutor(max(1, s.workers), thread_name_prefix="ecgfounder-draw")
+        self.limit_bytes = int(s.max_upload_mb * 1024 * 1024)
+        self.parse_timeout = min(s.parse_timeout_s or s.timeout_s, s.timeout_s)
+
+    async def start(self) -> None:
+        self.batcher.start()
+        await self.parsers.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        await self.parsers.stop()
+        self.draw_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ requests
+
+    def job(self, **fields: Any) -> ParseJob:
+        s = self.settings
+        return ParseJob(contract=self.contract, limits=s.read_limits, max_duration_s=s.max_duration_s,
+                        max_unpacked_bytes=int(s.max_unpacked_mb * 1024 * 1024),
+                        max_zip_members=s.max_zip_members, max_zip_ratio=s.max_zip_ratio, **fields)
+
+    async def prepared(self, request: Request, lead: str | None) -> tuple[Any, Any]:
+        """The request's ECG as read and as prepared, parsed in a worker process."""
+        s = self.settings
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            raw = await read_limited(request, self.limit_bytes, s.max_upload_mb)
+            return await self.parsers.run(self.job(body=raw, lead=lead), self.parse_timeout)
+        if ctype != "multipart/form-data":
+            raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
+                           f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
+        raw = await read_limited(request, self.limit_bytes, s.max_upload_mb)
+
+        async def replay() -> dict[str, Any]:  # the capped body, for the form parser
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=s.max_zip_members, max_fields=32)
+        except Exception as exc:  # noqa: BLE001 - multipart parser errors
+            raise APIError(422, "bad_multipart", f"cannot parse the upload ({str(exc)[:120]})") from None
+        tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-serve-"))
+        try:
+            uploads = [v for v in form.getlist("file") if hasattr(v, "read")]
+            if not uploads:
+                raise APIError(422, "no_file", "no file in form field 'file'")
+            for up in uploads:
+                name = safe_name(up.filename, "upload.bin")
+                if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
+                    raise APIError(415, "unsupported_file_type", f"{name}: unsupported file type; send WFDB "
+                                   f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip")
+                with open(tmp / name, "wb") as dst:
+                    shutil.copyfileobj(up.file, dst)
+                await up.close()
+            fs, leads = form.get("fs"), form.get("leads")
+            return await self.parsers.run(self.job(folder=str(tmp), fs=fs if isinstance(fs, str) else None,
+                                                   leads=leads if isinstance(leads, str) else None, lead=lead),
+                                          self.parse_timeout)
+        finally:
+            await form.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ answers
+
+    def provenance(self) -> dict[str, Any]:
+        weights = {k: scrub_paths(v) if isinstance(v, str) else v for k, v in (self.info.provenance or {}).items()}
+        return {"model": scrub_paths(self.predictor.model_name), "ecgfounder_version": __version__,
+                "preprocessing": self.predictor.preprocessing, "weights": weights, "task": self.info.task,
+                "runtime": self.predictor.runtime}
+
+    def findings(self, probs: np.ndarray) -> list[dict[str, Any]]:
+        order = np.argsort(-probs)[: self.settings.top_k]
+        return [{"label": self.labels[i], "probability": float(probs[i]),
+                 "positive": bool(probs[i] >= self.predictor.thresholds[i])} for i in order]
+
+
+def figure_bytes(fig: Any, fmt: str) -> bytes:
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt, dpi=100, facecolor="white")
+    return buf.getvalue()
+
+
+async def read_limited(request: Any, limit: int, limit_mb: float) -> bytes:
+    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, "upload_too_large", f"request body exceeds the {limit_mb:g} MB limit",
+                           limit_mb=limit_mb)
+        chunks.append(chunk)
+    return b"".join(chunks)
