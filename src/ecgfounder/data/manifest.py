@@ -201,7 +201,7 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
     SNOMED CT codes (``codes``, default every code seen), random splits."""
     import wfdb
 
-    from ..io._build import parse_header_comments
+    from ..io import parse_header_comments
 
     folder = Path(folder)
     headers = sorted(folder.rglob("*.hea"))

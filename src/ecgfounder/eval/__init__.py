@@ -1,7 +1,8 @@
 """Evaluation layer: metrics, vectorised bootstrap confidence intervals, reports."""
 
-from .evaluate import EvalReport, calibration, evaluate_arrays, evaluate_tables, youden_threshold
+from .calibration import apply_temperature, calibration, fit_temperature
+from .evaluate import EvalReport, evaluate_arrays, evaluate_tables, read_table, youden_threshold
 from .metrics import auroc, f1_scores, task_metrics
 
 __all__ = ["auroc", "f1_scores", "task_metrics", "evaluate_arrays", "evaluate_tables", "EvalReport",
-           "calibration", "youden_threshold"]
+           "calibration", "fit_temperature", "apply_temperature", "youden_threshold", "read_table"]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import RankedScores, resample_weights, weighted_confusion
+from .calibration import apply_temperature, calibration, fit_temperature
 
 __all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration",
            "fit_temperature"]
@@ -37,43 +38,6 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
     last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])  # end of each tie group
     j = tp[last] / pos - fp[last] / neg
     return float(s[last[int(np.argmax(j))]])
-
-
-def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Brier score, expected calibration error (equal-width bins) and the reliability curve."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece, curve = 0.0, []
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            conf, acc = float(p[m].mean()), float(y[m].mean())
-            ece += m.mean() * abs(conf - acc)
-            curve.append({"bin": b, "n": int(m.sum()), "mean_predicted": conf, "observed": acc})
-    return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "reliability": curve}
-
-
-def fit_temperature(y: np.ndarray, probs: np.ndarray) -> float:
-    """One temperature T for all labels minimising the binary cross-entropy of
-    sigmoid(logit(p) / T) (temperature scaling, Guo et al. 2017). Fit it on validation data and
-    apply it to test data: fitting and scoring on the same records flatters calibration."""
-    from scipy.optimize import minimize_scalar
-
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
-    logits = np.log(p / (1 - p)).ravel()
-    t = np.asarray(y, dtype=np.float64).ravel()
-
-    def nll(log_temp: float) -> float:
-        z = logits / np.exp(log_temp)
-        return float(np.mean(np.logaddexp(0, z) - t * z))
-
-    res = minimize_scalar(nll, bounds=(-3, 3), method="bounded")
-    return float(np.exp(res.x))
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
 
 
 def _rates(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -264,8 +228,8 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share."""
     import pandas as pd
 
-    pred = predictions if isinstance(predictions, pd.DataFrame) else _read_table(predictions)
-    true = truth if isinstance(truth, pd.DataFrame) else _read_table(truth)
+    pred = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions)
+    true = truth if isinstance(truth, pd.DataFrame) else read_table(truth)
     for name, df in (("predictions", pred), ("labels", true)):
         if id_column not in df.columns:
             raise ValueError(f"the {name} table has no {id_column!r} column")
@@ -291,7 +255,24 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     return report
 
 
-def _read_table(path: str | Path) -> Any:
+def fit_temperature_tables(predictions: Any, labels: Any, *, id_column: str = "record",
+                           mapping: Any = None) -> tuple[float, int]:
+    """Fit temperature scaling on a (validation) predictions table against its labels table (files
+    or DataFrames; ``mapping`` applied to the predictions first). Returns (temperature, records)."""
+    pred = predictions if not isinstance(predictions, (str, Path)) else read_table(predictions)
+    true = labels if not isinstance(labels, (str, Path)) else read_table(labels)
+    if mapping is not None:
+        pred = mapping.apply(pred, id_column=id_column)
+    merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
+    cols = [c for c in true.columns if c != id_column and c in pred.columns]
+    if merged.empty or not cols:
+        raise ValueError("temperature fitting: the predictions and labels tables share no records or labels")
+    temperature = fit_temperature(merged[[f"{c}__true" for c in cols]].to_numpy(float), merged[cols].to_numpy(float))
+    return temperature, len(merged)
+
+
+def read_table(path: str | Path) -> Any:
+    """A predictions or labels table: CSV, JSON lines or Parquet, by the suffix."""
     import pandas as pd
 
     path = Path(path)

@@ -39,7 +39,7 @@ def plot_curves(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], out_dir
     import matplotlib.pyplot as plt
 
     from .bootstrap import RankedScores
-    from .evaluate import calibration
+    from .calibration import calibration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

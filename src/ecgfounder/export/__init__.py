@@ -21,7 +21,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import ECGFounderError
 
-__all__ = ["export_model", "quantize_model", "calibration_windows", "OnnxModel", "model_metadata"]
+__all__ = ["export_model", "export_int8", "quantize_model", "calibration_windows", "OnnxModel", "model_metadata"]
 
 
 class _Both(nn.Module):
@@ -185,6 +185,16 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
                  for i in range(0, len(calibration), 16)]
     return {"format": "onnx-int8", "path": str(path), "calibration_windows": len(calibration),
             "max_prob_diff_on_calibration": float(max(diffs))}
+
+
+def export_int8(model: Any, path: str | os.PathLike[str], calibration: Any, *, lead: str | None = None,
+                limit: int = 64) -> dict[str, Any]:
+    """Write a statically quantised int8 ONNX model, calibrated on ``limit`` windows prepared from
+    the ``calibration`` ECG files or folders (what ``ecgfounder export --int8`` does)."""
+    if Path(path).suffix.lower() != ".onnx":
+        raise ECGFounderError("int8 export writes ONNX: give a FILE.onnx path")
+    windows = calibration_windows(calibration, model.info.contract, lead=lead, limit=limit)
+    return quantize_model(model, path, windows)
 
 
 class OnnxModel:

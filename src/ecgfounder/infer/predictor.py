@@ -15,13 +15,12 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ..contract import InputContract
-from ..errors import ECGFounderError, ECGInputError
+from ..errors import ECGInputError
 from ..io.record import ECGRecord
 from ..io.sources import Source, expand_inputs
 from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
@@ -284,6 +283,14 @@ class Predictor:
         import pandas as pd
 
         return pd.DataFrame.from_records(list(self.iter_predict(inputs, per_window=per_window)))
+
+    def top_labels(self, ecg: Any, n: int = 3) -> list[tuple[str, float]]:
+        """The ``n`` most probable labels of one ECG (a file or a record) with their probabilities;
+        an unusable input raises :class:`~ecgfounder.errors.ECGInputError`."""
+        row = next(self.iter_predict([ecg]))
+        if row["error"]:
+            raise ECGInputError(row["record"], row["error"])
+        return sorted(((label, float(row[label])) for label in self.labels), key=lambda kv: -kv[1])[:n]
 
     def _findings(self, probs: np.ndarray) -> str:
         if getattr(self.backend.info, "task", "multilabel") == "regression":

@@ -1,6 +1,7 @@
 """HTTP service (FastAPI) with a web page; needs the ``serve`` extra."""
 
-from .app import SERVICE_READ_LIMITS, ServeSettings, create_app
+from .app import create_app
+from .settings import SERVICE_READ_LIMITS, ServeSettings
 from .security import default_allowed_hosts
 from .server import run as run_server
 from .server import uvicorn_config

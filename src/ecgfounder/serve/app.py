@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,47 +33,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from ..io import ReadLimits
 from .errors import APIError, scrub_paths
 from .routes import api, pages
 from .security import AllowedHostsMiddleware, SecurityHeadersMiddleware, default_allowed_hosts
 from .service import Service
+from .settings import ServeSettings
 
 log = logging.getLogger("ecgfounder.serve")
 
 __all__ = ["ServeSettings", "create_app"]
-
-# What one upload may declare or unpack in the service: 20 million values is 600 s of 12 leads at
-# 2.7 kHz, or of 15 leads at 2 kHz; 200 MB bounds a deflated DICOM data set or an XML file.
-SERVICE_READ_LIMITS = ReadLimits(max_values=20_000_000, max_channels=64, max_bytes=200 << 20,
-                                 max_header_bytes=256 << 10)
-
-
-@dataclass
-class ServeSettings:
-    """Limits and switches of the service (all have safe defaults; see docs/security.md)."""
-
-    model: str = "ecgfounder-12lead"
-    max_upload_mb: float = 20.0          # whole request body
-    max_unpacked_mb: float = 100.0       # all zips of one request, unpacked
-    max_duration_s: float = 600.0        # longest recording accepted
-    max_zip_members: int = 16
-    max_zip_ratio: float = 50.0          # uncompressed / compressed, per member (zip bombs)
-    timeout_s: float = 60.0              # per request; a parse still running then is killed
-    parse_timeout_s: float | None = None  # reading + preparing one upload (None: timeout_s)
-    api_key: str | None = None           # X-API-Key header required when set
-    cors_origins: list[str] = field(default_factory=list)
-    allowed_hosts: list[str] | None = None  # Host names answered; None: loopback names ("*": any)
-    max_batch: int = 32                  # windows per model call
-    batch_wait_ms: float = 5.0           # how long the batcher waits for company
-    top_k: int = 5
-    workers: int = 2                     # parse worker processes (uploads parsed at once)
-    worker_memory_mb: int = 1024         # address space a parse may add to an idle worker's
-    max_queue: int = 16                  # uploads waiting for a worker; past that 503 + Retry-After
-    max_inflight: int = 64               # requests being answered at once (not /healthz); then 503
-    head_timeout_s: float = 10.0         # a connection must send its request head within this
-    read_limits: ReadLimits = field(default_factory=lambda: SERVICE_READ_LIMITS)
-
 
 # --------------------------------------------------------------------------- app
 

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -20,10 +20,8 @@ from .._version import __version__
 from .batcher import Batcher
 from .errors import APIError, scrub_paths
 from .uploads import UPLOAD_SUFFIXES, ParseJob, safe_name
+from .settings import ServeSettings
 from .workers import ParsePool
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .app import ServeSettings
 
 __all__ = ["Service", "read_limited", "figure_bytes"]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from .config import TrainConfig, load_config
 
-__all__ = ["TrainConfig", "load_config", "train", "resume"]
+__all__ = ["TrainConfig", "load_config", "train", "resume", "build_manifest"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("train", "resume"):
+    if name in ("train", "resume", "build_manifest"):
         from . import loop
 
         return getattr(loop, name)

@@ -94,7 +94,8 @@ class _Run:
 # ---------------------------------------------------------------------------------------- data
 
 
-def _manifest(cfg: TrainConfig) -> Manifest:
+def build_manifest(cfg: TrainConfig) -> Manifest:
+    """The records, labels and splits a training config names (a manifest file or a data-set layout)."""
     split_args = dict(seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
     if cfg.manifest:
         man = load_manifest(cfg.manifest, task=cfg.task, label_columns=cfg.label_columns, **split_args)
@@ -457,7 +458,7 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
         data = _StreamData(cfg, run)
         model = _build_model(cfg, data.labels, run, contract_hint=data.stream.contract)
     else:
-        man = _manifest(cfg)
+        man = build_manifest(cfg)
         run.log(f"data: {json.dumps(man.summary())}")
         model = _build_model(cfg, man.labels, run)
         data = _IndexData(cfg, run, man, model.info.contract)

@@ -1,0 +1,38 @@
+"""``ecgfounder embed``: pooled embeddings (1024 values for the released models)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..common import scoring_options, make_predictor
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("embed", help="pooled embeddings (1024 values for the released models)")
+    scoring_options(p)
+    p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
+    p.set_defaults(func=run, threshold=None, thresholds=None)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...infer.writers import EmbeddingWriter
+
+    predictor = make_predictor(args)
+    writer = EmbeddingWriter(args.output)
+    failed = 0
+    try:
+        for key, window, start, vec, err in predictor.iter_embed(args.inputs, per_window=args.per_window):
+            if vec is None:
+                failed += 1
+                continue
+            writer.write(key, window, start, vec)
+    finally:
+        writer.close()
+    print(f"wrote {writer.count} embedding(s) of size {writer.dim} to {args.output}; "
+          f"{failed} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,67 @@
+"""``ecgfounder evaluate``: per-label AUROC, AUPRC, sensitivity... with bootstrap 95% CIs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..common import read_thresholds
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="per-label AUROC, AUPRC, sensitivity... with bootstrap 95%% CIs")
+    p.add_argument("--predictions", required=True, help="output of `ecgfounder predict` (CSV, JSONL, Parquet)")
+    p.add_argument("--labels", required=True, help="table with the id column and one 0/1 column per label")
+    p.add_argument("--id-column", default="record")
+    p.add_argument("--label-columns", help="comma-separated labels to evaluate (default: all shared)")
+    p.add_argument("--patient-column", help="patient ids in the label table: bootstrap patients")
+    p.add_argument("--thresholds", default="youden",
+                   help="youden (default), a number, or a file of per-label thresholds (JSON or CSV)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mapping", help="map 150-label predictions onto the label table's codes first: "
+                                     "cinc2017, snomed_cinc2021, ptbxl_scp, ludb, or a mapping CSV")
+    p.add_argument("--fit-temperature", nargs=2, metavar=("PREDICTIONS", "LABELS"),
+                   help="fit temperature scaling on these (validation) tables and apply it before evaluating")
+    p.add_argument("--no-plots", action="store_true", help="no ROC, PR and reliability PNGs")
+    p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md and plots go")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...eval import evaluate_tables
+
+    thresholds: Any = args.thresholds
+    try:
+        thresholds = float(thresholds)
+    except ValueError:
+        if thresholds != "youden":
+            thresholds = [float(v) for v in read_thresholds(thresholds).values()]
+    predictions: Any = args.predictions
+    mapping = None
+    if args.mapping:
+        from ...eval import read_table
+        from ...eval.mapping import load_mapping
+
+        mapping = load_mapping(args.mapping)
+        predictions = mapping.apply(read_table(args.predictions), id_column=args.id_column)
+        for code, why in mapping.unmapped.items():
+            print(f"note: {code} ({mapping.names.get(code, '')}): not evaluated, {why}", file=sys.stderr)
+    temperature = None
+    if args.fit_temperature:
+        from ...eval.evaluate import fit_temperature_tables
+
+        temperature, n = fit_temperature_tables(*args.fit_temperature, id_column=args.id_column, mapping=mapping)
+        print(f"temperature {temperature:.3f} fitted on {n} records", file=sys.stderr)
+    report = evaluate_tables(predictions, args.labels, id_column=args.id_column, temperature=temperature,
+                             label_columns=args.label_columns.split(",") if args.label_columns else None,
+                             patient_column=args.patient_column, thresholds=thresholds,
+                             n_boot=args.bootstrap, seed=args.seed)
+    paths = report.write(args.output_dir, plots=not args.no_plots)
+    print(report.to_markdown())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0

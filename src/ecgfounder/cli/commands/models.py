@@ -1,0 +1,36 @@
+"""``ecgfounder models``: list registered models and architecture presets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("models", help="list registered models and architecture presets")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...models import PRESETS, get_model_entry, list_models
+
+    rows = [get_model_entry(name).summary() for name in list_models()]
+    if args.json:
+        print(json.dumps({"models": rows, "presets": {k: v.to_dict() for k, v in PRESETS.items()}},
+                         indent=2))
+        return 0
+    print("Registered models:")
+    for row in rows:
+        c = row["contract"]
+        print(f"  {row['name']:<20} {row['arch']:<6} {row['n_labels']:>4} labels  "
+              f"{len(c['leads'])} lead(s) {' '.join(c['leads'])}, {c['fs']:g} Hz, "
+              f"{c['n_samples']} samples, {c['units']}, {c['preprocessing']}")
+        print(f"  {'':<20} weights: {row['weights']}")
+    print("Architecture presets (pretrained=False): " + ", ".join(PRESETS))
+    return 0

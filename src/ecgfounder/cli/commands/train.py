@@ -1,0 +1,33 @@
+"""``ecgfounder train``: fine-tune, linear-probe or train from scratch (torchrun for many GPUs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..common import add_train_options
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="fine-tune, linear-probe or train from scratch (torchrun for many GPUs)")
+    add_train_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ...train import TrainConfig, load_config, resume, train
+
+    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f"cfg_{f.name}", None) is not None}
+    if args.resume:
+        out = resume(args.resume, **overrides)
+    else:
+        out = train(load_config(args.config, overrides))
+    print(f"run directory: {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,93 @@
+"""What several commands share: option groups and building a Predictor from the options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["model_options", "scoring_options", "model_overrides", "make_predictor", "add_train_options",
+           "read_thresholds"]
+
+
+def read_thresholds(path: str) -> dict[str, float]:
+    """:func:`ecgfounder.eval.thresholds.read_thresholds`, imported when needed (keeps --help light)."""
+    from ..eval.thresholds import read_thresholds as read
+
+    return read(path)
+
+
+def model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--template", metavar="NAME",
+                   help="registered model whose input contract and labels apply to a file "
+                        "without metadata")
+    bn = p.add_mutually_exclusive_group()
+    bn.add_argument("--use-bn", dest="use_bn", action="store_true", default=None,
+                    help="force BatchNorm on (default: inferred from the file)")
+    bn.add_argument("--no-use-bn", dest="use_bn", action="store_false",
+                    help="force BatchNorm off")
+
+
+def scoring_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="ECG files, folders (scanned recursively), glob patterns or a manifest CSV "
+                        "with a 'path' column")
+    p.add_argument("--model", default="ecgfounder-12lead",
+                   help="registered model name or model file (default: ecgfounder-12lead)")
+    p.add_argument("--per-window", action="store_true",
+                   help="one row per 10 s window instead of per record (timelines of long records)")
+    p.add_argument("--lead", help="channel to use for a single-lead model (e.g. II, ECG)")
+    p.add_argument("--stride", type=float, metavar="SECONDS",
+                   help="window step for records longer than the window (default: the window)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1, at most 8; none with 2 CPUs or fewer)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32",
+                   help="bf16: autocast (GPU, or CPUs with native bf16); fp16: GPU; int8: CPU, "
+                        "ONNX Runtime static quantisation calibrated on --calibration")
+    p.add_argument("--calibration", nargs="+", metavar="INPUT",
+                   help="ECG files/folders to calibrate int8 activation ranges on (64 windows)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays a one-off compilation; CUDA graphs on GPU)")
+    p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
+    p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
+    p.add_argument("--units", help="signal units for files that do not state them")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model_options(p)
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.use_bn is None else {"use_bn": args.use_bn}
+
+
+def make_predictor(args: argparse.Namespace) -> Any:
+    from ..infer import Predictor
+    from ..models import load_model
+
+    def on_error(key: str, reason: str) -> None:
+        print(f"error: {key}: {reason}", file=sys.stderr)
+
+    model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **model_overrides(args))
+    thresholds: Any = args.threshold
+    if args.thresholds:
+        thresholds = read_thresholds(args.thresholds)
+    return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
+                     workers=args.workers, lead=args.lead, stride_s=args.stride,
+                     aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
+                     progress=False if args.no_progress else None, fs=args.fs,
+                     leads=args.leads.split(",") if args.leads else None, units=args.units,
+                     on_error=on_error, calibration=args.calibration, compile=args.compile)
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from ..train.config import TrainConfig
+
+    p.add_argument("--config", help="YAML file of training settings (keys as below)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its state.pt")
+    group = p.add_argument_group("settings (override the YAML file)")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V",
+                           help=f"default: {default}")
