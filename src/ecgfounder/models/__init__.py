@@ -2,7 +2,7 @@
 
 from .checkpoint import infer_config, read_checkpoint
 from .config import PRESETS, Net1DConfig, get_preset
-from .factory import ModelInfo, create_model, load_model, save_model
+from .factory import ModelInfo, adapt_leads, create_model, load_model, save_model
 from .hub import resolve_weights
 from .labels import ecgfounder_labels
 from .net1d import Net1D
@@ -11,7 +11,7 @@ from .registry import (ModelEntry, WeightSource, get_model_entry, list_models, r
                        unregister_model)
 
 __all__ = [
-    "Net1D", "Net1DConfig", "PRESETS", "get_preset", "ModelInfo", "create_model", "load_model",
+    "Net1D", "Net1DConfig", "PRESETS", "get_preset", "ModelInfo", "adapt_leads", "create_model", "load_model",
     "save_model", "infer_config", "read_checkpoint", "resolve_weights", "ecgfounder_labels",
     "activate", "ModelEntry", "WeightSource", "get_model_entry", "list_models", "register_model", "unregister_model",
 ]

@@ -106,19 +106,56 @@ def _load_weights(model: Net1D, state: Mapping[str, torch.Tensor], source: str |
     model.load_state_dict(state, strict=True)
 
 
+def adapt_leads(model: Net1D, leads: Sequence[str]) -> Net1D:
+    """A copy of ``model`` taking ``leads`` (a subset of its contract's leads, in any order): the
+    first layer keeps the weights of those leads, the contract names them.
+
+    Sound when the new leads were inputs of the old model: a 12-lead model restricted to lead I sees
+    lead I as it was trained to, with the other inputs at zero (absent). timm's ``adapt_input_conv``
+    does the same for image channels.
+    """
+    new = tuple(leads)
+    info = getattr(model, "info", None)
+    old = info.contract.leads if info is not None and info.contract is not None else None
+    if old is None:
+        raise ValueError("the model's contract does not name its leads; cannot choose first-layer weights")
+    missing = [lead for lead in new if lead not in old]
+    if missing:
+        raise ValueError(f"cannot initialise leads {' '.join(missing)} from a model trained on {' '.join(old)}")
+    if new == tuple(old):
+        return model
+    out = Net1D.from_config(model.config.replace(in_channels=len(new)))
+    state = model.state_dict()
+    w = state["first_conv.conv.weight"]
+    state["first_conv.conv.weight"] = w[:, [old.index(lead) for lead in new], :].clone()
+    out.load_state_dict(state)
+    out.info = dataclasses.replace(info, contract=dataclasses.replace(info.contract, leads=new),
+                                   provenance={**info.provenance,
+                                               "leads": f"first layer restricted to {' '.join(new)} of {' '.join(old)}"})
+    out.train(model.training)
+    return out
+
+
 def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] | None = None,
-                 contract: InputContract | None = None, revision: str | None = None,
-                 cache_dir: str | os.PathLike[str] | None = None,
+                 contract: InputContract | None = None, leads: Sequence[str] | None = None,
+                 revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  local_files_only: bool | None = None, **overrides: Any) -> Net1D:
     """Build a registered model (``ecgfounder-12lead``...) or an architecture preset (``tiny``...).
 
     ``pretrained=True`` loads the registered weights. Architecture fields can be overridden; a
     different ``n_classes`` on a pretrained model loads the released weights first and then puts a
     freshly initialised head of that size on top (for fine-tuning), with ``labels`` naming its
-    outputs. The model is returned in training mode, as timm does; :func:`load_model` returns it in
-    eval mode.
+    outputs. ``leads``: the leads the model takes; a preset is built for them, a registered model's
+    first layer keeps the weights of those leads (:func:`adapt_leads`). The model is returned in
+    training mode, as timm does; :func:`load_model` returns it in eval mode.
     """
     overrides = _split_overrides(overrides)
+    if leads is not None and name in PRESETS and not is_registered(name):
+        leads = tuple(leads)
+        overrides["in_channels"] = len(leads)
+        base = contract or InputContract(leads=leads)
+        contract = dataclasses.replace(base, leads=leads)
+        leads = None
     if is_registered(name):
         entry = get_model_entry(name)
     elif name in PRESETS:
@@ -156,6 +193,8 @@ def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] |
         info.contract = contract
     _check_info(model, info, entry.name)
     model.info = info
+    if leads is not None:
+        model = adapt_leads(model, leads)
     return model
 
 

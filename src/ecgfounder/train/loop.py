@@ -34,7 +34,7 @@ from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDatase
                     cinc2021_manifest, code15_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
 from ..errors import ECGFounderError
 from ..eval.metrics import task_metrics
-from ..models import PRESETS, Net1D, create_model, load_model, save_model
+from ..models import PRESETS, Net1D, adapt_leads, create_model, load_model, save_model
 from ..models.outputs import activate as activate_outputs
 from .config import TrainConfig
 
@@ -140,26 +140,6 @@ def _contract(cfg: TrainConfig, base: InputContract | None) -> InputContract:
     return base
 
 
-def _adapt_leads(model: Net1D, old: tuple[str, ...], new: tuple[str, ...]) -> Net1D:
-    """A copy of ``model`` taking the ``new`` leads: first-layer weights of those leads kept.
-
-    Sound when the new leads were inputs of the old model (a 12-lead model restricted to lead I
-    sees lead I as it was trained to, with the other inputs at zero, i.e. absent).
-    """
-    missing = [lead for lead in new if lead not in old]
-    if missing:
-        raise ECGFounderError(f"cannot initialise leads {' '.join(missing)} from a model trained on "
-                              f"{' '.join(old)}")
-    cfg = model.config.replace(in_channels=len(new))
-    out = Net1D.from_config(cfg)
-    state = model.state_dict()
-    w = state["first_conv.conv.weight"]
-    state["first_conv.conv.weight"] = w[:, [old.index(lead) for lead in new], :].clone()
-    out.load_state_dict(state)
-    out.info = model.info
-    return out
-
-
 def _build_model(cfg: TrainConfig, labels: list[str], run: _Run,
                  contract_hint: InputContract | None = None) -> Net1D:
     n_out = len(labels)
@@ -175,7 +155,10 @@ def _build_model(cfg: TrainConfig, labels: list[str], run: _Run,
         base = model.info.contract if model.info and model.info.contract else InputContract()
         contract = contract_hint or _contract(cfg, base)
         if contract.leads != base.leads:
-            model = _adapt_leads(model, base.leads, contract.leads)
+            try:
+                model = adapt_leads(model, contract.leads)
+            except ValueError as exc:
+                raise ECGFounderError(str(exc)) from None
             run.log(f"first layer restricted to leads {' '.join(contract.leads)} of {' '.join(base.leads)}")
         model.reset_classifier(n_out)
         model.info.labels = tuple(labels)

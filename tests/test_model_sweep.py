@@ -1,0 +1,67 @@
+"""Every registered model and architecture preset: created, run forward, saved and loaded back with
+its contract, as timm's ``test_models.py`` sweeps its registry. A new registry entry is tested here
+without writing a test for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgfounder import create_model, list_models, load_model, save_model
+from ecgfounder.models import PRESETS, adapt_leads, get_model_entry
+
+REGISTERED = list_models()
+
+
+def _window(model, batch: int = 2) -> torch.Tensor:
+    c = model.info.contract
+    return torch.from_numpy(np.random.default_rng(0).standard_normal((batch, c.n_leads, c.n_samples))
+                            .astype(np.float32))
+
+
+@pytest.mark.parametrize("name", [*REGISTERED, *PRESETS])
+def test_create_forward_save_load(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    info = model.info
+    assert info is not None and info.contract is not None, "every model carries its input contract"
+    assert info.contract.n_leads == model.config.in_channels
+    assert info.labels is not None and len(info.labels) == model.config.n_classes
+    x = _window(model)
+    with torch.inference_mode():
+        feats = model.forward_features(x)
+        logits = model.forward_head(feats)
+    assert feats.shape == (2, model.num_features) and logits.shape == (2, model.config.n_classes)
+    assert torch.isfinite(logits).all()
+    probs = info.activate(logits.numpy())
+    assert probs.shape == logits.shape and np.isfinite(probs).all()
+    path = save_model(model, tmp_path / f"{name}.safetensors")
+    back = load_model(path)
+    assert back.info.contract == info.contract and back.info.labels == info.labels and back.info.task == info.task
+    with torch.inference_mode():
+        np.testing.assert_array_equal(back(x).numpy(), logits.numpy())
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_registry_entry_is_complete(name):
+    entry = get_model_entry(name)
+    assert entry.contract.fs > 0 and entry.contract.n_samples > 0 and entry.contract.leads
+    assert entry.labels and entry.license and entry.task in ("multilabel", "multiclass", "regression")
+    assert entry.weights is not None and entry.weights.describe()
+
+
+def test_lead_adaptation_keeps_the_chosen_leads_weights():
+    torch.manual_seed(0)
+    twelve = create_model("tiny", n_classes=3).eval()  # 12-lead contract
+    one = adapt_leads(twelve, ["II"])
+    assert one.config.in_channels == 1 and one.info.contract.leads == ("II",)
+    x = _window(twelve)
+    only_ii = torch.zeros_like(x)
+    only_ii[:, 1] = x[:, 1]
+    with torch.inference_mode():  # lead II alone through the adapted model = the 12-lead model with II only
+        np.testing.assert_allclose(one(x[:, 1:2]).numpy(), twelve(only_ii).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="cannot initialise leads X"):
+        adapt_leads(twelve, ["X"])
+    preset = create_model("tiny", leads=["I", "V5"], n_classes=2)
+    assert preset.config.in_channels == 2 and preset.info.contract.leads == ("I", "V5")
