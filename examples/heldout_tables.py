@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 
 from ecgfounder.train import load_config
-from ecgfounder.train.loop import _manifest
+from ecgfounder.train import build_manifest
 
 
 def main() -> None:
     cfg = load_config(sys.argv[1])
     split = sys.argv[3] if len(sys.argv) > 3 else "test"
-    man = _manifest(cfg)
+    man = build_manifest(cfg)
     manifest, labels = man.write_split(split, sys.argv[2])
     print(f"{len(man.indices(split))} {split} records -> {manifest}, {labels}")
 

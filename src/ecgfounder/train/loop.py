@@ -16,12 +16,14 @@ run regenerates the epoch's order and skips the steps already taken.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,106 +32,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..contract import STANDARD_12_LEADS, InputContract
-from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDataset, cinc2017_manifest,
-                    cinc2021_manifest, code15_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
+from ..data import Augment
 from ..errors import ECGFounderError
 from ..eval.metrics import task_metrics
 from ..models import PRESETS, Net1D, adapt_leads, create_model, load_model, save_model
 from ..models.outputs import activate as activate_outputs
 from .config import TrainConfig
+from .run import Run
+from .sources import CachedData, DataSource, ShardData, build_manifest
 
-__all__ = ["train", "resume"]
+__all__ = ["train", "resume", "Trainer", "TrainState", "build_manifest"]
 
 _DEFAULT_METRIC = {"multiclass": "macro_f1", "multilabel": "macro_auroc", "regression": "mae"}
-
-
-class _Run:
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.distributed = self.world > 1
-        if cfg.device:
-            self.device = torch.device(cfg.device)
-        elif self.distributed and torch.cuda.is_available():
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        else:
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        if self.distributed and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        self.out = Path(cfg.output_dir)
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        self._tb: Any = None
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
-    def log(self, msg: str) -> None:
-        if not self.main:
-            return
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        with open(self.out / "train.log", "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    def tb(self) -> Any:
-        if self._tb is None and self.main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.out / "tb"))
-            except Exception:  # noqa: BLE001 - tensorboard is optional
-                self._tb = False
-        return self._tb or None
-
-
-# ---------------------------------------------------------------------------------------- data
-
-
-def build_manifest(cfg: TrainConfig) -> Manifest:
-    """The records, labels and splits a training config names (a manifest file or a data-set layout)."""
-    split_args = dict(seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
-    if cfg.manifest:
-        man = load_manifest(cfg.manifest, task=cfg.task, label_columns=cfg.label_columns, **split_args)
-    elif cfg.dataset and cfg.dataset.startswith("cinc2017:"):
-        man = cinc2017_manifest(cfg.dataset.split(":", 1)[1], limit=cfg.limit, **split_args)
-    elif cfg.dataset and cfg.dataset.startswith("cinc2021:"):
-        man = cinc2021_manifest(cfg.dataset.split(":", 1)[1], codes=cfg.label_columns, **split_args)
-    elif cfg.dataset and cfg.dataset.startswith("code15:"):
-        man = code15_manifest(cfg.dataset.split(":", 1)[1], **split_args)
-    elif cfg.dataset and cfg.dataset.startswith("ludb:"):
-        man = ludb_manifest(cfg.dataset.split(":", 1)[1], task=cfg.task,
-                            columns=cfg.label_columns or ("Rhythms",), min_count=2, **split_args)
-    elif cfg.dataset and cfg.dataset.startswith("ptbxl"):
-        # ptbxl:<folder> or ptbxl/<group>:<folder>
-        head, folder = cfg.dataset.split(":", 1)
-        man = ptbxl_manifest(folder, group=head.split("/", 1)[1] if "/" in head else "superdiagnostic")
-    else:
-        raise ECGFounderError("no training data: set manifest: FILE.csv or dataset: cinc2017:<folder>, "
-                              "cinc2021:<folder>, ludb:<folder>, code15:<folder> or ptbxl[/group]:<folder>")
-    if man.task != cfg.task:
-        raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
-    if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
-        man = man.subset(np.random.default_rng(cfg.seed).permutation(len(man))[: cfg.limit])
-    return man
-
-
-def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
-    rng = np.random.default_rng([seed, epoch, 7])
-    if weights is None:
-        return rng.permutation(n)
-    return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
-
-
-# ---------------------------------------------------------------------------------------- model
 
 
 def _contract(cfg: TrainConfig, base: InputContract | None) -> InputContract:
@@ -140,7 +54,7 @@ def _contract(cfg: TrainConfig, base: InputContract | None) -> InputContract:
     return base
 
 
-def _build_model(cfg: TrainConfig, labels: list[str], run: _Run,
+def _build_model(cfg: TrainConfig, labels: list[str], run: Run,
                  contract_hint: InputContract | None = None) -> Net1D:
     n_out = len(labels)
     if cfg.init in PRESETS:
@@ -303,346 +217,265 @@ def _better(metric: str, new: float, best: float | None) -> bool:
     return new < best if metric in ("mae", "rmse", "loss") else new > best
 
 
-class _IndexData:
-    """Records in a :class:`WindowCache`; epochs are permutations of record indices."""
+@dataclass
+class TrainState:
+    """Where a run stands: saved in ``state.pt`` (as ``counters``) and restored on resume."""
 
-    def __init__(self, cfg: TrainConfig, run: _Run, man: Manifest, contract: InputContract) -> None:
-        cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best: float | None = None
+    bad_epochs: int = 0
+
+    def counters(self) -> dict[str, Any]:
+        return {k: (float("nan") if v is None else v) for k, v in dataclasses.asdict(self).items()}
+
+    def restore(self, counters: dict[str, Any]) -> None:
+        for k, v in counters.items():
+            if hasattr(self, k):
+                setattr(self, k, v.item() if isinstance(v, torch.Tensor) else v)
+        if self.best is not None and math.isnan(self.best):
+            self.best = None
+
+    def public(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "global_step": self.global_step, "best": self.best}
+
+
+class Trainer:
+    """One training run: built from a :class:`TrainConfig` (data source, model, optimizer,
+    schedule, loss), then :meth:`fit`. The pieces are methods so that a run can be driven step by
+    step: :meth:`step` (one optimizer step, with gradient accumulation), :meth:`epoch`,
+    :meth:`validate`, :meth:`checkpoint`; its progress is the :class:`TrainState` in ``state``."""
+
+    def __init__(self, cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> None:
+        self.cfg = cfg
+        self.run = run = Run(cfg)
         if run.main:
-            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers,
-                                           progress=cfg.progress, log=run.log, **cache_args)
-        run.barrier()
-        if not run.main:
-            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
-        run.log(f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
-                f"{len(self.cache.errors)} unusable records)")
-        self.cfg, self.run, self.labels = cfg, run, man.labels
-        self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
-        self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
-        self.features: np.ndarray | None = None
-        self.dataset: Any = None
+            import yaml
 
-    @property
-    def train_targets(self) -> np.ndarray:
-        return self.targets[self.split["train"]]
-
-    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
-        self.targets = (self.targets - mean) / std
-
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
-        if self.cfg.mode == "linear":
-            self.features = _features(model, self.cache, self.run)
-            self.dataset = FeatureDataset(self.features, self.cache, self.split["train"], self.targets,
-                                          train=True, seed=self.cfg.seed)
+            (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
+        torch.manual_seed(cfg.seed)
+        self.data: DataSource
+        if cfg.shards:
+            self.data = ShardData(cfg, run)
+            self.model = _build_model(cfg, self.data.labels, run, contract_hint=self.data.contract)
         else:
-            self.dataset = WindowDataset(self.cache, self.split["train"], self.targets, train=True,
-                                         seed=self.cfg.seed, augment=augment)
-        self.weights = weights
+            man = build_manifest(cfg)
+            run.log(f"data: {json.dumps(man.summary())}")
+            self.model = _build_model(cfg, man.labels, run)
+            self.data = CachedData(cfg, run, man, self.model.info.contract)
+        model, data = self.model, self.data
+        self.labels = list(data.labels)
+        contract = model.info.contract
 
-    def n_local(self, epoch: int) -> int:
-        return len(self.split["train"]) // self.run.world
+        self.target_mean = self.target_std = None
+        if cfg.task == "regression":
+            self.target_mean = data.train_targets.mean(0)
+            self.target_std = data.train_targets.std(0) + 1e-8
+            data.scale_targets(self.target_mean, self.target_std)
+            model.info.target_mean = tuple(float(v) for v in np.atleast_1d(self.target_mean))
+            model.info.target_std = tuple(float(v) for v in np.atleast_1d(self.target_std))
 
-    def items(self, epoch: int, skip: int) -> Iterator[Any]:
-        self.dataset.set_epoch(epoch)
-        order = _epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
-        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
-        return (self.dataset[int(i)] for i in order[skip:])
+        self.groups = _param_groups(model, cfg)
+        model.to(run.device)
+        self.linear = cfg.mode == "linear"
+        self.trainable: nn.Module = model.dense if self.linear else model
+        self.ddp: nn.Module = self.trainable
+        if run.distributed:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.trainable, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(self.groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def has(self, split: str) -> bool:
-        return len(self.split[split]) > 0
+        if cfg.batch_size % run.world:
+            raise ECGFounderError(f"batch_size {cfg.batch_size} does not split over {run.world} processes")
+        self.local_batch = cfg.batch_size // run.world
+        self.per_step = self.local_batch * cfg.accum_steps
+        steps0 = data.n_local(0) // self.per_step
+        if steps0 == 0:
+            raise ECGFounderError(f"{data.n_local(0)} training records per process are fewer than one step "
+                                  f"({self.local_batch} x {cfg.accum_steps})")
+        total_steps = steps0 * cfg.epochs
+        warmup = int(cfg.warmup_epochs * steps0)
 
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
-        feats = self.features
-        if feats is not None and model is not None:
-            feats = _features(model, self.cache, self.run)
-        for r in self.split[split]:
-            a, n = self.cache.first[r], self.cache.count[r]
-            yield (feats[a:a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
+        def lr_lambda(step: int) -> float:
+            if cfg.schedule == "constant":
+                return 1.0
+            if step < warmup:
+                return (step + 1) / warmup
+            if cfg.schedule == "plateau":
+                return 1.0
+            progress = (step - warmup) / max(1, total_steps - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
+        self.plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min" if cfg.task == "regression" else "max", factor=0.5, patience=1)
+            if cfg.schedule == "plateau" else None)
+        self.loss_fn = _loss_fn(cfg, data.train_targets, len(self.labels), run.device)
+        augment = Augment(scale=cfg.aug_scale, noise=cfg.aug_noise, wander=cfg.aug_wander,
+                          lead_dropout=cfg.aug_lead_dropout, fs=contract.fs)
+        data.setup(augment, _sample_weights(cfg, data.train_targets, len(self.labels)), model)
+        self.metric = cfg.metric or _DEFAULT_METRIC[cfg.task]
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and run.device.type == "cuda" else None
 
-class _StreamData:
-    """Shards written by ``ecgfounder prepare``; each process streams its own shards."""
+        self.state = TrainState()
+        if resume_state is not None:
+            model.load_state_dict(resume_state["model"])
+            self.optimizer.load_state_dict(resume_state["optimizer"])
+            self.scheduler.load_state_dict(resume_state["scheduler"])
+            if self.plateau is not None and "plateau" in resume_state:
+                self.plateau.load_state_dict(resume_state["plateau"])
+            torch.set_rng_state(resume_state["torch_rng"])
+            self.state.restore(resume_state["counters"])
+            run.log(f"resumed at epoch {self.state.epoch}, step {self.state.step_in_epoch}")
+        self.history_path = run.out / "metrics.csv"
+        self.stopped = False
 
-    def __init__(self, cfg: TrainConfig, run: _Run) -> None:
-        from ..data.shards import ShardStream
+    # ------------------------------------------------------------------ pieces
 
-        if cfg.mode == "linear" or cfg.sampler == "balanced":
-            raise ECGFounderError("linear probing and balanced sampling need the cached (manifest) data path, "
-                                  "not shards")
-        self.cfg, self.run = cfg, run
-        self.stream = ShardStream(cfg.shards, "train", rank=run.rank, world=run.world, seed=cfg.seed)
-        self.labels = list(self.stream.labels)
-        if self.stream.task != cfg.task:
-            raise ECGFounderError(f"the shards hold a {self.stream.task} task, the config says {cfg.task}")
-        ys = [r["y"] for r in self._all_records("train")]
-        self._train_targets = np.asarray(ys, dtype=np.int64 if cfg.task == "multiclass" else np.float32)
-        self.mean: np.ndarray | None = None
-        self.std: np.ndarray | None = None
-        run.log(f"shards: {cfg.shards} ({len(self.stream.index['shards'])} shards, "
-                f"{len(ys)} training records)")
-
-    def _all_records(self, split: str) -> list[dict[str, Any]]:
-        out = []
-        for shard in self.stream.index["shards"]:
-            out += [r for r in json.loads((Path(self.cfg.shards) / f"{shard['name']}.json").read_text())
-                    if r["split"] == split]
-        return out
-
-    @property
-    def train_targets(self) -> np.ndarray:
-        return self._train_targets
-
-    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
-        self.mean, self.std = mean, std
-
-    def _target(self, y: Any) -> Any:
-        if self.mean is None:
-            return y
-        return (np.asarray(y, dtype=np.float32) - self.mean) / self.std
-
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
-        self.augment = augment if augment.active else None
-
-    def n_local(self, epoch: int) -> int:
-        # the process with the fewest records this epoch sets the pace: equal step counts for DDP
-        self.stream.set_epoch(epoch)
-        return min(self.stream.records_per_rank())
-
-    def items(self, epoch: int, skip: int) -> Iterator[Any]:
-        import itertools
-
-        self.stream.set_epoch(epoch)
-        for k, (x, y, path) in enumerate(itertools.islice(iter(self.stream), skip, None)):
-            if self.augment is not None:
-                rng = np.random.default_rng([self.cfg.seed, epoch, self.run.rank, skip + k])
-                x = torch.from_numpy(self.augment(x.numpy(), rng))
-            yield x, torch.as_tensor(self._target(y)), path
-
-    def has(self, split: str) -> bool:
-        return any(s[split] for s in self.stream.index["shards"])
-
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
-        from ..data.shards import ShardStream
-
-        for windows, y, _ in ShardStream(self.cfg.shards, split, train=False).iter_records():
-            yield windows, self._target(y)
-
-
-def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
-    """Train as ``cfg`` says; returns the run directory."""
-    run = _Run(cfg)
-    if run.main:
-        import yaml
-
-        (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
-    torch.manual_seed(cfg.seed)
-    data: _IndexData | _StreamData
-    if cfg.shards:
-        data = _StreamData(cfg, run)
-        model = _build_model(cfg, data.labels, run, contract_hint=data.stream.contract)
-    else:
-        man = build_manifest(cfg)
-        run.log(f"data: {json.dumps(man.summary())}")
-        model = _build_model(cfg, man.labels, run)
-        data = _IndexData(cfg, run, man, model.info.contract)
-    labels = list(data.labels)
-    contract = model.info.contract
-
-    target_mean = target_std = None
-    if cfg.task == "regression":
-        target_mean = data.train_targets.mean(0)
-        target_std = data.train_targets.std(0) + 1e-8
-        data.scale_targets(target_mean, target_std)
-        model.info.target_mean = tuple(float(v) for v in np.atleast_1d(target_mean))
-        model.info.target_std = tuple(float(v) for v in np.atleast_1d(target_std))
-
-    groups = _param_groups(model, cfg)
-    model.to(run.device)
-    linear = cfg.mode == "linear"
-    trainable: nn.Module = model.dense if linear else model
-    ddp: nn.Module = trainable
-    if run.distributed:
-        ddp = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[run.device.index] if run.device.type == "cuda" else None)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    if cfg.batch_size % run.world:
-        raise ECGFounderError(f"batch_size {cfg.batch_size} does not split over {run.world} processes")
-    local_batch = cfg.batch_size // run.world
-    per_step = local_batch * cfg.accum_steps
-    steps0 = data.n_local(0) // per_step
-    if steps0 == 0:
-        raise ECGFounderError(f"{data.n_local(0)} training records per process are fewer than one step "
-                              f"({local_batch} x {cfg.accum_steps})")
-    total_steps = steps0 * cfg.epochs
-    warmup = int(cfg.warmup_epochs * steps0)
-
-    def lr_lambda(step: int) -> float:
-        if cfg.schedule == "constant":
-            return 1.0
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "plateau":
-            return 1.0
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min" if cfg.task == "regression"
-                                                          else "max", factor=0.5, patience=1)
-               if cfg.schedule == "plateau" else None)
-    loss_fn = _loss_fn(cfg, data.train_targets, len(labels), run.device)
-    augment = Augment(scale=cfg.aug_scale, noise=cfg.aug_noise, wander=cfg.aug_wander,
-                      lead_dropout=cfg.aug_lead_dropout, fs=contract.fs)
-    data.setup(augment, _sample_weights(cfg, data.train_targets, len(labels)), model)
-    metric = cfg.metric or _DEFAULT_METRIC[cfg.task]
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and run.device.type == "cuda" else None
-
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "bad_epochs": 0}
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        if plateau is not None and "plateau" in resume_state:
-            plateau.load_state_dict(resume_state["plateau"])
-        torch.set_rng_state(resume_state["torch_rng"])
-        state.update({k: (v.item() if isinstance(v, torch.Tensor) else v)
-                      for k, v in resume_state["counters"].items()})
-        if state["best"] is not None and math.isnan(state["best"]):
-            state["best"] = None
-        run.log(f"resumed at epoch {state['epoch']}, step {state['step_in_epoch']}")
-
-    def save_state() -> None:
+    def checkpoint(self) -> None:
+        """``state.pt`` (written atomically) and ``last.safetensors``, on the main process."""
+        run = self.run
         if not run.main:
             return
-        blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                "counters": {k: (float("nan") if v is None else v) for k, v in state.items()}}
-        if plateau is not None:
-            blob["plateau"] = plateau.state_dict()
+        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                "counters": self.state.counters()}
+        if self.plateau is not None:
+            blob["plateau"] = self.plateau.state_dict()
         tmp = run.out / "state.pt.tmp"
         torch.save(blob, tmp)
         os.replace(tmp, run.out / "state.pt")
-        save_model(model, run.out / "last.safetensors", provenance={"run": str(run.out), **_public(state)})
+        save_model(self.model, run.out / "last.safetensors", provenance={"run": str(run.out), **self.state.public()})
 
-    def evaluate(split: str, net: Net1D) -> dict[str, Any]:
-        return _evaluate(net, data.records(split, net if net is not model else None), cfg, labels,
-                         run.device, linear, target_mean, target_std)
+    def validate(self, split: str, net: Net1D | None = None) -> dict[str, Any]:
+        """Record-level metrics of ``net`` (default: the model being trained) on ``split``."""
+        net = net or self.model
+        return _evaluate(net, self.data.records(split, net if net is not self.model else None), self.cfg,
+                         self.labels, self.run.device, self.linear, self.target_mean, self.target_std)
 
-    history_path = run.out / "metrics.csv"
-    stopped = False
-    while state["epoch"] < cfg.epochs and not stopped:
-        epoch = state["epoch"]
-        steps_per_epoch = data.n_local(epoch) // per_step
-        items = data.items(epoch, state["step_in_epoch"] * per_step)
-        model.eval()  # frozen parts keep BatchNorm statistics and dropout off
-        trainable.train()
-        t0 = time.time()
+    def step(self, items: Iterator[Any]) -> list[float]:
+        """One optimizer step over ``accum_steps`` local batches drawn from ``items``; the losses."""
+        cfg, run = self.cfg, self.run
         losses = []
-        for step in range(state["step_in_epoch"], steps_per_epoch):
-            optimizer.zero_grad(set_to_none=True)
-            for _ in range(cfg.accum_steps):
-                batch = [next(items) for _ in range(local_batch)]
-                x = torch.stack([b[0] for b in batch]).to(run.device)
-                y = torch.stack([b[1] for b in batch]).to(run.device)
-                with torch.autocast(run.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    out = ddp(x)
-                    loss = loss_fn(out.float(), y) / cfg.accum_steps
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-                losses.append(loss.item() * cfg.accum_steps)
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        for _ in range(cfg.accum_steps):
+            batch = [next(items) for _ in range(self.local_batch)]
+            x = torch.stack([b[0] for b in batch]).to(run.device)
+            y = torch.stack([b[1] for b in batch]).to(run.device)
+            with torch.autocast(run.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                out = self.ddp(x)
+                loss = self.loss_fn(out.float(), y) / cfg.accum_steps
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
             else:
-                optimizer.step()
-            scheduler.step()
-            state["global_step"] += 1
-            state["step_in_epoch"] = step + 1
-            if cfg.ckpt_every and state["global_step"] % cfg.ckpt_every == 0:
-                save_state()
-            if cfg.stop_after_steps and state["global_step"] >= cfg.stop_after_steps:
-                save_state()
-                run.log(f"stopped after {state['global_step']} steps (stop_after_steps)")
-                stopped = True
-                break
-        if stopped:
-            break
+                loss.backward()
+            losses.append(loss.item() * cfg.accum_steps)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in self.groups for p in g["params"]], cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        return losses
+
+    def epoch(self) -> dict[str, Any] | None:
+        """Train the current epoch (from where the state says), validate, checkpoint; the epoch's
+        metrics row, or ``None`` when the run stopped inside it (``stop_after_steps``)."""
+        cfg, run, data, state = self.cfg, self.run, self.data, self.state
+        epoch = state.epoch
+        steps_per_epoch = data.n_local(epoch) // self.per_step
+        items = data.items(epoch, state.step_in_epoch * self.per_step)
+        self.model.eval()  # frozen parts keep BatchNorm statistics and dropout off
+        self.trainable.train()
+        t0 = time.time()
+        losses: list[float] = []
+        for step in range(state.step_in_epoch, steps_per_epoch):
+            losses += self.step(items)
+            state.global_step += 1
+            state.step_in_epoch = step + 1
+            if cfg.ckpt_every and state.global_step % cfg.ckpt_every == 0:
+                self.checkpoint()
+            if cfg.stop_after_steps and state.global_step >= cfg.stop_after_steps:
+                self.checkpoint()
+                run.log(f"stopped after {state.global_step} steps (stop_after_steps)")
+                self.stopped = True
+                return None
         train_loss = float(np.mean(losses)) if losses else float("nan")
         if run.distributed:
             t = torch.tensor([train_loss], device=run.device)
             torch.distributed.all_reduce(t)
             train_loss = t.item() / run.world
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                               "lr": optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 2)}
+                               "lr": self.optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 2)}
         if run.main and data.has("val"):
-            row.update({f"val_{k}": v for k, v in evaluate("val", model).items()})
+            row.update({f"val_{k}": v for k, v in self.validate("val").items()})
         run.barrier()
-        value = row.get(f"val_{metric}", float("nan"))
+        value = row.get(f"val_{self.metric}", float("nan"))
         if run.distributed:
             t = torch.tensor([value if value is not None else float("nan")], dtype=torch.float64)
             torch.distributed.broadcast(t, 0)
             value = t.item()
-        if plateau is not None and math.isfinite(value):
-            plateau.step(value)
-        state["epoch"] = epoch + 1
-        state["step_in_epoch"] = 0
-        improved = _better(metric, value, state["best"])
+        if self.plateau is not None and math.isfinite(value):
+            self.plateau.step(value)
+        state.epoch = epoch + 1
+        state.step_in_epoch = 0
+        improved = _better(self.metric, value, state.best)
         if improved:
-            state["best"] = value
-            state["bad_epochs"] = 0
+            state.best = value
+            state.bad_epochs = 0
         else:
-            state["bad_epochs"] += 1
+            state.bad_epochs += 1
         if run.main:
-            _append_csv(history_path, row)
-            run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                             if not k.startswith(("val_f1_", "val_auroc_"))))
-            tb = run.tb()
-            if tb is not None:
-                for k, v in row.items():
-                    if isinstance(v, (int, float)) and k != "epoch":
-                        tb.add_scalar(k, v, epoch + 1)
-            if improved or not data.has("val"):
-                save_model(model, run.out / "best.safetensors",
-                           provenance={"run": str(run.out), "selected_on": f"val_{metric}", **_public(state),
-                                       "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")}})
-        save_state()
-        if cfg.early_stop and state["bad_epochs"] >= cfg.early_stop:
-            run.log(f"early stop: val_{metric} did not improve for {cfg.early_stop} epochs")
-            break
-    if not stopped and run.main and data.has("test"):
-        best = load_model(run.out / "best.safetensors").to(run.device)
-        test = evaluate("test", best)
-        n_test = sum(1 for _ in data.records("test")) if isinstance(data, _StreamData) else len(data.split["test"])
-        (run.out / "test_metrics.json").write_text(json.dumps({"records": int(n_test), **test}, indent=2))
-        run.log("test: " + json.dumps(test))
-    run.barrier()
-    if run.distributed:
-        torch.distributed.destroy_process_group()
-    return run.out
+            self._record(row, epoch, improved)
+        self.checkpoint()
+        return row
+
+    def _record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
+        run = self.run
+        _append_csv(self.history_path, row)
+        run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                         if not k.startswith(("val_f1_", "val_auroc_"))))
+        tb = run.tb()
+        if tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    tb.add_scalar(k, v, epoch + 1)
+        if improved or not self.data.has("val"):
+            save_model(self.model, run.out / "best.safetensors",
+                       provenance={"run": str(run.out), "selected_on": f"val_{self.metric}", **self.state.public(),
+                                   "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")}})
+
+    def fit(self) -> Path:
+        """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
+        with the best checkpoint. Returns the run directory."""
+        cfg, run, data = self.cfg, self.run, self.data
+        while self.state.epoch < cfg.epochs and not self.stopped:
+            if self.epoch() is None:
+                break
+            if cfg.early_stop and self.state.bad_epochs >= cfg.early_stop:
+                run.log(f"early stop: val_{self.metric} did not improve for {cfg.early_stop} epochs")
+                break
+        if not self.stopped and run.main and data.has("test"):
+            best = load_model(run.out / "best.safetensors").to(run.device)
+            test = self.validate("test", best)
+            (run.out / "test_metrics.json").write_text(json.dumps({"records": int(data.n_records("test")), **test},
+                                                                  indent=2))
+            run.log("test: " + json.dumps(test))
+        run.barrier()
+        if run.distributed:
+            torch.distributed.destroy_process_group()
+        return run.out
 
 
-def _public(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if k in ("epoch", "global_step", "best")}
-
-
-def _features(model: Net1D, cache: WindowCache, run: _Run, batch: int = 64) -> np.ndarray:
-    """Embeddings of every cached window, computed once (frozen backbone)."""
-    model.eval()
-    out = np.empty((len(cache.windows), model.num_features), dtype=np.float32)
-    with torch.inference_mode():
-        for i in range(0, len(out), batch):
-            x = torch.from_numpy(np.array(cache.windows[i:i + batch], dtype=np.float32)).to(run.device)
-            out[i:i + batch] = model.forward_features(x).float().cpu().numpy()
-    run.log(f"linear probe: {len(out)} window embeddings computed once")
-    return out
+def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
+    """Train as ``cfg`` says; returns the run directory (``Trainer(cfg).fit()``)."""
+    return Trainer(cfg, resume_state=resume_state).fit()
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

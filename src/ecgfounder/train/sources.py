@@ -1,0 +1,234 @@
+"""Where training data comes from: the :class:`DataSource` interface and its two implementations.
+
+* :class:`CachedData`: records of a manifest (or a data-set layout), preprocessed once into a
+  :class:`~ecgfounder.data.WindowCache`; epochs are seeded permutations of record indices;
+* :class:`ShardData`: shards written by ``ecgfounder prepare``, each process streaming its own.
+
+A new source (a database, an object store...) implements :class:`DataSource` and the
+:class:`~ecgfounder.train.loop.Trainer` uses it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from ..contract import InputContract
+from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDataset, cinc2017_manifest,
+                    cinc2021_manifest, code15_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
+from ..errors import ECGFounderError
+from ..models import Net1D
+from .config import TrainConfig
+from .run import Run
+
+__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features"]
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """What the trainer needs of its data. ``items(epoch, skip)`` yields ``(x, y, ...)`` training
+    samples of this process for ``epoch``, the first ``skip`` left out (a resumed epoch);
+    ``records(split)`` yields ``(windows or window features, target)`` per record for evaluation."""
+
+    labels: list[str]
+
+    @property
+    def train_targets(self) -> np.ndarray: ...
+
+    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None: ...
+
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None: ...
+
+    def n_local(self, epoch: int) -> int: ...
+
+    def items(self, epoch: int, skip: int) -> Iterator[Any]: ...
+
+    def has(self, split: str) -> bool: ...
+
+    def n_records(self, split: str) -> int: ...
+
+    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]: ...
+
+
+def build_manifest(cfg: TrainConfig) -> Manifest:
+    """The records, labels and splits a training config names (a manifest file or a data-set layout)."""
+    split_args = dict(seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+    if cfg.manifest:
+        man = load_manifest(cfg.manifest, task=cfg.task, label_columns=cfg.label_columns, **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("cinc2017:"):
+        man = cinc2017_manifest(cfg.dataset.split(":", 1)[1], limit=cfg.limit, **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("cinc2021:"):
+        man = cinc2021_manifest(cfg.dataset.split(":", 1)[1], codes=cfg.label_columns, **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("code15:"):
+        man = code15_manifest(cfg.dataset.split(":", 1)[1], **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("ludb:"):
+        man = ludb_manifest(cfg.dataset.split(":", 1)[1], task=cfg.task,
+                            columns=cfg.label_columns or ("Rhythms",), min_count=2, **split_args)
+    elif cfg.dataset and cfg.dataset.startswith("ptbxl"):
+        # ptbxl:<folder> or ptbxl/<group>:<folder>
+        head, folder = cfg.dataset.split(":", 1)
+        man = ptbxl_manifest(folder, group=head.split("/", 1)[1] if "/" in head else "superdiagnostic")
+    else:
+        raise ECGFounderError("no training data: set manifest: FILE.csv or dataset: cinc2017:<folder>, "
+                              "cinc2021:<folder>, ludb:<folder>, code15:<folder> or ptbxl[/group]:<folder>")
+    if man.task != cfg.task:
+        raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
+    if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
+        man = man.subset(np.random.default_rng(cfg.seed).permutation(len(man))[: cfg.limit])
+    return man
+
+
+def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
+    rng = np.random.default_rng([seed, epoch, 7])
+    if weights is None:
+        return rng.permutation(n)
+    return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
+
+
+class CachedData:
+    """Records in a :class:`WindowCache`; epochs are permutations of record indices."""
+
+    def __init__(self, cfg: TrainConfig, run: Run, man: Manifest, contract: InputContract) -> None:
+        cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
+        if run.main:
+            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers,
+                                           progress=cfg.progress, log=run.log, **cache_args)
+        run.barrier()
+        if not run.main:
+            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
+        run.log(f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
+                f"{len(self.cache.errors)} unusable records)")
+        self.cfg, self.run, self.labels = cfg, run, man.labels
+        self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
+        self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
+        self.features: np.ndarray | None = None
+        self.dataset: Any = None
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self.targets[self.split["train"]]
+
+    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.targets = (self.targets - mean) / std
+
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+        if self.cfg.mode == "linear":
+            self.features = window_features(model, self.cache, self.run)
+            self.dataset = FeatureDataset(self.features, self.cache, self.split["train"], self.targets,
+                                          train=True, seed=self.cfg.seed)
+        else:
+            self.dataset = WindowDataset(self.cache, self.split["train"], self.targets, train=True,
+                                         seed=self.cfg.seed, augment=augment)
+        self.weights = weights
+
+    def n_local(self, epoch: int) -> int:
+        return len(self.split["train"]) // self.run.world
+
+    def items(self, epoch: int, skip: int) -> Iterator[Any]:
+        self.dataset.set_epoch(epoch)
+        order = _epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
+        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
+        return (self.dataset[int(i)] for i in order[skip:])
+
+    def has(self, split: str) -> bool:
+        return len(self.split[split]) > 0
+
+    def n_records(self, split: str) -> int:
+        return len(self.split[split])
+
+    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        feats = self.features
+        if feats is not None and model is not None:
+            feats = window_features(model, self.cache, self.run)
+        for r in self.split[split]:
+            a, n = self.cache.first[r], self.cache.count[r]
+            yield (feats[a:a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
+
+
+class ShardData:
+    """Shards written by ``ecgfounder prepare``; each process streams its own shards."""
+
+    def __init__(self, cfg: TrainConfig, run: Run) -> None:
+        from ..data.shards import ShardStream
+
+        if cfg.mode == "linear" or cfg.sampler == "balanced":
+            raise ECGFounderError("linear probing and balanced sampling need the cached (manifest) data path, "
+                                  "not shards")
+        self.cfg, self.run = cfg, run
+        self.stream = ShardStream(cfg.shards, "train", rank=run.rank, world=run.world, seed=cfg.seed)
+        self.labels = list(self.stream.labels)
+        self.contract: InputContract = self.stream.contract
+        if self.stream.task != cfg.task:
+            raise ECGFounderError(f"the shards hold a {self.stream.task} task, the config says {cfg.task}")
+        ys = [r["y"] for r in self._all_records("train")]
+        self._train_targets = np.asarray(ys, dtype=np.int64 if cfg.task == "multiclass" else np.float32)
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        run.log(f"shards: {cfg.shards} ({len(self.stream.index['shards'])} shards, "
+                f"{len(ys)} training records)")
+
+    def _all_records(self, split: str) -> list[dict[str, Any]]:
+        out = []
+        for shard in self.stream.index["shards"]:
+            out += [r for r in json.loads((Path(self.cfg.shards) / f"{shard['name']}.json").read_text())
+                    if r["split"] == split]
+        return out
+
+    @property
+    def train_targets(self) -> np.ndarray:
+        return self._train_targets
+
+    def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean, self.std = mean, std
+
+    def _target(self, y: Any) -> Any:
+        if self.mean is None:
+            return y
+        return (np.asarray(y, dtype=np.float32) - self.mean) / self.std
+
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+        self.augment = augment if augment.active else None
+
+    def n_local(self, epoch: int) -> int:
+        # the process with the fewest records this epoch sets the pace: equal step counts for DDP
+        self.stream.set_epoch(epoch)
+        return min(self.stream.records_per_rank())
+
+    def items(self, epoch: int, skip: int) -> Iterator[Any]:
+        import itertools
+
+        self.stream.set_epoch(epoch)
+        for k, (x, y, path) in enumerate(itertools.islice(iter(self.stream), skip, None)):
+            if self.augment is not None:
+                rng = np.random.default_rng([self.cfg.seed, epoch, self.run.rank, skip + k])
+                x = torch.from_numpy(self.augment(x.numpy(), rng))
+            yield x, torch.as_tensor(self._target(y)), path
+
+    def has(self, split: str) -> bool:
+        return any(s[split] for s in self.stream.index["shards"])
+
+    def n_records(self, split: str) -> int:
+        return sum(1 for _ in self.records(split))
+
+    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        from ..data.shards import ShardStream
+
+        for windows, y, _ in ShardStream(self.cfg.shards, split, train=False).iter_records():
+            yield windows, self._target(y)
+
+
+def window_features(model: Net1D, cache: WindowCache, run: Run, batch: int = 64) -> np.ndarray:
+    """Embeddings of every cached window, computed once (frozen backbone)."""
+    model.eval()
+    out = np.empty((len(cache.windows), model.num_features), dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(out), batch):
+            x = torch.from_numpy(np.array(cache.windows[i:i + batch], dtype=np.float32)).to(run.device)
+            out[i:i + batch] = model.forward_features(x).float().cpu().numpy()
+    run.log(f"linear probe: {len(out)} window embeddings computed once")
+    return out
