@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ def test_bundled_model_is_registered_small_and_offline(monkeypatch):
     assert df.loc[0, "findings"].startswith("normal")  # A00001 is labelled N
 
 
+@pytest.mark.slow
 def test_bundled_model_on_held_out_cinc2017_records(data_dir):
     cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml")
     man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=cfg.seed, val_fraction=cfg.val_fraction,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -37,6 +39,7 @@ def test_models_and_labels(fixtures_dir):
     assert lines[5] == "5\tATRIAL FIBRILLATION"
 
 
+@pytest.mark.slow
 def test_info_and_convert(fixtures_dir, tmp_path):
     src = small_checkpoint(fixtures_dir, 1, 1)
     out = run("info", str(src), "--use-bn", "--json")

@@ -20,6 +20,7 @@ def fixture_12lead(fixtures_dir):
     return load_model(small_checkpoint(fixtures_dir, 12, 1), use_bn=True)
 
 
+@pytest.mark.slow
 def test_onnx_export_parity_dynamic_batch_and_metadata(fixture_12lead, tmp_path, fixtures_dir):
     path = tmp_path / "m.onnx"
     summary = export_model(fixture_12lead, path)
@@ -34,6 +35,7 @@ def test_onnx_export_parity_dynamic_batch_and_metadata(fixture_12lead, tmp_path,
         np.testing.assert_allclose(feats, ref["12lead_bn1_features"][: len(batch)], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_predictor_runs_the_onnx_export_of_the_bundled_model(tmp_path, data_dir):
     path = tmp_path / "rhythm.onnx"
     export_model(load_model("cinc2017-rhythm-tiny"), path)
@@ -68,6 +70,7 @@ def test_bad_onnx_file_is_a_clear_error(tmp_path):
         OnnxModel(bad)
 
 
+@pytest.mark.slow
 def test_int8_static_quantisation_keeps_auroc_on_held_out_records(tmp_path, data_dir):
     from ecgfounder.data import cinc2017_manifest
     from ecgfounder.eval import auroc
@@ -102,6 +105,7 @@ def test_int8_precision_needs_calibration_and_bf16_is_refused_for_onnx(tmp_path)
         Predictor(str(tmp_path / "m.onnx"), precision="bf16", workers=0)
 
 
+@pytest.mark.slow
 def test_compiled_predictor_matches_eager_with_a_padded_last_batch(data_dir):
     files = [data_dir / "cinc2017-dev" / f"A0000{i}.hea" for i in (1, 2, 3)]
     eager = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False, batch_size=4).predict(files)
@@ -113,6 +117,7 @@ def test_compiled_predictor_matches_eager_with_a_padded_last_batch(data_dir):
     assert emb.vectors.shape == (1, 64)
 
 
+@pytest.mark.slow
 def test_cli_int8_predict_and_export_errors(data_dir, tmp_path, capsys):
     from ecgfounder.cli.main import main
 

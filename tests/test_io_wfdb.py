@@ -44,6 +44,7 @@ def test_cinc2021_samples(data_dir):
     _spot_check(rec, data_dir / "cinc2021-samples" / "E07500")
 
 
+@pytest.mark.slow
 def test_cinc2017_every_record(data_dir):
     folder = data_dir / "cinc2017-dev"
     names = (folder / "RECORDS").read_text().split()

@@ -152,6 +152,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_predict_with_a_corrupt_file_in_the_batch(model_1lead, ecg_dir, tmp_path):
     bad = tmp_path / "corrupt.hea"
     bad.write_text("corrupt 1 300 9000\ncorrupt.mat 16+24 1000/mV 16 0 0 0 0 ECG\n")
@@ -173,6 +174,7 @@ def test_cli_predict_with_a_corrupt_file_in_the_batch(model_1lead, ecg_dir, tmp_
     assert [r["window"] for r in rows] == [0, 1, 2] and rows[1]["start_s"] == 10.0
 
 
+@pytest.mark.slow
 def test_cli_parquet_and_embed_outputs(model_1lead, ecg_dir, tmp_path):
     import pandas as pd
 
@@ -191,6 +193,7 @@ def test_cli_parquet_and_embed_outputs(model_1lead, ecg_dir, tmp_path):
     assert list(emb["window"]) == list(range(6)) and len(emb["embedding"].iloc[0]) == 64
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_200_files(model_1lead, data_dir):
     names = (data_dir / "cinc2017-dev" / "RECORDS").read_text().split()
     files = [data_dir / "cinc2017-dev" / f"{n}.hea" for n in names]
@@ -207,3 +210,39 @@ def test_memory_stays_flat_over_200_files(model_1lead, data_dir):
     small, large = peak(files[:20]), peak(files[:200])
     # 10x the files: the peak may not grow with the count (a list of all signals would add ~20 MB)
     assert large < small * 1.5 + 2_000_000, (small, large)
+
+
+def test_writers_and_thresholds_in_process(tmp_path, data_dir):
+    """The writers the CLI uses, and per-label threshold files, called from Python."""
+    import json as _json
+
+    import pandas as pd
+
+    from ecgfounder.errors import ECGFounderError
+    from ecgfounder.eval.thresholds import read_thresholds
+    from ecgfounder.infer.writers import EmbeddingWriter, TableWriter, table_format
+
+    predictor = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False)
+    files = [data_dir / "cinc2017-dev" / f"A0000{i}.hea" for i in (1, 4)]
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"p.{fmt}"
+        assert table_format(str(out), None) == fmt
+        writer = TableWriter(str(out), fmt)
+        for row in predictor.iter_predict(files):
+            writer.write(row)
+        writer.close()
+        table = pd.read_csv(out) if fmt == "csv" else pd.read_json(out, lines=True)
+        assert writer.count == 2 and list(table["record"]) == [str(f) for f in files]
+        np.testing.assert_allclose(table[["normal", "AF", "other", "noisy"]].sum(1), 1.0, atol=1e-5)
+    emb = EmbeddingWriter(str(tmp_path / "e.npy"))
+    for key, window, start, vec, err in predictor.iter_embed(files):
+        emb.write(key, window, start, vec)
+    emb.close()
+    assert np.load(tmp_path / "e.npy").shape == (2, 64)
+    (tmp_path / "t.json").write_text(_json.dumps({"AF": 0.3, "normal": 0.6}))
+    (tmp_path / "t.csv").write_text("label,threshold\nAF,0.3\n")
+    assert read_thresholds(str(tmp_path / "t.json")) == {"AF": 0.3, "normal": 0.6}
+    assert read_thresholds(str(tmp_path / "t.csv")) == {"AF": 0.3}
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(ECGFounderError, match="cannot read thresholds"):
+        read_thresholds(str(tmp_path / "bad.csv"))

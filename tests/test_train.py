@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -29,6 +31,7 @@ def _weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tenso
     return load_model(run / name).state_dict()
 
 
+@pytest.mark.slow
 def test_tiny_from_scratch_beats_chance_on_held_out_cinc2017(tmp_path, data_dir):
     cfg = _cfg(tmp_path, data_dir, limit=700, epochs=4, batch_size=32, lr=5e-3, val_fraction=0.1,
                test_fraction=0.3, class_weights="balanced", name="tiny-cinc2017", workers=1)
@@ -47,6 +50,7 @@ def test_tiny_from_scratch_beats_chance_on_held_out_cinc2017(tmp_path, data_dir)
     assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, data_dir):
     full = train(_cfg(tmp_path / "a", data_dir, epochs=2, aug_noise=0.05))
     cut = _cfg(tmp_path / "b", data_dir, epochs=2, aug_noise=0.05, stop_after_steps=7)  # 5 steps/epoch
@@ -59,6 +63,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, data_dir):
     assert len(pd.read_csv(run / "metrics.csv")) == 2
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, data_dir):
     single = train(_cfg(tmp_path / "one", data_dir, epochs=1, batch_size=16))
     cfg = _cfg(tmp_path / "two", data_dir, epochs=1, batch_size=16)
@@ -83,6 +88,7 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path
                                .state_dict().get(k, a[k])) for k in a)
 
 
+@pytest.mark.slow
 def test_fine_tune_fixture_checkpoint_multiclass_and_linear_probe(tmp_path, data_dir, fixtures_dir):
     src = small_checkpoint(fixtures_dir, 1, 0)
     run = train(_cfg(tmp_path / "ft", data_dir, init=str(src), leads=None, mode="partial", unfreeze_stages=2,
