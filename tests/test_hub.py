@@ -76,7 +76,22 @@ def test_offline_missing_weights_error_says_what_and_how(tmp_path):
     msg = str(err.value)
     assert msg.startswith("ecgfounder-12lead: ")
     assert f"{REPO}/12_lead_ECGFounder.pth" in msg
-    assert "load_model('/path/to/12_lead_ECGFounder.pth')" in msg and "ECGFOUNDER_WEIGHTS_DIR" in msg
+    assert f"hf download {REPO} 12_lead_ECGFounder.pth --local-dir DIR" in msg  # the install's own command
+    assert "load_model('DIR/12_lead_ECGFounder.pth')" in msg and "ECGFOUNDER_WEIGHTS_DIR=DIR" in msg
+    assert "--model cinc2017-rhythm-tiny" in msg  # what works offline
+
+
+def test_unreachable_hub_fails_in_seconds_without_retries(tmp_path, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    t = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match="cannot be reached"):
+        load_model("ecgfounder-12lead", cache_dir=tmp_path)
+    assert time.monotonic() - t < 5  # the hub client's own retries took about 25 s
 
 
 def test_weights_dir_is_searched_first(tmp_path, monkeypatch, released_1lead_file):

@@ -32,8 +32,9 @@ def scoring_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="ECG files, folders (scanned recursively), glob patterns or a manifest CSV "
                         "with a 'path' column")
-    p.add_argument("--model", default="ecgfounder-12lead",
-                   help="registered model name or model file (default: ecgfounder-12lead)")
+    p.add_argument("--model",
+                   help="registered model name or model file (default: ecgfounder-12lead for 12-lead inputs, "
+                        "ecgfounder-1lead for single-lead ones)")
     p.add_argument("--per-window", action="store_true",
                    help="one row per 10 s window instead of per record (timelines of long records)")
     p.add_argument("--lead", help="channel to use for a single-lead model (e.g. II, ECG)")
@@ -60,13 +61,26 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {} if args.use_bn is None else {"use_bn": args.use_bn}
 
 
-def make_predictor(args: argparse.Namespace) -> Any:
+def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
+    """The Predictor the options describe. Without ``--model``, the released model that fits the
+    first readable input (12 leads or 1 lead) is chosen, and said so on stderr."""
+    import os
+
     from ..infer import Predictor
+    from ..infer.runs import suggest_model
     from ..models import load_model
 
     def on_error(key: str, reason: str) -> None:
         print(f"error: {key}: {reason}", file=sys.stderr)
 
+    if args.model is None:
+        args.model, why = suggest_model(sources if sources is not None else args.inputs)
+        print(f"model: {args.model} ({why}; --model to choose another)", file=sys.stderr)
+    if args.device is None and os.environ.get("LOCAL_RANK") is not None:
+        import torch
+
+        if torch.cuda.is_available():  # torchrun: one GPU per process
+            args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **model_overrides(args))
     thresholds: Any = args.threshold
     if args.thresholds:

@@ -7,6 +7,7 @@ do is available in Python.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Exit status: 0 all inputs done; 1 some inputs failed (each named on stderr
+    and in the output's ``error`` column); 2 a usage, model, output or no-input error; 130
+    interrupted; 141 the reader of the output closed the pipe (``| head``)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The consumer stopped reading: no traceback, and none when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -37,12 +37,14 @@ class TableWriter:
     """Rows (dicts with the same keys) to CSV, JSON lines or Parquet; ``path=None`` writes CSV or
     JSON lines to stdout. Parquet is written in row groups of ``group`` rows."""
 
-    def __init__(self, path: str | None, fmt: str, group: int = 1024) -> None:
+    def __init__(self, path: str | None, fmt: str, group: int = 1024, *, append: bool = False) -> None:
         if fmt not in ("csv", "jsonl", "parquet"):
             raise ValueError(f"unknown output format {fmt!r} (csv, jsonl, parquet)")
         if fmt == "parquet" and path is None:
             raise ValueError("parquet output needs --output FILE")
-        self.path, self.fmt, self.group = path, fmt, group
+        if append and (path is None or fmt == "parquet"):
+            raise ValueError("appending needs a CSV or JSON lines file")
+        self.path, self.fmt, self.group, self.append = path, fmt, group, append
         self._fh: TextIO | None = None
         self._csv: csv.DictWriter | None = None
         self._rows: list[dict[str, Any]] = []
@@ -51,15 +53,28 @@ class TableWriter:
 
     def _open(self) -> TextIO:
         if self._fh is None:
-            self._fh = sys.stdout if self.path is None else open(self.path, "w", newline="", encoding="utf-8")
+            if self.path is None:
+                self._fh = sys.stdout
+            else:
+                self._fh = open(self.path, "a" if self.append else "w", newline="", encoding="utf-8")
         return self._fh
+
+    def _existing_header(self) -> list[str] | None:
+        if not self.append or self.path is None or not Path(self.path).is_file():
+            return None
+        with open(self.path, newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), None)
 
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1
         if self.fmt == "csv":
             if self._csv is None:
-                self._csv = csv.DictWriter(self._open(), fieldnames=list(row))
-                self._csv.writeheader()
+                header = self._existing_header()
+                if header is not None and set(header) != set(row):
+                    raise ValueError(f"{self.path}: the columns of the rows to append differ from the file's")
+                self._csv = csv.DictWriter(self._open(), fieldnames=header or list(row))
+                if header is None:
+                    self._csv.writeheader()
             self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
         elif self.fmt == "jsonl":
             self._open().write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
@@ -81,12 +96,20 @@ class TableWriter:
         self._pq.write_table(table)
         self._rows.clear()
 
+    def flush(self) -> None:
+        """Hand what was written to the operating system: the rows survive this process being killed
+        (``close`` also syncs the file to disk)."""
+        if self._fh is not None:
+            self._fh.flush()
+
     def close(self) -> None:
         if self.fmt == "parquet":
             self._flush_parquet()
             if self._pq is not None:
                 self._pq.close()
         if self._fh is not None and self._fh is not sys.stdout:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
             self._fh.close()
         elif self._fh is sys.stdout:
             sys.stdout.flush()

@@ -46,12 +46,23 @@ def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
 
     rev = revision or src.revision
     where = f"{src.hub_repo}/{src.filename}" + (f" at revision {rev}" if rev else "")
-    how = (f"Download it on a machine with network access (huggingface-cli download {src.hub_repo} "
-           f"{src.filename}) and pass the local path, e.g. load_model('/path/to/{src.filename}') or "
-           f"`--model /path/to/{src.filename}`, or put it in ${WEIGHTS_DIR_ENV}")
+    how = (f"Download it where there is network access: `hf download {src.hub_repo} {src.filename} "
+           f"--local-dir DIR` (the `hf` command comes with this install), then set {WEIGHTS_DIR_ENV}=DIR, "
+           f"or pass the file itself (`--model DIR/{src.filename}`, load_model('DIR/{src.filename}')). "
+           "Offline now: the bundled single-lead rhythm model, `--model cinc2017-rhythm-tiny`")
+    offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not offline:
+        try:  # in the cache already: no network needed
+            return Path(hf_hub_download(src.hub_repo, src.filename, revision=rev, cache_dir=cache_dir,
+                                        local_files_only=True, library_name="ecgfounder"))
+        except (LocalEntryNotFoundError, OSError):
+            pass
+        if not _hub_reachable():  # fail in seconds, not after the hub client's retries
+            raise WeightsUnavailableError(entry.name, f"weight file {where} is not in the local cache and "
+                                          f"the hub cannot be reached (no network). {how}")
     try:
         return Path(hf_hub_download(src.hub_repo, src.filename, revision=rev,
-                                    cache_dir=cache_dir, local_files_only=bool(local_files_only),
+                                    cache_dir=cache_dir, local_files_only=offline,
                                     library_name="ecgfounder"))
     except LocalEntryNotFoundError:
         raise WeightsUnavailableError(entry.name, f"weight file {where} is not in the local cache "
@@ -62,3 +73,28 @@ def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
     except (HfHubHTTPError, OSError) as exc:
         raise WeightsUnavailableError(entry.name, f"could not download {where} "
                                       f"({type(exc).__name__}: {str(exc)[:200]}). {how}") from None
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the hub's host accepts a TCP connection within ``timeout_s`` (name lookup included)."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)  # a stuck name lookup cannot hold us longer
+    t.start()
+    t.join(timeout_s + 0.5)
+    return bool(result and result[0])

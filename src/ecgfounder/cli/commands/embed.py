@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..common import scoring_options, make_predictor
@@ -15,18 +16,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="pooled embeddings (1024 values for the released models)")
     scoring_options(p)
     p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")
     p.set_defaults(func=run, threshold=None, thresholds=None)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...infer.runs import OutputExistsError, collect_inputs
     from ...infer.writers import EmbeddingWriter
 
-    predictor = make_predictor(args)
+    if Path(args.output).exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.output} exists; choose another output or --overwrite")
+    sources = collect_inputs(args.inputs)
+    predictor = make_predictor(args, sources)
     writer = EmbeddingWriter(args.output)
     failed = 0
     try:
-        for key, window, start, vec, err in predictor.iter_embed(args.inputs, per_window=args.per_window):
+        for key, window, start, vec, err in predictor.iter_embed(sources, per_window=args.per_window):
             if vec is None:
                 failed += 1
                 continue

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..common import scoring_options, make_predictor
+from ...errors import ECGFounderError
+from ..common import make_predictor, scoring_options
 
 __all__ = ["add_parser", "run"]
 
@@ -22,22 +23,50 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="one decision threshold for every label")
     p.add_argument("--thresholds", metavar="FILE",
                    help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest")
+    p.add_argument("--shard", metavar="K/N",
+                   help="score the K-th of N disjoint parts of the inputs (1 <= K <= N) into OUTPUT.partKofN.EXT; "
+                        "under torchrun the rank and world size choose the part")
     p.set_defaults(func=run)
     return p
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise ECGFounderError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/8") from None
+    return k, n
+
+
 def run(args: argparse.Namespace) -> int:
+    from ...infer.runs import collect_inputs, predict_to_file, shard_from_env
     from ...infer.writers import TableWriter, table_format
 
-    predictor = make_predictor(args)
-    writer = TableWriter(args.output, table_format(args.output, args.format))
+    shard = parse_shard(args.shard) or shard_from_env()
+    if not args.output and (args.resume or shard):
+        raise ECGFounderError("--resume and --shard (or torchrun) need --output FILE")
+    sources = collect_inputs(args.inputs)
+    predictor = make_predictor(args, sources)
+    if args.output:
+        summary = predict_to_file(predictor, sources, args.output, fmt=args.format, per_window=args.per_window,
+                                  overwrite=args.overwrite, resume=args.resume, shard=shard)
+        kept = f", {summary.resumed} kept from the interrupted run" if summary.resumed else ""
+        print(f"wrote {summary.rows} row(s) for {summary.records} record(s) to {summary.output}{kept}; "
+              f"{summary.failed} input(s) failed", file=sys.stderr)
+        return 1 if summary.failed else 0
+    writer = TableWriter(None, table_format(None, args.format))
     failed = 0
     try:
-        for row in predictor.iter_predict(args.inputs, per_window=args.per_window):
+        for row in predictor.iter_predict(sources, per_window=args.per_window):
             failed += bool(row["error"])
             writer.write(row)
     finally:
         writer.close()
-    if args.output:
-        print(f"wrote {writer.count} row(s) to {args.output}; {failed} input(s) failed", file=sys.stderr)
     return 1 if failed else 0
