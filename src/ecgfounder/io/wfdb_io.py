@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,149 @@ def _is_layout(head: object) -> bool:
         bool(files) and all(f in ("~", None, "") for f in files)
 
 
+_TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_DATE_FORMATS = ("%d/%m/%Y", "%d-%b-%Y", "%Y-%m-%d", "%d-%m-%Y", "%Y/%m/%d", "%d.%m.%Y")
+
+
+def _date(token: str) -> str | None:
+    import datetime as dt
+
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(token, fmt).strftime("%d/%m/%Y")
+        except ValueError:
+            continue
+    return None
+
+
+def _date_is_wfdb(token: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.strptime(token, "%d/%m/%Y")
+        return True
+    except ValueError:
+        return False
+
+
+def repair_header_text(text: str, folder: Path) -> tuple[str, list[str]]:
+    """A header with the deviations real databases ship fixed, and what was fixed (empty: nothing).
+
+    Tolerated (each seen in public data and reported to wfdb-python): a base date before the base
+    time or in another format (``2014-05-08``, ``05-May-2020``: CinC 2017/2020/2021); a date that is
+    only a year or otherwise unreadable (dropped: Cerebral Perfusion, MGH/MF); a folder in the record
+    or signal file name when the file sits beside the header (PTB-XL+ median beats); a signal file
+    named without its extension (converted CinC 2021 headers); a multi-segment record declaring
+    more segments than it lists (MIMIC-III). Nothing is ever read outside the header's folder.
+    """
+    lines = text.splitlines()
+    idx = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+    if not idx:
+        return text, []
+    notes: list[str] = []
+    r = idx[0]
+    tokens = lines[r].split()
+    name = tokens[0]
+    n_seg = None
+    if "/" in name:
+        head, _, tail = name.rpartition("/")
+        if tail.isdigit():
+            n_seg = int(tail)
+            if "/" in head:
+                notes.append(f"record name {head!r} without its folder")
+                head = head.rpartition("/")[2]
+            name = f"{head}/{tail}"
+        else:
+            notes.append(f"record name {name!r} without its folder")
+            name = tail
+    rest = tokens[4:]
+    if rest:
+        time = next((t for t in rest if _TIME.match(t)), None)
+        others = [t for t in rest if t != time]
+        date = _date(others[0]) if len(others) == 1 else None
+        if date is not None and _date_is_wfdb(others[0]):
+            date = others[0]  # already as the specification writes it: untouched
+        new = [t for t in (time, date) if t]
+        if new != rest:
+            notes.append(f"base time/date {' '.join(rest)!r} read as {' '.join(new) or 'absent'!r}")
+        rest = new
+    tokens = [name, *tokens[1:4], *rest]
+    lines[r] = " ".join(tokens)
+    following = idx[1:]
+    if n_seg is not None:
+        listed = len(following)
+        if listed < n_seg:
+            notes.append(f"{n_seg} segments declared, {listed} listed: read the {listed}")
+            tokens[0] = f"{name.partition('/')[0]}/{listed}"
+            try:
+                total = sum(int(lines[i].split()[1]) for i in following)
+                if len(tokens) > 3:
+                    tokens[3] = str(total)
+            except (IndexError, ValueError):
+                pass
+            lines[r] = " ".join(tokens)
+        return "\n".join(lines) + "\n", notes
+    try:
+        n_sig = int(tokens[1])
+    except (IndexError, ValueError):
+        return "\n".join(lines) + "\n", notes
+    for i in following[:n_sig]:
+        fields = lines[i].split()
+        file_name = fields[0]
+        if file_name == "~":
+            continue
+        fixed = file_name
+        if "/" in fixed or "\\" in fixed:
+            plain = fixed.replace("\\", "/").rpartition("/")[2]
+            if (folder / plain).is_file():
+                fixed = plain
+        if not (folder / fixed).is_file() and "/" not in fixed:
+            for ext in (".dat", ".mat"):
+                if (folder / (fixed + ext)).is_file():
+                    fixed = fixed + ext
+                    break
+        if fixed != file_name:
+            notes.append(f"signal file {file_name!r} read as {fixed!r}")
+            fields[0] = fixed
+            lines[i] = " ".join(fields)
+    return "\n".join(lines) + "\n", list(dict.fromkeys(notes))
+
+
+def _repaired_copy(header: Path, text: str) -> tuple[str, Path]:
+    """A temporary folder holding ``text`` as the header and links to the files it names."""
+    import os
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="ecgfounder-wfdb-")
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    name = lines[0][0].partition("/")[0]
+    (Path(tmp) / f"{name}.hea").write_text(text, encoding="latin-1")
+    wanted = {ln[0] for ln in lines[1:] if ln and _plain_name(ln[0])}
+    for seg in list(wanted):
+        seg_header = header.with_name(seg + ".hea")
+        if seg_header.is_file():  # a segment: its header and its data files
+            wanted.add(seg_header.name)
+            wanted |= {ln.split()[0] for ln in seg_header.read_text(errors="replace").splitlines()[1:]
+                       if ln.strip() and not ln.startswith("#") and _plain_name(ln.split()[0])}
+    for f in wanted:
+        src = header.with_name(f)
+        if src.is_file() and not (Path(tmp) / f).exists():
+            os.symlink(src.resolve(), Path(tmp) / f)
+    return tmp, Path(tmp) / name
+
+
+def _missing_files(header: Path, text: str) -> list[str]:
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines or "/" in lines[0][0] or len(lines[0]) < 2:
+        return []
+    try:
+        n_sig = int(lines[0][1])
+    except ValueError:
+        return []
+    names = {ln[0] for ln in lines[1:1 + n_sig] if ln and ln[0] != "~"}
+    return sorted(n for n in names if _plain_name(n) and not header.with_name(n).is_file())
+
+
 def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     """One WFDB record (single- or multi-segment) as an :class:`ECGRecord`.
 
@@ -133,7 +277,32 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     header = base.with_suffix(".hea") if base.suffix == "" else Path(str(base) + ".hea")
     if not header.is_file():
         raise ECGInputError(path, f"WFDB header {header.name} not found")
-    check_wfdb_header(path, header, limits)
+    lim = limits if limits is not None else ReadLimits.from_env()
+    check_bytes(path, header.stat().st_size, lim, "the WFDB header", field="max_header_bytes")
+    original = header.read_bytes().decode("latin-1")
+    text, repairs = repair_header_text(original, header.parent)
+    tmpdir = None
+    notes: list[str] = []
+    if repairs:
+        tmpdir, base = _repaired_copy(header, text)
+        notes.append("header repaired: " + "; ".join(repairs))
+    try:
+        check_wfdb_header(path, Path(str(base) + ".hea"), lim)
+        missing = _missing_files(header, text)
+        if missing:
+            raise ECGInputError(path, f"the signal file {', '.join(missing)} named by {header.name} is missing "
+                                "(a WFDB record is the .hea with its .dat/.mat beside it)")
+        return _read_checked(path, base, header, notes)
+    finally:
+        if tmpdir is not None:
+            import shutil
+
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECGRecord:
+    import wfdb
+
     try:
         head = wfdb.rdheader(str(base))
         if _is_layout(head):
@@ -153,7 +322,6 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     units = list(rec.units or ["mV"] * len(names))
     comments = list(rec.comments or [])
     info = parse_header_comments(comments)
-    notes: list[str] = []
     if multirate:
         rows = list(rec.e_p_signal or [])
         if not rows or max(len(r) for r in rows) == 0:
@@ -163,7 +331,8 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
             raise ECGInputError(path, f"no ECG channels in the record (found {', '.join(names)})")
         dropped = [f"{names[i]} ({units[i]})" for i in range(len(rows)) if i not in keep]
         rates = [float(rec.fs) * (spf[i] or 1) for i in keep]
-        signal, fs, notes = to_common_rate([rows[i] for i in keep], rates, [names[i] for i in keep])
+        signal, fs, rate_notes = to_common_rate([rows[i] for i in keep], rates, [names[i] for i in keep])
+        notes = notes + rate_notes
         if dropped:
             notes.append(f"dropped non-ECG channel(s): {', '.join(dropped)}")
         names, units = [names[i] for i in keep], [units[i] for i in keep]
