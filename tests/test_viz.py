@@ -115,3 +115,13 @@ def test_cli_plot_writes_the_figure(ludb1, tmp_path, capsys):
     assert "274 x 176 mm" in capsys.readouterr().out
     assert "Findings:" in out.read_text()
     assert main(["plot", str(tmp_path / "missing.hea")]) == 2
+
+
+def test_header_says_what_is_drawn_and_what_an_explanation_is_about(data_dir):
+    rec = read_ecg(data_dir / "cinc2017-dev" / "A00001.hea")  # 30 s
+    fig, _ = plot_ecg(rec, layout="single", max_rows=1, findings="AF logit -2.10", findings_label="Explained")
+    texts = [t.get_text() for t in fig.texts]
+    assert any("0-10 s shown of 30.0 s" in t for t in texts), texts
+    assert any(t.startswith("Explained: AF") for t in texts) and not any(t.startswith("Findings") for t in texts)
+    whole, _ = plot_ecg(rec, layout="single", max_rows=3)
+    assert any(t.endswith("30.0 s") and "shown" not in t for t in (x.get_text() for x in whole.texts))

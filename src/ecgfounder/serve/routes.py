@@ -130,7 +130,8 @@ async def explain(request: Request, label: str | None = None, method: str = "int
             expl.leads = [record.leads[0]]
         fig, _ = plot_ecg(record, layout="single" if len(expl.leads) == 1 else "auto",
                           lead=expl.leads[0] if len(expl.leads) == 1 else None, start_s=expl.start_s,
-                          attribution=expl, findings=f"{expl.label} {expl.score:.2f}", max_rows=1)
+                          attribution=expl, findings=f"{expl.label} {expl.score:.2f}", findings_label="Explained",
+                          max_rows=1)
         return {**expl.to_dict(max_points=500), "svg": figure_bytes(fig, "svg").decode()}
     try:
         return await asyncio.get_running_loop().run_in_executor(svc.draw_pool, run)

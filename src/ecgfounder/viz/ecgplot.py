@@ -101,11 +101,13 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
              findings: str | Sequence[tuple[str, float]] | None = None, title: str | None = None,
              speed: float = 25.0, gain: float = 10.0, row_mm: float | None = None,
              attribution: Any = None, fiducials: Mapping[str, Sequence[tuple[float, str]]] | None = None,
-             max_rows: int = 6, preprocessed: bool = False) -> tuple[Figure, PlotGeometry]:
+             max_rows: int = 6, preprocessed: bool = False,
+             findings_label: str = "Findings") -> tuple[Figure, PlotGeometry]:
     """Draw ``ecg`` (an :class:`ECGRecord`, a file path, or a ``(leads, samples)`` array at 500 Hz
     in mV) on ECG paper. Returns the figure and its :class:`PlotGeometry`.
 
-    ``findings``: a line of text or ``[(label, probability), ...]`` for the header. ``attribution``:
+    ``findings``: a line of text or ``[(label, probability), ...]`` for the header, after
+    ``findings_label`` (e.g. ``"Explained"`` for the label an attribution is about). ``attribution``:
     an :class:`~ecgfounder.explain.Explanation` shaded behind the leads it covers. ``fiducials``:
     ``{lead: [(time_s, symbol), ...]}`` (see :func:`~ecgfounder.io.read_ludb_fiducials`).
     ``preprocessed``: draw the signal after the contract's filter chain (band-pass, notch, baseline
@@ -163,15 +165,18 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
                 _fiducials(ax, fiducials[name], t0, t1, x_base, speed, y0, trace, fs, i0, gain)
 
     head = title or " ".join(x for x in (record.record_id or Path(record.source or "").stem or "ECG",) if x)
-    sub = (f"{fs:g} Hz, {len(leads)} lead(s), {duration:.1f} s"
-           + (f", from {start_s:g} s" if start_s else "") + (", filtered" if preprocessed else ""))
+    shown0 = min(seg[0][1] for seg in rows if seg)
+    shown1 = max(seg[-1][2] for seg in rows if seg)
+    span = (f"{duration:.1f} s" if shown0 <= 0 and shown1 >= duration - 1e-6
+            else f"{shown0:g}-{min(shown1, duration):g} s shown of {duration:.1f} s")
+    sub = f"{fs:g} Hz, {len(leads)} lead(s), {span}" + (", filtered" if preprocessed else "")
     fig.text(_MARGIN["left"] / width, 1 - 6 / height, head, fontsize=11, fontweight="bold", va="center")
     fig.text(_MARGIN["left"] / width, 1 - 11.5 / height, sub, fontsize=8, va="center")
     fig.text(1 - _MARGIN["right"] / width, 1 - 6 / height, f"{speed:g} mm/s   {gain:g} mm/mV",
              fontsize=8, va="center", ha="right")
     if findings:
         text = findings if isinstance(findings, str) else "   ".join(f"{k} {v:.2f}" for k, v in findings)
-        fig.text(_MARGIN["left"] / width, 1 - 16.5 / height, f"Findings: {text}", fontsize=8,
+        fig.text(_MARGIN["left"] / width, 1 - 16.5 / height, f"{findings_label}: {text}", fontsize=8,
                  va="center", color="#7a0000")
     if attribution is not None:
         fig.text(1 - _MARGIN["right"] / width, 1 - 11.5 / height,

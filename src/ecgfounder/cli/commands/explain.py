@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         layout = "single"
     fig, _ = plot_ecg(record, layout=layout, lead=expl.details.get("record_lead"), start_s=expl.start_s,
                       attribution=expl, findings=f"{expl.label} {expl.target} {expl.score:.2f}",
-                      max_rows=1)
+                      findings_label="Explained", max_rows=1)
     save_figure(fig, out, dpi=args.dpi)
     print(f"figure: {out}")
     return 0
