@@ -183,3 +183,13 @@ def test_cors_is_off_by_default(server):
     url, _ = server
     r = httpx.get(f"{url}/v1/models", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_a_header_without_its_signal_file_is_a_422_that_says_so(server):
+    url, _ = server
+    r = httpx.post(f"{url}/v1/predict", files={"file": ("r.hea", b"r 1 500 5000\nr.dat 16 200 16 0 0 0 0 I\n")},
+                   timeout=60)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert "r.dat named by r.hea is missing" in err["message"] and err["file"] == "r.hea"
+    assert "/tmp" not in r.text and "ecgfounder-serve-" not in r.text

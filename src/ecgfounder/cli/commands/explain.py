@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="which leads and moments drove a label: attributions drawn on the trace")
     p.add_argument("file", help="ECG file")
     p.add_argument("--label", required=True, help="label name (see `ecgfounder labels`)")
-    p.add_argument("--model", default="ecgfounder-12lead", help="registered model name or model file")
+    p.add_argument("--model", help="registered model name or model file (default: the released model that fits "
+                                    "the file: 12-lead or single-lead)")
     p.add_argument("--method", choices=["integrated-gradients", "gradcam", "occlusion"],
                    default="integrated-gradients")
     p.add_argument("--target", choices=["logit", "probability"], default="logit",
@@ -39,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from ...models import load_model
     from ...viz import plot_ecg, save_figure
 
+    if args.model is None:
+        from ...infer.runs import suggest_model
+
+        args.model, why = suggest_model([args.file])
+        print(f"model: {args.model} ({why}; --model to choose another)", file=sys.stderr)
     model = load_model(args.model, **model_overrides(args))
     record = read_ecg(args.file)
     expl = explain(model, record, args.label, method=args.method, window=args.window, lead=args.lead,
