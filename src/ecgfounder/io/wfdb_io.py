@@ -270,8 +270,6 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     a note. A layout header (the signal list of a multi-segment record, with no samples) is an
     error naming the master header to open.
     """
-    import wfdb
-
     path = Path(path)
     base = wfdb_record_base(path)
     header = base.with_suffix(".hea") if base.suffix == "" else Path(str(base) + ".hea")
