@@ -366,8 +366,11 @@ def test_no_server_path_in_model_metadata(tmp_path, data_dir):
     model_file = tmp_path / "private-folder" / "mine.safetensors"
     model_file.parent.mkdir()
     save_model(load_model("cinc2017-rhythm-tiny"), model_file)
+    import ecgfounder
+
+    install = str(Path(ecgfounder.__file__).resolve().parents[1])  # where the package (and its weights) lie
     with serving(ServeSettings(model=str(model_file), workers=1), None) as (url, _):
         for r in (httpx.get(f"{url}/v1/models"), httpx.get(f"{url}/healthz"),
                   _post(url, "/v1/predict", json=_small_json(data_dir)),
                   _post(url, "/v1/predict", files={"file": ("r.hea", b"r 1 500 5000\nr.dat 16 200 16 0 0 0 0 I\n")})):
-            _assert_clean(r, str(tmp_path), "private-folder")
+            _assert_clean(r, str(tmp_path), "private-folder", install)

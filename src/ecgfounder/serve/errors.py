@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["APIError", "scrub_paths"]
+__all__ = ["APIError", "scrub_paths", "scrub_value"]
 
 
 class APIError(Exception):
@@ -30,3 +30,14 @@ def scrub_paths(text: str) -> str:
     (or the model's location), which must not reach the client.
     """
     return _WINDOWS.sub(r"\1", _POSIX.sub(r"\1", text))
+
+
+def scrub_value(value: Any) -> Any:
+    """:func:`scrub_paths` applied to every string inside dicts and lists (model metadata)."""
+    if isinstance(value, str):
+        return scrub_paths(value)
+    if isinstance(value, dict):
+        return {k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return value

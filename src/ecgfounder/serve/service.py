@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from .._version import __version__
 from .batcher import Batcher
-from .errors import APIError, scrub_paths
+from .errors import APIError, scrub_paths, scrub_value
 from .uploads import UPLOAD_SUFFIXES, ParseJob, safe_name
 from .settings import ServeSettings
 from .workers import ParsePool
@@ -111,7 +111,7 @@ class Service:
     # ------------------------------------------------------------------ answers
 
     def provenance(self) -> dict[str, Any]:
-        weights = {k: scrub_paths(v) if isinstance(v, str) else v for k, v in (self.info.provenance or {}).items()}
+        weights = scrub_value(dict(self.info.provenance or {}))
         return {"model": scrub_paths(self.predictor.model_name), "ecgfounder_version": __version__,
                 "preprocessing": self.predictor.preprocessing, "weights": weights, "task": self.info.task,
                 "runtime": self.predictor.runtime}
