@@ -1,0 +1,138 @@
+"""Reading long recordings piece by piece, so that a 24 h Holter never has to fit in memory.
+
+:func:`open_long` returns a :class:`LongRecording`: its rate, length and channels, and
+:meth:`LongRecording.read` (a span of samples as an :class:`ECGRecord`). WFDB records are read
+with ``wfdb.rdrecord(sampfrom=, sampto=)`` and EDF/BDF with pyedflib's per-signal ranges: only
+the span asked for is read. Other formats are read whole (under the reading budget) and sliced.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ECGInputError
+from ._build import build_record
+from .leads import is_non_ecg_channel
+from .limits import ReadLimits
+from .reader import detect_format, read_ecg
+from .record import ECGRecord
+
+__all__ = ["LongRecording", "open_long"]
+
+
+@dataclass
+class LongRecording:
+    """A recording read span by span. ``n_samples`` at ``fs``; ``read(start, stop)`` returns
+    samples ``[start, stop)`` (clipped to the recording) as a record in mV."""
+
+    path: Path
+    fs: float
+    n_samples: int
+    leads: tuple[str, ...]
+    kind: str
+    _state: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+    def read(self, start: int, stop: int) -> ECGRecord:
+        start, stop = max(0, int(start)), min(self.n_samples, int(stop))
+        if stop <= start:
+            raise ValueError(f"empty span {start}..{stop}")
+        if self.kind == "wfdb":
+            return self._read_wfdb(start, stop)
+        if self.kind == "edf":
+            return self._read_edf(start, stop)
+        whole: ECGRecord = self._state["record"]
+        return whole.replace(signal=whole.signal[:, start:stop])
+
+    def _read_wfdb(self, start: int, stop: int) -> ECGRecord:
+        import wfdb
+
+        try:
+            rec = wfdb.rdrecord(self._state["base"], sampfrom=start, sampto=stop, physical=True, return_res=64,
+                                channels=self._state["channels"])
+        except Exception as exc:  # noqa: BLE001 - a damaged span: the caller excludes it
+            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {str(exc)[:120]}") from None
+        return build_record(np.asarray(rec.p_signal, dtype=np.float64).T, self.fs, list(rec.sig_name),
+                            list(rec.units), source=str(self.path), record_id=self.path.stem)
+
+    def _read_edf(self, start: int, stop: int) -> ECGRecord:
+        import pyedflib
+
+        channels, labels, dims = self._state["channels"], self._state["labels"], self._state["dims"]
+        try:
+            with pyedflib.EdfReader(str(self.path)) as r:
+                rows = [r.readSignal(i, start=start, n=stop - start) for i in channels]
+        except Exception as exc:  # noqa: BLE001
+            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {str(exc)[:120]}") from None
+        return build_record(np.stack(rows), self.fs, labels, dims, source=str(self.path), record_id=self.path.stem)
+
+
+def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None, **read_args: Any) -> LongRecording:
+    """Open a recording for reading span by span (see the module). The first span is read once to
+    check the file, so errors come here rather than in the middle of a run."""
+    p = Path(path)
+    fmt = detect_format(p)
+    if fmt == "wfdb":
+        import wfdb
+
+        from .wfdb_io import check_wfdb_header, wfdb_record_base
+
+        base = wfdb_record_base(p)
+        header = Path(str(base) + ".hea")
+        if not header.is_file():
+            raise ECGInputError(p, f"WFDB header {header.name} not found")
+        # The budget is checked per span, not for the whole record: that is the point of reading spans.
+        check_wfdb_header(p, header, ReadLimits(max_values=1 << 62))
+        try:
+            head = wfdb.rdheader(str(base))
+        except Exception as exc:  # noqa: BLE001
+            raise ECGInputError(p, f"cannot read the WFDB header ({type(exc).__name__}: {str(exc)[:150]})") from None
+        if getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in (head.samps_per_frame or [])):
+            whole = read_ecg(p, limits=limits, **read_args)  # several samples per frame: read_ecg handles it
+            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+        names = [str(n) for n in (head.sig_name or [])]
+        units = list(head.units or ["mV"] * len(names))
+        channels = [i for i, (n, u) in enumerate(zip(names, units)) if not is_non_ecg_channel(n, u)]
+        if not channels:
+            raise ECGInputError(p, f"no ECG channels in the record (found {', '.join(names)})")
+        n = int(head.sig_len or 0)
+        if n <= 0:
+            whole = read_ecg(p, limits=limits, **read_args)
+            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+        long = LongRecording(p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels})
+        first = long.read(0, min(n, int(head.fs * 10)))
+        long.leads = first.leads
+        return long
+    if fmt == "edf":
+        import pyedflib
+
+        try:
+            with pyedflib.EdfReader(str(p)) as r:
+                labels = [str(s).strip() for s in r.getSignalLabels()]
+                dims = [str(r.getPhysicalDimension(i)).strip() or None for i in range(r.signals_in_file)]
+                rates = [float(r.getSampleFrequency(i)) for i in range(r.signals_in_file)]
+                counts = list(r.getNSamples())
+        except Exception:  # noqa: BLE001 - non-compliant files: read_ecg repairs and reads them whole
+            whole = read_ecg(p, limits=limits, **read_args)
+            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+        channels = [i for i in range(len(labels)) if not is_non_ecg_channel(labels[i], dims[i])]
+        if not channels:
+            raise ECGInputError(p, f"no ECG channels in the file (found {', '.join(labels)})")
+        if len({rates[i] for i in channels}) > 1:
+            whole = read_ecg(p, limits=limits, **read_args)  # channels at several rates: read whole
+            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+        long = LongRecording(p, rates[channels[0]], min(counts[i] for i in channels), (), "edf",
+                             {"channels": channels, "labels": [labels[i] for i in channels],
+                              "dims": [dims[i] for i in channels]})
+        long.leads = long.read(0, min(long.n_samples, int(long.fs * 10))).leads
+        return long
+    whole = read_ecg(p, limits=limits, **read_args)
+    return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})

@@ -1,0 +1,125 @@
+"""From window probabilities to episodes and burden (pure functions, no model, no files).
+
+Windows overlap (a 10 s window every ``stride`` s); each window *owns* the ``stride`` seconds
+around its centre, so the owned spans tile the recording once. A label's probability is smoothed
+over neighbouring windows (a running median), then an episode opens where it reaches ``on`` and
+stays open until it falls below ``off`` (hysteresis: no flicker around one threshold). Excluded
+windows (noise, lead off, unreadable) close an episode and count as neither in nor out of it.
+Episodes separated by less than ``merge_gap_s`` are joined; episodes shorter than
+``min_duration_s`` are dropped. Burden is the share of *analysed* time (owned spans of windows
+not excluded) inside a label's episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EpisodeRules", "Episode", "find_episodes", "owned_spans", "burden"]
+
+
+@dataclass(frozen=True)
+class EpisodeRules:
+    """How episodes are drawn from window probabilities (defaults documented in docs/monitor.md)."""
+
+    on: float = 0.5               # the smoothed probability at which an episode opens
+    off: float = 0.35             # ... and below which it closes
+    smooth_windows: int = 3       # running median over this many windows (1: none)
+    min_duration_s: float = 30.0  # shorter episodes are dropped
+    merge_gap_s: float = 10.0     # episodes closer than this are joined
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.off <= self.on <= 1:
+            raise ValueError(f"need 0 <= off <= on <= 1 (got on={self.on}, off={self.off})")
+        if self.smooth_windows < 1:
+            raise ValueError("smooth_windows must be at least 1")
+
+
+@dataclass
+class Episode:
+    label: str
+    start_s: float
+    end_s: float
+    mean_probability: float
+    max_probability: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def owned_spans(starts_s: np.ndarray, window_s: float, stride_s: float, duration_s: float) -> np.ndarray:
+    """(W, 2) seconds each window owns: ``stride`` around its centre, clipped to the recording and
+    to the neighbours' spans (the first and last windows reach the ends)."""
+    centres = np.asarray(starts_s, dtype=np.float64) + window_s / 2
+    if len(centres) == 0:
+        return np.zeros((0, 2))
+    edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [duration_s]])
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def _smooth(p: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1:
+        return p
+    out = p.copy()
+    half = k // 2
+    for i in range(len(p)):
+        if not valid[i]:
+            continue
+        lo, hi = max(0, i - half), min(len(p), i + half + 1)
+        neighbours = p[lo:hi][valid[lo:hi]]
+        out[i] = float(np.median(neighbours))
+    return out
+
+
+def find_episodes(label: str, spans: np.ndarray, probs: np.ndarray, valid: np.ndarray,
+                  rules: EpisodeRules = EpisodeRules()) -> list[Episode]:
+    """Episodes of ``label`` from per-window ``probs`` (W,), ``valid`` (W,) and owned ``spans``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    smooth = _smooth(probs, valid, rules.smooth_windows)
+    runs: list[list[int]] = []
+    current: list[int] | None = None
+    for i in range(len(probs)):
+        if not valid[i]:
+            current = None
+            continue
+        if current is None:
+            if smooth[i] >= rules.on:
+                current = [i]
+                runs.append(current)
+        elif smooth[i] >= rules.off:
+            current.append(i)
+        else:
+            current = None
+    merged: list[list[int]] = []
+    for run in runs:
+        if merged and spans[run[0], 0] - spans[merged[-1][-1], 1] < rules.merge_gap_s:
+            gap_valid = [j for j in range(merged[-1][-1] + 1, run[0]) if valid[j]]
+            merged[-1].extend(gap_valid)
+            merged[-1].extend(run)
+        else:
+            merged.append(list(run))
+    out = []
+    for run in merged:
+        start, end = float(spans[run[0], 0]), float(spans[run[-1], 1])
+        if end - start < rules.min_duration_s:
+            continue
+        p = probs[run]
+        out.append(Episode(label, start, end, float(p.mean()), float(p.max())))
+    return out
+
+
+def burden(episodes: list[Episode], spans: np.ndarray, valid: np.ndarray) -> float:
+    """Share of analysed time inside ``episodes`` (0 when nothing was analysed)."""
+    analysed = float(sum(b - a for (a, b), v in zip(spans, valid) if v))
+    if analysed <= 0:
+        return 0.0
+    inside = 0.0
+    for (a, b), v in zip(spans, valid):
+        if not v:
+            continue
+        for e in episodes:
+            inside += max(0.0, min(b, e.end_s) - max(a, e.start_s))
+    return inside / analysed

@@ -1,0 +1,264 @@
+"""``monitor``: a long recording (Holter, patch, watch) in, windows, episodes, burden and heart rate out.
+
+The recording is read span by span (:func:`~ecgfounder.io.chunks.open_long`), so memory does not
+grow with its length. Windows of the model's length start every ``stride_s`` seconds; each is
+checked (gaps, a flat lead, implausible amplitude), preprocessed with the model's recipe and
+scored by the :class:`~ecgfounder.Predictor`'s backend. A model label meaning noise (``noisy``)
+at or above 0.5 also excludes its window. Excluded windows are reported with their reason and
+never counted as normal. Episodes and burden: :mod:`.episodes`. Heart rate: R peaks from
+``wfdb.processing.gqrs_detect`` on the analysed lead, per window (median RR) and per minute, with
+the RR coefficient of variation per window as a model-free second opinion on AF.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ECGFounderError
+from ..io.chunks import open_long
+from ..io.leads import select_leads
+from ..signal.preprocess import get_recipe, preprocess
+from ..signal.resample import resample
+from .episodes import Episode, EpisodeRules, burden, find_episodes, owned_spans
+
+__all__ = ["monitor", "MonitorResult", "window_starts_s"]
+
+_NOISE_LABELS = ("noisy", "noise", "artifact", "artefact")
+
+
+@dataclass
+class MonitorResult:
+    windows: Any                  # DataFrame: start_s, end_s, a column per label, quality, hr_bpm, rr_cv
+    episodes: list[Episode]
+    summary: dict[str, Any]
+    out_dir: Path | None = None
+
+
+def window_starts_s(duration_s: float, window_s: float, stride_s: float) -> np.ndarray:
+    """Window starts (s) every ``stride_s``, the last aligned to the end, as the Predictor cuts."""
+    if duration_s <= window_s:
+        return np.array([0.0])
+    n = int(math.floor((duration_s - window_s) / stride_s + 1e-9)) + 1
+    starts = np.arange(n) * stride_s
+    if starts[-1] + window_s < duration_s - 1e-9:
+        starts = np.append(starts, duration_s - window_s)
+    return starts
+
+
+def _quality(x: np.ndarray) -> str:
+    if not np.isfinite(x).all():
+        return "gap"
+    ptp = float(np.ptp(x, axis=-1).min())
+    if ptp < 0.01:
+        return "flat (lead off)"
+    robust = float(np.percentile(x, 99.5, axis=-1).max() - np.percentile(x, 0.5, axis=-1).min())
+    if robust > 30.0:
+        return "implausible amplitude"
+    return "ok"
+
+
+def _r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
+    import contextlib
+    import io
+
+    from wfdb.processing import gqrs_detect
+
+    if len(x) < fs * 2 or not np.isfinite(x).all() or np.ptp(x) < 0.01:
+        return np.zeros(0, dtype=np.int64)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return np.asarray(gqrs_detect(sig=np.asarray(x, dtype=np.float64), fs=fs), dtype=np.int64)
+
+
+def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | None = None,
+            stride_s: float = 5.0, chunk_s: float = 600.0, rules: EpisodeRules = EpisodeRules(),
+            labels: list[str] | None = None, out_dir: str | os.PathLike[str] | None = None,
+            progress: bool | None = None, batch_size: int = 64, heart_rate: bool = True) -> MonitorResult:
+    """Analyse a recording of any length; see the module. ``model``: a name, file or loaded model
+    (default: the released single-lead ECGFounder, or the 12-lead one for 12-lead files);
+    ``labels``: the labels episodes are drawn for (default: all but normal and noise labels);
+    ``out_dir``: where ``windows.csv``, ``episodes.csv`` and ``summary.json`` are written."""
+    import pandas as pd
+
+    from ..infer import Predictor
+    from ..infer.runs import suggest_model
+
+    if stride_s <= 0 or chunk_s <= 0:
+        raise ValueError("stride_s and chunk_s must be positive")
+    long = open_long(source)
+    if model is None:
+        model, _ = suggest_model([str(source)])
+    predictor = Predictor(model, workers=0, progress=False, batch_size=batch_size)
+    contract = predictor.contract
+    window_s = contract.duration_s
+    recipe = get_recipe(contract.preprocessing)
+    names = list(predictor.labels)
+    noise = [i for i, n in enumerate(names) if n.lower() in _NOISE_LABELS]
+    chosen = labels if labels is not None else [n for n in names if n.lower() not in _NOISE_LABELS
+                                                and "normal" not in n.lower()]
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ECGFounderError(f"labels not in the model: {', '.join(unknown)}")
+
+    # the model's leads must be in the record: said now, not as every window failing
+    select_leads(long.read(0, min(long.n_samples, int(long.fs * window_s))), contract.leads, lead=lead)
+    duration = long.duration_s
+    starts = window_starts_s(duration, window_s, stride_s)
+    probs = np.full((len(starts), len(names)), np.nan, dtype=np.float64)
+    quality = np.array(["ok"] * len(starts), dtype=object)
+    peaks: list[np.ndarray] = []
+    chunk_s = max(chunk_s, stride_s)
+    chunk_edges = np.arange(0.0, duration + chunk_s, chunk_s)
+    bar = None
+    if progress if progress is not None else sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(duration), unit="s", desc="ecgfounder monitor", file=sys.stderr)
+    pad_s = 1.0
+    n = contract.n_samples
+
+    def _score(rec: Any, t0: float, idx: list[int]) -> None:
+        """Check, preprocess and score the windows ``idx`` of ``rec`` (which starts at ``t0`` s)."""
+        x = rec.signal.astype(np.float64)
+        if rec.fs != contract.fs:
+            x = resample(x, rec.fs, contract.fs)
+        wins, keep = [], []
+        for j in idx:
+            a = int(round((starts[j] - t0) * contract.fs))
+            w = x[:, a:a + n]
+            if w.shape[1] < n:  # a recording shorter than a window: padded with its edge value
+                w = np.pad(w, ((0, 0), (0, n - w.shape[1])), mode="edge") if w.shape[1] else \
+                    np.full((x.shape[0], n), np.nan)
+            quality[j] = _quality(w)
+            if quality[j] == "ok":
+                wins.append(w)
+                keep.append(j)
+        if wins:
+            batch = preprocess(np.stack(wins), contract.fs, recipe, workers=1)
+            probs[keep] = predictor.forward(np.ascontiguousarray(batch, dtype=np.float32))
+
+    for c0 in chunk_edges[:-1]:
+        c1 = min(c0 + chunk_s, duration)
+        idx = np.flatnonzero((starts >= c0) & (starts < c1))
+        if len(idx) == 0 and c0 >= duration:
+            break
+        span0 = max(0.0, (starts[idx[0]] if len(idx) else c0) - pad_s)
+        span1 = min(duration, (starts[idx[-1]] + window_s if len(idx) else c1) + pad_s)
+        i0, i1 = int(math.floor(span0 * long.fs)), int(math.ceil(span1 * long.fs))
+        try:
+            rec = select_leads(long.read(i0, i1), contract.leads, lead=lead)
+        except ECGFounderError as exc:
+            # A damaged span: read its windows one by one, so only what cannot be read is lost.
+            reason = f"unreadable: {getattr(exc, 'reason', str(exc))[:80]}"
+            for j in idx:
+                a, b = int(math.floor(starts[j] * long.fs)), int(math.ceil((starts[j] + window_s) * long.fs))
+                try:
+                    one = select_leads(long.read(a, b), contract.leads, lead=lead)
+                except ECGFounderError:
+                    quality[j] = reason
+                    continue
+                _score(one, a / long.fs, [j])
+            if bar is not None:
+                bar.update(round(c1 - c0))
+            continue
+        t0 = i0 / long.fs
+        if heart_rate:
+            own0, own1 = int(round((c0 - t0) * rec.fs)), int(round((c1 - t0) * rec.fs))
+            r = _r_peaks(rec.signal[0], rec.fs)
+            peaks.append(t0 + r[(r >= own0) & (r < own1)] / rec.fs)
+        _score(rec, t0, list(idx))
+        if bar is not None:
+            bar.update(round(c1 - c0))
+    if bar is not None:
+        bar.close()
+
+    for i in noise:
+        noisy = np.nan_to_num(probs[:, i]) >= 0.5
+        quality[(quality == "ok") & noisy] = f"noisy (model: {names[i]})"
+    valid = quality == "ok"
+    spans = owned_spans(starts, window_s, stride_s, duration)
+    all_peaks = np.concatenate(peaks) if peaks else np.zeros(0)
+    hr, rr_cv = _window_rhythm(all_peaks, starts, window_s)
+    episodes: list[Episode] = []
+    for label in chosen:
+        episodes += find_episodes(label, spans, probs[:, names.index(label)], valid, rules)
+    episodes.sort(key=lambda e: (e.start_s, e.label))
+
+    table = pd.DataFrame({"start_s": starts, "end_s": np.minimum(starts + window_s, duration)})
+    for k, name in enumerate(names):
+        table[name] = probs[:, k]
+    table["quality"] = quality
+    table["hr_bpm"] = hr
+    table["rr_cv"] = rr_cv
+    analysed = float(sum(b - a for (a, b), v in zip(spans, valid) if v))
+    summary = {
+        "record": str(source), "model": predictor.model_name, "duration_s": round(duration, 3),
+        "analysed_s": round(analysed, 3), "excluded_s": round(duration - analysed, 3),
+        "excluded_by_reason": _excluded(spans, quality),
+        "burden": {label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
+                   for label in chosen},
+        "episodes": {label: sum(e.label == label for e in episodes) for label in chosen},
+        "heart_rate": _minute_hr(all_peaks, duration),
+        "windows": {"count": int(len(starts)), "window_s": window_s, "stride_s": stride_s},
+        "rules": asdict(rules),
+    }
+    out = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "windows.csv", index=False)
+        pd.DataFrame([{"label": e.label, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3),
+                       "duration_s": round(e.duration_s, 3), "mean_probability": e.mean_probability,
+                       "max_probability": e.max_probability} for e in episodes],
+                     columns=["label", "start_s", "end_s", "duration_s", "mean_probability",
+                              "max_probability"]).to_csv(out / "episodes.csv", index=False)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return MonitorResult(table, episodes, summary, out)
+
+
+def _excluded(spans: np.ndarray, quality: np.ndarray) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for (a, b), q in zip(spans, quality):
+        if q != "ok":
+            out[str(q)] = round(out.get(str(q), 0.0) + (b - a), 3)
+    return out
+
+
+def _window_rhythm(peaks: np.ndarray, starts: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    hr = np.full(len(starts), np.nan)
+    cv = np.full(len(starts), np.nan)
+    if len(peaks) < 3:
+        return hr, cv
+    peaks = np.sort(peaks)
+    for i, s in enumerate(starts):
+        p = peaks[(peaks >= s) & (peaks < s + window_s)]
+        rr = np.diff(p)
+        rr = rr[(rr > 0.25) & (rr < 3.0)]  # 20-240 bpm
+        if len(rr) >= 3:
+            hr[i] = 60.0 / float(np.median(rr))
+            cv[i] = float(np.std(rr) / np.mean(rr))
+    return hr, cv
+
+
+def _minute_hr(peaks: np.ndarray, duration: float) -> dict[str, Any]:
+    if len(peaks) < 3:
+        return {"mean_bpm": None, "min_bpm": None, "max_bpm": None, "per_minute": []}
+    peaks = np.sort(peaks)
+    rr = np.diff(peaks)
+    t = peaks[1:]
+    ok = (rr > 0.25) & (rr < 3.0)
+    per_minute = []
+    for m in range(int(math.ceil(duration / 60))):
+        sel = ok & (t >= m * 60) & (t < (m + 1) * 60)
+        per_minute.append(round(60.0 / float(np.mean(rr[sel])), 1) if sel.sum() >= 3 else None)
+    vals = [v for v in per_minute if v is not None]
+    return {"mean_bpm": round(60.0 / float(np.mean(rr[ok])), 1) if ok.any() else None,
+            "min_bpm": min(vals) if vals else None, "max_bpm": max(vals) if vals else None,
+            "per_minute": per_minute}

@@ -1,0 +1,121 @@
+"""Long recordings: a record assembled from real CinC 2017 recordings of known class (normal, then
+AF, then normal) through ``monitor`` with the bundled model; episodes and burden against the
+truth; chunked reading equal to whole reading; a damaged span excluded, not an abort; the episode
+rules on their own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ecgfounder.monitor import EpisodeRules, burden, find_episodes, monitor, owned_spans, window_starts_s
+
+
+@pytest.fixture(scope="module")
+def assembled(tmp_path_factory, data_dir):
+    """4 normal, 4 AF, 4 normal recordings (lead I-like, 300 Hz) written as one WFDB record."""
+    import wfdb
+
+    cinc = data_dir / "cinc2017-dev"
+    ref = dict(line.strip().split(",") for line in (cinc / "REFERENCE.csv").read_text().splitlines())
+    names = sorted(ref)
+    normal = [n for n in names if ref[n] == "N"]
+    af = [n for n in names if ref[n] == "A"]
+    parts, truth, t = [], [], 0.0
+    for cls, chosen in (("N", normal[:4]), ("A", af[:4]), ("N", normal[4:8])):
+        for n in chosen:
+            x, fields = wfdb.rdsamp(str(cinc / n))
+            parts.append(x[:, 0])
+            truth.append((cls, t, t + len(x) / fields["fs"]))
+            t += len(x) / fields["fs"]
+    folder = tmp_path_factory.mktemp("long")
+    wfdb.wrsamp("long", fs=300, units=["mV"], sig_name=["ECG"], p_signal=np.concatenate(parts)[:, None],
+                fmt=["16"], write_dir=str(folder))
+    af_span = (min(a for c, a, _ in truth if c == "A"), max(b for c, _, b in truth if c == "A"))
+    return folder / "long.hea", af_span, t
+
+
+def test_af_episodes_and_burden_on_an_assembled_record(assembled, tmp_path):
+    path, (af0, af1), duration = assembled
+    result = monitor(path, "cinc2017-rhythm-tiny", out_dir=tmp_path, chunk_s=120, progress=False)
+    af = [e for e in result.episodes if e.label == "AF"]
+    assert af, result.episodes
+    assert abs(af[0].start_s - af0) <= 10 and abs(af[-1].end_s - af1) <= 10  # onsets and ends within 10 s
+    inside = sum(min(e.end_s, af1) - max(e.start_s, af0) for e in af)
+    assert inside / sum(e.duration_s for e in af) >= 0.95  # episodes lie in the AF part
+    s = result.summary
+    truth = (af1 - af0) / duration
+    assert abs(s["burden"]["AF"] - truth) <= 0.05 and s["episodes"]["AF"] == len(af)
+    assert s["duration_s"] == pytest.approx(duration, abs=0.01)
+    assert s["analysed_s"] + s["excluded_s"] == pytest.approx(s["duration_s"], abs=0.01)
+    assert 50 < s["heart_rate"]["mean_bpm"] < 120 and len(s["heart_rate"]["per_minute"]) == int(np.ceil(duration / 60))
+    for name in ("windows.csv", "episodes.csv", "summary.json"):
+        assert (tmp_path / name).is_file()
+    table = result.windows
+    assert {"start_s", "end_s", "AF", "normal", "quality", "hr_bpm", "rr_cv"} <= set(table.columns)
+    during = table[(table.start_s >= af0 + 10) & (table.end_s <= af1 - 10) & (table.quality == "ok")]
+    outside = table[(table.end_s <= af0) & (table.quality == "ok")]
+    assert during["rr_cv"].median() > 2 * outside["rr_cv"].median()  # the model-free second opinion agrees
+
+
+def test_chunked_reading_equals_whole_reading(assembled):
+    path, _, _ = assembled
+    small = monitor(path, "cinc2017-rhythm-tiny", chunk_s=45, progress=False)
+    whole = monitor(path, "cinc2017-rhythm-tiny", chunk_s=10_000, progress=False)
+    labels = ["normal", "AF", "other", "noisy"]
+    np.testing.assert_allclose(small.windows[labels].to_numpy(), whole.windows[labels].to_numpy(), atol=1e-6)
+    assert list(small.windows["quality"]) == list(whole.windows["quality"])
+    assert [(e.label, e.start_s, e.end_s) for e in small.episodes] == [(e.label, e.start_s, e.end_s)
+                                                                       for e in whole.episodes]
+
+
+def test_a_damaged_span_is_excluded_not_an_abort(assembled, tmp_path):
+    path, _, duration = assembled
+    header = path.read_text().splitlines()
+    n = int(header[0].split()[3])
+    longer = tmp_path / "cut.hea"
+    # declares 60 s more than the data file holds: the last span cannot be read
+    longer.write_text("\n".join([header[0].replace(f" {n}", f" {n + 60 * 300}", 1).replace("long", "cut", 1),
+                                 header[1].replace("long.dat", "cut.dat")]) + "\n")
+    (tmp_path / "cut.dat").write_bytes((path.parent / "long.dat").read_bytes())
+    result = monitor(longer, "cinc2017-rhythm-tiny", chunk_s=60, progress=False, heart_rate=False)
+    reasons = result.summary["excluded_by_reason"]
+    assert any(r.startswith("unreadable") for r in reasons), reasons
+    assert result.summary["analysed_s"] > duration - 60
+
+
+def test_cli_monitor(assembled, tmp_path):
+    path, _, _ = assembled
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "monitor", str(path), "--model", "cinc2017-rhythm-tiny",
+                        "--out", str(tmp_path), "--no-progress", "--labels", "AF"], capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["burden"]) == {"AF"} and out["episodes"]["AF"] >= 1
+    assert json.loads((tmp_path / "summary.json").read_text())["rules"]["on"] == 0.5
+
+
+def test_episode_rules():
+    starts = window_starts_s(200.0, 10.0, 5.0)
+    spans = owned_spans(starts, 10.0, 5.0, 200.0)
+    assert spans[0, 0] == 0 and spans[-1, 1] == 200 and np.allclose(spans[1:, 0], spans[:-1, 1])
+    p = np.zeros(len(starts))
+    p[(starts >= 50) & (starts < 120)] = 0.9
+    p[(starts >= 80) & (starts < 85)] = 0.4  # a dip above `off`: the episode stays open (hysteresis)
+    valid = np.ones(len(starts), bool)
+    rules = EpisodeRules(smooth_windows=1, min_duration_s=20)
+    eps = find_episodes("AF", spans, p, valid, rules)
+    assert len(eps) == 1 and 50 <= eps[0].start_s <= 60 and 120 <= eps[0].end_s <= 130
+    assert burden(eps, spans, valid) == pytest.approx(eps[0].duration_s / 200)
+    valid[(starts >= 90) & (starts < 100)] = False  # excluded windows split it and are not counted
+    split = find_episodes("AF", spans, p, valid, EpisodeRules(smooth_windows=1, min_duration_s=20, merge_gap_s=0))
+    assert len(split) == 2
+    short = np.zeros(len(starts))
+    short[(starts >= 50) & (starts < 60)] = 0.9
+    assert find_episodes("AF", spans, short, np.ones(len(starts), bool), EpisodeRules(smooth_windows=1)) == []
+    with pytest.raises(ValueError):
+        EpisodeRules(on=0.3, off=0.5)
