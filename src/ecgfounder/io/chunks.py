@@ -49,6 +49,12 @@ class LongRecording:
             return self._read_wfdb(start, stop)
         if self.kind == "edf":
             return self._read_edf(start, stop)
+        if self.kind == "ishne":
+            from .ishne import ishne_span
+
+            head = self._state["head"]
+            return build_record(ishne_span(self.path, head, start, stop), self.fs, head["leads"],
+                                ["mV"] * head["n_leads"], source=str(self.path), record_id=self.path.stem, ecg_file=True)
         whole: ECGRecord = self._state["record"]
         return whole.replace(signal=whole.signal[:, start:stop])
 
@@ -133,6 +139,14 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
                              {"channels": channels, "labels": [labels[i] for i in channels],
                               "dims": [dims[i] for i in channels]})
         long.leads = long.read(0, min(long.n_samples, int(long.fs * 10))).leads
+        return long
+    if fmt == "ishne":
+        from .ishne import ishne_header
+
+        head = ishne_header(p)
+        n = min(head["n_samples"], head["available"]) if head["n_samples"] else head["available"]
+        long = LongRecording(p, head["fs"], n, (), "ishne", {"head": head})
+        long.leads = long.read(0, min(n, int(head["fs"] * 10))).leads
         return long
     whole = read_ecg(p, limits=limits, **read_args)
     return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})

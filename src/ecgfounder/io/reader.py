@@ -17,11 +17,11 @@ __all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz", "OUT_OF_MEMORY"]
 #: The reason of the ECGInputError raised when reading a file ran out of memory.
 OUT_OF_MEMORY = "not enough memory to read the file"
 
-FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15")
+FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15", "ishne")
 _SUFFIX = {
     ".hea": "wfdb", ".dat": "wfdb", ".mat": "wfdb", ".edf": "edf", ".bdf": "edf", ".rec": "edf",
     ".xml": "xml", ".dcm": "dicom", ".dicom": "dicom", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".npy": "numpy", ".npz": "numpy", ".h5": "code15", ".hdf5": "code15", ".hdf": "code15",
+    ".npy": "numpy", ".npz": "numpy", ".h5": "code15", ".hdf5": "code15", ".hdf": "code15", ".ecg": "ishne",
 }
 
 
@@ -49,12 +49,15 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "numpy"
     if head.startswith(b"\x89HDF"):
         return "code15"
+    if head.startswith((b"ISHNE1.0", b"ANN  1.0")):
+        return "ishne"
     if head.startswith((b"0       ", b"\xffBIOSEMI")):
         return "edf"
     if head.lstrip().startswith(b"<"):
         return "xml"
     raise ECGInputError(p, f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
-                        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV, .npy/.npz, CODE-15 HDF5")
+                        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV (Apple Health ECG exports too), .npy/.npz, "
+                        "CODE-15 HDF5, ISHNE Holter (.ecg)")
 
 
 def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: float | None = None,
@@ -101,6 +104,9 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
         if fmt == "code15":
             from .hdf5 import read_code15
             return read_code15(p, index=index, limits=limits)
+        if fmt == "ishne":
+            from .ishne import read_ishne
+            return read_ishne(p, limits)
     except ECGInputError:
         raise
     except MemoryError:

@@ -14,7 +14,7 @@ __all__ = ["Source", "expand_inputs", "SCAN_SUFFIXES"]
 
 #: File types picked up when a folder is scanned. CSV/TSV are left out on purpose: folders of ECGs
 #: usually hold label tables too (CinC 2017's REFERENCE.csv); name CSV ECGs explicitly or by glob.
-SCAN_SUFFIXES = (".hea", ".edf", ".bdf", ".xml", ".dcm", ".npy", ".npz", ".h5", ".hdf5")
+SCAN_SUFFIXES = (".hea", ".edf", ".bdf", ".xml", ".dcm", ".npy", ".npz", ".h5", ".hdf5", ".ecg")
 _MANIFEST_COLUMNS = ("path", "file", "filename", "record")
 
 

@@ -14,7 +14,7 @@ from ._build import build_record
 from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
-__all__ = ["read_delimited", "read_numpy"]
+__all__ = ["read_delimited", "read_numpy", "read_apple_health_ecg"]
 
 _TIME_COLS = {"time", "t", "time_s", "times", "seconds", "sec", "s", "time_ms", "ms", "timestamp", "sample",
               "index", "samples"}
@@ -93,6 +93,60 @@ def _raise_first_non_number(path: Path, df, skipped: int, decimal: str) -> None:
                                 f"(column {int(c) + 1}) is not a number")
 
 
+_APPLE_KEYS = ("sample rate", "lead", "unit")
+_APPLE_PERSONAL = ("name", "date of birth")
+
+
+def _apple_export(head: str) -> bool:
+    keys = {line.split(",", 1)[0].strip().strip('"').lower() for line in head.splitlines()[:20] if "," in line}
+    return all(k in keys for k in _APPLE_KEYS)
+
+
+def read_apple_health_ecg(path: str | Path, *, limits: ReadLimits | None = None) -> ECGRecord:
+    """An Apple Watch ECG exported from Apple Health (``electrocardiograms/ecg_*.csv``): ``key,value``
+    lines (``Sample Rate,512 hertz``, ``Lead,Lead I``, ``Unit,µV``, ``Classification,...``), a blank
+    line, then one sample per line (a decimal comma is accepted). ``Name`` and ``Date of Birth`` are
+    never read into the record; the watch's classification is kept as a diagnosis statement."""
+    path = Path(path)
+    lim = limits if limits is not None else ReadLimits.from_env()
+    check_bytes(path, path.stat().st_size, lim, "the text file")
+    text = path.read_text(encoding="utf-8-sig", errors="strict")
+    meta: dict[str, str] = {}
+    values: list[float] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        cell = line.strip()
+        if not cell:
+            continue
+        if values or _NUMBER.match(cell.strip('"').replace("\u2212", "-")):
+            token = cell.strip('"').replace("\u2212", "-")
+            if "," in token and "." not in token:
+                token = token.replace(",", ".")
+            try:
+                values.append(float(token))
+            except ValueError:
+                raise ECGInputError(path, f"line {number}: {cell[:40]!r} is not a number") from None
+            continue
+        key, _, value = cell.partition(",")
+        key = key.strip().strip('"').lower()
+        if key not in _APPLE_PERSONAL:
+            meta[key] = value.strip().strip('"')
+    m = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)", meta.get("sample rate", ""))
+    if not m:
+        raise ECGInputError(path, "Apple Health ECG export without a readable 'Sample Rate' line")
+    fs = float(m.group(1).replace(",", "."))
+    if not values:
+        raise ECGInputError(path, "Apple Health ECG export without samples")
+    check_declared(path, channels=1, samples=len(values), limits=lim, what="the export")
+    unit = meta.get("unit", "µV") or "µV"
+    lead = re.sub(r"(?i)^lead\s+", "", meta.get("lead", "I")) or "I"
+    classification = meta.get("classification")
+    return build_record(np.asarray(values)[None, :], fs, [lead], [unit], source=str(path), record_id=path.stem,
+                        ecg_file=True, diagnoses=(f"Apple Watch classification: {classification}",)
+                        if classification else (),
+                        meta={"format": "apple-health-ecg", "recorded": meta.get("recorded date"),
+                              "device": meta.get("device"), "software": meta.get("software version")})
+
+
 def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
                    units: str | None = None, limits: ReadLimits | None = None) -> ECGRecord:
     """Delimited text with one column per lead (CSV, TSV, semicolon or space separated).
@@ -121,6 +175,8 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
         raise ECGInputError(path, f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ECGInputError(path, f"cannot open ({exc.strerror or exc})") from None
+    if _apple_export(text):
+        return read_apple_health_ecg(path, limits=lim)
     lines = text.splitlines()
     if len(head) == 256 * 1024 and lines:
         lines = lines[:-1]  # the last line may be cut

@@ -27,8 +27,8 @@ from .errors import APIError, scrub_paths
 __all__ = ["ParseJob", "run_job", "safe_name", "UPLOAD_SUFFIXES", "record_from_json", "parse_fs"]
 
 UPLOAD_SUFFIXES = {".hea", ".dat", ".mat", ".edf", ".bdf", ".xml", ".dcm", ".csv", ".tsv", ".txt",
-                   ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr"}
-_MAIN_ORDER = (".hea", ".xml", ".edf", ".bdf", ".dcm", ".npz", ".npy", ".h5", ".hdf5", ".csv", ".tsv",
+                   ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr", ".ecg"}
+_MAIN_ORDER = (".hea", ".xml", ".edf", ".bdf", ".dcm", ".ecg", ".npz", ".npy", ".h5", ".hdf5", ".csv", ".tsv",
                ".txt", ".mat")
 MAX_FS_HZ = 20000.0
 
