@@ -53,8 +53,10 @@ def test_af_episodes_and_burden_on_an_assembled_record(assembled, tmp_path):
     assert s["duration_s"] == pytest.approx(duration, abs=0.01)
     assert s["analysed_s"] + s["excluded_s"] == pytest.approx(s["duration_s"], abs=0.01)
     assert 50 < s["heart_rate"]["mean_bpm"] < 120 and len(s["heart_rate"]["per_minute"]) == int(np.ceil(duration / 60))
-    for name in ("windows.csv", "episodes.csv", "summary.json"):
+    for name in ("windows.csv", "episodes.csv", "summary.json", "report.pdf"):
         assert (tmp_path / name).is_file()
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 1 + len(af[:3])
     table = result.windows
     assert {"start_s", "end_s", "AF", "normal", "quality", "hr_bpm", "rr_cv"} <= set(table.columns)
     during = table[(table.start_s >= af0 + 10) & (table.end_s <= af1 - 10) & (table.quality == "ok")]

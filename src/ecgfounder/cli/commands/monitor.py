@@ -29,6 +29,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--merge-gap", type=float, default=10.0, metavar="SECONDS",
                    help="episodes closer than this are joined (default 10)")
     p.add_argument("--no-heart-rate", action="store_true", help="skip the QRS detector")
+    p.add_argument("--no-report", action="store_true", help="no report.pdf")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -46,11 +47,13 @@ def run(args: argparse.Namespace) -> int:
         raise ECGFounderError(str(exc)) from None
     result = monitor(args.record, args.model, lead=args.lead, stride_s=args.stride, chunk_s=args.chunk,
                      rules=rules, labels=args.labels.split(",") if args.labels else None, out_dir=args.out,
-                     progress=False if args.no_progress else None, heart_rate=not args.no_heart_rate)
+                     progress=False if args.no_progress else None, heart_rate=not args.no_heart_rate,
+                     report=not args.no_report)
     s = result.summary
     print(f"{s['record']}: {s['duration_s'] / 3600:.2f} h, analysed {s['analysed_s'] / 3600:.2f} h, "
           f"excluded {s['excluded_s']:.0f} s", file=sys.stderr)
     print(json.dumps({"burden": s["burden"], "episodes": s["episodes"],
                       "heart_rate": {k: v for k, v in s["heart_rate"].items() if k != "per_minute"}}))
-    print(f"wrote windows.csv, episodes.csv, summary.json to {args.out}", file=sys.stderr)
+    print(f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'} to {args.out}",
+          file=sys.stderr)
     return 0

@@ -1,0 +1,197 @@
+"""Long-recording benchmark: AF episodes and burden on a record assembled from held-out CinC 2017
+recordings, and speed and memory on a 24 h single-lead record.
+
+    .venv/bin/python benchmarks/bench_monitor.py [--hours 1.0] [--day-hours 24] [--released-hours 1]
+
+1. Accuracy: held-out CinC 2017 recordings (the test split of examples/train_cinc2017_tiny.yaml,
+   never used to train or select the bundled model), concatenated in runs of 1 to 4 recordings of
+   one class (normal, AF, other, noisy) chosen at random until ``--hours``; the bundled model; AF
+   episodes scored against the truth with the ANSI/AAMI EC57 duration measures (duration
+   sensitivity: share of true AF time inside detected episodes; duration positive predictivity:
+   share of detected time that is true AF), episode onset errors, and AF burden (detected AF time
+   over analysed time vs true AF time over the same analysed time).
+2. Speed and memory: a ``--day-hours`` record at 500 Hz (the same recordings resampled and tiled),
+   written as WFDB; ``monitor`` in a fresh process with the bundled model, and with the released
+   single-lead architecture (random weights) on its first ``--released-hours``; wall time as
+   multiples of real time, the preprocessing share (the same windows preprocessed alone), and the
+   process's peak resident memory (VmHWM of the child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CINC = ROOT.parent / "shared" / "data" / "cinc2017-dev"
+
+
+def heldout() -> dict[str, list[str]]:
+    from ecgfounder.train import build_manifest, load_config
+
+    cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml",
+                      {"dataset": f"cinc2017:{CINC}"})
+    man = build_manifest(cfg)
+    classes = {"N": "normal", "A": "AF", "O": "other", "~": "noisy"}
+    ref = dict(line.strip().split(",") for line in (CINC / "REFERENCE.csv").read_text().splitlines())
+    out: dict[str, list[str]] = {v: [] for v in classes.values()}
+    for i in man.indices("test"):
+        name = Path(man.paths[i]).stem
+        out[classes[ref[name]]].append(name)
+    return out
+
+
+def assemble(hours: float, seed: int, folder: Path, fs_out: float | None = None) -> tuple[Path, list[tuple]]:
+    import wfdb
+
+    from ecgfounder.signal import resample
+
+    pools = heldout()
+    rng = np.random.default_rng(seed)
+    parts, truth, t = [], [], 0.0
+    order = ["normal", "AF", "other", "noisy"]
+    while t < hours * 3600:
+        cls = order[rng.choice(4, p=[0.45, 0.3, 0.2, 0.05])]
+        for _ in range(int(rng.integers(1, 5))):
+            name = pools[cls][int(rng.integers(len(pools[cls])))]
+            x, fields = wfdb.rdsamp(str(CINC / name))
+            sig = x[:, 0]
+            if fs_out:
+                sig = resample(sig, fields["fs"], fs_out)
+            parts.append(sig)
+            d = len(sig) / (fs_out or fields["fs"])
+            truth.append((cls, t, t + d))
+            t += d
+    name = f"assembled_{hours:g}h"
+    wfdb.wrsamp(name, fs=fs_out or 300, units=["mV"], sig_name=["ECG"], p_signal=np.concatenate(parts)[:, None],
+                fmt=["16"], write_dir=str(folder))
+    return folder / f"{name}.hea", truth
+
+
+def overlap(a0: float, a1: float, spans: list[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(a1, b1) - max(a0, b0)) for b0, b1 in spans)
+
+
+def accuracy(hours: float, seed: int) -> None:
+    from ecgfounder.monitor import monitor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, truth = assemble(hours, seed, Path(tmp))
+        t = time.perf_counter()
+        result = monitor(path, "cinc2017-rhythm-tiny", progress=False, out_dir=Path(tmp) / "out")
+        seconds = time.perf_counter() - t
+    table = result.windows
+    valid = table["quality"] == "ok"
+    from ecgfounder.monitor import owned_spans
+
+    spans = owned_spans(table["start_s"].to_numpy(), 10.0, 5.0, result.summary["duration_s"])
+    analysed = [(a, b) for (a, b), v in zip(spans, valid) if v]
+    true_af = [(a, b) for c, a, b in truth if c == "AF"]
+    # merge adjacent true AF recordings into episodes
+    merged: list[list[float]] = []
+    for a, b in true_af:
+        if merged and a - merged[-1][1] < 1e-6:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    det = [(e.start_s, e.end_s) for e in result.episodes if e.label == "AF"]
+    true_time = sum(overlap(a, b, analysed) for a, b in true_af)
+    det_time = sum(b - a for a, b in det)
+    tp = sum(overlap(a, b, true_af) for a, b in det)
+    onsets = []
+    for a, b in merged:
+        hits = [d0 for d0, d1 in det if d0 < b and d1 > a]
+        if hits:
+            onsets.append(abs(min(hits, key=lambda d: abs(d - a)) - a))
+    analysed_s = result.summary["analysed_s"]
+    print(f"\naccuracy: {result.summary['duration_s'] / 3600:.2f} h assembled from {len(truth)} held-out CinC 2017 "
+          f"recordings (seed {seed}), bundled model, monitor took {seconds:.0f} s")
+    print(f"  true AF {true_time / 60:.1f} min in {len(merged)} episode(s); detected {det_time / 60:.1f} min in "
+          f"{len(det)} episode(s); excluded {result.summary['excluded_s'] / 60:.1f} min")
+    print(f"  AF duration sensitivity {tp / max(true_time, 1e-9):.3f}, duration positive predictivity "
+          f"{tp / max(det_time, 1e-9):.3f}")
+    print(f"  AF burden {100 * result.summary['burden']['AF']:.1f}% vs true {100 * true_time / analysed_s:.1f}% "
+          f"(of analysed time)")
+    if onsets:
+        print(f"  onset error: median {np.median(onsets):.1f} s, max {max(onsets):.1f} s over {len(onsets)} "
+              f"detected true episodes of {len(merged)}")
+
+
+_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from ecgfounder.monitor import monitor
+path, model, hours = sys.argv[1], sys.argv[2], float(sys.argv[3])
+t = time.perf_counter()
+r = monitor(path, model, progress=False, heart_rate=True, report=False, chunk_s=600)
+wall = time.perf_counter() - t
+# VmHWM: this process's own peak (ru_maxrss would include the parent's peak from before exec)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+print(json.dumps({"wall_s": wall, "duration_s": r.summary["duration_s"], "windows": len(r.windows),
+                  "peak_mb": hwm}))
+"""
+
+
+def speed(day_hours: float, released_hours: float, seed: int) -> None:
+    import torch
+
+    from ecgfounder import create_model, save_model
+    from ecgfounder.contract import InputContract
+    from ecgfounder.signal import preprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        day, _ = assemble(day_hours, seed + 1, folder, fs_out=500.0)
+        short, _ = assemble(released_hours, seed + 2, folder, fs_out=500.0)
+        torch.manual_seed(0)
+        released = create_model("ecgfounder-1lead")
+        released.info.contract = InputContract(leads=("I",))
+        released_file = save_model(released, folder / "released_1lead_random.safetensors")
+        print(f"\nspeed and memory ({torch.get_num_threads()} torch threads); monitor in a fresh process, stride 5 s, "
+              "heart rate on, chunks of 600 s")
+        print(f"{'model':<34} {'record':>8} {'windows':>8} {'wall':>8} {'x real time':>12} {'peak RSS':>9}")
+        for model, path, hours in (("cinc2017-rhythm-tiny", day, day_hours),
+                                   (str(released_file), short, released_hours)):
+            out = subprocess.run([sys.executable, "-c", _CHILD, str(path), model, str(hours)], capture_output=True,
+                                 text=True, check=True)
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            name = "cinc2017-rhythm-tiny" if model.startswith("cinc") else "released 1-lead arch (random)"
+            print(f"{name:<34} {m['duration_s'] / 3600:7.2f}h {m['windows']:8d} {m['wall_s']:7.1f}s "
+                  f"{m['duration_s'] / m['wall_s']:11.0f}x {m['peak_mb']:7.0f}MB")
+        # the preprocessing share: the same number of windows preprocessed alone
+        n = 2000
+        x = np.random.default_rng(0).standard_normal((n, 1, 5000)) * 0.5
+        t = time.perf_counter()
+        preprocess(x, 500.0, "ecgfounder", workers=1)
+        per_window = (time.perf_counter() - t) / n
+        windows_day = int(day_hours * 3600 / 5)
+        print(f"preprocessing alone: {per_window * 1e3:.2f} ms per window -> {per_window * windows_day:.0f} s for the "
+              f"{day_hours:g} h record's {windows_day} windows")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--day-hours", type=float, default=24.0)
+    ap.add_argument("--released-hours", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+    if not CINC.is_dir():
+        sys.exit(f"{CINC} not found: the benchmark needs ../shared beside the project")
+    accuracy(args.hours, args.seed)
+    if not args.skip_speed:
+        speed(args.day_hours, args.released_hours, args.seed)
+    print(f"(this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
