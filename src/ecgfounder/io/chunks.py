@@ -22,7 +22,27 @@ from .limits import ReadLimits
 from .reader import detect_format, read_ecg
 from .record import ECGRecord
 
-__all__ = ["LongRecording", "open_long"]
+__all__ = ["LongRecording", "open_long", "MAX_LONG_SAMPLES_S"]
+
+#: The longest recording analysed span by span (seconds): 31 days.
+MAX_LONG_SAMPLES_S = 31 * 86400
+
+
+def _wfdb_samples_held(header: Path, head: Any) -> int | None:
+    """How many samples per signal the data files can hold (None: not computable, e.g. FLAC)."""
+    from .wfdb_io import _BYTES_PER_VALUE
+
+    files: dict[str, list[str]] = {}
+    for name, fmt in zip(head.file_name or [], head.fmt or []):
+        files.setdefault(str(name), []).append(str(fmt))
+    held = []
+    for name, fmts in files.items():
+        per_value = [_BYTES_PER_VALUE.get(f.split("x")[0], None) for f in fmts]
+        if any(v is None for v in per_value) or not (header.parent / name).is_file():
+            return None
+        size = (header.parent / name).stat().st_size - (24 if name.lower().endswith(".mat") else 0)
+        held.append(int(size // sum(per_value)))
+    return min(held) if held else None
 
 
 @dataclass
@@ -36,6 +56,7 @@ class LongRecording:
     leads: tuple[str, ...]
     kind: str
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -110,10 +131,18 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
         if not channels:
             raise ECGInputError(p, f"no ECG channels in the record (found {', '.join(names)})")
         n = int(head.sig_len or 0)
+        held = _wfdb_samples_held(header, head)
+        notes = []
+        if held is not None and n > held:  # a header cannot make us walk past its data
+            notes.append(f"the header declares {n} samples, the data files hold {held}: read those")
+            n = held
+        if n > MAX_LONG_SAMPLES_S * float(head.fs):
+            raise ECGInputError(p, f"the record declares {n / float(head.fs) / 86400:.1f} days; at most "
+                                f"{MAX_LONG_SAMPLES_S / 86400:g} are analysed")
         if n <= 0:
             whole = read_ecg(p, limits=limits, **read_args)
             return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
-        long = LongRecording(p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels})
+        long = LongRecording(p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels}, notes)
         first = long.read(0, min(n, int(head.fs * 10)))
         long.leads = first.leads
         return long

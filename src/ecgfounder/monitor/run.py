@@ -218,7 +218,8 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
     table["rr_cv"] = rr_cv
     analysed = float(sum(b - a for (a, b), v in zip(spans, valid) if v))
     summary = {
-        "record": str(source), "model": predictor.model_name, "duration_s": round(duration, 3),
+        "record": str(source), "model": predictor.model_name, "notes": list(long.notes),
+        "duration_s": round(duration, 3),
         "analysed_s": round(analysed, 3), "excluded_s": round(duration - analysed, 3),
         "excluded_by_reason": _excluded(spans, quality),
         "burden": {label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
