@@ -105,3 +105,14 @@ def test_apple_health_export_written_from_cinc(tmp_path, data_dir):
     rec = read_ecg(path)
     assert rec.fs == 300 and rec.n_samples == len(x)
     np.testing.assert_allclose(rec.signal[0], x[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("rel", ["multi-segment/041s/041s.hea", "03700181.hea", "test01_00s.hea"])
+def test_spans_equal_the_whole_read_for_every_wfdb_layout(rel):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "corpus" / "wfdb" / rel
+    whole = read_ecg(path)
+    long = open_long(path)
+    assert long.fs == whole.fs and long.n_samples == whole.n_samples and long.leads == whole.leads
+    np.testing.assert_allclose(long.read(100, 900).signal, whole.signal[:, 100:900], atol=1e-6, equal_nan=True)

@@ -33,7 +33,7 @@ def _wfdb_samples_held(header: Path, head: Any) -> int | None:
     from .wfdb_io import _BYTES_PER_VALUE
 
     files: dict[str, list[str]] = {}
-    for name, fmt in zip(head.file_name or [], head.fmt or []):
+    for name, fmt in zip(getattr(head, "file_name", None) or [], getattr(head, "fmt", None) or []):
         files.setdefault(str(name), []).append(str(fmt))
     held = []
     for name, fmts in files.items():
@@ -122,8 +122,10 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
             head = wfdb.rdheader(str(base))
         except Exception as exc:  # noqa: BLE001
             raise ECGInputError(p, f"cannot read the WFDB header ({type(exc).__name__}: {str(exc)[:150]})") from None
-        if getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in (head.samps_per_frame or [])):
-            whole = read_ecg(p, limits=limits, **read_args)  # several samples per frame: read_ecg handles it
+        multi_segment = getattr(head, "n_seg", None) is not None
+        if multi_segment or any((s or 1) > 1 for s in (getattr(head, "samps_per_frame", None) or [])):
+            # several samples per frame, or several segments: read_ecg handles them (whole, under the budget)
+            whole = read_ecg(p, limits=limits, **read_args)
             return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
         names = [str(n) for n in (head.sig_name or [])]
         units = list(head.units or ["mV"] * len(names))
