@@ -22,7 +22,6 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +219,3 @@ class ParsePool:
         # The reply may be megabytes: receive it off the event loop.
         return await loop.run_in_executor(None, worker.conn.recv)
 
-
-if sys.platform == "win32":  # pragma: no cover
-    log.debug("parse workers use the spawn start method on Windows")
