@@ -193,3 +193,26 @@ def test_a_header_without_its_signal_file_is_a_422_that_says_so(server):
     err = r.json()["error"]
     assert "r.dat named by r.hea is missing" in err["message"] and err["file"] == "r.hea"
     assert "/tmp" not in r.text and "ecgfounder-serve-" not in r.text
+
+
+@pytest.mark.slow
+def test_serve_runs_an_exported_onnx_model(tmp_path, data_dir):
+    """The service takes any backend: an ONNX export answers like the PyTorch model; explanations,
+    which need gradients, are refused with a clear 422."""
+    pytest.importorskip("onnxruntime")
+    from ecgfounder.export import export_model
+
+    onnx_file = tmp_path / "tiny.onnx"
+    export_model(load_model("cinc2017-rhythm-tiny"), onnx_file)
+    files = _wfdb_files(data_dir / "ludb" / "data" / "1")
+    with serving(ServeSettings(model=str(onnx_file), workers=1), None) as (url, _):
+        r = httpx.post(f"{url}/v1/predict", files=files, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["provenance"]["runtime"] == "onnxruntime"
+        probs = r.json()["probabilities"]
+        ex = httpx.post(f"{url}/v1/explain", files=files, timeout=60)
+        assert ex.status_code == 422 and ex.json()["error"]["code"] == "explain_unavailable"
+    with serving(ServeSettings(model="cinc2017-rhythm-tiny", workers=1), load_model("cinc2017-rhythm-tiny")) as (url, _):
+        ref = httpx.post(f"{url}/v1/predict", files=files, timeout=60).json()["probabilities"]
+    for label, p in ref.items():
+        assert probs[label] == pytest.approx(p, abs=1e-4)
