@@ -116,3 +116,18 @@ def test_spans_equal_the_whole_read_for_every_wfdb_layout(rel):
     long = open_long(path)
     assert long.fs == whole.fs and long.n_samples == whole.n_samples and long.leads == whole.leads
     np.testing.assert_allclose(long.read(100, 900).signal, whole.signal[:, 100:900], atol=1e-6, equal_nan=True)
+
+
+def test_apple_health_export_bad_cases_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(APPLE.replace("250.0", "250.0\nnot-a-number"), encoding="utf-8")
+    with pytest.raises(ECGInputError, match=r"line 16: 'not-a-number' is not a number"):
+        read_ecg(bad)
+    no_rate = tmp_path / "norate.csv"
+    no_rate.write_text(APPLE.replace("Sample Rate,512 hertz", "Sample Rate,unknown"), encoding="utf-8")
+    with pytest.raises(ECGInputError, match="without a readable 'Sample Rate'"):
+        read_ecg(no_rate)
+    empty = tmp_path / "empty.csv"
+    empty.write_text(APPLE.split("\n\n-12.5")[0] + "\n", encoding="utf-8")
+    with pytest.raises(ECGInputError, match="without samples"):
+        read_ecg(empty)

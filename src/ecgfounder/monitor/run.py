@@ -27,6 +27,7 @@ from ..io.chunks import open_long
 from ..io.leads import select_leads
 from ..signal.preprocess import get_recipe, preprocess
 from ..signal.resample import resample
+from ..signal.window import window_starts
 from .episodes import Episode, EpisodeRules, burden, find_episodes, owned_spans
 
 __all__ = ["monitor", "MonitorResult", "window_starts_s"]
@@ -43,14 +44,11 @@ class MonitorResult:
 
 
 def window_starts_s(duration_s: float, window_s: float, stride_s: float) -> np.ndarray:
-    """Window starts (s) every ``stride_s``, the last aligned to the end, as the Predictor cuts."""
-    if duration_s <= window_s:
-        return np.array([0.0])
-    n = int(math.floor((duration_s - window_s) / stride_s + 1e-9)) + 1
-    starts = np.arange(n) * stride_s
-    if starts[-1] + window_s < duration_s - 1e-9:
-        starts = np.append(starts, duration_s - window_s)
-    return starts
+    """Window starts (s) every ``stride_s``, the last aligned to the end: the Predictor's
+    :func:`~ecgfounder.signal.window.window_starts`, counted in milliseconds."""
+    ms = 1000.0
+    starts = window_starts(int(round(duration_s * ms)), int(round(window_s * ms)), int(round(stride_s * ms)))
+    return np.asarray(starts, dtype=np.float64) / ms
 
 
 def _quality(x: np.ndarray) -> str:
