@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 from ..errors import ECGFounderError
 
@@ -12,7 +13,10 @@ __all__ = ["read_thresholds"]
 
 def read_thresholds(path: str) -> dict[str, float]:
     """A JSON object label -> threshold, or a CSV with columns label,threshold."""
-    text = open(path, encoding="utf-8").read()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ECGFounderError(f"{path}: cannot read thresholds ({exc.strerror or exc})") from None
     try:
         if path.lower().endswith(".json"):
             return {str(k): float(v) for k, v in json.loads(text).items()}
