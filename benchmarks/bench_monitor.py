@@ -80,13 +80,16 @@ def overlap(a0: float, a1: float, spans: list[tuple[float, float]]) -> float:
     return sum(max(0.0, min(a1, b1) - max(a0, b0)) for b0, b1 in spans)
 
 
-def accuracy(hours: float, seed: int) -> None:
+def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules: dict | None = None) -> None:
     from ecgfounder.monitor import monitor
 
     with tempfile.TemporaryDirectory() as tmp:
         path, truth = assemble(hours, seed, Path(tmp))
         t = time.perf_counter()
-        result = monitor(path, "cinc2017-rhythm-tiny", progress=False, out_dir=Path(tmp) / "out")
+        from ecgfounder.monitor import EpisodeRules
+
+        result = monitor(path, model, progress=False, out_dir=Path(tmp) / "out",
+                         rules=EpisodeRules(**(rules or {})))
         seconds = time.perf_counter() - t
     table = result.windows
     valid = table["quality"] == "ok"
@@ -184,10 +187,13 @@ def main() -> None:
     ap.add_argument("--released-hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--model", default="cinc2017-rhythm-tiny", help="the model scored for accuracy")
+    ap.add_argument("--rules", default="{}", help='episode rules as JSON, e.g. \'{"on": 0.4}\'')
     args = ap.parse_args()
     if not CINC.is_dir():
         sys.exit(f"{CINC} not found: the benchmark needs ../shared beside the project")
-    accuracy(args.hours, args.seed)
+    print(f"model: {args.model}; rules: {args.rules}")
+    accuracy(args.hours, args.seed, args.model, json.loads(args.rules))
     if not args.skip_speed:
         speed(args.day_hours, args.released_hours, args.seed)
     print(f"(this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")

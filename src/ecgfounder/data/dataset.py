@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .cache import WindowCache
 
-__all__ = ["Augment", "WindowDataset", "FeatureDataset"]
+__all__ = ["Augment", "RecordDataset", "WindowDataset", "FeatureDataset"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Augment:
         return x
 
 
-class _RecordDataset(Dataset):
+class RecordDataset(Dataset):
     """Item ``i`` is one window of record ``records[i]``: a random one (seeded by seed, epoch, i)
     when ``train``, the first otherwise."""
 
@@ -77,7 +77,7 @@ class _RecordDataset(Dataset):
         return rec, int(self.cache.first[rec]) + w, rng
 
 
-class WindowDataset(_RecordDataset):
+class WindowDataset(RecordDataset):
     """Preprocessed windows (augmented when training) and targets."""
 
     def __init__(self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool,
@@ -93,7 +93,7 @@ class WindowDataset(_RecordDataset):
         return torch.from_numpy(x), torch.as_tensor(self.targets[rec]), i
 
 
-class FeatureDataset(_RecordDataset):
+class FeatureDataset(RecordDataset):
     """Linear probing: cached embeddings of the windows instead of the windows."""
 
     def __init__(self, features: np.ndarray, cache: WindowCache, records: np.ndarray, targets: np.ndarray,

@@ -90,6 +90,13 @@ _RELEASED = dict(base_filters=64, ratio=1, filter_list=(64, 160, 160, 400, 400, 
                  m_blocks_list=(2, 2, 2, 3, 3, 4, 4), kernel_size=16, stride=2, groups_width=16)
 
 PRESETS: dict[str, Net1DConfig] = {
+    # students for watches and patches (distillation): the same block design, narrower and shallower
+    "nano": Net1DConfig(in_channels=12, base_filters=8, ratio=1,
+                        filter_list=(8, 16, 16, 24, 24, 32, 32), m_blocks_list=(1, 1, 1, 1, 1, 1, 1),
+                        kernel_size=16, stride=2, groups_width=8, n_classes=150),
+    "micro": Net1DConfig(in_channels=12, base_filters=16, ratio=1,
+                         filter_list=(16, 24, 24, 32, 32, 48, 48), m_blocks_list=(1, 1, 1, 2, 2, 2, 2),
+                         kernel_size=16, stride=2, groups_width=8, n_classes=150),
     "tiny": Net1DConfig(in_channels=12, base_filters=16, ratio=1,
                         filter_list=(16, 32, 32, 48, 48, 64, 64), m_blocks_list=(2, 2, 2, 3, 3, 4, 4),
                         kernel_size=16, stride=2, groups_width=16, n_classes=150),

@@ -9,10 +9,11 @@ from typing import Any
 from .config import TrainConfig, load_config
 
 __all__ = ["TrainConfig", "load_config", "train", "resume", "build_manifest", "Trainer", "TrainState",
-           "DataSource", "CachedData", "ShardData"]
+           "DataSource", "CachedData", "ShardData", "distill", "resume_distill", "DistillTrainer"]
 
 _LAZY = {"train": "loop", "resume": "loop", "Trainer": "loop", "TrainState": "loop",
-         "build_manifest": "sources", "DataSource": "sources", "CachedData": "sources", "ShardData": "sources"}
+         "build_manifest": "sources", "DataSource": "sources", "CachedData": "sources", "ShardData": "sources",
+         "distill": "distill", "resume_distill": "distill", "DistillTrainer": "distill"}
 
 
 def __getattr__(name: str) -> Any:

@@ -63,6 +63,16 @@ class TrainConfig:
     progress: bool = False
     name: str | None = None              # model name stored in the checkpoint
 
+    # distillation (`ecgfounder distill`): `init` names the student (a preset or an architecture file)
+    teacher: str | None = None           # registered model or model file whose outputs are the targets
+    inputs: list[str] | None = None      # unlabelled inputs (files, folders, globs, manifests) instead of a data set
+    temperature: float = 2.0
+    hard_weight: float = 0.0             # weight of the label loss where records have labels (0: teacher only)
+    embed_weight: float = 0.0            # weight of matching the teacher's pooled embedding (0: off)
+    teacher_outputs: str = "cached"      # cached (computed once per window) | live (on augmented windows)
+    report_speed_s: float = 2.0          # seconds per speed measurement in the report (0: no speed table)
+    report_onnx: bool = True             # also time the student in ONNX Runtime, fp32 and int8 (needs [onnx])
+
     def resolved(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

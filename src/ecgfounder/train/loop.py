@@ -256,14 +256,7 @@ class Trainer:
             (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
         torch.manual_seed(cfg.seed)
         self.data: DataSource
-        if cfg.shards:
-            self.data = ShardData(cfg, run)
-            self.model = _build_model(cfg, self.data.labels, run, contract_hint=self.data.contract)
-        else:
-            man = build_manifest(cfg)
-            run.log(f"data: {json.dumps(man.summary())}")
-            self.model = _build_model(cfg, man.labels, run)
-            self.data = CachedData(cfg, run, man, self.model.info.contract)
+        self.model, self.data = self._build(cfg, run)
         model, data = self.model, self.data
         self.labels = list(data.labels)
         contract = model.info.contract
@@ -280,10 +273,15 @@ class Trainer:
         model.to(run.device)
         self.linear = cfg.mode == "linear"
         self.trainable: nn.Module = model.dense if self.linear else model
-        self.ddp: nn.Module = self.trainable
+        self.extra: nn.Module | None = self._extra_module()
+        if self.extra is not None:
+            self.extra.to(run.device)
+            params = [p for p in self.extra.parameters() if p.requires_grad]
+            self.groups.append({"params": params, "lr": cfg.lr, "base_lr": cfg.lr})
+        self.ddp: nn.Module = self._forward_module()
         if run.distributed:
             self.ddp = nn.parallel.DistributedDataParallel(
-                self.trainable, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+                self.ddp, device_ids=[run.device.index] if run.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self.groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         if cfg.batch_size % run.world:
@@ -322,6 +320,8 @@ class Trainer:
         self.state = TrainState()
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])
+            if self.extra is not None:
+                self.extra.load_state_dict(_prefixed(resume_state, "extra."))
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.scheduler.load_state_dict(resume_state["scheduler"])
             if self.plateau is not None and "plateau" in resume_state:
@@ -331,6 +331,30 @@ class Trainer:
             run.log(f"resumed at epoch {self.state.epoch}, step {self.state.step_in_epoch}")
         self.history_path = run.out / "metrics.csv"
         self.stopped = False
+
+    # ------------------------------------------------------------------ hooks (subclasses)
+
+    def _build(self, cfg: TrainConfig, run: Run) -> tuple[Net1D, DataSource]:
+        """The model to train and its data source."""
+        if cfg.shards:
+            data: DataSource = ShardData(cfg, run)
+            return _build_model(cfg, data.labels, run, contract_hint=data.contract), data
+        man = build_manifest(cfg)
+        run.log(f"data: {json.dumps(man.summary())}")
+        model = _build_model(cfg, man.labels, run)
+        return model, CachedData(cfg, run, man, model.info.contract)
+
+    def _extra_module(self) -> nn.Module | None:
+        """Trainable parameters beside the model (e.g. a projection), saved in ``state.pt``."""
+        return None
+
+    def _forward_module(self) -> nn.Module:
+        """The module a batch goes through (wrapped by DDP when distributed)."""
+        return self.trainable
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of one local batch."""
+        return self.loss_fn(self.ddp(x).float(), y)
 
     # ------------------------------------------------------------------ pieces
 
@@ -344,6 +368,8 @@ class Trainer:
                 "counters": self.state.counters()}
         if self.plateau is not None:
             blob["plateau"] = self.plateau.state_dict()
+        if self.extra is not None:
+            blob.update({f"extra.{k}": v for k, v in self.extra.state_dict().items()})
         tmp = run.out / "state.pt.tmp"
         torch.save(blob, tmp)
         os.replace(tmp, run.out / "state.pt")
@@ -365,8 +391,7 @@ class Trainer:
             x = torch.stack([b[0] for b in batch]).to(run.device)
             y = torch.stack([b[1] for b in batch]).to(run.device)
             with torch.autocast(run.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                out = self.ddp(x)
-                loss = self.loss_fn(out.float(), y) / cfg.accum_steps
+                loss = self._loss(x, y) / cfg.accum_steps
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
             else:
@@ -478,6 +503,10 @@ def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Pa
     return Trainer(cfg, resume_state=resume_state).fit()
 
 
+def _prefixed(blob: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in blob.items() if k.startswith(prefix)}
+
+
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     if not new:
@@ -504,6 +533,8 @@ def resume(run_dir: str | Path, **overrides: Any) -> Path:
     if not state_path.is_file():
         raise ECGFounderError(f"{run_dir}: no state.pt to resume from")
     cfg = load_config(run_dir / "config.yaml", overrides)
+    if cfg.teacher:
+        raise ECGFounderError(f"{run_dir} is a distillation run: resume it with `ecgfounder distill --resume`")
     cfg.output_dir = str(run_dir)
     if "stop_after_steps" not in overrides:
         cfg.stop_after_steps = 0  # the interruption being resumed from is not repeated

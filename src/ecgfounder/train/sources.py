@@ -26,7 +26,7 @@ from ..models import Net1D
 from .config import TrainConfig
 from .run import Run
 
-__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features"]
+__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features", "epoch_order"]
 
 
 @runtime_checkable
@@ -83,7 +83,7 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
     return man
 
 
-def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
+def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
     rng = np.random.default_rng([seed, epoch, 7])
     if weights is None:
         return rng.permutation(n)
@@ -131,7 +131,7 @@ class CachedData:
 
     def items(self, epoch: int, skip: int) -> Iterator[Any]:
         self.dataset.set_epoch(epoch)
-        order = _epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
+        order = epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
         order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
         return (self.dataset[int(i)] for i in order[skip:])
 

@@ -28,6 +28,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         out = resume(args.resume, **overrides)
     else:
-        out = train(load_config(args.config, overrides))
+        cfg = load_config(args.config, overrides)
+        if cfg.teacher:
+            from ...errors import ECGFounderError
+
+            raise ECGFounderError("the config names a teacher: run it with `ecgfounder distill`")
+        out = train(cfg)
     print(f"run directory: {out}", file=sys.stderr)
     return 0
