@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CINC = ROOT.parent / "shared" / "data" / "cinc2017-dev"
 
 
-def heldout() -> dict[str, list[str]]:
+def heldout(split: str = "test") -> dict[str, list[str]]:
     from ecgfounder.train import build_manifest, load_config
 
     cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml",
@@ -43,18 +43,19 @@ def heldout() -> dict[str, list[str]]:
     classes = {"N": "normal", "A": "AF", "O": "other", "~": "noisy"}
     ref = dict(line.strip().split(",") for line in (CINC / "REFERENCE.csv").read_text().splitlines())
     out: dict[str, list[str]] = {v: [] for v in classes.values()}
-    for i in man.indices("test"):
+    for i in man.indices(split):
         name = Path(man.paths[i]).stem
         out[classes[ref[name]]].append(name)
     return out
 
 
-def assemble(hours: float, seed: int, folder: Path, fs_out: float | None = None) -> tuple[Path, list[tuple]]:
+def assemble(hours: float, seed: int, folder: Path, fs_out: float | None = None,
+             split: str = "test") -> tuple[Path, list[tuple]]:
     import wfdb
 
     from ecgfounder.signal import resample
 
-    pools = heldout()
+    pools = heldout(split)
     rng = np.random.default_rng(seed)
     parts, truth, t = [], [], 0.0
     order = ["normal", "AF", "other", "noisy"]
@@ -80,52 +81,59 @@ def overlap(a0: float, a1: float, spans: list[tuple[float, float]]) -> float:
     return sum(max(0.0, min(a1, b1) - max(a0, b0)) for b0, b1 in spans)
 
 
-def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules: dict | None = None) -> None:
-    from ecgfounder.monitor import monitor
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path, truth = assemble(hours, seed, Path(tmp))
-        t = time.perf_counter()
-        from ecgfounder.monitor import EpisodeRules
-
-        result = monitor(path, model, progress=False, out_dir=Path(tmp) / "out",
-                         rules=EpisodeRules(**(rules or {})))
-        seconds = time.perf_counter() - t
-    table = result.windows
-    valid = table["quality"] == "ok"
+def score_af(table, duration_s: float, det: list[tuple[float, float]], truth: list[tuple]) -> dict:
+    """EC57 duration measures, burden and onset errors of detected AF spans ``det`` against ``truth``."""
     from ecgfounder.monitor import owned_spans
 
-    spans = owned_spans(table["start_s"].to_numpy(), 10.0, 5.0, result.summary["duration_s"])
+    valid = (table["quality"] == "ok").to_numpy()
+    spans = owned_spans(table["start_s"].to_numpy(), 10.0, 5.0, duration_s)
     analysed = [(a, b) for (a, b), v in zip(spans, valid) if v]
+    analysed_s = sum(b - a for a, b in analysed)
     true_af = [(a, b) for c, a, b in truth if c == "AF"]
-    # merge adjacent true AF recordings into episodes
-    merged: list[list[float]] = []
+    merged: list[list[float]] = []  # adjacent true AF recordings form one episode
     for a, b in true_af:
         if merged and a - merged[-1][1] < 1e-6:
             merged[-1][1] = b
         else:
             merged.append([a, b])
-    det = [(e.start_s, e.end_s) for e in result.episodes if e.label == "AF"]
     true_time = sum(overlap(a, b, analysed) for a, b in true_af)
     det_time = sum(b - a for a, b in det)
+    det_analysed = sum(overlap(a, b, analysed) for a, b in det)
     tp = sum(overlap(a, b, true_af) for a, b in det)
     onsets = []
     for a, b in merged:
         hits = [d0 for d0, d1 in det if d0 < b and d1 > a]
         if hits:
             onsets.append(abs(min(hits, key=lambda d: abs(d - a)) - a))
-    analysed_s = result.summary["analysed_s"]
+    return {"se": tp / max(true_time, 1e-9), "pp": tp / max(det_time, 1e-9),
+            "burden": det_analysed / max(analysed_s, 1e-9), "true_burden": true_time / max(analysed_s, 1e-9),
+            "true_min": true_time / 60, "det_min": det_time / 60, "episodes_true": len(merged), "episodes_det": len(det),
+            "onset_median": float(np.median(onsets)) if onsets else float("nan"),
+            "onset_max": max(onsets) if onsets else float("nan"), "onsets_found": len(onsets),
+            "excluded_min": (duration_s - analysed_s) / 60}
+
+
+def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules: dict | None = None) -> None:
+    from ecgfounder.monitor import EpisodeRules, monitor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, truth = assemble(hours, seed, Path(tmp))
+        t = time.perf_counter()
+        result = monitor(path, model, progress=False, out_dir=Path(tmp) / "out",
+                         rules=EpisodeRules(**(rules or {})))
+        seconds = time.perf_counter() - t
+    det = [(e.start_s, e.end_s) for e in result.episodes if e.label == "AF"]
+    m = score_af(result.windows, result.summary["duration_s"], det, truth)
     print(f"\naccuracy: {result.summary['duration_s'] / 3600:.2f} h assembled from {len(truth)} held-out CinC 2017 "
-          f"recordings (seed {seed}), bundled model, monitor took {seconds:.0f} s")
-    print(f"  true AF {true_time / 60:.1f} min in {len(merged)} episode(s); detected {det_time / 60:.1f} min in "
-          f"{len(det)} episode(s); excluded {result.summary['excluded_s'] / 60:.1f} min")
-    print(f"  AF duration sensitivity {tp / max(true_time, 1e-9):.3f}, duration positive predictivity "
-          f"{tp / max(det_time, 1e-9):.3f}")
-    print(f"  AF burden {100 * result.summary['burden']['AF']:.1f}% vs true {100 * true_time / analysed_s:.1f}% "
+          f"recordings (seed {seed}), model {model}, monitor took {seconds:.0f} s")
+    print(f"  true AF {m['true_min']:.1f} min in {m['episodes_true']} episode(s); detected {m['det_min']:.1f} min in "
+          f"{m['episodes_det']} episode(s); excluded {m['excluded_min']:.1f} min")
+    print(f"  AF duration sensitivity {m['se']:.3f}, duration positive predictivity {m['pp']:.3f}")
+    print(f"  AF burden {100 * result.summary['burden']['AF']:.1f}% vs true {100 * m['true_burden']:.1f}% "
           f"(of analysed time)")
-    if onsets:
-        print(f"  onset error: median {np.median(onsets):.1f} s, max {max(onsets):.1f} s over {len(onsets)} "
-              f"detected true episodes of {len(merged)}")
+    if m["onsets_found"]:
+        print(f"  onset error: median {m['onset_median']:.1f} s, max {m['onset_max']:.1f} s over {m['onsets_found']} "
+              f"detected true episodes of {m['episodes_true']}")
 
 
 _CHILD = r"""

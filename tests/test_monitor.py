@@ -138,3 +138,26 @@ def test_episode_rules():
     assert find_episodes("AF", spans, short, np.ones(len(starts), bool), EpisodeRules(smooth_windows=1)) == []
     with pytest.raises(ValueError):
         EpisodeRules(on=0.3, off=0.5)
+
+
+def test_rr_irregularity_as_a_second_opinion(assembled):
+    """On real windows (4 normal, 4 AF, 4 normal CinC recordings): the fused AF score keeps the
+    model's probability at weight 0, follows the RR irregularity at weight 1, leaves windows
+    without an RR series and other labels alone."""
+    from ecgfounder.monitor import fuse_rr
+
+    path, (af0, af1), _ = assembled
+    table = monitor(path, "cinc2017-rhythm-tiny", progress=False, report=False).windows
+    p, cv = table["AF"].to_numpy(), table["rr_cv"].to_numpy()
+    np.testing.assert_array_equal(fuse_rr("AF", p, cv, EpisodeRules()), p)
+    only_rr = fuse_rr("AF", p, cv, EpisodeRules(rr_weight=1.0))
+    np.testing.assert_array_equal(fuse_rr("normal", p, cv, EpisodeRules(rr_weight=1.0)), p)
+    during = ((table.start_s >= af0 + 10) & (table.end_s <= af1 - 10)).to_numpy()
+    before = (table.end_s <= af0).to_numpy()
+    assert np.nanmedian(only_rr[during]) > 0.7 > 0.3 > np.nanmedian(only_rr[before])
+    cv_gap = cv.copy()
+    cv_gap[:3] = np.nan
+    mixed = fuse_rr("AF", p, cv_gap, EpisodeRules(rr_weight=0.5))
+    np.testing.assert_array_equal(mixed[:3], p[:3])
+    with pytest.raises(ValueError):
+        EpisodeRules(rr_weight=1.5)

@@ -28,12 +28,35 @@ class EpisodeRules:
     smooth_windows: int = 3       # running median over this many windows (1: none)
     min_duration_s: float = 30.0  # shorter episodes are dropped
     merge_gap_s: float = 10.0     # episodes closer than this are joined
+    # RR irregularity as a second opinion for the labels in rr_labels (0: the model alone):
+    # score = (1 - rr_weight) * p + rr_weight * sigmoid((rr_cv - rr_cv_center) / rr_cv_scale)
+    rr_weight: float = 0.0
+    rr_cv_center: float = 0.10
+    rr_cv_scale: float = 0.03
+    rr_labels: tuple[str, ...] = ("AF",)
 
     def __post_init__(self) -> None:
         if not 0 <= self.off <= self.on <= 1:
             raise ValueError(f"need 0 <= off <= on <= 1 (got on={self.on}, off={self.off})")
         if self.smooth_windows < 1:
             raise ValueError("smooth_windows must be at least 1")
+        if not 0 <= self.rr_weight <= 1 or self.rr_cv_scale <= 0:
+            raise ValueError("need 0 <= rr_weight <= 1 and rr_cv_scale > 0")
+        object.__setattr__(self, "rr_labels", tuple(self.rr_labels))
+
+
+def fuse_rr(label: str, probs: np.ndarray, rr_cv: np.ndarray, rules: EpisodeRules) -> np.ndarray:
+    """The episode score of ``label`` per window: the model's probability, mixed with the RR
+    irregularity (coefficient of variation of the RR intervals in the window) for the labels in
+    ``rules.rr_labels`` when ``rules.rr_weight`` > 0. Windows without a usable RR series keep the
+    model's probability."""
+    p = np.asarray(probs, dtype=np.float64)
+    if label not in rules.rr_labels or rules.rr_weight <= 0:
+        return p
+    cv = np.asarray(rr_cv, dtype=np.float64)
+    irregular = 1.0 / (1.0 + np.exp(-(cv - rules.rr_cv_center) / rules.rr_cv_scale))
+    fused = (1 - rules.rr_weight) * p + rules.rr_weight * irregular
+    return np.where(np.isfinite(cv), fused, p)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from ..io.leads import select_leads
 from ..signal.preprocess import get_recipe, preprocess
 from ..signal.resample import resample
 from ..signal.window import window_starts
-from .episodes import Episode, EpisodeRules, burden, find_episodes, owned_spans
+from .episodes import Episode, EpisodeRules, burden, find_episodes, fuse_rr, owned_spans
 
 __all__ = ["monitor", "MonitorResult", "window_starts_s"]
 
@@ -205,7 +205,8 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
     hr, rr_cv = _window_rhythm(all_peaks, starts, window_s)
     episodes: list[Episode] = []
     for label in chosen:
-        episodes += find_episodes(label, spans, probs[:, names.index(label)], valid, rules)
+        score = fuse_rr(label, probs[:, names.index(label)], rr_cv, rules)
+        episodes += find_episodes(label, spans, score, valid, rules)
     episodes.sort(key=lambda e: (e.start_s, e.label))
 
     table = pd.DataFrame({"start_s": starts, "end_s": np.minimum(starts + window_s, duration)})

@@ -28,6 +28,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="shortest episode kept (default 30)")
     p.add_argument("--merge-gap", type=float, default=10.0, metavar="SECONDS",
                    help="episodes closer than this are joined (default 10)")
+    p.add_argument("--rr-weight", type=float, default=0.0, metavar="W",
+                   help="weight of the RR irregularity in the AF episode score (default 0: the model alone)")
+    p.add_argument("--rr-cv-center", type=float, default=0.10, metavar="CV",
+                   help="RR coefficient of variation counted half-way irregular (default 0.10)")
     p.add_argument("--no-heart-rate", action="store_true", help="skip the QRS detector")
     p.add_argument("--no-report", action="store_true", help="no report.pdf")
     p.add_argument("--no-progress", action="store_true")
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         rules = EpisodeRules(on=args.on, off=args.off, smooth_windows=args.smooth, min_duration_s=args.min_duration,
-                             merge_gap_s=args.merge_gap)
+                             merge_gap_s=args.merge_gap, rr_weight=args.rr_weight, rr_cv_center=args.rr_cv_center)
     except ValueError as exc:
         from ...errors import ECGFounderError
 
