@@ -197,3 +197,96 @@ def test_temperature_scaling_recovers_an_overconfident_model():
     before = calibration(y[2000:, 0], overconfident[2000:, 0])["ece"]
     after = calibration(y[2000:, 0], apply_temperature(overconfident[2000:, 0], t))["ece"]
     assert after < before / 2
+
+
+@pytest.fixture(scope="module")
+def ludb_rhythm_predictions(tmp_path_factory, data_dir):
+    """The bundled rhythm model's predictions on the 200 LUDB records (lead I) and LUDB's
+    cardiologist labels: AF (15 records), sinus rhythm as `normal`, typical flutter as `other`
+    (3 records), `noisy` (none), and the age of each patient (">89" read as 90)."""
+    folder = tmp_path_factory.mktemp("ludb-eval")
+    meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
+    files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
+    out = folder / "pred.csv"
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", *files, "--model", "cinc2017-rhythm-tiny",
+                        "--lead", "I", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rhythm = meta["Rhythms"].str.strip()
+    labels = pd.DataFrame({"record": pd.read_csv(out)["record"],
+                           "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
+                           "normal": (rhythm == "Sinus rhythm").astype(int),
+                           "other": rhythm.str.startswith("Atrial flutter").astype(int),
+                           "noisy": 0,
+                           "age": meta["Age"].astype(str).str.strip().str.replace(">89", "90").astype(float)})
+    return out, labels, folder
+
+
+def test_low_count_labels_are_marked_and_left_out_of_macro_means(ludb_rhythm_predictions):
+    from ecgfounder.eval import evaluate_tables
+
+    pred, labels, _ = ludb_rhythm_predictions
+    table = labels.drop(columns=["age"])
+    report = evaluate_tables(pred, table, n_boot=200)
+    rows = {r["label"]: r for r in report.labels}
+    assert rows["other"]["n_pos"] == 3 and rows["other"]["low_count"]  # 3 flutter records
+    assert rows["noisy"]["status"] == "no positives"
+    assert not rows["AF"].get("low_count") and rows["AF"]["n_pos"] == 15
+    assert report.macro["n_labels"] == 2 and report.macro["labels_with_low_counts"] == ["other"]
+    assert report.macro["auroc"] == pytest.approx(np.mean([rows["AF"]["auroc"], rows["normal"]["auroc"]]))
+    md = report.to_markdown()
+    assert "| other † |" in md and "left out of the macro means" in md
+    both = evaluate_tables(pred, table, n_boot=200, include_low_counts=True)
+    assert both.macro["n_labels"] == 3
+    # the model finds LUDB's AF on lead I although it never saw LUDB
+    assert rows["AF"]["auroc"] > 0.85
+
+
+def test_mutually_exclusive_classes_get_no_micro_average():
+    rng = np.random.default_rng(0)
+    k = rng.integers(0, 3, 300)
+    y = np.eye(3)[k]
+    p = np.clip(y * 0.6 + rng.random((300, 3)) * 0.5, 0, 1)
+    report = evaluate_arrays(y, p, ["a", "b", "c"], n_boot=50)
+    assert "auroc" not in report.micro and "mutually exclusive" in report.micro["note"]
+    assert "**micro**" not in report.to_markdown()
+    multi = evaluate_arrays(np.c_[y[:, :2], rng.integers(0, 2, 300)], p, ["a", "b", "c"], n_boot=50)
+    assert "auroc" in multi.micro
+
+
+def test_continuous_labels_fail_a_classification_evaluation(ludb_rhythm_predictions, tmp_path):
+    pred, labels, _ = ludb_rhythm_predictions
+    table = labels[["record", "AF", "age"]].rename(columns={"age": "normal"})  # ages under a class name
+    table.to_csv(tmp_path / "labels.csv", index=False)
+    for task in ("auto", "classification"):
+        r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(pred), "--labels",
+                            str(tmp_path / "labels.csv"), "--task", task, "--output-dir", str(tmp_path / "e")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert "values other than 0 and 1" in r.stderr and "--task regression" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_age_regression_evaluated_with_intervals_and_plots(ludb_rhythm_predictions, tmp_path):
+    """Real LUDB ages against predictions that run 3 years high with 8 years of scatter: the
+    evaluation must find that bias inside its interval, and MAE/RMSE/r/R² equal to NumPy's."""
+    _, labels, _ = ludb_rhythm_predictions
+    age = labels["age"].to_numpy()
+    rng = np.random.default_rng(1)
+    guess = age + 3 + rng.normal(0, 8, len(age))
+    pd.DataFrame({"record": labels["record"], "age": guess}).to_csv(tmp_path / "pred.csv", index=False)
+    labels[["record", "age"]].to_csv(tmp_path / "labels.csv", index=False)
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(tmp_path / "pred.csv"),
+                        "--labels", str(tmp_path / "labels.csv"), "--output-dir", str(tmp_path / "e"),
+                        "--bootstrap", "500"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["task"] == "regression" and m["records"] == 200
+    row = m["labels"][0]
+    err = guess - age
+    assert row["mae"] == pytest.approx(np.abs(err).mean()) and row["rmse"] == pytest.approx(np.sqrt((err ** 2).mean()))
+    assert row["bias"] == pytest.approx(err.mean()) and row["bias_lo"] < 3 < row["bias_hi"]
+    assert row["pearson_r"] == pytest.approx(np.corrcoef(age, guess)[0, 1])
+    assert row["r2"] == pytest.approx(1 - (err ** 2).mean() / age.var())
+    assert row["mae_lo"] < row["mae"] < row["mae_hi"]
+    for name in ("scatter.png", "bland_altman.png", "metrics.md", "metrics.csv"):
+        assert (tmp_path / "e" / name).stat().st_size > 1000 or name.endswith((".md", ".csv"))
+    assert "| age | 200 |" in r.stdout

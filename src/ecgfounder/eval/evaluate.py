@@ -21,7 +21,7 @@ from .bootstrap import RankedScores, resample_weights, weighted_confusion
 from .calibration import apply_temperature, calibration, fit_temperature
 
 __all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration",
-           "fit_temperature"]
+           "fit_temperature", "infer_task", "MIN_COUNT"]
 
 _POINT_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
 
@@ -82,6 +82,7 @@ class EvalReport:
                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
         lines = []
         for r in self.labels:
+            r = {**r, "label": f"{r['label']} †" if r.get("low_count") else r["label"]}
             if r.get("status"):
                 lines.append(f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | {r['status']} |  |  |  |  |  |  |  |")
                 continue
@@ -90,9 +91,19 @@ class EvalReport:
                 [fmt(r, k) for k in ("sensitivity", "specificity", "ppv", "npv", "f1")]) + " |")
         macro = (f"| **macro** ({self.macro['n_labels']} labels) |  |  | {fmt(self.macro, 'auroc')} | "
                  f"{fmt(self.macro, 'auprc')} |  |  |  |  |  | {fmt(self.macro, 'f1')} |")
-        micro = f"| **micro** |  |  | {fmt(self.micro, 'auroc')} | {fmt(self.micro, 'auprc')} |  |  |  |  |  |  |"
+        tail = [macro]
+        if "auroc" in self.micro:
+            tail.append(f"| **micro** |  |  | {fmt(self.micro, 'auroc')} | {fmt(self.micro, 'auprc')} |  |  |  |  |  |  |")
+        notes = []
+        if self.macro.get("labels_with_low_counts"):
+            notes.append(f"† fewer than {self.macro['min_count']} positives or negatives: intervals unreliable; "
+                         + ("included in" if self.macro.get("low_counts_included") else "left out of")
+                         + " the macro means.")
+        if self.micro.get("note"):
+            notes.append(f"Micro average {self.micro['note']}.")
         return (f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
-                f"thresholds: {self.threshold_rule}.\n\n" + head + "\n".join(lines + [macro, micro]) + "\n")
+                f"thresholds: {self.threshold_rule}.\n\n" + head + "\n".join(lines + tail) + "\n"
+                + ("\n" + "\n".join(notes) + "\n" if notes else ""))
 
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """metrics.csv, metrics.json, metrics.md and (``plots``) roc.png, pr.png, reliability.png."""
@@ -112,13 +123,21 @@ class EvalReport:
         return paths
 
 
+#: Labels with fewer positives or negatives than this are marked and left out of macro means by
+#: default: their intervals say little (one positive gives sensitivity 1.000 (1.000-1.000)).
+MIN_COUNT = 10
+
+
 def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
                     thresholds: str | float | Sequence[float] = "youden", n_boot: int = 1000,
                     seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
-                    chunk: int = 100) -> EvalReport:
+                    chunk: int = 100, min_count: int = MIN_COUNT, include_low_counts: bool = False) -> EvalReport:
     """Evaluate ``probs`` (N, L) against 0/1 ``y`` (N, L). ``thresholds``: ``"youden"`` (chosen on
     these data per label), a number for all labels, or one per label. ``groups``: patient ids for a
-    patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time."""
+    patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time. Labels with
+    fewer than ``min_count`` positives or negatives are reported with ``low_count`` set and left
+    out of the macro means unless ``include_low_counts``. When every record has exactly one label
+    (mutually exclusive classes) no micro average is reported: it would pool complementary columns."""
     y = np.asarray(y, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     n, n_labels = y.shape
@@ -137,6 +156,9 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         rule = "given per label"
         thr = np.asarray(thresholds, dtype=np.float64)
     valid = [(y[:, j].sum() > 0) and (y[:, j].sum() < n) for j in range(n_labels)]
+    low = [min(y[:, j].sum(), n - y[:, j].sum()) < min_count for j in range(n_labels)]
+    in_macro = [v and (include_low_counts or not lc) for v, lc in zip(valid, low)]
+    exclusive = n_labels > 1 and bool(np.all(y.sum(1) == 1))
 
     # bootstrap draws, in chunks so memory stays bounded: per label and metric, B values
     boots: dict[str, list[np.ndarray]] = {k: [] for k in _POINT_METRICS}
@@ -149,7 +171,7 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     yb = y.astype(bool)
     cells = np.concatenate([yb & pred, ~yb & pred, ~yb & ~pred, yb & ~pred], axis=1).astype(np.float32)
     # micro-averaged CIs replicate every record's weight per label: only where that stays small
-    micro_ci = n_labels > 1 and n * n_labels * min(chunk, n_boot) <= 50_000_000
+    micro_ci = n_labels > 1 and not exclusive and n * n_labels * min(chunk, n_boot) <= 50_000_000
     flat_ranked = RankedScores(flat_y, flat_p) if micro_ci else None
     done = 0
     while done < n_boot:
@@ -166,9 +188,10 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
             vals = {"auroc": au, "auprc": ap, **_rates(conf)}
             for k, v in vals.items():
                 per_label[j][k].append(v)
-                macro_acc[k] += v
+                if in_macro[j]:
+                    macro_acc[k] += v
         for k in _POINT_METRICS:
-            boots[k].append(macro_acc[k] / max(1, sum(valid)))
+            boots[k].append(macro_acc[k] / max(1, sum(in_macro)))
         if flat_ranked is not None:
             au, ap = flat_ranked.auroc_ap(np.repeat(w, n_labels, axis=1))
             micro_boot["auroc"].append(au)
@@ -195,6 +218,8 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         point = {"auroc": au[0], "auprc": ap[0],
                  **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], pred[:, j], ones)).items()}}
         row["threshold"] = float(thr[j])
+        if low[j]:
+            row["low_count"] = True
         for k in _POINT_METRICS:
             row[k] = float(point[k])
             row[f"{k}_lo"], row[f"{k}_hi"] = interval(per_label[j][k])
@@ -202,14 +227,18 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         row["brier"], row["ece"] = cal["brier"], cal["ece"]
         row["reliability"] = cal["reliability"]
         rows.append(row)
-    ok = [r for r in rows if not r.get("status")]
+    ok = [r for r, m in zip(rows, in_macro) if m]
     macro: dict[str, Any] = {"n_labels": len(ok),
-                             "labels_without_positives": [r["label"] for r in rows if r.get("status")]}
+                             "labels_without_positives": [r["label"] for r in rows if r.get("status")],
+                             "labels_with_low_counts": [r["label"] for r in rows if r.get("low_count")],
+                             "min_count": min_count, "low_counts_included": include_low_counts}
     for k in _POINT_METRICS:
         macro[k] = float(np.mean([r[k] for r in ok])) if ok else float("nan")
         macro[f"{k}_lo"], macro[f"{k}_hi"] = interval(boots[k])
     micro: dict[str, Any] = {}
-    if n_labels > 1:
+    if exclusive:
+        micro["note"] = "not reported: every record has exactly one label (mutually exclusive classes)"
+    elif n_labels > 1:
         ones_f = np.ones((1, n * n_labels), dtype=np.float32)
         au, ap = (flat_ranked or RankedScores(flat_y, flat_p)).auroc_ap(ones_f)
         micro["auroc"], micro["auprc"] = float(au[0]), float(ap[0])
@@ -221,11 +250,37 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     return report
 
 
+def infer_task(y: np.ndarray, labels: Sequence[str], task: str = "auto") -> str:
+    """``classification`` when every label value is 0 or 1, ``regression`` when the labels are
+    continuous; a clear error for continuous labels asked to be evaluated as classes, or for a mix."""
+    known = np.isfinite(y)
+    binary = [bool(np.isin(y[known[:, j], j], (0.0, 1.0)).all()) for j in range(y.shape[1])]
+    if task == "regression":
+        return task
+    if task not in ("auto", "classification"):
+        raise ValueError(f"task must be auto, classification or regression (got {task!r})")
+    if all(binary):
+        if not known.all():
+            bad = [name for j, name in enumerate(labels) if not known[:, j].all()]
+            raise ValueError(f"label column(s) {', '.join(bad[:5])} have missing values: fill or drop those rows")
+        return "classification"
+    cont = [name for name, b in zip(labels, binary) if not b]
+    example = next(v for j, b in enumerate(binary) if not b for v in y[known[:, j], j] if v not in (0.0, 1.0))
+    if task == "classification" or any(binary):
+        raise ValueError(f"label column(s) {', '.join(cont[:5])} hold values other than 0 and 1 (e.g. {example:g}): "
+                         "classification needs 0/1 labels; for a continuous target evaluate it alone with "
+                         "--task regression")
+    return "regression"
+
+
 def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
                     label_columns: Sequence[str] | None = None, patient_column: str | None = None,
-                    **kwargs: Any) -> EvalReport:
+                    task: str = "auto", **kwargs: Any) -> Any:
     """Join a prediction table (``ecgfounder predict`` output: ``record`` + a probability column per
-    label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share."""
+    label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share.
+    ``task``: ``auto`` (0/1 labels: classification, an :class:`EvalReport`; continuous labels:
+    regression, a :class:`~ecgfounder.eval.regression.RegressionReport`), ``classification`` (any
+    value other than 0/1 is an error) or ``regression``."""
     import pandas as pd
 
     pred = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions)
@@ -234,7 +289,8 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
         if id_column not in df.columns:
             raise ValueError(f"the {name} table has no {id_column!r} column")
     if "error" in pred.columns:
-        pred = pred[pred["error"].fillna("") == ""]
+        err = pred["error"]
+        pred = pred[err.isna() | (err.astype(str) == "")]
     merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
     if merged.empty:
         raise ValueError(f"no {id_column} in common between the predictions and the labels")
@@ -245,6 +301,15 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
     p = merged[shared].to_numpy(dtype=np.float64)
     groups = merged[patient_column].tolist() if patient_column else None
+    task = infer_task(y, shared, task)
+    if task == "regression":
+        from .regression import evaluate_regression
+
+        kwargs.pop("temperature", None)
+        rkw = {k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci")}  # thresholds etc. do not apply
+        report = evaluate_regression(y, p, shared, groups=groups, **rkw)
+        report.extra["unmatched_predictions"] = int(len(pred) - len(merged))
+        return report
     temperature = kwargs.pop("temperature", None)
     if temperature is not None:
         p = apply_temperature(p, temperature)

@@ -26,7 +26,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                                      "cinc2017, snomed_cinc2021, ptbxl_scp, ludb, or a mapping CSV")
     p.add_argument("--fit-temperature", nargs=2, metavar=("PREDICTIONS", "LABELS"),
                    help="fit temperature scaling on these (validation) tables and apply it before evaluating")
-    p.add_argument("--no-plots", action="store_true", help="no ROC, PR and reliability PNGs")
+    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto (default): 0/1 labels are classes, continuous labels a regression target; "
+                        "classification refuses anything but 0/1")
+    p.add_argument("--min-count", type=int, default=10, metavar="N",
+                   help="labels with fewer positives or negatives are marked and left out of macro means (default 10)")
+    p.add_argument("--include-low-counts", action="store_true", help="average marked labels into the macro means")
+    p.add_argument("--no-plots", action="store_true",
+                   help="no ROC, PR and reliability PNGs (regression: scatter and Bland-Altman)")
     p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md and plots go")
     p.set_defaults(func=run)
     return p
@@ -57,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
 
         temperature, n = fit_temperature_tables(*args.fit_temperature, id_column=args.id_column, mapping=mapping)
         print(f"temperature {temperature:.3f} fitted on {n} records", file=sys.stderr)
-    report = evaluate_tables(predictions, args.labels, id_column=args.id_column, temperature=temperature,
-                             label_columns=args.label_columns.split(",") if args.label_columns else None,
-                             patient_column=args.patient_column, thresholds=thresholds,
-                             n_boot=args.bootstrap, seed=args.seed)
+    from ...errors import ECGFounderError
+
+    try:
+        report = evaluate_tables(predictions, args.labels, id_column=args.id_column, temperature=temperature,
+                                 label_columns=args.label_columns.split(",") if args.label_columns else None,
+                                 patient_column=args.patient_column, thresholds=thresholds,
+                                 n_boot=args.bootstrap, seed=args.seed, task=args.task, min_count=args.min_count,
+                                 include_low_counts=args.include_low_counts)
+    except ValueError as exc:
+        raise ECGFounderError(f"{args.labels}: {exc}") from None
     paths = report.write(args.output_dir, plots=not args.no_plots)
     print(report.to_markdown())
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
