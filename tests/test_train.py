@@ -61,6 +61,10 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, data_dir):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     assert len(pd.read_csv(run / "metrics.csv")) == 2
+    # the interrupted epoch's loss covers its steps before the interruption too
+    np.testing.assert_allclose(pd.read_csv(run / "metrics.csv")["train_loss"],
+                               pd.read_csv(full / "metrics.csv")["train_loss"], rtol=1e-6)
+    assert (run / "curves.png").stat().st_size > 5000 and (full / "curves.png").is_file()
 
 
 @pytest.mark.slow

@@ -226,6 +226,8 @@ class TrainState:
     global_step: int = 0
     best: float | None = None
     bad_epochs: int = 0
+    epoch_loss_sum: float = 0.0   # the current epoch's losses so far: an interrupted epoch's
+    epoch_loss_count: int = 0     # loss after a resume covers its steps before the interruption too
 
     def counters(self) -> dict[str, Any]:
         return {k: (float("nan") if v is None else v) for k, v in dataclasses.asdict(self).items()}
@@ -419,9 +421,12 @@ class Trainer:
         self.model.eval()  # frozen parts keep BatchNorm statistics and dropout off
         self.trainable.train()
         t0 = time.time()
-        losses: list[float] = []
+        if state.step_in_epoch == 0:
+            state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
         for step in range(state.step_in_epoch, steps_per_epoch):
-            losses += self.step(items)
+            losses = self.step(items)
+            state.epoch_loss_sum += float(sum(losses))
+            state.epoch_loss_count += len(losses)
             state.global_step += 1
             state.step_in_epoch = step + 1
             if cfg.ckpt_every and state.global_step % cfg.ckpt_every == 0:
@@ -431,7 +436,7 @@ class Trainer:
                 run.log(f"stopped after {state.global_step} steps (stop_after_steps)")
                 self.stopped = True
                 return None
-        train_loss = float(np.mean(losses)) if losses else float("nan")
+        train_loss = state.epoch_loss_sum / state.epoch_loss_count if state.epoch_loss_count else float("nan")
         if run.distributed:
             t = torch.tensor([train_loss], device=run.device)
             torch.distributed.all_reduce(t)
@@ -464,6 +469,12 @@ class Trainer:
     def _record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
         run = self.run
         _append_csv(self.history_path, row)
+        try:
+            from ..viz.curves import plot_training_curves
+
+            plot_training_curves(self.history_path, run.out / "curves.png")
+        except ImportError:  # pragma: no cover - matplotlib comes with wfdb
+            pass
         run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                          if not k.startswith(("val_f1_", "val_auroc_"))))
         tb = run.tb()
