@@ -123,6 +123,32 @@ def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_d
     m = load_model(run / "best.safetensors")
     assert m.info.labels == tuple(codes) and m.info.task == "multilabel" and m.config.in_channels == 12
     assert "val_macro_auroc" in pd.read_csv(run / "metrics.csv")
+    # thresholds chosen on the validation records (Youden) are stored in the model; predict uses them
+    assert m.info.provenance["thresholds"]["rule"] == "youden" and m.info.provenance["thresholds"]["split"] == "val"
+    assert len(m.info.thresholds) == 3 and m.info.thresholds != (0.5, 0.5, 0.5)
+    assert "thresholds (youden on" in (run / "train.log").read_text()
+    from ecgfounder import Predictor
+
+    pred = Predictor(m, workers=0, progress=False)
+    np.testing.assert_allclose(pred.thresholds, m.info.thresholds)
+
+
+def test_threshold_rules_on_validation_scores():
+    from ecgfounder.eval.thresholds import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (400, 2))
+    p = np.clip(y * 0.3 + rng.random((400, 2)) * 0.7, 0, 1)
+    sens = choose_thresholds(y, p, "sensitivity:0.9")
+    spec = choose_thresholds(y, p, "specificity:0.95")
+    for j in range(2):
+        pos, neg = p[y[:, j] == 1, j], p[y[:, j] == 0, j]
+        higher, lower = p[p[:, j] > sens[j], j].min(), p[p[:, j] < spec[j], j].max()  # the next candidates
+        assert (pos >= sens[j]).mean() >= 0.9 and (pos >= higher).mean() < 0.9  # the highest that reaches 0.9
+        assert (neg < spec[j]).mean() >= 0.95 and (neg < lower).mean() < 0.95  # the lowest that keeps 0.95
+    assert choose_thresholds(y, p, "fixed:0.3") == [0.3, 0.3]
+    with pytest.raises(Exception, match="threshold rule"):
+        choose_thresholds(y, p, "sensitivity:1.5")
 
 
 def test_regression_of_age_from_ludb_with_lead_subset(tmp_path, data_dir, fixtures_dir):

@@ -47,6 +47,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     amp: str = "none"                    # none | bf16 | fp16 (fp16 on GPU)
     early_stop: int = 0                  # epochs without improvement before stopping (0: off)
+    threshold_rule: str = "youden"       # thresholds stored in the model, chosen on validation: youden,
+                                         # sensitivity:S, specificity:S, fixed:T, or none (keep 0.5)
     metric: str | None = None            # model selection metric (default per task)
     seed: int = 0
     # augmentation (train only)

@@ -469,6 +469,9 @@ class DistillTrainer(Trainer):
             loss = loss + cfg.embed_weight * F.mse_loss(proj.float(), t_feat) / scale
         return loss
 
+    def _store_thresholds(self) -> None:
+        """A student keeps its teacher's thresholds (its validation targets are the teacher's decisions)."""
+
     def fit(self) -> Path:
         out = super().fit()
         if self.run.main and not self.stopped:

@@ -175,6 +175,16 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
     """Record-level metrics over ``records``: an iterable of (windows or window embeddings, target).
     Each record's windows are scored (several records per batch) and their probabilities (or
     predictions) averaged."""
+    out, y = _record_outputs(model, records, cfg, device, linear, batch)
+    if cfg.task == "regression":
+        out = out * target_std + target_mean
+        y = y * target_std + target_mean
+    return task_metrics(cfg.task, y, out, labels)
+
+
+def _record_outputs(model: Net1D, records: Any, cfg: TrainConfig, device: torch.device, linear: bool = False,
+                    batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(record-level outputs, targets): window probabilities (or predictions) averaged per record."""
     model.eval()
 
     def activate(logits: torch.Tensor) -> torch.Tensor:  # regression stays in normalised units here
@@ -203,12 +213,7 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
             if sum(len(w) for w in pending) >= batch:
                 flush()
         flush()
-    out = np.stack(outs)
-    y = np.asarray(ys)
-    if cfg.task == "regression":
-        out = out * target_std + target_mean
-        y = y * target_std + target_mean
-    return task_metrics(cfg.task, y, out, labels)
+    return np.stack(outs), np.asarray(ys)
 
 
 def _better(metric: str, new: float, best: float | None) -> bool:
@@ -487,6 +492,28 @@ class Trainer:
                        provenance={"run": str(run.out), "selected_on": f"val_{self.metric}", **self.state.public(),
                                    "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")}})
 
+    def _store_thresholds(self) -> None:
+        """Decision thresholds chosen on the validation split by ``cfg.threshold_rule``, written
+        into ``best.safetensors`` (``predict`` and ``serve`` use a model's stored thresholds)."""
+        cfg, run, data = self.cfg, self.run, self.data
+        rule = (cfg.threshold_rule or "none").lower()
+        if cfg.task == "regression" or rule == "none" or not data.has("val"):
+            return
+        from ..eval.thresholds import choose_thresholds
+
+        path = run.out / "best.safetensors"
+        best = load_model(path).to(run.device)
+        out, y = _record_outputs(best, data.records("val", best), cfg, run.device, self.linear)
+        if cfg.task == "multiclass":
+            keep = y >= 0
+            out, y = out[keep], np.eye(len(self.labels))[y[keep]]
+        thresholds = choose_thresholds(y, out, rule)
+        save_model(best, path, thresholds=thresholds, provenance={
+            "thresholds": {"rule": rule, "split": "val", "records": int(len(y))}})
+        run.log(f"thresholds ({rule} on {len(y)} validation records): "
+                + ", ".join(f"{n}={t:.3f}" for n, t in list(zip(self.labels, thresholds))[:8])
+                + (" ..." if len(thresholds) > 8 else ""))
+
     def fit(self) -> Path:
         """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
         with the best checkpoint. Returns the run directory."""
@@ -497,6 +524,8 @@ class Trainer:
             if cfg.early_stop and self.state.bad_epochs >= cfg.early_stop:
                 run.log(f"early stop: val_{self.metric} did not improve for {cfg.early_stop} epochs")
                 break
+        if not self.stopped and run.main:
+            self._store_thresholds()
         if not self.stopped and run.main and data.has("test"):
             best = load_model(run.out / "best.safetensors").to(run.device)
             test = self.validate("test", best)
