@@ -287,7 +287,9 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
     paths = [str(folder / "data" / f"{int(i)}.hea") for i in df["ID"]]
     splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     if task == "regression":
-        ages = pd.to_numeric(df["Age"].astype(str).str.strip().str.rstrip("+"), errors="coerce")
+        # LUDB writes ages above 89 as ">89" (de-identification): read as 90, documented in training.md
+        raw = df["Age"].astype(str).str.strip().str.rstrip("+").str.replace(r"^>\s*89$", "90", regex=True)
+        ages = pd.to_numeric(raw, errors="coerce")
         keep = np.flatnonzero(ages.notna().to_numpy())
         y = ages.to_numpy(dtype=np.float32)[keep, None]
         return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep])

@@ -18,6 +18,8 @@ class TrainConfig:
     shards: str | None = None            # a folder written by `ecgfounder prepare` (streamed per process)
     label_columns: list[str] | None = None
     limit: int | None = None             # stratified subset of this many records (quick runs)
+    splits: str | None = None            # a split file (`ecgfounder split`): its splits replace the drawn ones
+    fold: int | None = None              # with a K-fold split file: this fold is validation, the others train
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     cache_dir: str = ".ecgfounder-cache"

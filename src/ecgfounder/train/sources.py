@@ -80,6 +80,12 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
         raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
     if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
         man = man.subset(np.random.default_rng(cfg.seed).permutation(len(man))[: cfg.limit])
+    if cfg.splits:
+        from ..data.splits import apply_splits, read_splits
+
+        man = apply_splits(man, read_splits(cfg.splits), fold=cfg.fold, source=cfg.splits)
+    elif cfg.fold is not None:
+        raise ECGFounderError("fold: needs a split file with folds (splits: FILE, from `ecgfounder split --folds K`)")
     return man
 
 

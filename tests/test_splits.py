@@ -1,0 +1,70 @@
+"""Split files: the same test records for every task on the same data, folds, patient grouping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgfounder.data.splits import make_splits
+from ecgfounder.train import build_manifest, load_config
+
+
+def _split(tmp_path: Path, data_dir: Path, *extra: str) -> Path:
+    out = tmp_path / "splits.csv"
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "split", f"ludb:{data_dir / 'ludb'}", "-o", str(out),
+                        *extra], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_a_split_file_gives_two_tasks_the_same_test_records(tmp_path, data_dir):
+    splits = _split(tmp_path, data_dir, "--test", "0.2", "--val", "0.1", "--seed", "3")
+    table = pd.read_csv(splits)
+    assert len(table) == 200 and (table["split"] == "test").sum() == 40 and (table["split"] == "val").sum() == 20
+    rhythm = build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "multilabel",
+                                               "splits": str(splits)}))
+    age = build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "regression",
+                                            "splits": str(splits)}))
+    test_a = {Path(rhythm.paths[i]).resolve() for i in rhythm.indices("test")}
+    test_b = {Path(age.paths[i]).resolve() for i in age.indices("test")}
+    assert len(test_a) == 40 and test_a == test_b
+    assert {Path(p).resolve() for p in table.loc[table["split"] == "test", "path"]} == test_a
+    # without the file, the drawn splits differ from it (the file is what makes them agree)
+    drawn = build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "multilabel",
+                                              "test_fraction": 0.2}))
+    assert {Path(drawn.paths[i]).resolve() for i in drawn.indices("test")} != test_a
+
+
+def test_folds_cover_every_non_test_record_once(tmp_path, data_dir):
+    splits = _split(tmp_path, data_dir, "--folds", "5")
+    table = pd.read_csv(splits)
+    assert (table["split"] == "val").sum() == 0 and set(table.loc[table["split"] == "test", "fold"]) == {-1}
+    folds = table.loc[table["split"] == "train", "fold"]
+    assert sorted(folds.value_counts()) == [32] * 5
+    seen: list[str] = []
+    for k in range(5):
+        man = build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "regression",
+                                                "splits": str(splits), "fold": k}))
+        val = [str(Path(man.paths[i]).resolve()) for i in man.indices("val")]
+        assert len(val) == 32 and len(man.indices("test")) == 40
+        seen += val
+    assert len(seen) == len(set(seen)) == 160
+    with pytest.raises(Exception, match="split file with folds"):
+        build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "regression", "fold": 1}))
+
+
+def test_assignment_depends_on_the_records_and_seed_not_their_order():
+    paths = [f"/data/{i}.hea" for i in range(300)]
+    patients = [str(i // 3) for i in range(300)]
+    a = make_splits(paths, seed=1, patients=patients).set_index("path")["split"]
+    order = np.random.default_rng(0).permutation(300)
+    b = make_splits([paths[i] for i in order], seed=1, patients=[patients[i] for i in order]).set_index("path")["split"]
+    assert a.sort_index().equals(b.sort_index())
+    assert make_splits(paths, seed=2, patients=patients)["split"].tolist() != a.tolist()
+    per_patient = pd.DataFrame({"p": patients, "s": a.values}).groupby("p")["s"].nunique()
+    assert (per_patient == 1).all()  # a patient's records share one split
