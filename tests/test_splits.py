@@ -68,3 +68,36 @@ def test_assignment_depends_on_the_records_and_seed_not_their_order():
     assert make_splits(paths, seed=2, patients=patients)["split"].tolist() != a.tolist()
     per_patient = pd.DataFrame({"p": patients, "s": a.values}).groupby("p")["s"].nunique()
     assert (per_patient == 1).all()  # a patient's records share one split
+
+
+@pytest.mark.slow
+def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_dir):
+    """LUDB age regression, 5 folds, lead II only, one short epoch per fold: every non-test record
+    is predicted once by the model that did not train on it, and the pooled evaluation has CIs."""
+    import json
+
+    out = tmp_path / "cv"
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "train", "--folds", "5",
+                        "--dataset", f"ludb:{data_dir / 'ludb'}", "--task", "regression", "--init", "tiny",
+                        "--leads", "II", "--epochs", "1", "--batch-size", "16", "--test-fraction", "0.2",
+                        "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(out), "--workers", "0"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    splits = pd.read_csv(out / "splits.csv")
+    non_test = {str(Path(p).resolve()) for p in splits.loc[splits["split"] != "test", "path"]}
+    assert len(oof) == 160 and oof["record"].is_unique and set(oof["record"]) == non_test
+    assert sorted(oof["fold"].value_counts()) == [32] * 5
+    fold_of = dict(zip(splits["path"].map(lambda p: str(Path(p).resolve())), splits["fold"]))
+    assert all(fold_of[rec] == f for rec, f in zip(oof["record"], oof["fold"]))  # predicted by its own fold's run
+    pooled = json.loads((out / "pooled" / "metrics.json").read_text())
+    row = pooled["labels"][0]
+    assert pooled["task"] == "regression" and row["n"] == 160 and row["mae_lo"] <= row["mae"] <= row["mae_hi"]
+    folds = pd.read_csv(out / "folds.csv")
+    assert list(folds["fold"].astype(str)) == ["0", "1", "2", "3", "4", "mean", "sd"] and "mae" in folds
+    assert all((out / f"fold-{k}" / "best.safetensors").is_file() for k in range(5))
+    # the pooled tables are what `evaluate` takes
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(out / "oof_predictions.csv"),
+                        "--labels", str(out / "oof_labels.csv"), "--output-dir", str(tmp_path / "ev"),
+                        "--bootstrap", "100"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "| age | 160 |" in r.stdout, r.stderr

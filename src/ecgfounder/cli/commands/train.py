@@ -13,6 +13,8 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune, linear-probe or train from scratch (torchrun for many GPUs)")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="K-fold cross-validation: one run per fold, out-of-fold predictions pooled and evaluated")
     add_train_options(p)
     p.set_defaults(func=run)
     return p
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
             from ...errors import ECGFounderError
 
             raise ECGFounderError("the config names a teacher: run it with `ecgfounder distill`")
-        out = train(cfg)
+        if args.folds:
+            from ...train import cross_validate
+
+            out = cross_validate(cfg, args.folds)
+        else:
+            out = train(cfg)
     print(f"run directory: {out}", file=sys.stderr)
     return 0
