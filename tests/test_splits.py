@@ -101,3 +101,27 @@ def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_di
                         "--labels", str(out / "oof_labels.csv"), "--output-dir", str(tmp_path / "ev"),
                         "--bootstrap", "100"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "| age | 160 |" in r.stdout, r.stderr
+
+
+def test_ludb_one_value_statements_as_classes_groups_and_dropped_records(tmp_path, data_dir):
+    from ecgfounder.train import train
+
+    ludb = f"ludb:{data_dir / 'ludb'}"
+    axis = build_manifest(load_config(None, {"dataset": ludb, "task": "multiclass",
+                                             "label_columns": ["Electric axis of the heart"]}))
+    assert len(axis.labels) == 5 and all(lab.startswith("Electric axis of the heart: ") for lab in axis.labels)
+    assert len(axis) + len(axis.dropped) == 200 and len(axis.dropped) == 10
+    assert all(why == "no statement" for _, why in axis.dropped)
+    assert np.bincount(axis.y).min() >= 1
+    sinus = "Sinus rhythm=sinus;Sinus bradycardia=sinus;Sinus tachycardia=sinus;Sinus arrhythmia=sinus;*=other"
+    grouped = build_manifest(load_config(None, {"dataset": ludb, "task": "multilabel", "label_groups": sinus}))
+    assert grouped.labels == ["other", "sinus"] and grouped.y[:, 1].sum() == 180
+    # training names every dropped record with its reason
+    run = train(load_config(None, {"dataset": ludb, "task": "multiclass", "label_columns": ["Electric axis of the heart"],
+                                   "init": "tiny", "leads": ["I", "II"], "epochs": 1, "batch_size": 16,
+                                   "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "run"),
+                                   "workers": 0, "threshold_rule": "none"}))
+    dropped = pd.read_csv(run / "dropped.csv")
+    assert len(dropped) == 10 and set(dropped["reason"]) == {"no statement"}
+    log = (run / "train.log").read_text()
+    assert '"dropped": 10' in log and "dropped " + str(dropped["path"][0]) in log

@@ -39,7 +39,8 @@ class Manifest:
     """
 
     def __init__(self, paths: Sequence[str], y: np.ndarray, labels: Sequence[str], task: str,
-                 splits: Sequence[str], patients: Sequence[str] | None = None) -> None:
+                 splits: Sequence[str], patients: Sequence[str] | None = None,
+                 dropped: Sequence[tuple[str, str]] = ()) -> None:
         if task not in ("multiclass", "multilabel", "regression"):
             raise ValueError(f"task must be multiclass, multilabel or regression (got {task!r})")
         self.paths = [str(p) for p in paths]
@@ -48,6 +49,7 @@ class Manifest:
         self.task = task
         self.splits = np.asarray(list(splits), dtype=object)
         self.patients = list(patients) if patients is not None else None
+        self.dropped = list(dropped)  # (path, reason) of records of the source left out
         if len(self.paths) != len(self.y) or len(self.splits) != len(self.paths):
             raise ValueError("paths, targets and splits differ in length")
 
@@ -59,7 +61,8 @@ class Manifest:
 
     def subset(self, index: np.ndarray) -> Manifest:
         return Manifest([self.paths[i] for i in index], self.y[index], self.labels, self.task,
-                        self.splits[index], [self.patients[i] for i in index] if self.patients else None)
+                        self.splits[index], [self.patients[i] for i in index] if self.patients else None,
+                        self.dropped)
 
     def write_split(self, split: str, out_dir: str | Path) -> tuple[Path, Path]:
         """``manifest.csv`` (a ``path`` column, for ``ecgfounder predict``) and ``labels.csv``
@@ -98,7 +101,31 @@ class Manifest:
         out: dict[str, Any] = {"records": len(self), "task": self.task, "labels": self.labels}
         for split in ("train", "val", "test"):
             out[split] = int((self.splits == split).sum())
+        out["dropped"] = len(self.dropped)
         return out
+
+    def group(self, groups: dict[str, str]) -> Manifest:
+        """Labels merged into groups: ``groups`` maps a label to its group name, ``"*"`` every label
+        not named (absent: such labels are dropped). Multi-label: a group is positive when any of
+        its labels is; multi-class: each class becomes its group's class."""
+        default = groups.get("*")
+        target = {lab: groups.get(lab, default) for lab in self.labels}
+        names = sorted({g for g in target.values() if g is not None})
+        if not names:
+            raise ECGFounderError("the label groups leave no label")
+        if self.task == "multiclass":
+            lookup = np.array([names.index(target[lab]) if target[lab] is not None else -1 for lab in self.labels] + [-1])
+            y = lookup[np.where(self.y >= 0, self.y, len(self.labels))]
+            keep = np.flatnonzero(y >= 0)
+            dropped = self.dropped + [(self.paths[i], "its class is in no group") for i in np.flatnonzero(y < 0)
+                                      if self.y[i] >= 0]
+            return Manifest([self.paths[i] for i in keep], y[keep], names, self.task, self.splits[keep],
+                            [self.patients[i] for i in keep] if self.patients else None, dropped)
+        if self.task != "multilabel":
+            raise ECGFounderError("label groups apply to classification tasks")
+        y = np.stack([np.nanmax(np.where([[target[lab] == g for lab in self.labels]], self.y, 0.0), axis=1)
+                      for g in names], axis=1).astype(np.float32)
+        return Manifest(self.paths, y, names, self.task, self.splits, self.patients, self.dropped)
 
 
 def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: float,
@@ -275,8 +302,10 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
                   test_fraction: float = 0.1) -> Manifest:
     """LUDB (``ludb.csv`` + ``data/N.hea``): a multi-label task over the statements of the chosen
     ``ludb.csv`` columns (a cell may hold several, one a line; statements seen fewer than
-    ``min_count`` times are left out), or ``task="regression"`` on ``Age``. Random splits (LUDB has
-    one record per patient)."""
+    ``min_count`` times are left out); ``task="multiclass"`` for columns with one statement per
+    record (the electric axis; records with none or several are dropped and named in
+    ``Manifest.dropped``); or ``task="regression"`` on ``Age``. Random splits (LUDB has one record
+    per patient)."""
     import pandas as pd
 
     folder = Path(folder)
@@ -292,7 +321,8 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
         ages = pd.to_numeric(raw, errors="coerce")
         keep = np.flatnonzero(ages.notna().to_numpy())
         y = ages.to_numpy(dtype=np.float32)[keep, None]
-        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep])
+        dropped = [(paths[i], f"age {df['Age'].iloc[i]!r} is not a number") for i in np.flatnonzero(ages.isna())]
+        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep], dropped=dropped)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ECGFounderError(f"{table}: no column(s) {missing}; columns: {', '.join(df.columns)}")
@@ -303,6 +333,13 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
             if pd.notna(row[c]):
                 st |= {line.strip().rstrip(".") for line in str(row[c]).splitlines() if line.strip()}
         sets.append(st)
+    if task == "multiclass":  # one statement per record (e.g. the electric axis): its classes
+        classes = sorted({next(iter(st)) for st in sets if len(st) == 1})
+        keep = [i for i, st in enumerate(sets) if len(st) == 1]
+        dropped = [(paths[i], "no statement" if not st else f"{len(st)} statements for a one-of-N task")
+                   for i, st in enumerate(sets) if len(st) != 1]
+        y = np.array([classes.index(next(iter(sets[i]))) for i in keep], dtype=np.int64)
+        return Manifest([paths[i] for i in keep], y, classes, "multiclass", splits[keep], dropped=dropped)
     counts: dict[str, int] = {}
     for st in sets:
         for lab in st:

@@ -17,6 +17,7 @@ class TrainConfig:
     dataset: str | None = None           # "cinc2017:<folder>", "cinc2021:<folder>", "ptbxl[/group]:<folder>"
     shards: str | None = None            # a folder written by `ecgfounder prepare` (streamed per process)
     label_columns: list[str] | None = None
+    label_groups: str | None = None      # "A=g;B=g;*=other" or a CSV label,group: labels merged into groups
     limit: int | None = None             # stratified subset of this many records (quick runs)
     splits: str | None = None            # a split file (`ecgfounder split`): its splits replace the drawn ones
     fold: int | None = None              # with a K-fold split file: this fold is validation, the others train

@@ -348,6 +348,7 @@ class Trainer:
             return _build_model(cfg, data.labels, run, contract_hint=data.contract), data
         man = build_manifest(cfg)
         run.log(f"data: {json.dumps(man.summary())}")
+        _log_dropped(man, run)
         model = _build_model(cfg, man.labels, run)
         return model, CachedData(cfg, run, man, model.info.contract)
 
@@ -541,6 +542,21 @@ class Trainer:
 def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
     """Train as ``cfg`` says; returns the run directory (``Trainer(cfg).fit()``)."""
     return Trainer(cfg, resume_state=resume_state).fit()
+
+
+def _log_dropped(man: Any, run: Run) -> None:
+    """Every record the data source left out, with its reason: in the log and in ``dropped.csv``."""
+    if not man.dropped:
+        return
+    for path, why in man.dropped[:20]:
+        run.log(f"dropped {path}: {why}")
+    if len(man.dropped) > 20:
+        run.log(f"... {len(man.dropped) - 20} more dropped records in dropped.csv")
+    if run.main:
+        with open(run.out / "dropped.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "reason"])
+            w.writerows(man.dropped)
 
 
 def _prefixed(blob: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from ..models import Net1D
 from .config import TrainConfig
 from .run import Run
 
-__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features", "epoch_order"]
+__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features", "epoch_order",
+           "parse_label_groups"]
 
 
 @runtime_checkable
@@ -80,6 +81,8 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
         raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
     if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
         man = man.subset(np.random.default_rng(cfg.seed).permutation(len(man))[: cfg.limit])
+    if cfg.label_groups:
+        man = man.group(parse_label_groups(cfg.label_groups))
     if cfg.splits:
         from ..data.splits import apply_splits, read_splits
 
@@ -87,6 +90,29 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
     elif cfg.fold is not None:
         raise ECGFounderError("fold: needs a split file with folds (splits: FILE, from `ecgfounder split --folds K`)")
     return man
+
+
+def parse_label_groups(spec: str) -> dict[str, str]:
+    """``"Sinus rhythm=sinus;Sinus bradycardia=sinus;*=other"`` (label=group pairs separated by
+    ``;``, ``*`` for every other label) or a CSV file with ``label,group`` columns."""
+    from pathlib import Path as _Path
+
+    if spec.lower().endswith(".csv") and _Path(spec).is_file():
+        import pandas as pd
+
+        df = pd.read_csv(spec)
+        if not {"label", "group"} <= set(df.columns):
+            raise ECGFounderError(f"{spec}: a label group file needs 'label' and 'group' columns")
+        return dict(zip(df["label"].astype(str), df["group"].astype(str)))
+    out = {}
+    for part in spec.split(";"):
+        if not part.strip():
+            continue
+        label, sep, group = part.rpartition("=")
+        if not sep or not label.strip() or not group.strip():
+            raise ECGFounderError(f"label groups: {part!r} is not LABEL=GROUP")
+        out[label.strip()] = group.strip()
+    return out
 
 
 def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
