@@ -46,9 +46,9 @@ from ..eval.metrics import auroc
 from ..models import PRESETS, Net1D, create_model, load_model
 from ..models.outputs import activate as activate_outputs
 from .config import TrainConfig
-from .loop import Trainer
+from .loop import Trainer, load_resume_state
 from .run import Run
-from .sources import build_manifest, epoch_order
+from .sources import CachedData, build_manifest
 
 __all__ = [
     "DistillTrainer",
@@ -198,27 +198,18 @@ class DistillDataset(RecordDataset):
         return torch.from_numpy(student), torch.from_numpy(target.astype(np.float32)), i
 
 
-class DistillData:
-    """A :class:`~ecgfounder.train.sources.DataSource` of teacher-contract windows, teacher outputs
-    and (where known) labels."""
+class DistillData(CachedData):
+    """A :class:`~ecgfounder.train.sources.DataSource`: the window cache of :class:`CachedData`, built
+    with the teacher's contract, plus the teacher's outputs and (where known) labels."""
 
     def __init__(self, cfg: TrainConfig, run: Run, man: Manifest, teacher: Net1D,
                  student_contract: InputContract) -> None:
-        self.cfg, self.run, self.teacher = cfg, run, teacher
         contract = teacher.info.contract
         assert contract is not None
+        super().__init__(cfg, run, man, contract)
+        self.teacher = teacher
         self.labels = list(teacher.info.labels or [])
         self.task = teacher.info.task
-        cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
-        if run.main:
-            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers,
-                                           progress=cfg.progress, log=run.log, **cache_args)
-        run.barrier()
-        if not run.main:
-            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
-        run.log(f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
-                f"{len(self.cache.errors)} unusable records)")
-        self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
         self.hard = _align_labels(man, self.labels, self.task)
         self.idx, self.mode = student_leads_view(contract, student_contract.leads)
         self.all_leads = tuple(student_contract.leads) == tuple(contract.leads)
@@ -242,8 +233,6 @@ class DistillData:
                                         .mean(0) if self.cache.count[r] else np.zeros(len(self.labels))
                                         for r in range(len(self.cache))])
         self.decision = self._decisions(self.teacher_record)
-        self.dataset: DistillDataset | None = None
-        self.weights: np.ndarray | None = None
 
     def _decisions(self, probs: np.ndarray) -> np.ndarray:
         if self.task == "multiclass":
@@ -266,22 +255,6 @@ class DistillData:
                                       logits=None if self.live else self.logits,
                                       feats=None if self.live else self.feats)
         self.weights = weights
-
-    def n_local(self, epoch: int) -> int:
-        return len(self.split["train"]) // self.run.world
-
-    def items(self, epoch: int, skip: int) -> Iterator[Any]:
-        assert self.dataset is not None
-        self.dataset.set_epoch(epoch)
-        order = epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
-        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
-        return (self.dataset[int(i)] for i in order[skip:])
-
-    def has(self, split: str) -> bool:
-        return len(self.split[split]) > 0
-
-    def n_records(self, split: str) -> int:
-        return len(self.split[split])
 
     def student_windows(self, r: int) -> np.ndarray:
         return _cut(np.array(self.cache.record_windows(r), dtype=np.float32), self.idx, self.mode,
@@ -722,15 +695,5 @@ def distill(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> 
 
 def resume_distill(run_dir: str | Path, **overrides: Any) -> Path:
     """Continue an interrupted distillation from ``run_dir/state.pt``."""
-    from .config import load_config
-
-    run_dir = Path(run_dir)
-    state_path = run_dir / "state.pt"
-    if not state_path.is_file():
-        raise ECGFounderError(f"{run_dir}: no state.pt to resume from")
-    cfg = load_config(run_dir / "config.yaml", overrides)
-    cfg.output_dir = str(run_dir)
-    if "stop_after_steps" not in overrides:
-        cfg.stop_after_steps = 0
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    cfg, state = load_resume_state(run_dir, **overrides)
     return distill(cfg, resume_state=state)

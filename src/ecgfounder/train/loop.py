@@ -41,7 +41,7 @@ from .config import TrainConfig
 from .run import Run
 from .sources import CachedData, DataSource, ShardData, build_manifest
 
-__all__ = ["train", "resume", "Trainer", "TrainState", "build_manifest"]
+__all__ = ["train", "resume", "load_resume_state", "Trainer", "TrainState", "build_manifest"]
 
 _DEFAULT_METRIC = {"multiclass": "macro_f1", "multilabel": "macro_auroc", "regression": "mae"}
 
@@ -580,8 +580,8 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
         w.writerow(row)
 
 
-def resume(run_dir: str | Path, **overrides: Any) -> Path:
-    """Continue an interrupted run from ``run_dir/state.pt`` with its saved config."""
+def load_resume_state(run_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
+    """The saved config (with ``overrides``) and ``state.pt`` of an interrupted run."""
     from .config import load_config
 
     run_dir = Path(run_dir)
@@ -589,11 +589,15 @@ def resume(run_dir: str | Path, **overrides: Any) -> Path:
     if not state_path.is_file():
         raise ECGFounderError(f"{run_dir}: no state.pt to resume from")
     cfg = load_config(run_dir / "config.yaml", overrides)
-    if cfg.teacher:
-        raise ECGFounderError(f"{run_dir} is a distillation run: resume it with `ecgfounder distill --resume`")
     cfg.output_dir = str(run_dir)
     if "stop_after_steps" not in overrides:
         cfg.stop_after_steps = 0  # the interruption being resumed from is not repeated
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
-    return train(cfg, resume_state=state)
+    return cfg, torch.load(state_path, map_location="cpu", weights_only=True)
 
+
+def resume(run_dir: str | Path, **overrides: Any) -> Path:
+    """Continue an interrupted run from ``run_dir/state.pt`` with its saved config."""
+    cfg, state = load_resume_state(run_dir, **overrides)
+    if cfg.teacher:
+        raise ECGFounderError(f"{run_dir} is a distillation run: resume it with `ecgfounder distill --resume`")
+    return train(cfg, resume_state=state)
