@@ -395,7 +395,8 @@ class DistillTrainer(Trainer):
         student.info.name = cfg.name or f"{info.name or 'teacher'}-student-{cfg.init}"
         student.info.provenance.update({
             "distilled_from": {"teacher": info.name or str(cfg.teacher), "source": str(cfg.teacher),
-                               "teacher_sha256": teacher.info.provenance.get("sha256"),
+                               "teacher_sha256": teacher.info.provenance.get("sha256") or [
+                                   m.get("sha256") for m in teacher.info.provenance.get("ensemble", [])],
                                "teacher_leads": list(info.contract.leads)},
             "distillation": {"data": cfg.inputs or cfg.dataset or cfg.manifest, "records": len(man),
                              "temperature": cfg.temperature, "hard_weight": cfg.hard_weight,
