@@ -85,12 +85,23 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
     thresholds: Any = args.threshold
     if args.thresholds:
         thresholds = read_thresholds(args.thresholds)
-    return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                     workers=args.workers, lead=args.lead, stride_s=args.stride,
-                     aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
-                     progress=False if args.no_progress else None, fs=args.fs,
-                     leads=args.leads.split(",") if args.leads else None, units=args.units,
-                     on_error=on_error, calibration=args.calibration, compile=args.compile)
+    conformal = None
+    if getattr(args, "conformal", None):
+        from ..eval.conformal import load_conformal
+
+        conformal = load_conformal(args.conformal)
+    try:
+        return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
+                         workers=args.workers, lead=args.lead, stride_s=args.stride,
+                         aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
+                         progress=False if args.no_progress else None, fs=args.fs,
+                         leads=args.leads.split(",") if args.leads else None, units=args.units,
+                         on_error=on_error, calibration=args.calibration, compile=args.compile,
+                         conformal=conformal)
+    except ValueError as exc:
+        from ..errors import ECGFounderError
+
+        raise ECGFounderError(str(exc)) from None
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:

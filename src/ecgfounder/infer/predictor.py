@@ -73,6 +73,8 @@ class Predictor:
     ``max`` of window probabilities per record. ``thresholds``: one number, a mapping label ->
     number, or a sequence per label; default the model's stored thresholds, else 0.5.
     ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
+    ``conformal``: a :class:`~ecgfounder.eval.conformal.ConformalSets`; record rows then get
+    ``conformal_set`` and ``abstain`` (per-window rows do not: the sets were calibrated per record).
     """
 
     def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
@@ -83,7 +85,7 @@ class Predictor:
                  leads: Sequence[str] | None = None, units: str | None = None,
                  contract: InputContract | None = None,
                  on_error: Callable[[str, str], None] | None = None,
-                 calibration: Any = None, compile: bool = False) -> None:
+                 calibration: Any = None, compile: bool = False, conformal: Any = None) -> None:
         self.backend: Backend = load_backend(model, device=device, precision=precision, compile=compile,
                                     batch_size=batch_size, calibration=calibration, lead=lead)
         self.precision = self.backend.precision
@@ -116,6 +118,11 @@ class Predictor:
                               f"{' '.join(self.contract.leads)}, {self.contract.fs:g} Hz, "
                               f"{self.contract.n_samples} samples")
         self.on_error = on_error
+        self.conformal = conformal
+        if conformal is not None:
+            missing = [name for name in conformal.labels if name not in self.labels]
+            if missing:
+                raise ValueError(f"the conformal file's labels {', '.join(missing[:5])} are not outputs of the model")
 
     @staticmethod
     def _thresholds(value: Any, info: Any, labels: list[str]) -> np.ndarray:
@@ -263,7 +270,10 @@ class Predictor:
             if probs is None:
                 row = {**base, **({"window": None, "start_s": None} if per_window else {}),
                        "findings": "", **meta, "n_windows": 0, "duration_s": prep.duration_s}
-                yield {**row, **dict.fromkeys(self.labels, math.nan)}
+                row = {**row, **dict.fromkeys(self.labels, math.nan)}
+                if self.conformal is not None and not per_window:
+                    row.update(conformal_set="", abstain=True)
+                yield row
                 continue
             if per_window:
                 for w, (p, start) in enumerate(zip(probs, prep.starts_s)):
@@ -272,8 +282,13 @@ class Predictor:
                            **dict(zip(self.labels, map(float, p)))}
             else:
                 p = probs.mean(0) if self.aggregate == "mean" else probs.max(0)
-                yield {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
+                row = {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
                        "duration_s": prep.duration_s, **dict(zip(self.labels, map(float, p)))}
+                if self.conformal is not None:
+                    label_set = self.conformal.sets(np.array([[row[name] for name in self.conformal.labels]]))[0]
+                    row["conformal_set"] = "; ".join(label_set)
+                    row["abstain"] = self.conformal.abstain(label_set)
+                yield row
 
     def predict(self, inputs: Any, *, per_window: bool = False) -> Any:
         """A pandas DataFrame: one row per record (or per window with ``per_window=True``) with

@@ -23,6 +23,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="one decision threshold for every label")
     p.add_argument("--thresholds", metavar="FILE",
                    help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
+    p.add_argument("--conformal", metavar="FILE",
+                   help="conformal sets from `ecgfounder conformal`: adds conformal_set and abstain per record")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest")
