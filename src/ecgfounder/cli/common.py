@@ -104,6 +104,16 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
         raise ECGFounderError(str(exc)) from None
 
 
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line (``--key value``), as config overrides."""
+    import dataclasses
+
+    from ..train.config import TrainConfig
+
+    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f"cfg_{f.name}", None) is not None}
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
     import dataclasses
 

@@ -9,7 +9,6 @@ are reported as such and left out of the macro means, never averaged in as 0 or 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .report_files import write_tables
 from .bootstrap import RankedScores, resample_weights, weighted_confusion
 from .calibration import apply_temperature, calibration, fit_temperature
 
@@ -108,11 +108,7 @@ class EvalReport:
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """metrics.csv, metrics.json, metrics.md and (``plots``) roc.png, pr.png, reliability.png."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"csv": out / "metrics.csv", "json": out / "metrics.json", "markdown": out / "metrics.md"}
-        self.to_frame().to_csv(paths["csv"], index=False)
-        paths["json"].write_text(json.dumps(self.to_json(), indent=2, default=float))
-        paths["markdown"].write_text(self.to_markdown())
+        paths = write_tables(self, out)
         if plots and self.arrays is not None:
             try:
                 from .plots import plot_curves

@@ -3,7 +3,6 @@ a percentile bootstrap CI over records (or patients), plus scatter and Bland-Alt
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import resample_weights
+from .report_files import write_tables
 
 __all__ = ["RegressionReport", "evaluate_regression", "regression_metrics"]
 
@@ -73,11 +73,7 @@ class RegressionReport:
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """metrics.csv, metrics.json, metrics.md and (``plots``) scatter.png, bland_altman.png."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"csv": out / "metrics.csv", "json": out / "metrics.json", "markdown": out / "metrics.md"}
-        self.to_frame().to_csv(paths["csv"], index=False)
-        paths["json"].write_text(json.dumps(self.to_json(), indent=2, default=float))
-        paths["markdown"].write_text(self.to_markdown())
+        paths = write_tables(self, out)
         if plots and self.arrays is not None:
             paths.update(plot_regression(*self.arrays, out))
         return paths

@@ -160,44 +160,33 @@ def _register_builtin() -> None:
     ))
 
 
-    register_model(ModelEntry(
-        name="cinc2017-rhythm-tiny", arch="tiny",
-        config=get_preset("tiny", in_channels=1, n_classes=4),
-        contract=InputContract(leads=("I",)),
-        labels=("normal", "AF", "other", "noisy"),
-        weights=WeightSource(filename="cinc2017-rhythm-tiny.safetensors",
-                             package_file="models/weights/cinc2017-rhythm-tiny.safetensors",
-                             format="ecgfounder"),
-        license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 data, "
-                "ODC-By 1.0: cite Clifford et al., CinC 2017)",
-        citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
-                 "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
-        description="Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny "
-                    "Net1D (0.4M parameters) trained from scratch by examples/train_cinc2017_tiny.yaml. "
-                    "Held-out CinC 2017 (1,194 records): AF AUROC 0.972 (0.957-0.984), challenge F1 "
-                    "0.783. Works offline. Not a medical device.",
-        thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
-    ))
+    def bundled_rhythm(name: str, description: str) -> None:
+        """A bundled single-lead CinC 2017 rhythm model (tiny Net1D, weights in the package)."""
+        register_model(ModelEntry(
+            name=name, arch="tiny",
+            config=get_preset("tiny", in_channels=1, n_classes=4),
+            contract=InputContract(leads=("I",)),
+            labels=("normal", "AF", "other", "noisy"),
+            weights=WeightSource(filename=f"{name}.safetensors",
+                                 package_file=f"models/weights/{name}.safetensors", format="ecgfounder"),
+            license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 data, "
+                    "ODC-By 1.0: cite Clifford et al., CinC 2017)",
+            citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
+                     "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
+            description=description,
+            thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
+        ))
 
-
-    register_model(ModelEntry(
-        name="cinc2017-rhythm", arch="tiny",
-        config=get_preset("tiny", in_channels=1, n_classes=4),
-        contract=InputContract(leads=("I",)),
-        labels=("normal", "AF", "other", "noisy"),
-        weights=WeightSource(filename="cinc2017-rhythm.safetensors",
-                             package_file="models/weights/cinc2017-rhythm.safetensors",
-                             format="ecgfounder"),
-        license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 data, "
-                "ODC-By 1.0: cite Clifford et al., CinC 2017)",
-        citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
-                 "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
-        description="Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny Net1D "
-                    "(0.4M parameters) distilled from an ensemble teacher (cinc2017-rhythm-tiny + an 8.4M-"
-                    "parameter `small` Net1D) by examples/distill_cinc2017_bundled.yaml. Held-out CinC 2017 "
-                    "(1,194 records): challenge F1 0.800, AF AUROC 0.975. Works offline. Not a medical device.",
-        thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
-    ))
+    bundled_rhythm("cinc2017-rhythm-tiny",
+                   "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny "
+                   "Net1D (0.4M parameters) trained from scratch by examples/train_cinc2017_tiny.yaml. "
+                   "Held-out CinC 2017 (1,194 records): AF AUROC 0.972 (0.957-0.984), challenge F1 "
+                   "0.783. Works offline. Not a medical device.")
+    bundled_rhythm("cinc2017-rhythm",
+                   "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny Net1D "
+                   "(0.4M parameters) distilled from an ensemble teacher (cinc2017-rhythm-tiny + an 8.4M-"
+                   "parameter `small` Net1D) by examples/distill_cinc2017_bundled.yaml. Held-out CinC 2017 "
+                   "(1,194 records): challenge F1 0.800, AF AUROC 0.975. Works offline. Not a medical device.")
 
 
 _register_builtin()

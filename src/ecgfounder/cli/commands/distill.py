@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..common import add_train_options
+from ..common import add_train_options, train_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -31,14 +31,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ...errors import ECGFounderError
-    from ...train import TrainConfig, load_config
+    from ...train import load_config
     from ...train.distill import distill, resume_distill
 
-    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f"cfg_{f.name}", None) is not None}
+    overrides = train_overrides(args)
     if args.student:
         overrides["init"] = args.student
     if args.out:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..common import add_train_options
+from ..common import add_train_options, train_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -21,12 +21,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
+    from ...train import load_config, resume, train
 
-    from ...train import TrainConfig, load_config, resume, train
-
-    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
-                 if getattr(args, f"cfg_{f.name}", None) is not None}
+    overrides = train_overrides(args)
     if args.resume:
         out = resume(args.resume, **overrides)
     else:
