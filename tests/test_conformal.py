@@ -68,3 +68,13 @@ def test_multilabel_thresholds_bound_the_miss_rate_per_label():
         assert hit[present].mean() >= 0.88, (name, hit[present].mean())
     with pytest.raises(Exception, match="alpha"):
         fit_conformal(probs, y, ["a", "b", "c"], alpha=1.5)
+
+
+def test_a_damaged_conformal_file_is_a_clear_error(tmp_path, data_dir):
+    bad = tmp_path / "conformal.json"
+    for text in ("{not json", '{"conformal": {"kind": "multiclass"}}', "[" * 10_000):
+        bad.write_text(text)
+        r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(data_dir / "cinc2017-dev" / "A00001.hea"),
+                            "--model", "cinc2017-rhythm", "--conformal", str(bad)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2 and "not a conformal file" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -125,3 +125,15 @@ def test_ludb_one_value_statements_as_classes_groups_and_dropped_records(tmp_pat
     assert len(dropped) == 10 and set(dropped["reason"]) == {"no statement"}
     log = (run / "train.log").read_text()
     assert '"dropped": 10' in log and "dropped " + str(dropped["path"][0]) in log
+
+
+def test_a_bad_split_file_is_a_clear_error(tmp_path, data_dir):
+    ludb = f"ludb:{data_dir / 'ludb'}"
+    cases = {"nocols.csv": "file,fold\na.hea,1\n", "names.csv": "path,split\na.hea,holdout\n",
+             "partial.csv": f"path,split\n{data_dir / 'ludb' / 'data' / '1.hea'},train\n"}
+    messages = {"nocols.csv": "needs 'path' and 'split'", "names.csv": "unknown split name",
+                "partial.csv": "are not in it"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(Exception, match=messages[name]):
+            build_manifest(load_config(None, {"dataset": ludb, "task": "regression", "splits": str(tmp_path / name)}))

@@ -75,9 +75,16 @@ class ConformalSets:
 def load_conformal(path: str | Path) -> ConformalSets:
     try:
         blob = json.loads(Path(path).read_text())["conformal"]
-        return ConformalSets(**blob)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ECGFounderError(f"{path}: not a conformal file written by `ecgfounder conformal` ({exc})") from None
+        sets = ConformalSets(**blob)
+        sets.labels = [str(v) for v in sets.labels]
+        sets.thresholds = [float(v) for v in sets.thresholds]
+        if sets.kind not in ("multiclass", "multilabel") or not 0 < float(sets.alpha) < 1 or \
+                len(sets.thresholds) != (1 if sets.kind == "multiclass" else len(sets.labels)):
+            raise ValueError("inconsistent fields")
+        return sets
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ECGFounderError(f"{path}: not a conformal file written by `ecgfounder conformal` "
+                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
 
 
 def _quantile_level(n: int, alpha: float) -> float:
