@@ -20,7 +20,7 @@ from .report_files import write_tables
 from .bootstrap import RankedScores, resample_weights, weighted_confusion
 from .calibration import apply_temperature, calibration, fit_temperature
 
-__all__ = ["evaluate_arrays", "evaluate_tables", "EvalReport", "youden_threshold", "calibration",
+__all__ = ["evaluate_arrays", "evaluate_tables", "evaluate_joined", "join_tables", "Joined", "EvalReport", "youden_threshold", "calibration",
            "fit_temperature", "infer_task", "MIN_COUNT"]
 
 _POINT_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
@@ -58,6 +58,13 @@ class EvalReport:
     threshold_rule: str
     extra: dict[str, Any] = field(default_factory=dict)
     arrays: tuple[np.ndarray, np.ndarray, list[str]] | None = field(default=None, repr=False)
+    #: with ``keep_draws``: label (and ``"macro"``) -> metric -> the bootstrap values, in draw order
+    draws: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+
+    @property
+    def thresholds(self) -> list[float]:
+        """The threshold of each label (NaN for a label without positives or negatives)."""
+        return [float(r.get("threshold", float("nan"))) for r in self.labels]
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -127,13 +134,16 @@ MIN_COUNT = 10
 def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
                     thresholds: str | float | Sequence[float] = "youden", n_boot: int = 1000,
                     seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
-                    chunk: int = 100, min_count: int = MIN_COUNT, include_low_counts: bool = False) -> EvalReport:
+                    chunk: int = 100, min_count: int = MIN_COUNT, include_low_counts: bool = False,
+                    keep_draws: bool = False) -> EvalReport:
     """Evaluate ``probs`` (N, L) against 0/1 ``y`` (N, L). ``thresholds``: ``"youden"`` (chosen on
     these data per label), a number for all labels, or one per label. ``groups``: patient ids for a
     patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time. Labels with
     fewer than ``min_count`` positives or negatives are reported with ``low_count`` set and left
     out of the macro means unless ``include_low_counts``. When every record has exactly one label
-    (mutually exclusive classes) no micro average is reported: it would pool complementary columns."""
+    (mutually exclusive classes) no micro average is reported: it would pool complementary columns.
+    ``keep_draws`` keeps every bootstrap value in ``report.draws`` (for differences between
+    independently resampled reports, e.g. subgroups)."""
     y = np.asarray(y, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     n, n_labels = y.shape
@@ -243,6 +253,10 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     report = EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
                         level="patient" if groups is not None else "record", threshold_rule=rule)
     report.arrays = (y, probs, list(labels))
+    if keep_draws:
+        report.draws = {name: {k: np.concatenate(per_label[j][k]) for k in _POINT_METRICS}
+                        for j, name in enumerate(labels) if valid[j]}
+        report.draws["macro"] = {k: np.concatenate(boots[k]) for k in _POINT_METRICS}
     return report
 
 
@@ -269,14 +283,25 @@ def infer_task(y: np.ndarray, labels: Sequence[str], task: str = "auto") -> str:
     return "regression"
 
 
-def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
-                    label_columns: Sequence[str] | None = None, patient_column: str | None = None,
-                    task: str = "auto", **kwargs: Any) -> Any:
-    """Join a prediction table (``ecgfounder predict`` output: ``record`` + a probability column per
-    label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share.
-    ``task``: ``auto`` (0/1 labels: classification, an :class:`EvalReport`; continuous labels:
-    regression, a :class:`~ecgfounder.eval.regression.RegressionReport`), ``classification`` (any
-    value other than 0/1 is an error) or ``regression``."""
+@dataclass
+class Joined:
+    """Predictions and labels joined by record: ``y`` and ``p`` are (N, L) over ``labels``;
+    ``table`` is the merged table (label-table columns suffixed ``__true`` where both have them)."""
+
+    table: Any
+    labels: list[str]
+    y: np.ndarray
+    p: np.ndarray
+    patients: list[Any] | None
+    unmatched: int
+
+
+def join_tables(predictions: Any, truth: Any, *, id_column: str = "record",
+                label_columns: Sequence[str] | None = None, patient_column: str | None = None,
+                exclude: Sequence[str] = ()) -> Joined:
+    """Join a prediction table with a label table on ``id_column`` (files or DataFrames; rows of
+    failed predictions dropped); the labels are the label-table columns the predictions also have
+    (or ``label_columns``), never ``id_column``, ``patient_column`` or ``exclude``."""
     import pandas as pd
 
     pred = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions)
@@ -290,30 +315,48 @@ def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
     if merged.empty:
         raise ValueError(f"no {id_column} in common between the predictions and the labels")
-    skip = {id_column, patient_column}
+    skip = {id_column, patient_column, *exclude}
     shared = [c for c in (label_columns or true.columns) if c not in skip and c in pred.columns]
     if not shared:
         raise ValueError("no label column appears in both tables")
     y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
     p = merged[shared].to_numpy(dtype=np.float64)
-    groups = merged[patient_column].tolist() if patient_column else None
+    patients = merged[patient_column].tolist() if patient_column else None
+    return Joined(merged, shared, y, p, patients, int(len(pred) - len(merged)))
+
+
+def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any:
+    """Evaluate joined tables: see :func:`evaluate_tables`."""
+    y, p, shared = joined.y, joined.p, joined.labels
     task = infer_task(y, shared, task)
     if task == "regression":
         from .regression import evaluate_regression
 
-        kwargs.pop("temperature", None)
-        rkw = {k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci")}  # thresholds etc. do not apply
-        report = evaluate_regression(y, p, shared, groups=groups, **rkw)
-        report.extra["unmatched_predictions"] = int(len(pred) - len(merged))
+        rkw = {k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci", "keep_draws")}  # thresholds etc. do not apply
+        report = evaluate_regression(y, p, shared, groups=joined.patients, **rkw)
+        report.extra["unmatched_predictions"] = joined.unmatched
         return report
     temperature = kwargs.pop("temperature", None)
     if temperature is not None:
         p = apply_temperature(p, temperature)
-    report = evaluate_arrays(y, p, shared, groups=groups, **kwargs)
+    report = evaluate_arrays(y, p, shared, groups=joined.patients, **kwargs)
     if temperature is not None:
         report.extra["temperature"] = temperature
-    report.extra["unmatched_predictions"] = int(len(pred) - len(merged))
+    report.extra["unmatched_predictions"] = joined.unmatched
     return report
+
+
+def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
+                    label_columns: Sequence[str] | None = None, patient_column: str | None = None,
+                    task: str = "auto", **kwargs: Any) -> Any:
+    """Join a prediction table (``ecgfounder predict`` output: ``record`` + a probability column per
+    label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share.
+    ``task``: ``auto`` (0/1 labels: classification, an :class:`EvalReport`; continuous labels:
+    regression, a :class:`~ecgfounder.eval.regression.RegressionReport`), ``classification`` (any
+    value other than 0/1 is an error) or ``regression``."""
+    joined = join_tables(predictions, truth, id_column=id_column, label_columns=label_columns,
+                         patient_column=patient_column)
+    return evaluate_joined(joined, task=task, **kwargs)
 
 
 def fit_temperature_tables(predictions: Any, labels: Any, *, id_column: str = "record",

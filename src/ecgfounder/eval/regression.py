@@ -46,6 +46,8 @@ class RegressionReport:
     level: str
     extra: dict[str, Any] = field(default_factory=dict)
     arrays: tuple[np.ndarray, np.ndarray, list[str]] | None = field(default=None, repr=False)
+    #: with ``keep_draws``: target -> metric -> the bootstrap values, in draw order
+    draws: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -80,9 +82,11 @@ class RegressionReport:
 
 
 def evaluate_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], *, n_boot: int = 1000,
-                        seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95) -> RegressionReport:
+                        seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
+                        keep_draws: bool = False) -> RegressionReport:
     """Evaluate predictions ``pred`` (N, L) of continuous targets ``y`` (N, L); rows where a target is
-    missing (NaN) are left out for that target."""
+    missing (NaN) are left out for that target. ``keep_draws`` keeps the bootstrap values in
+    ``report.draws``."""
     y = np.asarray(y, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -91,6 +95,7 @@ def evaluate_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], 
     if groups is not None:
         _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     rows = []
+    draws: dict[str, dict[str, np.ndarray]] = {}
     for j, name in enumerate(labels):
         keep = np.isfinite(y[:, j]) & np.isfinite(pred[:, j])
         yj, pj = y[keep, j], pred[keep, j]
@@ -103,15 +108,18 @@ def evaluate_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], 
                 w = resample_weights(len(yj), b, rng, codes[keep] if codes is not None else None)
                 for k, v in regression_metrics(yj, pj, np.asarray(w, dtype=np.float64)).items():
                     boot[k].append(v)
+        draws[name] = {k: np.concatenate(boot[k]) if boot[k] else np.full(n_boot, np.nan) for k in _METRICS}
         for k in _METRICS:
             row[k] = float(point[k][0]) if len(yj) else float("nan")
-            v = np.concatenate(boot[k]) if boot[k] else np.array([np.nan])
+            v = draws[name][k]
             v = v[np.isfinite(v)]
             row[f"{k}_lo"], row[f"{k}_hi"] = ((float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
                                               if len(v) else (float("nan"), float("nan")))
         rows.append(row)
     report = RegressionReport(rows, len(y), n_boot, "patient" if groups is not None else "record")
     report.arrays = (y, pred, list(labels))
+    if keep_draws:
+        report.draws = draws
     return report
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from ..errors import ECGInputError
 from .limits import ReadLimits
 from .record import ECGRecord
 
-__all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz", "OUT_OF_MEMORY"]
+__all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz", "OUT_OF_MEMORY", "read_demographics"]
 
 #: The reason of the ECGInputError raised when reading a file ran out of memory.
 OUT_OF_MEMORY = "not enough memory to read the file"
@@ -114,6 +115,22 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
     except Exception as exc:  # noqa: BLE001 - the promise: only our error type leaves read_ecg
         raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {str(exc)[:200]})") from None
     raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def read_demographics(inputs: Iterable[str | os.PathLike[str]], **read_kwargs: Any) -> list[dict[str, Any]]:
+    """Age and sex of each input as its header states them: one dict per record with ``record``
+    (the key ``predict`` writes), ``age`` (years or None), ``sex`` (``M``/``F`` or None) and
+    ``error`` (why the file could not be read, else None): a bad file never stops the others."""
+    from .sources import expand_inputs
+
+    rows = []
+    for src in expand_inputs(inputs):
+        try:
+            rec = read_ecg(src.path, index=src.index or 0, **read_kwargs)
+            rows.append({"record": src.key, "age": rec.age, "sex": rec.sex, "error": None})
+        except ECGInputError as exc:
+            rows.append({"record": src.key, "age": None, "sex": None, "error": exc.reason})
+    return rows
 
 
 def write_npz(record: ECGRecord, path: str | os.PathLike[str]) -> Path:

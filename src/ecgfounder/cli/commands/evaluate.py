@@ -32,6 +32,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--min-count", type=int, default=10, metavar="N",
                    help="labels with fewer positives or negatives are marked and left out of macro means (default 10)")
     p.add_argument("--include-low-counts", action="store_true", help="average marked labels into the macro means")
+    p.add_argument("--by", metavar="COLUMN[,COLUMN]",
+                   help="subgroups: every metric per group (sex, age band, site...) with CIs and the largest "
+                        "gap; columns from the labels or predictions table, or age/sex read from --records")
+    p.add_argument("--age-bands", metavar="EDGES", default="40,60,80",
+                   help="age-band edges in years for an age column (default 40,60,80: <40, 40-59, 60-79, 80+)")
+    p.add_argument("--records", nargs="+", metavar="INPUT",
+                   help="the ECG files (as given to predict) to read age and sex from, for --by age,sex")
     p.add_argument("--no-plots", action="store_true",
                    help="no ROC, PR and reliability PNGs (regression: scatter and Bland-Altman)")
     p.add_argument("--output-dir", default="evaluation", help="where metrics.csv/.json/.md and plots go")
@@ -66,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"temperature {temperature:.3f} fitted on {n} records", file=sys.stderr)
     from ...errors import ECGFounderError
 
+    common: dict[str, Any] = dict(id_column=args.id_column, temperature=temperature,
+                                  label_columns=args.label_columns.split(",") if args.label_columns else None,
+                                  patient_column=args.patient_column, thresholds=thresholds, n_boot=args.bootstrap,
+                                  seed=args.seed, task=args.task, min_count=args.min_count)
+    if args.by:
+        return _run_subgroups(args, predictions, common)
     try:
         report = evaluate_tables(predictions, args.labels, id_column=args.id_column, temperature=temperature,
                                  label_columns=args.label_columns.split(",") if args.label_columns else None,
@@ -75,6 +88,41 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ECGFounderError(f"{args.labels}: {exc}") from None
     paths = report.write(args.output_dir, plots=not args.no_plots)
+    print(report.to_markdown())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def _run_subgroups(args: argparse.Namespace, predictions: Any, common: dict[str, Any]) -> int:
+    from ...errors import ECGFounderError
+    from ...eval.subgroups import evaluate_subgroups_tables
+
+    try:
+        edges = [float(v) for v in args.age_bands.split(",") if v.strip()]
+    except ValueError:
+        raise ECGFounderError(f"--age-bands: {args.age_bands!r} is not a comma-separated list of ages") from None
+    covariates = None
+    if args.records:
+        import pandas as pd
+
+        from ...io import read_demographics
+
+        rows = read_demographics(args.records)
+        for r in rows:
+            if r["error"]:
+                print(f"note: {r['record']}: age and sex not read ({r['error']})", file=sys.stderr)
+        covariates = pd.DataFrame(rows).rename(columns={"record": args.id_column})
+    if args.include_low_counts:
+        print("note: --include-low-counts applies to the overall macro means only; subgroup gaps never use "
+              "groups with low counts", file=sys.stderr)
+    try:
+        report = evaluate_subgroups_tables(predictions, args.labels, [c.strip() for c in args.by.split(",") if c.strip()],
+                                           covariates=covariates, age_bands=edges, **common)
+    except ValueError as exc:
+        raise ECGFounderError(f"{args.labels}: {exc}") from None
+    paths = report.overall.write(args.output_dir, plots=not args.no_plots)
+    paths.update(report.write(args.output_dir))
+    print(report.overall.to_markdown())
     print(report.to_markdown())
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
