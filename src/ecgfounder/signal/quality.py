@@ -1,19 +1,22 @@
 """Quality checks run on every record before it reaches a model.
 
 Each finding is a short flag (``"flat:V3"``, ``"clipped:II"``, ``"nan_interpolated:I"``,
-``"amplitude_implausible:V1"``, ``"short:6.2s"``) added to ``record.flags``. A record that cannot be
+``"amplitude_implausible:V1"``, ``"short:6.2s"``, and the noise, artefact and electrode flags of
+:mod:`ecgfounder.signal.artifacts`: ``"noise:V2"``, ``"baseline_wander:I"``, ``"powerline_50hz:II"``,
+``"motion_artifact:I"``, ``"flat_segment:V4"``, ``"limb_reversal:LA/RA"``) added to ``record.flags``. A record that cannot be
 used (all leads flat, a long run of missing values, too short to filter) raises
 :class:`~ecgfounder.errors.ECGInputError` with the file name and the reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ECGInputError
 from ..io.record import ECGRecord
+from .artifacts import ArtifactThresholds, artifact_flags
 
 __all__ = ["QualityThresholds", "check_quality"]
 
@@ -25,6 +28,8 @@ class QualityThresholds:
     clip_fraction: float = 0.01       # share of samples pinned at the extreme values
     implausible_ptp_mv: float = 30.0  # robust peak-to-peak above this: wrong units (uV read as mV?)
     min_duration_s: float = 1.0       # shorter records are unusable
+    #: noise, artefact and electrode checks (:mod:`ecgfounder.signal.artifacts`)
+    artifacts: ArtifactThresholds = field(default_factory=ArtifactThresholds)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -78,6 +83,7 @@ def check_quality(record: ECGRecord, thresholds: QualityThresholds = QualityThre
             flags.append(f"amplitude_implausible:{lead}")
     if len(flat) == record.n_leads:
         raise ECGInputError(record.name, "every lead is flat (disconnected or empty recording)")
+    flags += artifact_flags(sig, record.fs, record.leads, t.artifacts, skip=flat)
     if window_s is not None and record.duration_s < window_s:
         flags.append(f"short:{record.duration_s:.1f}s")
     out = record.replace(signal=sig.astype(np.float32) if repaired else record.signal, flags=flags, notes=notes)

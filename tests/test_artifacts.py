@@ -1,0 +1,114 @@
+"""Noise, artefact and electrode flags on real records: quiet on clean ECGs, firing under the most
+severe level of each corruption, and limb-electrode reversals found on LUDB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ecgfounder.eval.robustness import CORRUPTIONS, MOST_SEVERE, corrupt, swap_limb_electrodes
+from ecgfounder.io import read_ecg, write_npz
+from ecgfounder.signal import check_quality
+from ecgfounder.signal.artifacts import limb_reversal
+
+EXPECTED = {"baseline_wander": ("baseline_wander",), "powerline_50hz": ("powerline_50hz",),
+            "powerline_60hz": ("powerline_60hz",), "white_noise": ("noise",), "emg": ("noise",),
+            "motion": ("motion_artifact",), "lead_off": ("flat",), "gain": ("flat", "amplitude_implausible")}
+
+
+@pytest.fixture(scope="module")
+def ludb(data_dir):
+    return [read_ecg(data_dir / "ludb" / "data" / f"{i}.hea") for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def cinc(data_dir):
+    names = [line.split(",")[0] for line in (data_dir / "cinc2017-dev" / "REFERENCE.csv").read_text().split()
+             if line.endswith(("N", "A", "O"))][:40]
+    return [read_ecg(data_dir / "cinc2017-dev" / f"{n}.hea") for n in names]
+
+
+def _flags(rec):
+    from ecgfounder.errors import ECGInputError
+
+    try:
+        return [f for f in check_quality(rec).flags if not f.startswith("short:")]
+    except ECGInputError as exc:
+        return [f"refused: {exc.reason}"]
+
+
+def test_clean_real_records_are_rarely_flagged(ludb, cinc):
+    flagged = [r.name for r in ludb + cinc if _flags(r)]
+    assert len(flagged) <= 3, flagged  # 80 records; about 3% expected (docs/trust.md)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_most_severe_corruption_is_flagged(name, ludb, cinc):
+    rng = np.random.default_rng(0)
+    records = ludb[:12] + cinc[:12]
+    missed = []
+    for rec in records:
+        for level in MOST_SEVERE[name]:
+            flags = _flags(corrupt(rec, name, level, rng))
+            if not any(f.startswith(EXPECTED[name]) or f.startswith("refused") for f in flags):
+                missed.append((rec.name, level, flags))
+    assert len(missed) <= 1, missed
+
+
+def test_mild_corruption_is_not_flagged(cinc):
+    """24 dB of noise or mains is what good devices record: no flag for it."""
+    rng = np.random.default_rng(1)
+    for name in ("white_noise", "emg", "powerline_50hz"):
+        hits = [r.name for r in cinc[:20] if any(f.startswith(EXPECTED[name]) for f in _flags(corrupt(r, name, 24.0, rng)))]
+        assert len(hits) <= 1, (name, hits)
+
+
+def test_limb_swap_is_the_electrode_algebra(ludb):
+    rec = ludb[0]
+    leads = list(rec.leads)
+    x = rec.signal.astype(np.float64)
+    s = swap_limb_electrodes(x, leads, "LA/RA")
+    i, ii = x[leads.index("I")], x[leads.index("II")]
+    assert np.allclose(s[leads.index("I")], -i)
+    assert np.allclose(s[leads.index("II")], ii - i)        # the old III
+    assert np.allclose(s[leads.index("aVR")], i - ii / 2)   # the old aVL
+    assert np.allclose(s[leads.index("V3")], x[leads.index("V3")])
+    assert np.allclose(swap_limb_electrodes(s, leads, "LA/RA")[:2], x[:2])
+
+
+def test_limb_reversal_found_on_real_records(ludb):
+    swapped = {"LA/RA": 0, "RA/LL": 0}
+    alarms = 0
+    for rec in ludb:
+        x = rec.signal.astype(np.float64)
+        alarms += limb_reversal(x, rec.fs, rec.leads) is not None
+        for swap in swapped:
+            swapped[swap] += limb_reversal(swap_limb_electrodes(x, list(rec.leads), swap), rec.fs, rec.leads) == swap
+    assert alarms <= 1
+    assert swapped["LA/RA"] >= 36 and swapped["RA/LL"] >= 36, swapped  # >= 90% of 40
+    flags = _flags(rec.replace(signal=swap_limb_electrodes(ludb[1].signal.astype(np.float64), list(rec.leads),
+                                                           "LA/RA").astype(np.float32)))
+    assert "limb_reversal:LA/RA" in flags
+
+
+def test_predict_reports_the_flags(ludb, tmp_path):
+    rec = corrupt(ludb[2], "powerline_60hz", -6.0, 3)
+    path = write_npz(rec, tmp_path / "mains.npz")
+    out = tmp_path / "p.csv"
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(path), "--model", "cinc2017-rhythm",
+                        "--lead", "II", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    assert "powerline_60hz:II" in pd.read_csv(out)["flags"].iloc[0]
+
+
+def test_every_corruption_keeps_shape_and_notes(ludb):
+    rec = ludb[3]
+    for name in CORRUPTIONS:
+        out = corrupt(rec, name, MOST_SEVERE[name][0], 0)
+        assert out.signal.shape == rec.signal.shape and out.signal.dtype == np.float32
+        assert out.notes[-1].startswith(f"corrupted: {name}")
