@@ -112,8 +112,9 @@ def model_table(records: list, classes: list[str], model: str, seed: int) -> lis
 
 
 def to_markdown(model_rows: list[dict], flag_rows: list[dict], info: dict) -> str:
-    out = [f"Model `{info['model']}` on {info['model_records']} held-out CinC 2017 test records; "
-           f"seed {info['seed']}; {info['seconds']:.0f} s on {info['cpu']}.", ""]
+    head = (f"Model `{info['model']}` on {info['model_records']} held-out CinC 2017 test records"
+            if model_rows else "Quality flags only (--no-model)")
+    out = [f"{head}; seed {info['seed']}; {info['seconds']:.0f} s on {info['cpu']}.", ""]
     if model_rows:
         out += ["| corruption | severity | AF AUROC | challenge F1 | refused |", "| --- | --- | --- | --- | --- |"]
         for r in model_rows:
