@@ -17,6 +17,7 @@ from .errors import (CheckpointError, ContractError, ECGFounderError, ECGInputEr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .infer import Embeddings, Predictor
+    from .measurement import Measurements, measure
     from .io import ECGRecord, ReadLimits, derive_limb_leads, read_ecg, select_leads, write_npz
     from .signal import (PreparedECG, Recipe, check_quality, prepare, preprocess, preprocess_torch,
                          resample)
@@ -34,6 +35,7 @@ _LAZY = {
     **{name: "ecgfounder.io" for name in ("ECGRecord", "read_ecg", "write_npz", "select_leads",
                                            "derive_limb_leads", "ReadLimits")},
     **{name: "ecgfounder.infer" for name in ("Predictor", "Embeddings")},
+    **{name: "ecgfounder.measurement" for name in ("measure", "Measurements")},
     **{name: "ecgfounder.signal" for name in ("preprocess", "preprocess_torch", "prepare", "PreparedECG",
                                                "check_quality", "resample", "Recipe")},
 }

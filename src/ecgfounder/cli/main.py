@@ -13,14 +13,14 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ECGFounderError
-from .commands import (conformal, convert, distill, embed, evaluate, explain, export, info, labels, models, monitor, plot,
-                       predict, prepare, read, serve, split, train)
+from .commands import (conformal, convert, distill, embed, evaluate, explain, export, info, labels, measure, models,
+                       monitor, plot, predict, prepare, read, serve, split, train)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The commands, in the order ``ecgfounder --help`` lists them.
-COMMANDS = (models, read, predict, embed, monitor, split, train, distill, prepare, evaluate, conformal, export, info,
-            labels, plot, explain, serve, convert)
+COMMANDS = (models, read, predict, measure, embed, monitor, split, train, distill, prepare, evaluate, conformal, export,
+            info, labels, plot, explain, serve, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

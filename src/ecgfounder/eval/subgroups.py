@@ -137,7 +137,7 @@ class SubgroupReport:
             lo, hi = r.get(f"{k}_lo"), r.get(f"{k}_hi")
             return f"{v:.3f} ({lo:.3f}-{hi:.3f})" if lo is not None and np.isfinite(lo) else f"{v:.3f}"
 
-        out = [f"Subgroups: every metric per group with a 95% bootstrap CI (resampled within the group); "
+        out = ["Subgroups: every metric per group with a 95% bootstrap CI (resampled within the group); "
                + ("thresholds of the whole evaluation held fixed in every group. " if self.task == "classification" else "")
                + f"† fewer than {self.min_count} "
                + ("positives or negatives" if self.task == "classification" else "records")

@@ -75,6 +75,9 @@ class Predictor:
     ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
     ``conformal``: a :class:`~ecgfounder.eval.conformal.ConformalSets`; record rows then get
     ``conformal_set`` and ``abstain`` (per-window rows do not: the sets were calibrated per record).
+    ``measure``: each row also gets the clinical measurements of its record (``hr_bpm``, ``pr_ms``,
+    ``qrs_ms``, ``qt_ms``, QTc, axes, ``measure_flags``: :func:`ecgfounder.measure`), computed on the
+    record as read (every lead, its own rate).
     """
 
     def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
@@ -85,7 +88,8 @@ class Predictor:
                  leads: Sequence[str] | None = None, units: str | None = None,
                  contract: InputContract | None = None,
                  on_error: Callable[[str, str], None] | None = None,
-                 calibration: Any = None, compile: bool = False, conformal: Any = None) -> None:
+                 calibration: Any = None, compile: bool = False, conformal: Any = None,
+                 measure: bool = False) -> None:
         self.backend: Backend = load_backend(model, device=device, precision=precision, compile=compile,
                                     batch_size=batch_size, calibration=calibration, lead=lead)
         self.precision = self.backend.precision
@@ -101,7 +105,13 @@ class Predictor:
                              f"{model.config.in_channels}")
         n = model.config.n_classes
         labels = list(info.labels) if info is not None and info.labels else [f"output_{i}" for i in range(n)]
-        self.labels = [f"p_{name}" if name in RESERVED_COLUMNS else name for name in labels]
+        reserved = RESERVED_COLUMNS
+        extras = None
+        if measure:
+            from ..measurement.core import MEASURE_COLUMNS, measure_row
+
+            reserved, extras = (*RESERVED_COLUMNS, *MEASURE_COLUMNS), measure_row
+        self.labels = [f"p_{name}" if name in reserved else name for name in labels]
         self.thresholds = self._thresholds(thresholds, info, labels)
         if aggregate not in ("mean", "max"):
             raise ValueError(f"aggregate must be mean or max (got {aggregate!r})")
@@ -110,7 +120,8 @@ class Predictor:
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
         self.progress = progress
-        self.options = PrepareOptions(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units)
+        self.options = PrepareOptions(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units,
+                                      extras=extras)
         self.model_name = (info.name if info is not None and info.name else
                            (info.provenance.get("file") if info is not None else None)) or "Net1D"
         self.runtime = self.backend.runtime
@@ -267,6 +278,10 @@ class Predictor:
             base = {"record": prep.key}
             meta = {"flags": ";".join(prep.flags), "error": prep.error or "", "model": self.model_name,
                     "preprocessing": self.preprocessing}
+            if self.options.extras is not None:
+                from ..measurement.core import MEASURE_COLUMNS
+
+                meta.update(prep.extras or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS})
             if probs is None:
                 row = {**base, **({"window": None, "start_s": None} if per_window else {}),
                        "findings": "", **meta, "n_windows": 0, "duration_s": prep.duration_s}

@@ -50,7 +50,8 @@ async def models(request: Request) -> dict[str, Any]:
 
 
 @api.post("/v1/predict", summary="probabilities by label for one ECG (upload or JSON array)")
-async def predict(request: Request, lead: str | None = None, per_window: bool = False) -> dict[str, Any]:
+async def predict(request: Request, lead: str | None = None, per_window: bool = False,
+                  measure: bool = False) -> dict[str, Any]:
     svc = _service(request)
     record, prep = await svc.prepared(request, lead)
     per = await svc.batcher.submit(prep.windows, False)
@@ -61,6 +62,8 @@ async def predict(request: Request, lead: str | None = None, per_window: bool = 
         "probabilities": {lab: float(p) for lab, p in zip(svc.labels, probs)},
         "top_findings": svc.findings(probs), "quality_flags": list(prep.flags),
         "notes": list(prep.record.notes), "provenance": svc.provenance()}
+    if measure:
+        out["measurements"] = await svc.measurements(record)
     if per_window:
         out["windows"] = [{"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(svc.labels, row)}}
                           for s, row in zip(prep.starts_s, per)]
@@ -80,7 +83,7 @@ async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
 
 @api.post("/v1/plot", summary="the ECG on standard paper (25 mm/s, 10 mm/mV) as SVG or PNG")
 async def plot(request: Request, format: str = "svg", layout: str = "auto", findings_top: int = 3,
-               lead: str | None = None) -> Response:
+               lead: str | None = None, measure: bool = False) -> Response:
     from ..viz import plot_ecg
 
     svc = _service(request)
@@ -90,9 +93,14 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
     per = await svc.batcher.submit(prep.windows, False)
     probs = per.mean(0)
     top = [(f["label"], f["probability"]) for f in svc.findings(probs)[: max(0, findings_top)]]
+    header = None
+    if measure:
+        from ..measurement.core import measurements_line
+
+        header = measurements_line(await svc.measurements(record))
 
     def draw() -> bytes:
-        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=3)
+        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=3, measurements=header)
         return figure_bytes(fig, format)
     try:
         data = await asyncio.get_running_loop().run_in_executor(svc.draw_pool, draw)

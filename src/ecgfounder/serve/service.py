@@ -116,6 +116,17 @@ class Service:
                 "preprocessing": self.predictor.preprocessing, "weights": weights, "task": self.info.task,
                 "runtime": self.predictor.runtime}
 
+    async def measurements(self, record: Any) -> dict[str, Any]:
+        """HR, PR, QRS, QT, QTc, axes and flags of a record (``ecgfounder.measure``), off the event
+        loop; values that cannot be measured are null, with the reason in ``measure_flags``."""
+        import asyncio
+        import math
+
+        from ..measurement.core import measure_row
+
+        row = await asyncio.get_running_loop().run_in_executor(self.draw_pool, measure_row, record)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
     def findings(self, probs: np.ndarray) -> list[dict[str, Any]]:
         order = np.argsort(-probs)[: self.settings.top_k]
         return [{"label": self.labels[i], "probability": float(probs[i]),

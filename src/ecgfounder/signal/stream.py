@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,6 +37,9 @@ class PrepareOptions:
     fs: float | None = None
     leads: tuple[str, ...] | None = None
     units: str | None = None
+    #: a function of the read record whose dict rides along with the item (e.g. measurements);
+    #: module-level, so worker processes can run it
+    extras: Callable[[ECGRecord], dict] | None = None
 
 
 @dataclass
@@ -50,6 +53,7 @@ class PreparedItem:
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    extras: dict = field(default_factory=dict)
 
 
 def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedItem:
@@ -74,8 +78,9 @@ def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedI
         return PreparedItem(key=key, error=reason)
     except Exception as exc:  # noqa: BLE001 - a record must never stop the stream
         return PreparedItem(key=key, error=f"{type(exc).__name__}: {exc}")
+    extras = options.extras(rec) if options.extras is not None else {}  # the record as read: every lead
     return PreparedItem(key=key, windows=p.windows, starts_s=p.starts_s, duration_s=rec.duration_s,
-                        flags=list(p.flags), notes=list(p.record.notes))
+                        flags=list(p.flags), notes=list(p.record.notes), extras=extras)
 
 
 def _worker_init() -> None:

@@ -102,7 +102,7 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
              speed: float = 25.0, gain: float = 10.0, row_mm: float | None = None,
              attribution: Any = None, fiducials: Mapping[str, Sequence[tuple[float, str]]] | None = None,
              max_rows: int = 6, preprocessed: bool = False,
-             findings_label: str = "Findings") -> tuple[Figure, PlotGeometry]:
+             findings_label: str = "Findings", measurements: Any = None) -> tuple[Figure, PlotGeometry]:
     """Draw ``ecg`` (an :class:`ECGRecord`, a file path, or a ``(leads, samples)`` array at 500 Hz
     in mV) on ECG paper. Returns the figure and its :class:`PlotGeometry`.
 
@@ -111,7 +111,9 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     an :class:`~ecgfounder.explain.Explanation` shaded behind the leads it covers. ``fiducials``:
     ``{lead: [(time_s, symbol), ...]}`` (see :func:`~ecgfounder.io.read_ludb_fiducials`).
     ``preprocessed``: draw the signal after the contract's filter chain (band-pass, notch, baseline
-    removal; before z-scoring, so still in mV).
+    removal; before z-scoring, so still in mV). ``measurements``: a line of text or a
+    :class:`~ecgfounder.measurement.Measurements` (``HR 72 bpm  PR 160 ms  QRS 92 ms ...``) at the
+    top right, where a printed ECG shows them.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -178,8 +180,11 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
         text = findings if isinstance(findings, str) else "   ".join(f"{k} {v:.2f}" for k, v in findings)
         fig.text(_MARGIN["left"] / width, 1 - 16.5 / height, f"{findings_label}: {text}", fontsize=8,
                  va="center", color="#7a0000")
+    if measurements is not None:
+        line = measurements if isinstance(measurements, str) else measurements.summary_line()
+        fig.text(1 - _MARGIN["right"] / width, 1 - 11.5 / height, line, fontsize=8, va="center", ha="right")
     if attribution is not None:
-        fig.text(1 - _MARGIN["right"] / width, 1 - 11.5 / height,
+        fig.text(1 - _MARGIN["right"] / width, 1 - (16.5 if measurements is not None else 11.5) / height,
                  f"shading: {attribution.method} for {attribution.label}", fontsize=7, va="center", ha="right")
     geo = PlotGeometry(width, height, (_MARGIN["left"], _MARGIN["bottom"]), (float(grid_w), float(grid_h)),
                        speed, gain, len(rows))

@@ -25,6 +25,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="findings shown with --model (default 3)")
     p.add_argument("--fiducials", action="store_true",
                    help="overlay LUDB-style delineation (.i .ii ... .v6 annotation files beside the record)")
+    p.add_argument("--measure", action="store_true",
+                   help="HR, PR, QRS, QT/QTc and axes in the header (`ecgfounder measure`)")
     p.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
     p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
     p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
@@ -43,10 +45,15 @@ def run(args: argparse.Namespace) -> int:
 
         findings = Predictor(args.model, workers=0, progress=False, lead=args.lead).top_labels(args.file, args.top)
     fiducials = read_ludb_fiducials(args.file) if args.fiducials else None
+    measurements = None
+    if args.measure:
+        from ...measurement import measure
+
+        measurements = measure(record)
     out = Path(args.output or f"{Path(args.file).stem}.png")
     fig, geo = plot_ecg(record, layout=args.layout, lead=args.lead, start_s=args.start,
                         findings=findings, fiducials=fiducials, preprocessed=args.preprocessed,
-                        max_rows=args.rows)
+                        max_rows=args.rows, measurements=measurements)
     save_figure(fig, out, dpi=args.dpi)
     print(f"{out}: {geo.width_mm:.0f} x {geo.height_mm:.0f} mm, {geo.rows} rows, "
           f"{geo.speed_mm_s:g} mm/s, {geo.gain_mm_mv:g} mm/mV")

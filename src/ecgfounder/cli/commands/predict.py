@@ -25,6 +25,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
     p.add_argument("--conformal", metavar="FILE",
                    help="conformal sets from `ecgfounder conformal`: adds conformal_set and abstain per record")
+    p.add_argument("--measure", action="store_true",
+                   help="add the clinical measurements of each record (hr_bpm, pr_ms, qrs_ms, qt_ms, QTc, axes, "
+                        "measure_flags; see `ecgfounder measure`)")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest")
