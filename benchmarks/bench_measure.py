@@ -61,6 +61,7 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--neurokit", action="store_true", help="also measure with neurokit2's delineation")
+    ap.add_argument("--agree", type=int, default=1, help="k-th earliest/latest lead for the global fiducials")
     ap.add_argument("--write-shifts", action="store_true",
                     help="store the calibration from all out-of-fold records in the bundled delineator")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "measure"))
@@ -87,9 +88,9 @@ def main() -> int:
         waves = ludb_waves(path)
         fold = fold_of(str(path), args.folds, args.seed)
         probs = segment(rec.signal, rec.fs, models[fold])
-        raw = measure(rec, probabilities=probs, shifts_ms={})
+        raw = measure(rec, probabilities=probs, shifts_ms={}, agree=args.agree)
         items.append({"record": int(rid), "fold": fold, "rec": rec, "probs": probs, "ref": reference_measurements(waves),
-                      "diffs": fiducial_differences(raw.beats, global_beats(waves)),
+                      "diffs": fiducial_differences(raw.beats, global_beats(waves)),  # reference: agree=1, always
                       "rhythm": str(rhythm).strip().replace("\n", "; "),
                       "axis_class": str(axis).replace("Electric axis of the heart: ", "").strip()})
     # the calibration of each fold: median fiducial differences on the other folds' records
@@ -97,10 +98,10 @@ def main() -> int:
     shifts_all = median_shifts([it["diffs"] for it in items])
     rows = []
     for it in items:
-        m = measure(it["rec"], probabilities=it["probs"], shifts_ms=shifts[it["fold"]])
+        m = measure(it["rec"], probabilities=it["probs"], shifts_ms=shifts[it["fold"]], agree=args.agree)
         row = {"record": it["record"], "fold": it["fold"], "rhythm": it["rhythm"], "axis_class": it["axis_class"],
                **{f"ref_{k}": v for k, v in it["ref"].items()}, **m.to_dict(), "n_beats": len(m.beats)}
-        raw = measure(it["rec"], probabilities=it["probs"], shifts_ms={})
+        raw = measure(it["rec"], probabilities=it["probs"], shifts_ms={}, agree=args.agree)
         row.update({f"uncalibrated_{k}": v for k, v in raw.to_dict().items()})
         if args.neurokit:
             nk = measure(it["rec"], method="neurokit")
