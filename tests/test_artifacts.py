@@ -112,3 +112,16 @@ def test_every_corruption_keeps_shape_and_notes(ludb):
         out = corrupt(rec, name, MOST_SEVERE[name][0], 0)
         assert out.signal.shape == rec.signal.shape and out.signal.dtype == np.float32
         assert out.notes[-1].startswith(f"corrupted: {name}")
+
+
+def test_long_records_are_judged_on_sampled_stretches(ludb):
+    """Six minutes (a LUDB record tiled): judged on 10 one-minute stretches, so the cost stays that
+    of ten minutes however long the file, and mains present throughout is still found."""
+    from ecgfounder.signal.artifacts import artifact_flags
+
+    rec = ludb[4]
+    x = np.tile(rec.signal.astype(np.float64), 36)  # 360 s
+    assert artifact_flags(x, rec.fs, rec.leads) == []
+    t = np.arange(x.shape[-1]) / rec.fs
+    mains = x + 0.5 * np.sin(2 * np.pi * 50 * t)
+    assert "powerline_50hz:II" in artifact_flags(mains, rec.fs, rec.leads)

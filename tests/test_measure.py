@@ -131,3 +131,9 @@ def test_bad_delineator_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="not a delineator weight file"):
         load_delineator(bad)
+
+
+def test_long_recording_measured_on_its_first_minute(data_dir):
+    m = measure(data_dir / "wfdb-samples" / "100.hea")  # MIT-BIH 100: 30 min, MLII + V5, 360 Hz
+    assert "first_60s" in m.flags and 60 < m.hr_bpm < 90
+    assert max(b.qrs_peak for b in m.beats) < 60

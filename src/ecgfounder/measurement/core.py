@@ -13,7 +13,9 @@ with a flag saying why, never a number:
 - ``noisy``: noise or motion flagged in more than half the leads: intervals left out;
 - ``few_beats``: fewer than two beats found: nothing measured;
 - ``no_t_end``: T-wave ends found in fewer than two beats: no QT/QTc;
-- ``no_axes``: leads I and aVF (or I and II) are not in the record.
+- ``no_axes``: leads I and aVF (or I and II) are not in the record;
+- ``first_60s``: the record is longer than a minute; the first minute was measured (resting-ECG
+  measurements; long recordings are what ``ecgfounder monitor`` is for).
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ def _paced(signal: np.ndarray, fs: float, beats: Sequence[GlobalBeat]) -> bool:
     return hits >= max(2, len(beats) // 2)
 
 
+#: longer records are measured on their first minute
+MAX_SECONDS = 60.0
 #: global fiducials a calibration may shift (ms, added to the delineator's value)
 FIDUCIALS = ("p_onset", "p_offset", "qrs_onset", "qrs_offset", "t_offset")
 
@@ -182,6 +186,10 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
         from ..io import read_ecg
 
         record = read_ecg(record)
+    flags: list[str] = []
+    if record.duration_s > MAX_SECONDS and probabilities is None:
+        record = record.replace(signal=record.signal[:, : int(round(MAX_SECONDS * record.fs))])
+        flags.append("first_60s")
     sig = np.nan_to_num(np.asarray(record.signal, dtype=np.float64))
     leads = list(record.leads)
     if method == "unet" and model is None and probabilities is None:
@@ -193,7 +201,6 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
     if shifts_ms:
         beats = shift_beats(beats, shifts_ms)
     s = summarise_beats(beats)
-    flags: list[str] = []
     nan = float("nan")
     if len(beats) < 2:
         flags.append("few_beats")

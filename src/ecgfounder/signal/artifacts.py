@@ -156,13 +156,35 @@ def artifact_indices(signal: np.ndarray, fs: float, band: np.ndarray | None = No
     return out
 
 
+#: records longer than this are judged on :data:`SAMPLED_SEGMENTS` stretches of :data:`SEGMENT_S`
+#: spread over the record (a flag must hold on more than half of them), so that a 24 h file costs
+#: what 10 minutes cost
+LONG_RECORD_S = 300.0
+SEGMENT_S = 60.0
+SAMPLED_SEGMENTS = 10
+
+
 def artifact_flags(signal: np.ndarray, fs: float, leads: Sequence[str],
                    thresholds: ArtifactThresholds = ArtifactThresholds(), skip: Sequence[str] = ()) -> list[str]:
     """Flags (``"noise:V2"``, ``"limb_reversal:LA/RA"``...) for a (leads, samples) mV signal;
-    leads in ``skip`` (already flagged flat) are not checked."""
-    t = thresholds
-    if not t.enabled:
+    leads in ``skip`` (already flagged flat) are not checked. Records longer than
+    :data:`LONG_RECORD_S` are judged on sampled stretches (a flag must hold on most of them)."""
+    if not thresholds.enabled:
         return []
+    n = signal.shape[-1]
+    seg = int(round(SEGMENT_S * fs))
+    if n <= LONG_RECORD_S * fs or seg < 2:
+        return _flags(signal, fs, leads, thresholds, skip)
+    starts = np.unique(np.linspace(0, n - seg, SAMPLED_SEGMENTS).astype(np.int64))
+    counts: dict[str, int] = {}
+    for a in starts:
+        for flag in dict.fromkeys(_flags(signal[:, a:a + seg], fs, leads, thresholds, skip)):
+            counts[flag] = counts.get(flag, 0) + 1
+    return [flag for flag, c in counts.items() if c > len(starts) / 2]
+
+
+def _flags(signal: np.ndarray, fs: float, leads: Sequence[str], t: ArtifactThresholds,
+           skip: Sequence[str]) -> list[str]:
     keep = [i for i, lead in enumerate(leads) if lead not in skip]
     if not keep:
         return []
