@@ -104,6 +104,11 @@ def test_predict_reports_the_flags(ludb, tmp_path):
     import pandas as pd
 
     assert "powerline_60hz:II" in pd.read_csv(out)["flags"].iloc[0]
+    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(path), "--model", "cinc2017-rhythm",
+                        "--lead", "II", "--no-artifact-checks", "-o", str(tmp_path / "q.csv")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "powerline" not in str(pd.read_csv(tmp_path / "q.csv")["flags"].iloc[0])
 
 
 def test_every_corruption_keeps_shape_and_notes(ludb):

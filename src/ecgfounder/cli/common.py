@@ -97,7 +97,8 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
                          progress=False if args.no_progress else None, fs=args.fs,
                          leads=args.leads.split(",") if args.leads else None, units=args.units,
                          on_error=on_error, calibration=args.calibration, compile=args.compile,
-                         conformal=conformal, measure=bool(getattr(args, "measure", False)))
+                         conformal=conformal, measure=bool(getattr(args, "measure", False)),
+                         artifact_checks=not getattr(args, "no_artifact_checks", False))
     except ValueError as exc:
         from ..errors import ECGFounderError
 

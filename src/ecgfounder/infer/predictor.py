@@ -23,6 +23,8 @@ from ..contract import InputContract
 from ..errors import ECGInputError
 from ..io.record import ECGRecord
 from ..io.sources import Source, expand_inputs
+from ..signal.artifacts import ArtifactThresholds
+from ..signal.quality import QualityThresholds
 from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
 from .backends import Backend, Precision, load_backend
 
@@ -77,7 +79,8 @@ class Predictor:
     ``conformal_set`` and ``abstain`` (per-window rows do not: the sets were calibrated per record).
     ``measure``: each row also gets the clinical measurements of its record (``hr_bpm``, ``pr_ms``,
     ``qrs_ms``, ``qt_ms``, QTc, axes, ``measure_flags``: :func:`ecgfounder.measure`), computed on the
-    record as read (every lead, its own rate).
+    record as read (every lead, its own rate). ``artifact_checks=False`` skips the noise, artefact
+    and electrode flags (docs/trust.md; about 3 ms per 12-lead record).
     """
 
     def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
@@ -89,7 +92,7 @@ class Predictor:
                  contract: InputContract | None = None,
                  on_error: Callable[[str, str], None] | None = None,
                  calibration: Any = None, compile: bool = False, conformal: Any = None,
-                 measure: bool = False) -> None:
+                 measure: bool = False, artifact_checks: bool = True) -> None:
         self.backend: Backend = load_backend(model, device=device, precision=precision, compile=compile,
                                     batch_size=batch_size, calibration=calibration, lead=lead)
         self.precision = self.backend.precision
@@ -120,8 +123,10 @@ class Predictor:
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
         self.progress = progress
+        quality = QualityThresholds() if artifact_checks else QualityThresholds(
+            artifacts=ArtifactThresholds(enabled=False))
         self.options = PrepareOptions(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units,
-                                      extras=extras)
+                                      extras=extras, quality=quality)
         self.model_name = (info.name if info is not None and info.name else
                            (info.provenance.get("file") if info is not None else None)) or "Net1D"
         self.runtime = self.backend.runtime

@@ -22,6 +22,7 @@ from ..contract import InputContract
 from ..errors import ECGFounderError
 from ..io.record import ECGRecord
 from ..io.sources import Source
+from .quality import QualityThresholds
 
 __all__ = ["PrepareOptions", "PreparedItem", "prepare_item", "prepared_stream"]
 
@@ -40,6 +41,9 @@ class PrepareOptions:
     #: a function of the read record whose dict rides along with the item (e.g. measurements);
     #: module-level, so worker processes can run it
     extras: Callable[[ECGRecord], dict] | None = None
+    #: quality checks and their thresholds (``QualityThresholds(artifacts=ArtifactThresholds(
+    #: enabled=False))`` skips the noise/artefact/electrode checks, about 3 ms per 12-lead record)
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
 
 
 @dataclass
@@ -69,7 +73,8 @@ def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedI
                            index=item.index or 0)
         else:
             rec = item
-        p = prepare(rec, options.contract, lead=options.lead, stride_s=options.stride_s, workers=1)
+        p = prepare(rec, options.contract, lead=options.lead, stride_s=options.stride_s, workers=1,
+                    quality=options.quality)
     except ECGFounderError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
         for prefix in (key, getattr(item, "path", None), getattr(item, "source", None)):

@@ -28,6 +28,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--measure", action="store_true",
                    help="add the clinical measurements of each record (hr_bpm, pr_ms, qrs_ms, qt_ms, QTc, axes, "
                         "measure_flags; see `ecgfounder measure`)")
+    p.add_argument("--no-artifact-checks", action="store_true",
+                   help="skip the noise, mains, wander, motion and limb-reversal flags (about 3 ms per 12-lead record)")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest")
