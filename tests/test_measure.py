@@ -137,3 +137,12 @@ def test_long_recording_measured_on_its_first_minute(data_dir):
     m = measure(data_dir / "wfdb-samples" / "100.hea")  # MIT-BIH 100: 30 min, MLII + V5, 360 Hz
     assert "first_60s" in m.flags and 60 < m.hr_bpm < 90
     assert max(b.qrs_peak for b in m.beats) < 60
+
+
+def test_noise_gives_flags_not_numbers(data_dir):
+    from ecgfounder.eval.robustness import corrupt
+
+    rec = corrupt(read_ecg(_ludb(data_dir, 3)), "white_noise", -6.0, 0)
+    m = measure(rec)
+    assert "noisy" in m.flags
+    assert all(math.isnan(v) for v in (m.p_ms, m.pr_ms, m.qrs_ms, m.qt_ms))
