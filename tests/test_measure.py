@@ -89,11 +89,16 @@ def test_predict_measure_columns_and_plot_header(data_dir, tmp_path):
     direct = measure(files[0]).to_dict()
     assert df.loc[0, "qrs_ms"] == pytest.approx(direct["qrs_ms"]) and df.loc[0, "hr_bpm"] == pytest.approx(direct["hr_bpm"])
     assert "no_p_waves" in str(df.loc[1, "measure_flags"]) and math.isnan(df.loc[1, "pr_ms"])
+    from ecgfounder.io import write_npz
+
+    rec = read_ecg(files[0])
+    short = write_npz(rec.replace(signal=rec.signal[:, :500]), tmp_path / "short.npz")  # 1 s
     m = subprocess.run([sys.executable, "-m", "ecgfounder", "measure", *files, str(tmp_path / "missing.hea"),
-                        "-o", str(tmp_path / "m.csv")], capture_output=True, text=True, timeout=300)
+                        str(short), "-o", str(tmp_path / "m.csv")], capture_output=True, text=True, timeout=300)
     assert m.returncode == 1 and "missing.hea" in m.stderr and "Traceback" not in m.stderr
+    assert "too short to measure" in m.stderr
     table = pd.read_csv(tmp_path / "m.csv")
-    assert len(table) == 3 and table.loc[0, "qrs_ms"] == pytest.approx(direct["qrs_ms"])
+    assert len(table) == 4 and table.loc[0, "qrs_ms"] == pytest.approx(direct["qrs_ms"])
     from ecgfounder.viz import plot_ecg
 
     fig, _ = plot_ecg(read_ecg(files[0]), measurements=measure(files[0]))

@@ -186,6 +186,10 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
         from ..io import read_ecg
 
         record = read_ecg(record)
+    if record.duration_s < 2.0 or record.n_samples < 64:
+        from ..errors import ECGInputError
+
+        raise ECGInputError(record.name, f"{record.duration_s:.2f} s is too short to measure (2 s and two beats needed)")
     flags: list[str] = []
     if record.duration_s > MAX_SECONDS and probabilities is None:
         record = record.replace(signal=record.signal[:, : int(round(MAX_SECONDS * record.fs))])
@@ -260,7 +264,7 @@ def measure_inputs(inputs: Sequence[str | os.PathLike[str]], *, method: str = "u
             rec = read_ecg(src.path, index=src.index or 0, **read_kwargs)
             m = measure(rec, method=method, agree=agree)
             yield {"record": src.key, "n_beats": len(m.beats), **m.to_dict(), "error": ""}
-        except ECGFounderError as exc:
+        except (ECGFounderError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             yield {"record": src.key, "n_beats": 0, **{k: float("nan") for k in MEASURE_COLUMNS[:-1]},
                    "measure_flags": "", "error": reason}
