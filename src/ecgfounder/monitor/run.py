@@ -63,6 +63,15 @@ def _quality(x: np.ndarray) -> str:
     return "ok"
 
 
+def _artifacts(w: np.ndarray, fs: float, leads: Any) -> str:
+    """``noisy (signal: ...)`` where the window's own signal shows broadband/muscle noise or a
+    motion burst (:mod:`ecgfounder.signal.artifacts`), so excluding noise never rests on the model alone."""
+    from ..signal.artifacts import artifact_flags
+
+    found = [f.split(":")[0] for f in artifact_flags(w, fs, list(leads)) if f.startswith(("noise:", "motion_artifact:"))]
+    return f"noisy (signal: {', '.join(sorted(set(found)))})" if found else "ok"
+
+
 def _release_memory() -> None:
     """Collect the detector's reference cycles and hand freed heap back to the system (glibc).
 
@@ -152,6 +161,8 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
                 w = np.pad(w, ((0, 0), (0, n - w.shape[1])), mode="edge") if w.shape[1] else \
                     np.full((x.shape[0], n), np.nan)
             quality[j] = _quality(w)
+            if quality[j] == "ok":
+                quality[j] = _artifacts(w, contract.fs, rec.leads)
             if quality[j] == "ok":
                 wins.append(w)
                 keep.append(j)
