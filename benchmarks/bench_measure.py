@@ -89,7 +89,8 @@ def main() -> int:
         fold = fold_of(str(path), args.folds, args.seed)
         probs = segment(rec.signal, rec.fs, models[fold])
         raw = measure(rec, probabilities=probs, shifts_ms={}, agree=args.agree)
-        items.append({"record": int(rid), "fold": fold, "rec": rec, "probs": probs, "ref": reference_measurements(waves),
+        items.append({"record": int(rid), "fold": fold, "rec": rec, "probs": probs, "raw": raw.to_dict(),
+                      "ref": reference_measurements(waves),
                       "diffs": fiducial_differences(raw.beats, global_beats(waves)),  # reference: agree=1, always
                       "rhythm": str(rhythm).strip().replace("\n", "; "),
                       "axis_class": str(axis).replace("Electric axis of the heart: ", "").strip()})
@@ -101,8 +102,7 @@ def main() -> int:
         m = measure(it["rec"], probabilities=it["probs"], shifts_ms=shifts[it["fold"]], agree=args.agree)
         row = {"record": it["record"], "fold": it["fold"], "rhythm": it["rhythm"], "axis_class": it["axis_class"],
                **{f"ref_{k}": v for k, v in it["ref"].items()}, **m.to_dict(), "n_beats": len(m.beats)}
-        raw = measure(it["rec"], probabilities=it["probs"], shifts_ms={}, agree=args.agree)
-        row.update({f"uncalibrated_{k}": v for k, v in raw.to_dict().items()})
+        row.update({f"uncalibrated_{k}": v for k, v in it["raw"].items()})
         if args.neurokit:
             nk = measure(it["rec"], method="neurokit")
             row.update({f"nk_{k}": v for k, v in nk.to_dict().items()})
