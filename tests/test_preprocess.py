@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -55,13 +57,29 @@ def test_numba_equals_scipy_on_batches_and_threads(ref):
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
 @pytest.mark.parametrize("n", [5000, 150, 201, 202, 777])
 def test_running_median_kernel_equals_medfilt_with_ties(n):
-    from ecgfounder.signal._kernels import _median_row
+    from ecgfounder.signal._kernels import median_row
 
     rng = np.random.default_rng(n)
-    for x in (rng.normal(size=n), np.round(rng.normal(size=n) * 3), np.zeros(n), np.sort(rng.normal(size=n))):
+    for x in (rng.normal(size=n), np.round(rng.normal(size=n) * 3), np.zeros(n), np.sort(rng.normal(size=n)),
+              np.sort(rng.normal(size=n))[::-1].copy(), np.cumsum(rng.normal(size=n))):
         out = np.empty(n)
-        _median_row(x.astype(np.float64), 201, np.empty(201), out)
+        median_row(x.astype(np.float64), 201, out)
         assert np.array_equal(out, sps.medfilt(x, 201))
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+def test_running_median_kernel_small_windows_many_ties():
+    from ecgfounder.signal._kernels import median_row
+
+    rng = np.random.default_rng(0)
+    for k in (3, 5, 7, 21):
+        for _ in range(200):
+            x = rng.integers(-3, 4, size=int(rng.integers(1, 40))).astype(np.float64)
+            out = np.empty(len(x))
+            median_row(x, k, out)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # medfilt warns when k exceeds the row
+                assert np.array_equal(out, sps.medfilt(x, k)), (k, x)
 
 
 def test_mains_option_removes_60hz_not_50hz():

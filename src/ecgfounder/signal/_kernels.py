@@ -3,8 +3,8 @@
 ``filtfilt`` here reproduces ``scipy.signal.filtfilt(b, a, x, padtype='odd',
 padlen=3*max(len(a), len(b)))``: odd extension, direct form II transposed, initial state
 ``lfilter_zi * first sample`` on the forward and on the backward pass. The running median reproduces
-``scipy.signal.medfilt(row, k)`` (zeros beyond both ends) by keeping the window sorted: per step two
-short scans from the previous positions and one memmove, instead of a selection over the whole
+``scipy.signal.medfilt(row, k)`` (zeros beyond both ends) by keeping the window as a sorted linked
+list: per step one O(1) unlink, one short walk and one link, instead of a selection over the whole
 window. Filters run on 16 rows side by side (SIMD across rows); the arithmetic per row is
 unchanged, so the output is bit-identical to the one-row-at-a-time version.
 Everything releases the GIL so rows can be split across threads.
@@ -14,25 +14,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 _JIT = dict(nogil=True, cache=True)
-
-
-@intrinsic
-def _move(typingctx, arr, dst, src, count):  # pragma: no cover - compiled
-    """memmove(&arr[dst], &arr[src], count elements) on a contiguous 1-D array (LLVM intrinsic)."""
-    sig = types.void(arr, types.intp, types.intp, types.intp)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        itemsize = context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype))
-        cgutils.raw_memmove(builder, cgutils.gep(builder, ary.data, args[1]),
-                            cgutils.gep(builder, ary.data, args[2]), args[3], itemsize)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 # Filter passes run on a group of rows at once, stored interleaved: ``buf[i, g]`` is sample i of
@@ -162,68 +145,104 @@ def _filter_group(x, r0, r1, b1, a1, zi1, pad1, b2, a2, zi2, pad2, ext, tmp, z, 
 
 
 @numba.njit(**_JIT)
-def _seek(a, v, strict, h):  # pragma: no cover - compiled
-    """In sorted ``a``: the first i with a[i] >= v (a[i] > v if ``strict``), scanning from ``h``.
+def _median_list(x, k, val, seq, nxt, prv, first, out):  # pragma: no cover - compiled
+    """out = medfilt(x, k) with zeros beyond both ends (k odd, >= 3).
 
-    The window slides over a smooth (band-passed) signal, so consecutive values leaving and
-    entering it land a few places from where the previous ones did: a scan from the last position
-    takes a handful of steps where a count over the window takes k.
+    The window is a doubly linked list in sorted order over k fixed slots: the sample at padded
+    index p lives in slot p % k, so the leaving sample's node is known without a search and is
+    unlinked in O(1); the entering sample is linked in after a walk from the previous entering
+    node (the signal is smooth, so the walk is short); the median pointer moves at most one node
+    per step. Equal values are ordered by their index, which keeps "before the median" exact with
+    ties. Scratch: ``val``, ``seq``, ``nxt``, ``prv`` of length k + 2 (two sentinels), ``first``
+    of length k.
     """
-    n = a.shape[0]
-    if strict:
-        if h < n and a[h] <= v:
-            h += 1
-            while h < n and a[h] <= v:
-                h += 1
+    n = x.shape[0]
+    if n == 0:
+        return
+    h = k // 2
+    head = k
+    tail = k + 1
+    val[head] = -np.inf
+    val[tail] = np.inf
+    for p in range(k):
+        q = p - h
+        first[p] = x[q] if 0 <= q < n else 0.0
+    order = np.argsort(first, kind="mergesort")  # stable: equal values in index order
+    last = head
+    for j in range(k):
+        s = order[j]
+        val[s] = first[s]
+        seq[s] = s
+        prv[s] = last
+        nxt[last] = s
+        last = s
+    nxt[last] = tail
+    prv[tail] = last
+    med = order[h]
+    out[0] = val[med]
+    hint = last
+    s = -1  # slot of the leaving sample: padded index i - 1
+    for i in range(1, n):
+        p_new = i + k - 1
+        q = p_new - h
+        v = x[q] if q < n else 0.0
+        s += 1
+        if s == k:
+            s = 0
+        # rank of `med` once the leaving node is gone and the entering one is in
+        rank = h
+        if med == s:
+            med = nxt[s]
+            rank = h + 1
+            old_before = True
         else:
-            while h > 0 and a[h - 1] > v:
-                h -= 1
-    else:
-        if h < n and a[h] < v:
-            h += 1
-            while h < n and a[h] < v:
-                h += 1
+            vo = val[s]
+            vm = val[med]
+            old_before = vo < vm or (vo == vm and seq[s] < seq[med])
+        new_before = v < val[med]  # the entering sample goes after every equal value
+        # c: the first node with a value > v, walking from the previous entering node
+        c = hint
+        if c == s:
+            c = nxt[s]
+        if val[c] <= v:
+            c = nxt[c]
+            while val[c] <= v:
+                c = nxt[c]
         else:
-            while h > 0 and a[h - 1] >= v:
-                h -= 1
-    return h
+            b = prv[c]
+            while val[b] > v:
+                c = b
+                b = prv[c]
+        a = prv[s]
+        b = nxt[s]
+        nxt[a] = b
+        prv[b] = a
+        if c == s:
+            c = b
+        a = prv[c]
+        val[s] = v
+        seq[s] = p_new
+        prv[s] = a
+        nxt[s] = c
+        nxt[a] = s
+        prv[c] = s
+        if new_before:
+            rank += 1
+        if old_before:
+            rank -= 1
+        if rank > h:
+            med = prv[med]
+        elif rank < h:
+            med = nxt[med]
+        hint = s
+        out[i] = val[med]
 
 
 @numba.njit(**_JIT)
-def _median_row(x, k, window, out):  # pragma: no cover - compiled
-    """out = medfilt(x, k) with zeros beyond both ends; ``window`` is scratch of length k."""
-    n = x.shape[0]
-    h = k // 2
-    for j in range(k):
-        p = j - h
-        window[j] = x[p] if 0 <= p < n else 0.0
-    window.sort()
-    hint_old = h
-    hint_new = h
-    for i in range(n):
-        out[i] = window[h]
-        if i == n - 1:
-            break
-        p_old = i - h
-        old = x[p_old] if p_old >= 0 else 0.0
-        p_new = i + h + 1
-        new = x[p_new] if p_new < n else 0.0
-        if old == new:
-            continue
-        pos_old = _seek(window, old, False, hint_old)
-        if new > old:
-            # window[pos_old+1 : pos_new] move one step left; `new` goes just before pos_new
-            pos_new = _seek(window, new, False, max(hint_new, pos_old))
-            _move(window, pos_old, pos_old + 1, pos_new - 1 - pos_old)
-            window[pos_new - 1] = new
-            hint_new = pos_new - 1
-        else:
-            # window[pos_new : pos_old] move one step right; `new` goes to pos_new
-            pos_new = _seek(window, new, True, min(hint_new, pos_old))
-            _move(window, pos_new + 1, pos_new, pos_old - pos_new)
-            window[pos_new] = new
-            hint_new = pos_new
-        hint_old = pos_old
+def median_row(x, k, out):  # pragma: no cover - compiled
+    """out = scipy.signal.medfilt(x, k) (zeros beyond both ends), for odd k >= 3."""
+    _median_list(x, k, np.empty(k + 2), np.empty(k + 2, np.int64), np.empty(k + 2, np.int64),
+                 np.empty(k + 2, np.int64), np.empty(k), out)
 
 
 @numba.njit(**_JIT)
@@ -242,10 +261,14 @@ def chain_rows(x, b1, a1, zi1, pad1, b2, a2, zi2, pad2, k, out):  # pragma: no c
         _filter_group(x, r0, min(r0 + GROUP, rows), b1, a1, zi1, pad1, b2, a2, zi2, pad2, ext, tmp, z, out)
     if k > 1:
         med = np.empty(n)
-        window = np.empty(k)
+        val = np.empty(k + 2)
+        seq = np.empty(k + 2, np.int64)
+        nxt = np.empty(k + 2, np.int64)
+        prv = np.empty(k + 2, np.int64)
+        first = np.empty(k)
         for r in range(rows):
             row = out[r]
-            _median_row(row, k, window, med)
+            _median_list(row, k, val, seq, nxt, prv, first, med)
             for i in range(n):
                 row[i] = row[i] - med[i]
 
