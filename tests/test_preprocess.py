@@ -80,6 +80,15 @@ def test_running_median_kernel_small_windows_many_ties():
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # medfilt warns when k exceeds the row
                 assert np.array_equal(out, sps.medfilt(x, k)), (k, x)
+    # infinities sort like scipy's; NaN gives no meaningful median but must not hang or crash
+    x = rng.normal(size=500)
+    x[[10, 11, 250, 499]] = np.inf
+    x[[100, 300]] = -np.inf
+    out = np.empty(len(x))
+    median_row(x, 21, out)
+    assert np.array_equal(out, sps.medfilt(x, 21))
+    x[40:45] = np.nan
+    median_row(x, 21, out)
 
 
 def test_mains_option_removes_60hz_not_50hz():

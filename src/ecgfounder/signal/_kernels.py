@@ -204,9 +204,9 @@ def _median_list(x, k, val, seq, nxt, prv, first, out):  # pragma: no cover - co
         c = hint
         if c == s:
             c = nxt[s]
-        if val[c] <= v:
+        if val[c] <= v and c != tail:
             c = nxt[c]
-            while val[c] <= v:
+            while val[c] <= v and c != tail:  # +inf samples stop at the tail sentinel
                 c = nxt[c]
         else:
             b = prv[c]
