@@ -148,6 +148,7 @@ def test_default_model_follows_the_input(tmp_path, cinc_folder):
     assert "--model cinc2017-rhythm-tiny" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_exit_statuses_and_a_closed_pipe(tmp_path, cinc_folder):
     bad = tmp_path / "bad.hea"
     bad.write_text("garbage\n")

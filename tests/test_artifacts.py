@@ -94,6 +94,7 @@ def test_limb_reversal_found_on_real_records(ludb):
     assert "limb_reversal:LA/RA" in flags
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_predict_reports_the_flags(ludb, tmp_path):
     rec = corrupt(ludb[2], "powerline_60hz", -6.0, 3)
     path = write_npz(rec, tmp_path / "mains.npz")

@@ -70,6 +70,7 @@ def test_multilabel_thresholds_bound_the_miss_rate_per_label():
         fit_conformal(probs, y, ["a", "b", "c"], alpha=1.5)
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_a_damaged_conformal_file_is_a_clear_error(tmp_path, data_dir):
     bad = tmp_path / "conformal.json"
     for text in ("{not json", '{"conformal": {"kind": "multiclass"}}', "[" * 10_000):

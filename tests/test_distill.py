@@ -127,6 +127,7 @@ def test_resumed_distillation_equals_an_uninterrupted_one(tmp_path, data_dir, ou
     assert (run / "distill_report.json").is_file()
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_cli_distill_needs_a_teacher_and_train_refuses_one(tmp_path, data_dir):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "ecgfounder", *args], capture_output=True, text=True,

@@ -97,6 +97,7 @@ def test_int8_static_quantisation_keeps_auroc_on_held_out_records(tmp_path, data
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_int8_precision_needs_calibration_and_bf16_is_refused_for_onnx(tmp_path):
     with pytest.raises(ValueError, match="calibration"):
         Predictor("cinc2017-rhythm-tiny", precision="int8", workers=0)

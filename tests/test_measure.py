@@ -78,6 +78,7 @@ def test_single_lead_and_per_beat_fiducials(data_dir):
     assert set(m.waves) == {lead} and {w.kind for w in m.waves[lead]} == {"P", "QRS", "T"}
 
 
+@pytest.mark.slow  # ~6 s on an AVX-512 Xeon, ~12 s on an AVX2 EPYC (predict + plot subprocess work)
 def test_predict_measure_columns_and_plot_header(data_dir, tmp_path):
     files = [str(_ludb(data_dir, i)) for i in (1, 38)]
     out = tmp_path / "p.csv"

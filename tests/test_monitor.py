@@ -64,6 +64,7 @@ def test_af_episodes_and_burden_on_an_assembled_record(assembled, tmp_path):
     assert during["rr_cv"].median() > 2 * outside["rr_cv"].median()  # the model-free second opinion agrees
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_chunked_reading_equals_whole_reading(assembled):
     path, _, _ = assembled
     small = monitor(path, "cinc2017-rhythm-tiny", chunk_s=45, progress=False)

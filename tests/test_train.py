@@ -220,6 +220,7 @@ def test_ptbxl_layout_groups_and_standard_folds(tmp_path, data_dir, fixtures_dir
     assert load_model(run / "last.safetensors").info.labels == ("HYP", "MI", "NORM", "STTC")
 
 
+@pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_prepare_shards_and_stream_each_record_once_per_epoch(tmp_path, data_dir):
     from ecgfounder.data.shards import ShardStream
 
