@@ -100,10 +100,11 @@ def main() -> int:
         fold = fold_of(str(path), args.folds, args.seed)
         probs = segment(rec.signal, rec.fs, models[fold])
         raw = measure(rec, probabilities=probs, shifts_ms={}, agree=args.agree)
+        ref_beats = global_beats(waves)
         items.append({"record": int(rid), "fold": fold, "rec": rec, "probs": probs, "raw": raw.to_dict(),
                       "ref": reference_measurements(waves),
-                      "diffs": fiducial_differences(raw.beats, global_beats(waves)),  # reference: agree=1, always
-                      "ref_beats": global_beats(waves),
+                      "diffs": fiducial_differences(raw.beats, ref_beats),  # reference: agree=1, always
+                      "ref_beats": ref_beats,
                       "rhythm": str(rhythm).strip().replace("\n", "; "),
                       "axis_class": str(axis).replace("Electric axis of the heart: ", "").strip()})
     # the calibration of each fold: median fiducial differences on the other folds' records
