@@ -50,6 +50,28 @@ def test_bundled_model_on_held_out_cinc2017_records(data_dir):
     assert accuracy > 0.7, accuracy
 
 
+def test_bundled_models_combine_windows_by_their_mean_logit(data_dir):
+    """Both bundled rhythm models carry ``aggregate="logit"`` (chosen on the validation split):
+    a record's probabilities are the normalised geometric mean of its windows', unless asked."""
+    paths = [data_dir / "cinc2017-dev" / name for name in ("A00010.hea", "A00024.hea")]  # 60 s, 30 s
+    for name in ("cinc2017-rhythm", "cinc2017-rhythm-tiny"):
+        assert get_model_entry(name).aggregate == "logit"
+        p = Predictor(name, workers=0, progress=False)
+        assert p.aggregate == "logit"
+        labels = list(p.labels)
+        rec = p.predict(paths)
+        win = p.predict(paths, per_window=True)
+        mean = Predictor(name, workers=0, progress=False, aggregate="mean").predict(paths)
+        for i, path in enumerate(paths):
+            w = win.loc[win["record"] == str(path), labels].to_numpy(float)
+            assert len(w) >= 3
+            geo = np.exp(np.log(w).mean(0))
+            np.testing.assert_allclose(rec.loc[i, labels].to_numpy(float), geo / geo.sum(), atol=1e-6)
+            np.testing.assert_allclose(mean.loc[i, labels].to_numpy(float), w.mean(0), atol=1e-6)
+        # the two differ on these records (else the test would not tell them apart)
+        assert np.abs(rec[labels].to_numpy(float) - mean[labels].to_numpy(float)).max() > 1e-3
+
+
 def test_distilled_rhythm_model_is_bundled_with_its_provenance(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = load_model("cinc2017-rhythm")

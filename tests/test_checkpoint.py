@@ -199,6 +199,26 @@ def test_save_load_round_trip_is_exact(fixtures_dir, tmp_path):
     assert meta["format"] == "ecgfounder" and json.loads(meta["config"])["use_bn"] is True
 
 
+def test_record_aggregation_travels_in_the_file_and_a_bad_one_is_refused(fixtures_dir, tmp_path):
+    import dataclasses
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = load_model(small_checkpoint(fixtures_dir, 1, 0))
+    assert model.info.aggregate is None  # official files say nothing: mean
+    model.info = dataclasses.replace(model.info, aggregate="logit")
+    path = save_model(model, tmp_path / "m.safetensors")
+    assert load_model(path).info.aggregate == "logit"
+    with safe_open(str(path), "pt") as fh:
+        meta, state = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    info = json.loads(meta["info"])
+    info["aggregate"] = "median"
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={**meta, "info": json.dumps(info)})
+    with pytest.raises(CheckpointError, match="metadata is damaged .aggregate 'median' is not one of mean, max, logit"):
+        load_model(tmp_path / "bad.safetensors")
+
+
 def test_save_refuses_labels_that_do_not_fit(fixtures_dir, tmp_path):
     model = load_model(small_checkpoint(fixtures_dir, 1, 0))
     with pytest.raises(CheckpointError, match="3 label names for 7 outputs"):

@@ -50,6 +50,7 @@ def test_student_of_the_bundled_model_beats_chance_and_agrees_with_it(tmp_path, 
     student = load_model(run / "best.safetensors")
     assert student.info.labels == ("normal", "AF", "other", "noisy") and student.info.task == "multiclass"
     assert student.info.contract.leads == ("I",)
+    assert student.info.aggregate == "logit"  # the teacher's way of combining windows
     prov = student.info.provenance
     assert prov["distilled_from"]["teacher"] == "cinc2017-rhythm-tiny"
     assert prov["distillation"]["temperature"] == 2.0 and prov["distillation"]["records"] == 600

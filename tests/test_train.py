@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pandas as pd
 import torch
 
 from conftest import small_checkpoint
-from ecgfounder import load_model
+from ecgfounder import ECGFounderError, load_model
 from ecgfounder.train import load_config, resume, train
 
 
@@ -118,10 +119,12 @@ def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_d
     codes = ["426783006", "164889003", "270492004"]  # sinus rhythm, AF, 1st degree AV block (SNOMED CT)
     cfg = _cfg(tmp_path, data_dir, dataset=f"cinc2021:{data_dir / 'cinc2021-samples'}", task="multilabel",
                label_columns=codes, init=str(small_checkpoint(fixtures_dir, 12, 0)), leads=None, limit=None,
-               batch_size=8, val_fraction=0.2, test_fraction=0.2, class_weights="balanced", sampler="balanced")
+               batch_size=8, val_fraction=0.2, test_fraction=0.2, class_weights="balanced", sampler="balanced",
+               aggregate="logit")
     run = train(cfg)
     m = load_model(run / "best.safetensors")
     assert m.info.labels == tuple(codes) and m.info.task == "multilabel" and m.config.in_channels == 12
+    assert m.info.aggregate == "logit"  # validated that way, and predict combines windows that way
     assert "val_macro_auroc" in pd.read_csv(run / "metrics.csv")
     # thresholds chosen on the validation records (Youden) are stored in the model; predict uses them
     assert m.info.provenance["thresholds"]["rule"] == "youden" and m.info.provenance["thresholds"]["split"] == "val"
@@ -131,6 +134,9 @@ def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_d
 
     pred = Predictor(m, workers=0, progress=False)
     np.testing.assert_allclose(pred.thresholds, m.info.thresholds)
+    assert pred.aggregate == "logit"
+    with pytest.raises(ECGFounderError, match="aggregate must be one of mean, max, logit"):
+        train(dataclasses.replace(cfg, aggregate="median", output_dir=str(tmp_path / "bad")))
 
 
 def test_threshold_rules_on_validation_scores():

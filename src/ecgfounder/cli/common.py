@@ -93,7 +93,7 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
     try:
         return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
                          workers=args.workers, lead=args.lead, stride_s=args.stride,
-                         aggregate=getattr(args, "aggregate", "mean"), thresholds=thresholds,
+                         aggregate=getattr(args, "aggregate", None), thresholds=thresholds,
                          progress=False if args.no_progress else None, fs=args.fs,
                          leads=args.leads.split(",") if args.leads else None, units=args.units,
                          on_error=on_error, calibration=args.calibration, compile=args.compile,

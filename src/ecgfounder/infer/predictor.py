@@ -23,6 +23,8 @@ from ..contract import InputContract
 from ..errors import ECGInputError
 from ..io.record import ECGRecord
 from ..io.sources import Source, expand_inputs
+from ..models.outputs import AGGREGATES
+from ..models.outputs import aggregate as aggregate_outputs
 from ..signal.artifacts import ArtifactThresholds
 from ..signal.quality import QualityThresholds
 from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
@@ -71,8 +73,10 @@ class Predictor:
     padded to ``batch_size`` so one compiled graph serves the whole run. ``workers``:
     reading/preprocessing processes (``0``: in this process; default: one less than the CPU count,
     at most 8, and none on a machine with 2 CPUs or fewer, where they only slow the model). ``lead``: the channel to use for a single-lead model.
-    ``stride_s``: window step for records longer than the window. ``aggregate``: ``mean`` or
-    ``max`` of window probabilities per record. ``thresholds``: one number, a mapping label ->
+    ``stride_s``: window step for records longer than the window. ``aggregate``: how a record's window
+    probabilities are combined: ``mean``, ``max`` or ``logit`` (mean window logit, i.e. the
+    normalised geometric mean for a softmax model; :func:`~ecgfounder.models.outputs.aggregate`);
+    default the model's own (``model.info.aggregate``), else ``mean``. ``thresholds``: one number, a mapping label ->
     number, or a sequence per label; default the model's stored thresholds, else 0.5.
     ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
     ``conformal``: a :class:`~ecgfounder.eval.conformal.ConformalSets`; record rows then get
@@ -85,7 +89,7 @@ class Predictor:
 
     def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
                  batch_size: int = 64, workers: int | None = None, lead: str | None = None,
-                 stride_s: float | None = None, aggregate: Literal["mean", "max"] = "mean",
+                 stride_s: float | None = None, aggregate: Literal["mean", "max", "logit"] | None = None,
                  thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
                  progress: bool | None = None, fs: float | None = None,
                  leads: Sequence[str] | None = None, units: str | None = None,
@@ -116,9 +120,10 @@ class Predictor:
             reserved, extras = (*RESERVED_COLUMNS, *MEASURE_COLUMNS), measure_row
         self.labels = [f"p_{name}" if name in reserved else name for name in labels]
         self.thresholds = self._thresholds(thresholds, info, labels)
-        if aggregate not in ("mean", "max"):
-            raise ValueError(f"aggregate must be mean or max (got {aggregate!r})")
-        self.aggregate = aggregate
+        self.aggregate = aggregate or (info.aggregate if info is not None else None) or "mean"
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)} (got {self.aggregate!r})")
+        self.task = info.task if info is not None else "multilabel"
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
@@ -301,7 +306,7 @@ class Predictor:
                            "n_windows": len(probs), "duration_s": prep.duration_s,
                            **dict(zip(self.labels, map(float, p)))}
             else:
-                p = probs.mean(0) if self.aggregate == "mean" else probs.max(0)
+                p = self.record_probabilities(probs)
                 row = {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
                        "duration_s": prep.duration_s, **dict(zip(self.labels, map(float, p)))}
                 if self.conformal is not None:
@@ -309,6 +314,11 @@ class Predictor:
                     row["conformal_set"] = "; ".join(label_set)
                     row["abstain"] = self.conformal.abstain(label_set)
                 yield row
+
+    def record_probabilities(self, window_probs: Any) -> np.ndarray:
+        """A record's outputs from its window outputs (windows, labels), by this predictor's
+        ``aggregate``."""
+        return aggregate_outputs(window_probs, self.aggregate, self.task)
 
     def predict(self, inputs: Any, *, per_window: bool = False) -> Any:
         """A pandas DataFrame: one row per record (or per window with ``per_window=True``) with

@@ -46,6 +46,9 @@ class ModelInfo:
     task: str = "multilabel"
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
+    #: how a record's window outputs become the record's (``mean``, ``max`` or ``logit``: see
+    #: :func:`ecgfounder.models.outputs.aggregate`); ``None``: ``mean``.
+    aggregate: str | None = None
 
     def activate(self, logits: Any) -> Any:
         """Logits (NumPy or torch) to probabilities or values for this model's task."""
@@ -57,13 +60,15 @@ class ModelInfo:
     def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
         return cls(name=entry.name, arch=entry.arch, contract=entry.contract, labels=entry.labels,
                    thresholds=entry.thresholds, license=entry.license, citation=entry.citation,
-                   description=entry.description, provenance=dict(provenance), task=entry.task)
+                   description=entry.description, provenance=dict(provenance), task=entry.task,
+                   aggregate=entry.aggregate)
 
     def to_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "info": {"name": self.name, "arch": self.arch, "license": self.license,
                      "citation": self.citation, "description": self.description, "task": self.task,
-                     "target_mean": self.target_mean, "target_std": self.target_std},
+                     "target_mean": self.target_mean, "target_std": self.target_std,
+                     "aggregate": self.aggregate},
             "provenance": self.provenance,
         }
         if self.contract is not None:
@@ -90,7 +95,18 @@ class ModelInfo:
             task=info.get("task") or "multilabel",
             target_mean=tuple(info["target_mean"]) if info.get("target_mean") else None,
             target_std=tuple(info["target_std"]) if info.get("target_std") else None,
+            aggregate=_known_aggregate(info.get("aggregate")),
         )
+
+
+def _known_aggregate(value: Any) -> str | None:
+    from .outputs import AGGREGATES
+
+    if value is None:
+        return None
+    if value not in AGGREGATES:
+        raise ValueError(f"aggregate {value!r} is not one of {', '.join(AGGREGATES)}")
+    return str(value)
 
 
 def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:

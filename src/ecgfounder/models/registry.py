@@ -14,6 +14,7 @@ from typing import Any
 from ..contract import STANDARD_12_LEADS, InputContract
 from .config import Net1DConfig, get_preset
 from .labels import ecgfounder_labels
+from .outputs import AGGREGATES
 
 __all__ = [
     "WeightSource", "ModelEntry", "register_model", "unregister_model", "get_model_entry", "list_models",
@@ -60,6 +61,8 @@ class ModelEntry:
     tags: tuple[str, ...] = field(default_factory=tuple)
     #: multilabel (sigmoid), multiclass (softmax) or regression
     task: str = "multilabel"
+    #: how a record's window outputs are combined (``mean``, ``max``, ``logit``; None: mean)
+    aggregate: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) != self.config.n_classes:
@@ -68,6 +71,9 @@ class ModelEntry:
         if len(self.contract.leads) != self.config.in_channels:
             raise ValueError(f"model {self.name!r}: contract has {len(self.contract.leads)} leads, "
                              f"architecture {self.config.in_channels} input channels")
+        if self.aggregate is not None and self.aggregate not in AGGREGATES:
+            raise ValueError(f"model {self.name!r}: aggregate {self.aggregate!r} is not one of "
+                             f"{', '.join(AGGREGATES)}")
         if self.thresholds is not None and len(self.thresholds) != len(self.labels):
             raise ValueError(f"model {self.name!r}: {len(self.thresholds)} thresholds for "
                              f"{len(self.labels)} labels")
@@ -160,6 +166,8 @@ def _register_builtin() -> None:
     ))
 
 
+    # Both bundled rhythm models combine windows by ``logit`` (the normalised geometric mean of the
+    # window probabilities), chosen on the validation split (598 records, docs/evaluation.md).
     def bundled_rhythm(name: str, description: str) -> None:
         """A bundled single-lead CinC 2017 rhythm model (tiny Net1D, weights in the package)."""
         register_model(ModelEntry(
@@ -175,6 +183,7 @@ def _register_builtin() -> None:
                      "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
             description=description,
             thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
+            aggregate="logit",
         ))
 
     bundled_rhythm("cinc2017-rhythm-tiny",

@@ -55,7 +55,7 @@ async def predict(request: Request, lead: str | None = None, per_window: bool = 
     svc = _service(request)
     record, prep = await svc.prepared(request, lead)
     per = await svc.batcher.submit(prep.windows, False)
-    probs = per.mean(0) if svc.predictor.aggregate == "mean" else per.max(0)
+    probs = svc.predictor.record_probabilities(per)
     out: dict[str, Any] = {
         "record": record.record_id, "duration_s": round(record.duration_s, 3), "fs": record.fs,
         "leads": list(record.leads), "n_windows": len(prep.windows),

@@ -53,6 +53,9 @@ class TrainConfig:
     threshold_rule: str = "youden"       # thresholds stored in the model, chosen on validation: youden,
                                          # sensitivity:S, specificity:S, fixed:T, or none (keep 0.5)
     metric: str | None = None            # model selection metric (default per task)
+    aggregate: str | None = None         # window outputs -> record's, for validation/test and stored in
+                                         # the model: mean | max | logit (None: the init model's or
+                                         # teacher's own, else mean)
     seed: int = 0
     # augmentation (train only)
     aug_scale: float = 0.1

@@ -45,8 +45,9 @@ from ..errors import ECGFounderError
 from ..eval.metrics import auroc
 from ..models import PRESETS, Net1D, create_model, load_model
 from ..models.outputs import activate as activate_outputs
+from ..models.outputs import aggregate as aggregate_outputs
 from .config import TrainConfig
-from .loop import Trainer, load_resume_state
+from .loop import Trainer, _aggregate, load_resume_state
 from .run import Run
 from .sources import CachedData, build_manifest
 
@@ -229,9 +230,10 @@ class DistillData(CachedData):
             self.logits = z["logits"]
             self.feats = z["feats"] if self.embed else None
         self.probs = _teacher_probs(teacher, self.logits)
-        self.teacher_record = np.stack([self.probs[self.cache.first[r]:self.cache.first[r] + self.cache.count[r]]
-                                        .mean(0) if self.cache.count[r] else np.zeros(len(self.labels))
-                                        for r in range(len(self.cache))])
+        how = teacher.info.aggregate or "mean"
+        self.teacher_record = np.stack([
+            aggregate_outputs(self.probs[self.cache.first[r]:self.cache.first[r] + self.cache.count[r]], how, self.task)
+            if self.cache.count[r] else np.zeros(len(self.labels), dtype=np.float32) for r in range(len(self.cache))])
         self.decision = self._decisions(self.teacher_record)
 
     def _decisions(self, probs: np.ndarray) -> np.ndarray:
@@ -392,6 +394,7 @@ class DistillTrainer(Trainer):
         student = _build_student(cfg, labels, contract, run)
         student.info.task = info.task
         student.info.thresholds = info.thresholds
+        student.info.aggregate = _aggregate(cfg, info.aggregate)
         student.info.name = cfg.name or f"{info.name or 'teacher'}-student-{cfg.init}"
         student.info.provenance.update({
             "distilled_from": {"teacher": info.name or str(cfg.teacher), "source": str(cfg.teacher),
@@ -502,7 +505,7 @@ def _record_probs(model: Net1D, data: DistillData, records: np.ndarray, device: 
             w = data.student_windows(int(r))
             p = torch.cat([activate_outputs(model(torch.from_numpy(w[j:j + batch]).to(device)).float(),
                                             data.task) for j in range(0, len(w), batch)])
-            out.append(p.mean(0).cpu().numpy())
+            out.append(aggregate_outputs(p.cpu().numpy(), model.info.aggregate or "mean", data.task))
     return np.stack(out)
 
 

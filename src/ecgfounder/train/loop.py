@@ -36,7 +36,9 @@ from ..data import Augment
 from ..errors import ECGFounderError
 from ..eval.metrics import task_metrics
 from ..models import PRESETS, Net1D, adapt_leads, create_model, load_model, save_model
+from ..models.outputs import AGGREGATES
 from ..models.outputs import activate as activate_outputs
+from ..models.outputs import aggregate as aggregate_outputs
 from .config import TrainConfig
 from .run import Run
 from .sources import CachedData, DataSource, ShardData, build_manifest
@@ -85,7 +87,15 @@ def _build_model(cfg: TrainConfig, labels: list[str], run: Run,
         run.log(f"model: {cfg.init} with a new {n_out}-output head, {model.num_parameters():,} parameters")
     model.info.task = cfg.task
     model.info.name = cfg.name or model.info.name
+    model.info.aggregate = _aggregate(cfg, model.info.aggregate)
     return model
+
+
+def _aggregate(cfg: TrainConfig, inherited: str | None) -> str:
+    how = cfg.aggregate or inherited or "mean"
+    if how not in AGGREGATES:
+        raise ECGFounderError(f"aggregate must be one of {', '.join(AGGREGATES)} (got {how!r})")
+    return how
 
 
 def _layers(model: Net1D) -> list[list[nn.Parameter]]:
@@ -174,7 +184,7 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
               target_std: np.ndarray | None = None, batch: int = 128) -> dict[str, Any]:
     """Record-level metrics over ``records``: an iterable of (windows or window embeddings, target).
     Each record's windows are scored (several records per batch) and their probabilities (or
-    predictions) averaged."""
+    predictions) combined by the model's ``info.aggregate``."""
     out, y = _record_outputs(model, records, cfg, device, linear, batch)
     if cfg.task == "regression":
         out = out * target_std + target_mean
@@ -184,8 +194,10 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
 
 def _record_outputs(model: Net1D, records: Any, cfg: TrainConfig, device: torch.device, linear: bool = False,
                     batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """(record-level outputs, targets): window probabilities (or predictions) averaged per record."""
+    """(record-level outputs, targets): each record's window probabilities (or predictions) combined
+    as the model's ``info.aggregate`` says (mean by default)."""
     model.eval()
+    how = getattr(getattr(model, "info", None), "aggregate", None) or "mean"
 
     def activate(logits: torch.Tensor) -> torch.Tensor:  # regression stays in normalised units here
         return activate_outputs(logits, cfg.task)
@@ -202,7 +214,7 @@ def _record_outputs(model: Net1D, records: Any, cfg: TrainConfig, device: torch.
         p = torch.cat([activate(head(torch.from_numpy(x[j:j + batch]).to(device))) for j in range(0, len(x), batch)])
         pos = 0
         for w in pending:
-            outs.append(p[pos:pos + len(w)].mean(0).cpu().numpy())
+            outs.append(aggregate_outputs(p[pos:pos + len(w)].cpu().numpy(), how, cfg.task))
             pos += len(w)
         pending.clear()
 

@@ -18,8 +18,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output file (default: CSV on stdout)")
     p.add_argument("--format", choices=["csv", "jsonl", "parquet"],
                    help="output format (default: from the file name, else csv)")
-    p.add_argument("--aggregate", choices=["mean", "max"], default="mean",
-                   help="how window probabilities make a record's (default: mean)")
+    p.add_argument("--aggregate", choices=["mean", "max", "logit"], default=None,
+                   help="how window probabilities make a record's: mean, max, or logit (mean window logit: "
+                        "the normalised geometric mean for softmax models); default the model's own, else mean")
     p.add_argument("--threshold", type=float, help="one decision threshold for every label")
     p.add_argument("--thresholds", metavar="FILE",
                    help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
