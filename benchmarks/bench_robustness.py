@@ -1,6 +1,6 @@
 """Robustness: what graded real-device noise does to the model, and whether the quality flags fire.
 
-    python benchmarks/bench_robustness.py [--records 400] [--model cinc2017-rhythm] [--out DIR]
+    python benchmarks/bench_robustness.py [--records 400] [--model cinc2017-rhythm] [--aggregate mean] [--out DIR]
 
 Part 1 (model): the bundled rhythm model on held-out CinC 2017 test records (the first --records
 of the split, all four classes), each corrupted at every severity of every corruption of
@@ -81,12 +81,12 @@ def flag_table(sets: dict[str, list], seed: int) -> list[dict]:
     return rows
 
 
-def model_table(records: list, classes: list[str], model: str, seed: int) -> list[dict]:
+def model_table(records: list, classes: list[str], model: str, seed: int, aggregate: str | None = None) -> list[dict]:
     from ecgfounder import Predictor
     from ecgfounder.eval.metrics import auroc, f1_scores
     from ecgfounder.eval.robustness import CORRUPTIONS, SEVERITIES, corrupt
 
-    pred = Predictor(model, progress=False)
+    pred = Predictor(model, progress=False, aggregate=aggregate)
     labels = list(pred.labels)
     y = np.array([labels.index(c) for c in classes])
 
@@ -146,6 +146,8 @@ def main() -> int:
                     help="CinC 2017 split for the flag part (test: the records the thresholds were set on; "
                          "train: records never looked at)")
     ap.add_argument("--model", default="cinc2017-rhythm")
+    ap.add_argument("--aggregate", default=None, choices=("mean", "max", "logit"),
+                    help="how windows make a record (default: the model's own)")
     ap.add_argument("--no-model", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "robustness"))
@@ -168,7 +170,8 @@ def main() -> int:
 
     model_rows = []
     if not args.no_model:
-        model_rows = model_table([load(n) for n, _ in model_items], [c for _, c in model_items], args.model, args.seed)
+        model_rows = model_table([load(n) for n, _ in model_items], [c for _, c in model_items], args.model, args.seed,
+                                 args.aggregate)
     sets = {f"CinC 2017 {args.flag_split} (1 lead)": [load(n) for n, _ in flag_items],
             "LUDB (12 leads)": [read_ecg(p) for p in sorted((SHARED / "ludb" / "data").glob("*.hea"))],
             "CinC 2021 samples (12 leads)": [read_ecg(p) for p in sorted((SHARED / "cinc2021-samples").glob("*.hea"))]}
