@@ -61,6 +61,11 @@ def test_predict_upload_matches_the_predictor(server, data_dir):
     r = httpx.post(f"{url}/v1/predict", params={"per_window": True}, files=files, timeout=60)
     assert r.status_code == 200 and len(r.json()["windows"]) == r.json()["n_windows"] >= 3
     assert r.json()["top_findings"][0]["label"] == "AF"
+    # the record is its windows combined as the model says (bundled: logit, a normalised geometric mean)
+    labels = ["normal", "AF", "other", "noisy"]
+    w = np.array([[win["probabilities"][k] for k in labels] for win in r.json()["windows"]])
+    geo = np.exp(np.log(w).mean(0))
+    np.testing.assert_allclose([r.json()["probabilities"][k] for k in labels], geo / geo.sum(), atol=1e-5)
 
 
 def test_json_array_and_embed(server, data_dir):

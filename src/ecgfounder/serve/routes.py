@@ -91,7 +91,7 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
         raise APIError(422, "bad_format", "format must be svg or png")
     record, prep = await svc.prepared(request, lead)
     per = await svc.batcher.submit(prep.windows, False)
-    probs = per.mean(0)
+    probs = svc.predictor.record_probabilities(per)
     top = [(f["label"], f["probability"]) for f in svc.findings(probs)[: max(0, findings_top)]]
     header = None
     if measure:
@@ -126,7 +126,7 @@ async def explain(request: Request, label: str | None = None, method: str = "int
         raise APIError(422, "bad_steps", "steps must be in [2, 256]")
     record, prep = await svc.prepared(request, lead)
     per = await svc.batcher.submit(prep.windows, False)
-    probs = per.mean(0)
+    probs = svc.predictor.record_probabilities(per)
     target = label or svc.labels[int(np.argmax(probs))]
     if target not in svc.labels:
         raise APIError(422, "unknown_label", f"{target!r} is not one of the model's labels")
