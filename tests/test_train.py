@@ -139,6 +139,25 @@ def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_d
         train(dataclasses.replace(cfg, aggregate="median", output_dir=str(tmp_path / "bad")))
 
 
+def test_augmentations_on_a_real_window(data_dir):
+    from ecgfounder import InputContract, prepare, read_ecg
+    from ecgfounder.data import Augment
+
+    x = prepare(read_ecg(data_dir / "cinc2017-dev" / "A00004.hea"), InputContract(leads=("I",))).windows[0]
+    assert not Augment().active and Augment(invert=0.1).active
+    np.testing.assert_array_equal(Augment(invert=1.0)(x, np.random.default_rng(0)), -x)
+    np.testing.assert_array_equal(Augment(invert=0.0)(x, np.random.default_rng(0)), x)
+    # about half the windows flipped at 0.5, the choice seeded by the generator
+    flips = [bool(np.array_equal(Augment(invert=0.5)(x, np.random.default_rng(i)), -x)) for i in range(200)]
+    assert 70 < sum(flips) < 130
+    assert flips == [bool(np.array_equal(Augment(invert=0.5)(x, np.random.default_rng(i)), -x)) for i in range(200)]
+    # the inversion is drawn after the other augmentations: a run without it is unchanged
+    a = Augment(scale=0.2, noise=0.05, wander=0.1)(x, np.random.default_rng(3))
+    b = Augment(scale=0.2, noise=0.05, wander=0.1, invert=1.0)(x, np.random.default_rng(3))
+    np.testing.assert_allclose(b, -a, atol=0)
+    assert x.shape == a.shape and not np.allclose(a, x)
+
+
 def test_threshold_rules_on_validation_scores():
     from ecgfounder.eval.thresholds import choose_thresholds
 

@@ -26,11 +26,13 @@ class Augment:
     noise: float = 0.0          # Gaussian noise of this standard deviation
     wander: float = 0.0         # baseline wander: a 0.05-0.5 Hz sine of this amplitude
     lead_dropout: float = 0.0   # each lead zeroed with this probability (never all of them)
+    invert: float = 0.0         # the window's sign flipped with this probability (electrodes swapped:
+                                # a watch worn on the other wrist, a reversed lead)
     fs: float = 500.0
 
     @property
     def active(self) -> bool:
-        return any((self.scale, self.noise, self.wander, self.lead_dropout))
+        return any((self.scale, self.noise, self.wander, self.lead_dropout, self.invert))
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = x.copy()
@@ -46,6 +48,8 @@ class Augment:
             drop = rng.random(x.shape[0]) < self.lead_dropout
             if not drop.all():
                 x[drop] = 0.0
+        if self.invert and rng.random() < self.invert:  # drawn last: runs without it are unchanged
+            x = -x
         return x
 
 

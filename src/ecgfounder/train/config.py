@@ -62,6 +62,7 @@ class TrainConfig:
     aug_noise: float = 0.0
     aug_wander: float = 0.0
     aug_lead_dropout: float = 0.0
+    aug_invert: float = 0.0
     # running
     output_dir: str = "runs/latest"
     workers: int = 1                     # processes reading files while the cache is built

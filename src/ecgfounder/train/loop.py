@@ -330,7 +330,7 @@ class Trainer:
             if cfg.schedule == "plateau" else None)
         self.loss_fn = _loss_fn(cfg, data.train_targets, len(self.labels), run.device)
         augment = Augment(scale=cfg.aug_scale, noise=cfg.aug_noise, wander=cfg.aug_wander,
-                          lead_dropout=cfg.aug_lead_dropout, fs=contract.fs)
+                          lead_dropout=cfg.aug_lead_dropout, invert=cfg.aug_invert, fs=contract.fs)
         data.setup(augment, _sample_weights(cfg, data.train_targets, len(self.labels)), model)
         self.metric = cfg.metric or _DEFAULT_METRIC[cfg.task]
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
