@@ -107,13 +107,14 @@ def test_kill_and_resume_gives_the_uninterrupted_rows(tmp_path, cinc_folder):
 
 @pytest.mark.slow
 def test_shards_are_disjoint_and_concatenate_to_the_whole(tmp_path, cinc_folder):
+    # the whole and the three shards in this process (one model load); the CLI's --shard and
+    # torchrun's environment each once, against the same shard
+    pred = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False)
     whole = tmp_path / "whole.csv"
-    assert cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", whole, "--workers", "0").returncode == 0
+    predict_to_file(pred, [cinc_folder], whole)
     parts = []
     for k in (1, 2, 3):
-        r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "pred.csv",
-                "--workers", "0", "--shard", f"{k}/3")
-        assert r.returncode == 0, r.stderr
+        predict_to_file(pred, [cinc_folder], tmp_path / "pred.csv", shard=(k, 3))
         parts.append(pd.read_csv(tmp_path / f"pred.part{k}of3.csv"))
     assert all(len(p) == 20 for p in parts)
     assert not set(parts[0]["record"]) & set(parts[1]["record"])
@@ -121,6 +122,10 @@ def test_shards_are_disjoint_and_concatenate_to_the_whole(tmp_path, cinc_folder)
     want = pd.read_csv(whole)
     pd.testing.assert_frame_equal(joined[["record"]], want[["record"]])  # in order, too
     pd.testing.assert_frame_equal(joined[PROB_COLUMNS], want[PROB_COLUMNS], atol=1e-6, rtol=0)
+    r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "c.csv", "--workers", "0",
+            "--shard", "2/3")
+    assert r.returncode == 0, r.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c.part2of3.csv"), parts[1])
     # torchrun sets RANK / WORLD_SIZE: the shard follows without --shard
     r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "t.csv", "--workers", "0",
             env={"RANK": "1", "WORLD_SIZE": "3"})
