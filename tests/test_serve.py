@@ -35,6 +35,7 @@ def test_health_models_and_openapi(server):
     assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
     m = httpx.get(f"{url}/v1/models").json()["models"][0]
     assert m["name"] == "cinc2017-rhythm-tiny" and m["labels"] == ["normal", "AF", "other", "noisy"]
+    assert m["aggregate"] == "logit"
     assert m["contract"] == {"fs": 500.0, "n_samples": 5000, "leads": ["I"], "units": "mV",
                              "preprocessing": "ecgfounder"}
     spec = httpx.get(f"{url}/openapi.json").json()

@@ -44,6 +44,7 @@ async def models(request: Request) -> dict[str, Any]:
     c = svc.contract
     return {"models": [{"name": scrub_paths(svc.predictor.model_name), "task": svc.info.task, "labels": svc.labels,
                         "thresholds": [float(t) for t in svc.predictor.thresholds],
+                        "aggregate": svc.predictor.aggregate,
                         "contract": {"fs": c.fs, "n_samples": c.n_samples, "leads": list(c.leads),
                                      "units": c.units, "preprocessing": c.preprocessing},
                         "licence": getattr(svc.info, "license", None), **svc.provenance()}]}
