@@ -51,3 +51,13 @@ def test_bad_arguments_are_clear_errors():
         aggregate(np.ones((2, 2)) / 2, "mean", "ranking")
     with pytest.raises(ValueError, match="at least one window"):
         aggregate(np.zeros((0, 3)), "logit", "multiclass")
+
+
+def test_the_cli_offers_every_aggregation():
+    # the CLI names them itself (building the parser must not import torch): kept in step here
+    from ecgfounder.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and "predict" in a.choices)
+    opt = next(a for a in sub.choices["predict"]._actions if "--aggregate" in a.option_strings)
+    assert tuple(opt.choices) == AGGREGATES and opt.default is None

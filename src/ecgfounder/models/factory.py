@@ -21,6 +21,7 @@ from .checkpoint import (TORCH_SUFFIXES, check_state_dict, infer_config, read_ch
 from .config import PRESETS, Net1DConfig
 from .hub import resolve_weights
 from .net1d import Net1D
+from .outputs import AGGREGATES
 from .registry import ModelEntry, entry_from_preset, get_model_entry, is_registered, list_models
 
 __all__ = ["ModelInfo", "create_model", "load_model", "save_model"]
@@ -100,8 +101,6 @@ class ModelInfo:
 
 
 def _known_aggregate(value: Any) -> str | None:
-    from .outputs import AGGREGATES
-
     if value is None:
         return None
     if value not in AGGREGATES:
