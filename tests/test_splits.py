@@ -58,6 +58,20 @@ def test_folds_cover_every_non_test_record_once(tmp_path, data_dir):
         build_manifest(load_config(None, {"dataset": f"ludb:{data_dir / 'ludb'}", "task": "regression", "fold": 1}))
 
 
+def test_split_seed_keeps_the_split_while_the_seed_changes(data_dir):
+    ludb = f"ludb:{data_dir / 'ludb'}"
+
+    def splits(**keys):
+        man = build_manifest(load_config(None, {"dataset": ludb, "task": "regression", "test_fraction": 0.2, **keys}))
+        return dict(zip(map(str, man.paths), man.splits))
+
+    base = splits(seed=0)
+    assert splits(seed=5, split_seed=0) == base  # an ensemble's members share the held-out records
+    assert splits(seed=5) != base  # without it, the seed draws the split too
+    assert splits(seed=0, split_seed=5) == splits(seed=5)
+    assert load_config(None, {"seed": "3"}).data_seed() == 3 and load_config(None, {"seed": 3, "split_seed": "1"}).data_seed() == 1
+
+
 def test_assignment_depends_on_the_records_and_seed_not_their_order():
     paths = [f"/data/{i}.hea" for i in range(300)]
     patients = [str(i // 3) for i in range(300)]

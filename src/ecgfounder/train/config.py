@@ -57,6 +57,13 @@ class TrainConfig:
                                          # the model: mean | max | logit (None: the init model's or
                                          # teacher's own, else mean)
     seed: int = 0
+    split_seed: int | None = None        # seed of the drawn train/val/test split (None: seed), so runs
+                                         # with different seeds (an ensemble) share one split
+
+    def data_seed(self) -> int:
+        """The seed of the drawn split and of a ``limit`` subset: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
+
     # augmentation (train only)
     aug_scale: float = 0.1
     aug_noise: float = 0.0

@@ -84,7 +84,7 @@ def unlabelled_manifest(inputs: list[str], labels: list[str], task: str, cfg: Tr
         y = np.full(len(keys), -1, dtype=np.int64)
     else:
         y = np.full((len(keys), len(labels)), np.nan, dtype=np.float32)
-    splits = assign_splits(len(keys), seed=cfg.seed, val_fraction=cfg.val_fraction,
+    splits = assign_splits(len(keys), seed=cfg.data_seed(), val_fraction=cfg.val_fraction,
                            test_fraction=cfg.test_fraction)
     return Manifest(keys, y, labels, task, splits)
 

@@ -58,7 +58,7 @@ class DataSource(Protocol):
 
 def build_manifest(cfg: TrainConfig) -> Manifest:
     """The records, labels and splits a training config names (a manifest file or a data-set layout)."""
-    split_args = dict(seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+    split_args = dict(seed=cfg.data_seed(), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
     if cfg.manifest:
         man = load_manifest(cfg.manifest, task=cfg.task, label_columns=cfg.label_columns, **split_args)
     elif cfg.dataset and cfg.dataset.startswith("cinc2017:"):
@@ -80,7 +80,7 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
     if man.task != cfg.task:
         raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
     if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
-        man = man.subset(np.random.default_rng(cfg.seed).permutation(len(man))[: cfg.limit])
+        man = man.subset(np.random.default_rng(cfg.data_seed()).permutation(len(man))[: cfg.limit])
     if cfg.label_groups:
         man = man.group(parse_label_groups(cfg.label_groups))
     if cfg.splits:
