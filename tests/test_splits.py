@@ -92,7 +92,7 @@ def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_di
 
     out = tmp_path / "cv"
     r = subprocess.run([sys.executable, "-m", "ecgfounder", "train", "--folds", "5",
-                        "--dataset", f"ludb:{data_dir / 'ludb'}", "--task", "regression", "--init", "tiny",
+                        "--dataset", f"ludb:{data_dir / 'ludb'}", "--task", "regression", "--init", "nano",
                         "--leads", "II", "--epochs", "1", "--batch-size", "16", "--test-fraction", "0.2",
                         "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(out), "--workers", "0"],
                        capture_output=True, text=True, timeout=600)
