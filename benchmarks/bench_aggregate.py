@@ -55,7 +55,9 @@ def main() -> None:
             t = time.perf_counter()
             tables = []
             for member in name.split("+"):
-                key = hashlib.sha256(f"{member}|{split}|{args.stride}|{args.config}".encode()).hexdigest()[:16]
+                stat = Path(member).stat() if Path(member).is_file() else None  # a retrained file: new key
+                stamp = f"{stat.st_size}|{stat.st_mtime_ns}" if stat else ""
+                key = hashlib.sha256(f"{member}|{stamp}|{split}|{args.stride}|{args.config}".encode()).hexdigest()[:16]
                 cached = Path(args.cache) / f"{key}.csv" if args.cache else None
                 if cached is not None and cached.is_file():
                     win = pd.read_csv(cached, keep_default_na=False)

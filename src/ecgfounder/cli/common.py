@@ -66,9 +66,7 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
     first readable input (12 leads or 1 lead) is chosen, and said so on stderr."""
     import os
 
-    from ..infer import Predictor
     from ..infer.runs import suggest_model
-    from ..models import load_model
 
     def on_error(key: str, reason: str) -> None:
         print(f"error: {key}: {reason}", file=sys.stderr)
@@ -81,8 +79,7 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
 
         if torch.cuda.is_available():  # torchrun: one GPU per process
             args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **model_overrides(args))
-    thresholds: Any = args.threshold
+    thresholds: Any = args.threshold  # side files first: a damaged one is refused before the model loads
     if args.thresholds:
         thresholds = read_thresholds(args.thresholds)
     conformal = None
@@ -90,6 +87,10 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
         from ..eval.conformal import load_conformal
 
         conformal = load_conformal(args.conformal)
+    from ..infer import Predictor
+    from ..models import load_model
+
+    model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **model_overrides(args))
     try:
         return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
                          workers=args.workers, lead=args.lead, stride_s=args.stride,

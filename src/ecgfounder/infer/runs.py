@@ -24,7 +24,8 @@ from typing import Any
 from ..errors import ECGFounderError
 from ..io.sources import SCAN_SUFFIXES, Source, expand_inputs
 
-__all__ = ["suggest_model", "NoInputsError", "collect_inputs", "shard_of", "shard_from_env", "shard_path", "predict_to_file",
+__all__ = ["suggest_model", "NoInputsError", "collect_inputs", "shard_of", "shard_from_env", "shard_path", "check_output",
+           "predict_to_file",
            "RunSummary", "OutputExistsError"]
 
 
@@ -141,28 +142,37 @@ def _done_records(partial: Path, fmt: str) -> set[str]:
     return {keys[i] for i in keep}
 
 
+def check_output(output: str | os.PathLike[str], *, fmt: str | None = None, overwrite: bool = False,
+                 resume: bool = False, shard: tuple[int, int] | None = None) -> tuple[Path, str]:
+    """The file a run writes (a shard's own name under ``shard``) and its format, or the error the
+    run would raise: an existing output without ``overwrite``/``resume`` (:class:`OutputExistsError`),
+    resuming into Parquet. Cheap, so a command can call it before loading a model."""
+    from .writers import table_format
+
+    out = shard_path(Path(output), *shard) if shard is not None else Path(output)
+    fmt = table_format(str(out), fmt)
+    if resume and fmt == "parquet":
+        raise ECGFounderError("resumable runs write CSV or JSON lines (convert to Parquet afterwards)")
+    if out.exists() and not resume and not overwrite:
+        raise OutputExistsError(f"{out} exists; choose another output, or --overwrite (replace it) or "
+                                "--resume (it is complete: nothing to do)")
+    return out, fmt
+
+
 def predict_to_file(predictor: Any, inputs: Iterable[Any], output: str | os.PathLike[str], *,
                     fmt: str | None = None, per_window: bool = False, overwrite: bool = False,
                     resume: bool = False, shard: tuple[int, int] | None = None) -> RunSummary:
     """Score ``inputs`` with ``predictor`` into ``output`` (CSV, JSON lines or Parquet; resuming
     needs CSV or JSON lines). See the module's description."""
-    from .writers import TableWriter, table_format
+    from .writers import TableWriter
 
+    out, fmt = check_output(output, fmt=fmt, overwrite=overwrite, resume=resume, shard=shard)
     sources = collect_inputs(inputs)
-    out = Path(output)
     if shard is not None:
         sources = shard_of(sources, *shard)
-        out = shard_path(out, *shard)
-    fmt = table_format(str(out), fmt)
-    if resume and fmt == "parquet":
-        raise ECGFounderError("resumable runs write CSV or JSON lines (convert to Parquet afterwards)")
     partial = out.with_name(out.name + ".partial")
-    if out.exists():
-        if resume:
-            return RunSummary(out, rows=0, records=0, failed=0, resumed=len(sources), shard=shard)
-        if not overwrite:
-            raise OutputExistsError(f"{out} exists; choose another output, or --overwrite (replace it) or "
-                                    "--resume (it is complete: nothing to do)")
+    if out.exists() and resume:
+        return RunSummary(out, rows=0, records=0, failed=0, resumed=len(sources), shard=shard)
     done: set[str] = set()
     if resume and partial.exists():
         done = _done_records(partial, fmt)

@@ -59,11 +59,6 @@ class TrainConfig:
     seed: int = 0
     split_seed: int | None = None        # seed of the drawn train/val/test split (None: seed), so runs
                                          # with different seeds (an ensemble) share one split
-
-    def data_seed(self) -> int:
-        """The seed of the drawn split and of a ``limit`` subset: ``split_seed``, else ``seed``."""
-        return self.seed if self.split_seed is None else self.split_seed
-
     # augmentation (train only)
     aug_scale: float = 0.1
     aug_noise: float = 0.0
@@ -88,6 +83,10 @@ class TrainConfig:
     teacher_outputs: str = "cached"      # cached (computed once per window) | live (on augmented windows)
     report_speed_s: float = 2.0          # seconds per speed measurement in the report (0: no speed table)
     report_onnx: bool = True             # also time the student in ONNX Runtime, fp32 and int8 (needs [onnx])
+
+    def data_seed(self) -> int:
+        """The seed of the drawn split and of a ``limit`` subset: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def resolved(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -54,12 +54,14 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...infer.runs import collect_inputs, predict_to_file, shard_from_env
+    from ...infer.runs import check_output, collect_inputs, predict_to_file, shard_from_env
     from ...infer.writers import TableWriter, table_format
 
     shard = parse_shard(args.shard) or shard_from_env()
     if not args.output and (args.resume or shard):
         raise ECGFounderError("--resume and --shard (or torchrun) need --output FILE")
+    if args.output:  # refused before the model loads
+        check_output(args.output, fmt=args.format, overwrite=args.overwrite, resume=args.resume, shard=shard)
     sources = collect_inputs(args.inputs)
     predictor = make_predictor(args, sources)
     if args.output:
