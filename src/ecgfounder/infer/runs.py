@@ -24,9 +24,8 @@ from typing import Any
 from ..errors import ECGFounderError
 from ..io.sources import SCAN_SUFFIXES, Source, expand_inputs
 
-__all__ = ["suggest_model", "NoInputsError", "collect_inputs", "shard_of", "shard_from_env", "shard_path", "check_output",
-           "predict_to_file",
-           "RunSummary", "OutputExistsError"]
+__all__ = ["suggest_model", "NoInputsError", "collect_inputs", "shard_of", "shard_from_env", "shard_path",
+           "check_output", "predict_to_file", "RunSummary", "OutputExistsError"]
 
 
 class NoInputsError(ECGFounderError):
