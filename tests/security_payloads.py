@@ -200,3 +200,59 @@ def deflated_zeros(n_bytes: int) -> bytes:
     block = b"0" * (1 << 20)
     out = [c.compress(block) for _ in range(n_bytes >> 20)]
     return b"".join(out) + c.flush()
+
+
+# --------------------------------------------------------------------------- CPU bombs (issue 29)
+
+def muse_huge_exponent(folder: Path, exponent: int = 100_000_000) -> Path:
+    """A 227-byte MUSE XML whose sampling rate is ``SampleBase * 10 ** SampleExponent``: Python
+    computes 10**100000000 exactly (minutes of CPU) unless the exponent is range-checked first."""
+    lead = "AAABAAIA"  # three int16 samples, base64
+    xml = (f"<RestingECG><Waveform><WaveformType>Rhythm</WaveformType><SampleBase>500</SampleBase>"
+           f"<SampleExponent>{exponent}</SampleExponent><LeadData><LeadID>I</LeadID>"
+           f"<WaveFormData>{lead}</WaveFormData></LeadData></Waveform></RestingECG>")
+    p = folder / "exponent.xml"
+    p.write_text(xml)
+    return p
+
+
+def csv_spaced_metadata(folder: Path, spaces: int = 200_000) -> Path:
+    """A metadata line ``a:x<spaces>y`` (a lazy group before ``\\s*$`` backtracks quadratically)."""
+    p = folder / "spaced.csv"
+    p.write_text("a:x" + " " * spaces + "y\n1\n2\n3\n")
+    return p
+
+
+def csv_open_brackets(folder: Path, brackets: int = 30_000) -> Path:
+    """A header cell ``x((((...`` (a unit-in-name pattern with nested quantifiers backtracks)."""
+    p = folder / "brackets.csv"
+    p.write_text("x" + "(" * brackets + "\n1\n2\n3\n")
+    return p
+
+
+def h5_wide_chunks(folder: Path, samples: int = 200_000, written: int = 0) -> Path:
+    """A CODE-15 layout file of 1000 exams whose chunks are (1000, 2000, 12) float32 (96 MB each):
+    reading one exam decompresses every chunk along its samples. ``written`` chunks of exam block 0
+    are stored (the same deflated zeros, about 93 KB each; 100 of them make the 11 MB file that held
+    a parse worker for 34 s); the rest are fill values. With ``written=0`` the file is 2 KB."""
+    import h5py
+
+    p = folder / "chunks.h5"
+    chunk = (1000, 2000, 12)
+    with h5py.File(p, "w") as f:
+        ds = f.create_dataset("tracings", shape=(1000, samples, 12), dtype="<f4", chunks=chunk,
+                              compression="gzip")
+        if written:
+            zeros = zlib.compress(bytes(int(np.prod(chunk)) * 4), 9)
+            for k in range(min(written, -(-samples // chunk[1]))):
+                ds.id.write_direct_chunk((0, k * chunk[1], 0), zeros)
+    return p
+
+
+def wfdb_samples_per_frame(folder: Path, frames: int = 200_000, spf: int = 500) -> Path:
+    """A header ``r.dat 16x500 ...`` with ``frames`` frames: frames x spf values under a budget that
+    only counts frames."""
+    (folder / "r.hea").write_text(f"r 1 500 {frames}\nr.dat 16x{spf} 200 16 0 0 0 0 I\n")
+    with open(folder / "r.dat", "wb") as fh:  # sparse: the size the header implies, no disk used
+        fh.truncate(frames * spf * 2)
+    return folder / "r.hea"

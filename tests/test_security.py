@@ -116,6 +116,61 @@ def test_declared_sizes_are_refused_before_allocating(tmp_path):
         assert peak_mb < 40, (name, peak_mb)
 
 
+_CPU_BOMBS = r"""
+import json, sys, time
+from ecgfounder import ECGInputError, read_ecg
+from ecgfounder.serve.settings import SERVICE_READ_LIMITS
+import h5py, pandas, wfdb  # noqa: F401 - imported before the clock starts
+out = {}
+for path in sys.argv[1:]:
+    t = time.perf_counter()
+    try:
+        rec = read_ecg(path, fs=500 if path.endswith(".csv") else None, limits=SERVICE_READ_LIMITS)
+        result = f"read {rec.signal.shape}"
+    except ECGInputError as exc:
+        result = exc.reason
+    out[path] = [result, time.perf_counter() - t]
+print(json.dumps(out))
+"""
+
+
+def test_tiny_cpu_bombs_are_answered_in_under_a_second(tmp_path):
+    """Issue 29: small files that held a parse worker for its whole deadline. Each is answered
+    (refused, or for the CSV files read with the given rate) in under 1 s under the service's
+    reading budget; the subprocess's own timeout turns a regression into a failure, not a hang."""
+    pytest.importorskip("h5py")
+    bombs = {
+        "MUSE XML, SampleExponent 100000000 (227 bytes)": (sp.muse_huge_exponent(tmp_path), "SampleExponent"),
+        "CSV metadata line a:x + 200,000 spaces + y": (sp.csv_spaced_metadata(tmp_path), None),
+        "CSV header cell x + 30,000 (": (sp.csv_open_brackets(tmp_path), None),
+        "HDF5 with (1000, 2000, 12) chunks": (sp.h5_wide_chunks(tmp_path), "decompress"),
+        "WFDB 16x500, 200,000 frames": (sp.wfdb_samples_per_frame(tmp_path), "samples per frame"),
+    }
+    assert sp.muse_huge_exponent(tmp_path).stat().st_size < 300
+    proc = subprocess.run([sys.executable, "-c", _CPU_BOMBS, *(str(p) for p, _ in bombs.values())],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    for name, (path, expected) in bombs.items():
+        reason, seconds = results[str(path)]
+        assert seconds < 1.0, (name, seconds, reason)
+        if expected is not None:
+            assert expected in reason, (name, reason)
+    # the CSV files are tables of three samples under a long metadata line or a long column name
+    assert results[str(bombs["CSV header cell x + 30,000 ("][0])][0] == "read (1, 3)"
+
+
+def test_wfdb_samples_per_frame_count_in_the_budget(tmp_path):
+    """``16x500`` makes 500 values per frame: the budget counts signals x frames x samples per frame,
+    and a damaged samples-per-frame field is a clear error."""
+    head = sp.wfdb_samples_per_frame(tmp_path, frames=50_000, spf=500)  # 25 million values
+    with pytest.raises(ECGInputError, match="50,000 frames x 500 samples per frame"):
+        read_ecg(head, limits=ReadLimits(max_values=20_000_000))
+    (tmp_path / "r.hea").write_text("r 1 500 100\nr.dat 16x0 200 16 0 0 0 0 I\n")
+    with pytest.raises(ECGInputError, match="samples per frame must be a positive integer"):
+        read_ecg(head)
+
+
 def test_limits_apply_to_real_records_and_are_configurable(data_dir, monkeypatch):
     ludb = data_dir / "ludb" / "data" / "1.hea"  # 12 x 5000
     assert read_ecg(ludb, limits=ReadLimits(max_values=60_000)).signal.shape == (12, 5000)

@@ -52,6 +52,34 @@ def _safe_dataset(path: Path, fh, name: str, limits: ReadLimits | None):
     return ds
 
 
+#: Reading one exam may decompress at most this many times the exam's own size (and at least
+#: CHUNK_READ_FLOOR bytes may always be decompressed), besides ReadLimits.max_bytes.
+CHUNK_READ_FACTOR = 64
+CHUNK_READ_FLOOR = 64 << 20
+
+
+def _check_chunk_reads(path: Path, ds, limits: ReadLimits | None) -> None:
+    """Refuse chunk shapes that make reading one exam decompress far more than the exam.
+
+    HDF5 decompresses whole chunks: with (1000, 2000, 12) chunks, one exam of 200,000 samples
+    touches 100 chunks of 96 MB (9.6 GB of inflation from an 11 MB file, 34 s of CPU). The bytes
+    one exam touches (chunks along its samples and leads x chunk size) enter the reading budget.
+    """
+    if not ds.chunks:
+        return
+    c0, c1, c2 = (int(c) for c in ds.chunks)
+    samples, leads = int(ds.shape[1]), int(ds.shape[2])
+    item = int(ds.dtype.itemsize)
+    touched = -(-samples // max(c1, 1)) * -(-leads // max(c2, 1)) * c0 * c1 * c2 * item
+    exam = samples * leads * item
+    cap = min(limits.max_bytes if limits is not None else ReadLimits.from_env().max_bytes,
+              max(CHUNK_READ_FLOOR, CHUNK_READ_FACTOR * exam))
+    if touched > cap:
+        raise ECGInputError(path, f"reading one exam would decompress {touched:,} bytes (chunks of "
+                            f"{c0} x {c1} x {c2}) for an exam of {exam:,} bytes; the limit is {cap:,} "
+                            f"(ReadLimits.max_bytes, and {CHUNK_READ_FACTOR} times the exam)")
+
+
 def _open(path: Path, limits: ReadLimits | None = None):
     import h5py
 
@@ -64,6 +92,7 @@ def _open(path: Path, limits: ReadLimits | None = None):
         if ds is None or len(ds.shape) != 3 or ds.shape[2] != 12:
             raise ECGInputError(path, "no 'tracings' dataset of shape (N, samples, 12): not the CODE-15 layout")
         check_declared(path, channels=12, samples=int(ds.shape[1]), limits=limits, what="each exam")
+        _check_chunk_reads(path, ds, limits)
         _safe_dataset(path, fh, "exam_id", limits)
     except BaseException:
         fh.close()

@@ -29,8 +29,12 @@ _EXTRA = {
 }
 _PREFIX = re.compile(r"^(mdc[_ ]ecg[_ ]lead[_ ]|ecg[_ ]?lead|ekg[_ ]?lead|lead|ecg|ekg|ableitung)[\s_\-:]*",
                      re.IGNORECASE)
-_SUFFIX = re.compile(r"\s*\((einthoven|goldberger|wilson|modified)\)\s*$|[\s_\-]+(ref|le|ref\.?)$",
+# Each alternative starts at one place per run of its characters (a literal "(", or the first of a
+# run of separators), so a search is linear in the label's length.
+_SUFFIX = re.compile(r"\((einthoven|goldberger|wilson|modified)\)\s*$|(?<![\s_\-])[\s_\-]+(ref|le|ref\.?)$",
                      re.IGNORECASE)
+#: Labels longer than this are not lead names (the longest known, "MDC_ECG_LEAD_AVF (Goldberger)", has 29).
+MAX_LEAD_LABEL = 64
 _NON_ECG = re.compile(
     r"pleth|ppg|spo2|sao2|resp|abp|art|pap|cvp|icp|\bbp\b|nibp|co2|etco2|eeg|emg|eog|temp|"
     r"pulse|stim|status|event|marker|annotation|trigger|accel|gyro|position|snore|flow|thor|abdo|"
@@ -52,6 +56,8 @@ _NON_ECG_UNITS = {"mmhg", "%", "nu", "bpm", "degc", "°c", "cmh2o", "l/min", "g"
 def canonical_lead(name: str) -> str | None:
     """The canonical name of an ECG lead label, or ``None`` when it is not a known lead."""
     raw = name.strip()
+    if len(raw) > MAX_LEAD_LABEL:
+        return None
     s = _SUFFIX.sub("", raw)
     s = _PREFIX.sub("", s).strip()
     key = re.sub(r"[\s_\-.]", "", s).lower()

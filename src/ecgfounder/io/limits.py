@@ -71,14 +71,22 @@ def _resolve(limits: ReadLimits | None) -> ReadLimits:
 
 
 def check_declared(source: object, *, channels: int, samples: int, limits: ReadLimits | None,
-                   what: str = "the file") -> None:
-    """Refuse a declared (channels x samples) signal larger than the budget."""
+                   what: str = "the file", values: int | None = None, values_text: str = "") -> None:
+    """Refuse a declared (channels x samples) signal larger than the budget.
+
+    ``values``: the number of values the file makes a reader produce where that is more than
+    channels x samples (a WFDB signal with several samples per frame, ...), described by
+    ``values_text`` in the refusal.
+    """
     lim = _resolve(limits)
-    if channels < 0 or samples < 0:
+    if channels < 0 or samples < 0 or (values is not None and values < 0):
         raise ECGInputError(str(source), f"{what} declares a negative size ({channels} x {samples})")
     if channels > lim.max_channels:
         raise ECGInputError(str(source), f"{what} declares {channels:,} channels; the reading limit is "
                             f"{lim.max_channels:,} (ReadLimits.max_channels)")
+    if values is not None and values > lim.max_values:
+        raise ECGInputError(str(source), f"{what} declares {values_text or f'{values:,} values'} = {values:,} "
+                            f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)")
     if channels * samples > lim.max_values:
         raise ECGInputError(str(source), f"{what} declares {channels:,} x {samples:,} = {channels * samples:,} "
                             f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)")

@@ -18,22 +18,48 @@ __all__ = ["read_delimited", "read_numpy", "read_apple_health_ecg"]
 
 _TIME_COLS = {"time", "t", "time_s", "times", "seconds", "sec", "s", "time_ms", "ms", "timestamp", "sample",
               "index", "samples"}
-_UNIT_IN_NAME = re.compile(r"^(.*?)\s*[\(\[]\s*([^\)\]]+)\s*[\)\]]\s*$")
 
 
 def _name_and_unit(col: str, default: str) -> tuple[str, str]:
-    m = _UNIT_IN_NAME.match(col)
-    if m:
-        return m.group(1).strip(), m.group(2).strip()
-    return col.strip(), default
+    """``"II (mV)"`` -> ``("II", "mV")``; a cell without a bracketed unit at its end -> ``(cell, default)``.
+
+    The unit is the text between the *first* opening bracket after the last closing bracket before
+    the final one and that final one (``"V1 (uV)"``, ``"I [mV]"``, ``"x (a (b)"`` -> ``("x", "a (b")``).
+    Done with string searches, linear in the cell's length: a regular expression with a lazy
+    prefix and a greedy bracket group backtracked for minutes on ``x`` + 30,000 ``(``.
+    """
+    text = col.strip()
+    if len(text) < 3 or text[-1] not in ")]":
+        return text, default
+    end = len(text) - 1
+    after = max(text.rfind(")", 0, end), text.rfind("]", 0, end)) + 1
+    opens = [i for i in (text.find("(", after, end), text.find("[", after, end)) if i >= 0]
+    if not opens or not text[min(opens) + 1:end].strip():
+        return text, default
+    k = min(opens)
+    return text[:k].strip(), text[k + 1:end].strip()
 
 
 _SEPARATORS = (",", ";", "\t")
-_META = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _()\[\]/.\-]{0,60}?)\s*[:=]\s*(.+?)\s*$")
+_META_KEY = re.compile(r"[A-Za-z][A-Za-z0-9 _()\[\]/.\-]{0,60}")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 _META_KEYS = re.compile(r"^(units?|amplitude units?|leads?|channels?|lead names|gains?|adc gains?|resolution)\b",
                         re.IGNORECASE)
 _FS_KEYS = re.compile(r"^(sampl\w*\s*(rate|freq\w*)|fs|frequency|sample\s*rate|hz)\b", re.IGNORECASE)
+
+
+def _meta_line(line: str) -> tuple[str, str] | None:
+    """``key: value`` or ``key = value`` -> ``(key, value)``: a key of at most 61 letters, digits,
+    spaces, brackets and ``_/.-`` starting with a letter, before the first ``:`` or ``=``; a
+    non-empty value. String operations and one bounded match: linear in the line's length (the
+    regular expression this replaces backtracked quadratically on ``a:x`` + 200,000 spaces + ``y``)."""
+    cut = min((i for i in (line.find(":", 0, 80), line.find("=", 0, 80)) if i >= 0), default=-1)
+    if cut < 0:
+        return None
+    key, value = line[:cut].strip(), line[cut + 1:].strip()
+    if not value or not _META_KEY.fullmatch(key):
+        return None
+    return key, value
 
 
 def _split(line: str, sep: str | None) -> list[str]:
@@ -194,10 +220,10 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
             if not stripped or stripped.startswith("#"):
                 skip = i + 1
                 continue
-            m = _META.match(stripped)
-            if m and (not any(sep in m.group(2) for sep in _SEPARATORS) or _FS_KEYS.match(m.group(1))
-                      or _META_KEYS.match(m.group(1).strip())):
-                _metadata(m.group(1), m.group(2), meta)
+            m = _meta_line(stripped)
+            if m and (not any(sep in m[1] for sep in _SEPARATORS) or _FS_KEYS.match(m[0])
+                      or _META_KEYS.match(m[0])):
+                _metadata(m[0], m[1], meta)
                 skip = i + 1
                 continue
             if re.search(r"[A-Za-z]", re.sub(r"[eE][+-]?\d", "", stripped)):

@@ -79,6 +79,7 @@ def check_wfdb_header(path: Path, header: Path, limits: ReadLimits | None, depth
     if len(lines) - 1 < n_sig:
         raise ECGInputError(path, f"the WFDB header declares {n_sig} signals but has {len(lines) - 1} signal lines")
     files: dict[str, str] = {}
+    per_frame = 0
     for line in lines[1:1 + n_sig]:
         fields = line.split()
         file_name = fields[0]
@@ -86,6 +87,11 @@ def check_wfdb_header(path: Path, header: Path, limits: ReadLimits | None, depth
             raise ECGInputError(path, f"signal file {file_name[:60]!r} is not a plain file name in the header's "
                                 "folder; refused")
         files.setdefault(file_name, fields[1] if len(fields) > 1 else "16")
+        per_frame += _samples_per_frame(path, fields[1] if len(fields) > 1 else "16")
+    # A frame holds samples_per_frame values of each signal: the reader makes frames x sum(spf) values.
+    check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the WFDB header",
+                   values=n_samp * per_frame,
+                   values_text=f"{n_samp:,} frames x {per_frame:,} samples per frame (all signals)")
     if n_samp == 0:  # no length in the header: wfdb reads as much as the data files hold
         values = 0.0
         for file_name, fmt in files.items():
@@ -93,6 +99,16 @@ def check_wfdb_header(path: Path, header: Path, limits: ReadLimits | None, depth
             per_value = _BYTES_PER_VALUE.get(fmt.split("x")[0].split(":")[0].split("+")[0], 1.0)
             values += f.stat().st_size / per_value if f.is_file() else 0
         check_declared(path, channels=1, samples=int(values), limits=lim, what="the WFDB record's data files")
+
+
+def _samples_per_frame(path: Path, fmt: str) -> int:
+    """Samples per frame of a signal line's format field ``FMT[xSPF][:SKEW][+OFFSET]`` (1 when absent)."""
+    if "x" not in fmt:
+        return 1
+    spf = fmt.split("x", 1)[1].split(":")[0].split("+")[0]
+    if not (spf.isascii() and spf.isdigit() and len(spf) <= 12) or int(spf) < 1:
+        raise ECGInputError(path, f"WFDB signal format {fmt[:40]!r}: samples per frame must be a positive integer")
+    return int(spf)
 
 
 # Bytes per stored value of the WFDB formats (the FLAC formats compress: counted as 1 byte).

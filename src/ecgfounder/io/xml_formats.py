@@ -104,15 +104,34 @@ def _muse_statements(root: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+# A MUSE rate is SampleBase x 10^SampleExponent (in practice 500 or 250 x 10^0). The exponent is
+# range-checked before use: 10 ** 100000000 is exact integer arithmetic that runs for minutes.
+MUSE_MAX_EXPONENT = 6
+
+
+def _muse_rate(path: Path, base_text: str | None, exponent_text: str | None) -> float:
+    try:
+        if len(base_text or "") > 32 or len(exponent_text or "") > 12:
+            raise ValueError
+        base = float(base_text or "nan")
+        exponent = int(exponent_text or "0")
+    except ValueError:
+        raise ECGInputError(path, "MUSE XML sampling rate (SampleBase, SampleExponent) is not a number") from None
+    if abs(exponent) > MUSE_MAX_EXPONENT:
+        raise ECGInputError(path, f"MUSE XML SampleExponent {exponent} is out of range (|exponent| <= "
+                            f"{MUSE_MAX_EXPONENT})")
+    fs = base * 10.0 ** exponent
+    if not (np.isfinite(fs) and fs > 0):
+        raise ECGInputError(path, f"MUSE XML sampling rate {base_text} x 10^{exponent} is not a positive number")
+    return fs
+
+
 def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     waves = root.findall("Waveform")
     rhythm = next((w for w in waves if (_text(w, "WaveformType") or "").lower() == "rhythm"), None)
     if rhythm is None:
         raise ECGInputError(path, "MUSE XML has no Rhythm waveform")
-    try:
-        fs = float(_text(rhythm, "SampleBase") or "nan") * 10 ** int(_text(rhythm, "SampleExponent") or 0)
-    except ValueError:
-        raise ECGInputError(path, "MUSE XML sampling rate is not a number") from None
+    fs = _muse_rate(path, _text(rhythm, "SampleBase"), _text(rhythm, "SampleExponent"))
     names, rows, units = [], [], []
     for lead in rhythm.findall("LeadData"):
         name = _text(lead, "LeadID")
