@@ -22,9 +22,7 @@ given; temporary files are removed when the request ends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from .errors import APIError, scrub_paths
 from .routes import api, pages
+from .admission import Admission, AdmissionState
+from .memory import MemoryReleaser, configure_allocator
 from .security import AllowedHostsMiddleware, SecurityHeadersMiddleware, default_allowed_hosts
 from .service import Service
 from .settings import ServeSettings
@@ -56,8 +56,10 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
     service = Service(settings, predictor)
 
     async def lifespan(app: Any):  # noqa: ANN202
+        configure_allocator()  # big buffers from mmap: given back to the system when freed
         await service.start()
         yield
+        releaser.cancel()
         await service.stop()
 
     app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -87,37 +89,12 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
         log.exception("unexpected error")
         return error(500, "internal_error", "unexpected server error (logged)")
 
-    limit_bytes = service.limit_bytes
-    open_paths = {"/", "/healthz", "/docs", "/openapi.json"}
-    inflight = [0]
+    # Innermost: the API key, body deadlines and budget, slots; then CORS, headers, hosts outside it.
+    releaser = MemoryReleaser()
+    admission = AdmissionState()
+    app.add_middleware(Admission, settings=settings, budget=service.budget, state=admission, on_idle=releaser)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        if settings.api_key and request.url.path not in open_paths and request.method != "OPTIONS":
-            given = request.headers.get("x-api-key", "")
-            if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
-                return error(401, "unauthorised", "missing or wrong X-API-Key header")
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not (length.isdigit() and len(length) <= 18):
-                return error(400, "bad_content_length", "Content-Length is not a number")
-            if int(length) > limit_bytes:
-                return error(413, "upload_too_large", f"request body of {int(length):,} bytes exceeds the "
-                             f"{settings.max_upload_mb:g} MB limit", limit_mb=settings.max_upload_mb)
-        counted = request.url.path != "/healthz"
-        if counted and inflight[0] >= settings.max_inflight:
-            return error(503, "busy", f"the server is answering {inflight[0]} requests; try again shortly",
-                         headers={"Retry-After": "2"})
-        inflight[0] += counted
-        try:
-            return await asyncio.wait_for(call_next(request), settings.timeout_s)
-        except asyncio.TimeoutError:
-            return error(504, "timeout", f"request took longer than the {settings.timeout_s:g} s limit",
-                         limit_s=settings.timeout_s)
-        finally:
-            inflight[0] -= counted
-
-    # Added after the guard, so outside it: even a 401 carries the CORS headers.
+    # Added after the admission, so outside it: even a 401 carries the CORS headers.
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -132,4 +109,6 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
     app.state.settings = settings
     app.state.batcher = service.batcher
     app.state.parsers = service.parsers
+    app.state.releaser = releaser
+    app.state.admission = admission
     return app

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..errors import ECGFounderError
+from ..measurement.core import MAX_SECONDS as MEASURE_MAX_SECONDS
 from .errors import APIError, scrub_paths
 from .security import api_docs_html
 from .service import Service, figure_bytes
@@ -23,6 +24,12 @@ __all__ = ["api", "pages"]
 api = APIRouter()
 pages = APIRouter()
 _PAGE = Path(__file__).with_name("static") / "index.html"
+#: Strips drawn by /v1/plot (10 s each), and the seconds of the recording the route needs back.
+PLOT_ROWS = 3
+PLOT_KEEP_S = 10.0 * PLOT_ROWS
+#: Seconds of the recording measurements need: measure() reads the first MAX_SECONDS (and flags a
+#: longer recording "first_60s", which the extra second keeps true).
+MEASURE_KEEP_S = MEASURE_MAX_SECONDS + 1.0
 
 
 def _service(request: Request) -> Service:
@@ -32,10 +39,14 @@ def _service(request: Request) -> Service:
 @api.get("/healthz", summary="liveness and model status")
 async def healthz(request: Request) -> dict[str, Any]:
     svc = _service(request)
+    adm = request.app.state.admission
     return {"status": "ok", "model": scrub_paths(svc.predictor.model_name),
             "uptime_s": round(time.time() - svc.started, 1), "batches": svc.batcher.batches,
             "windows": svc.batcher.windows,
-            "parse_workers": {"size": svc.parsers.size, "busy": svc.parsers.busy, "replaced": svc.parsers.killed}}
+            "parse_workers": {"size": svc.parsers.size, "busy": svc.parsers.busy, "replaced": svc.parsers.killed},
+            "admission": {"answering": adm.inflight, "receiving_bodies": adm.receiving, "refused": dict(adm.refused)},
+            "memory_budget_mb": {"limit": round(svc.budget.limit_mb, 1), "in_use": round(svc.budget.used / 2**20, 1),
+                                 "peak": round(svc.budget.peak / 2**20, 1)}}
 
 
 @api.get("/v1/models", summary="the served model: name, input contract, labels")
@@ -54,11 +65,12 @@ async def models(request: Request) -> dict[str, Any]:
 async def predict(request: Request, lead: str | None = None, per_window: bool = False,
                   measure: bool = False) -> dict[str, Any]:
     svc = _service(request)
-    record, prep = await svc.prepared(request, lead)
+    parsed = await svc.prepared(request, lead, keep_s=MEASURE_KEEP_S if measure else 0.0)
+    record, prep = parsed.record, parsed.prep
     per = await svc.batcher.submit(prep.windows, False)
     probs = svc.predictor.record_probabilities(per)
     out: dict[str, Any] = {
-        "record": record.record_id, "duration_s": round(record.duration_s, 3), "fs": record.fs,
+        "record": record.record_id, "duration_s": round(parsed.duration_s, 3), "fs": record.fs,
         "leads": list(record.leads), "n_windows": len(prep.windows),
         "probabilities": {lab: float(p) for lab, p in zip(svc.labels, probs)},
         "top_findings": svc.findings(probs), "quality_flags": list(prep.flags),
@@ -74,7 +86,8 @@ async def predict(request: Request, lead: str | None = None, per_window: bool = 
 @api.post("/v1/embed", summary="pooled embedding of one ECG (mean over its 10 s windows)")
 async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
     svc = _service(request)
-    record, prep = await svc.prepared(request, lead)
+    parsed = await svc.prepared(request, lead, keep_s=0.0)
+    record, prep = parsed.record, parsed.prep
     feats = await svc.batcher.submit(prep.windows, True)
     vec = feats.mean(0)
     return {"record": record.record_id, "n_windows": len(prep.windows), "dim": int(vec.size),
@@ -90,7 +103,8 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
     svc = _service(request)
     if format not in ("svg", "png"):
         raise APIError(422, "bad_format", "format must be svg or png")
-    record, prep = await svc.prepared(request, lead)
+    parsed = await svc.prepared(request, lead, keep_s=max(PLOT_KEEP_S, MEASURE_KEEP_S if measure else 0.0))
+    record, prep = parsed.record, parsed.prep
     per = await svc.batcher.submit(prep.windows, False)
     probs = svc.predictor.record_probabilities(per)
     top = [(f["label"], f["probability"]) for f in svc.findings(probs)[: max(0, findings_top)]]
@@ -101,7 +115,8 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
         header = measurements_line(await svc.measurements(record))
 
     def draw() -> bytes:
-        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=3, measurements=header)
+        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=PLOT_ROWS, measurements=header,
+                          duration_s=parsed.duration_s)
         return figure_bytes(fig, format)
     try:
         data = await asyncio.get_running_loop().run_in_executor(svc.draw_pool, draw)
@@ -125,7 +140,8 @@ async def explain(request: Request, label: str | None = None, method: str = "int
         raise APIError(422, "bad_method", f"method must be one of {', '.join(METHODS)}")
     if not 2 <= steps <= 256:
         raise APIError(422, "bad_steps", "steps must be in [2, 256]")
-    record, prep = await svc.prepared(request, lead)
+    parsed = await svc.prepared(request, lead, keep_s=None)  # the explained window may lie anywhere
+    record, prep = parsed.record, parsed.prep
     per = await svc.batcher.submit(prep.windows, False)
     probs = svc.predictor.record_probabilities(per)
     target = label or svc.labels[int(np.argmax(probs))]
@@ -154,8 +170,21 @@ async def docs_page(request: Request) -> HTMLResponse:
                         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
+#: The page's policy: its script and style come from this server only, as files (no inline script
+#: or style can run, so an injected ``<script>`` would not); drawings are shown as blob: images.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'")
+_ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+
+
 @pages.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
-    return HTMLResponse(_PAGE.read_text(encoding="utf-8"),
-                        headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                                 "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'"})
+    return HTMLResponse(_PAGE.read_text(encoding="utf-8"), headers={"Content-Security-Policy": PAGE_CSP})
+
+
+@pages.get("/app.js", include_in_schema=False)
+@pages.get("/app.css", include_in_schema=False)
+async def page_asset(request: Request) -> Response:
+    name = request.url.path.lstrip("/")
+    return Response(_PAGE.with_name(name).read_bytes(), media_type=_ASSETS[name],
+                    headers={"Content-Security-Policy": PAGE_CSP})

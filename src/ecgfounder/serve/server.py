@@ -5,9 +5,14 @@ never completes its request head: 64 sockets that connect and say nothing (or se
 every few seconds) would be held forever, and with ``limit_concurrency`` every other client,
 ``/healthz`` included, got 503. :class:`HeadTimeoutH11Protocol` closes any connection whose
 request line and headers are not complete ``head_timeout_s`` after it opened (or after its last
-response); a slow body is bounded by the request timeout of the app. The number of requests
-being processed is limited in the app (``ServeSettings.max_inflight``), not the number of
+response); a slow body is bounded by the app's admission (:mod:`.admission`: a body deadline and a
+minimum rate, counted before the request takes a slot). The number of requests being processed is
+limited in the app (``ServeSettings.max_inflight``, ``max_per_client``), not the number of
 connections, so waiting sockets cost a file descriptor each and nothing else.
+
+Client addresses: uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 by default, which would let any
+local client claim to be many (and slip past the per-client limit). Here proxy headers are off
+unless ``forwarded_allow_ips`` names the reverse proxies to trust.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def uvicorn_config(app: Any, *, head_timeout_s: float = 10.0, **kwargs: Any) -> 
     kwargs.setdefault("timeout_keep_alive", 5)
     kwargs.setdefault("h11_max_incomplete_event_size", 16 * 1024)
     kwargs.setdefault("server_header", False)
+    kwargs.setdefault("proxy_headers", bool(kwargs.get("forwarded_allow_ips")))
     return uvicorn.Config(app, http=protocol, **kwargs)
 
 

@@ -19,7 +19,8 @@ from starlette.requests import Request
 from .._version import __version__
 from .batcher import Batcher
 from .errors import APIError, scrub_paths, scrub_value
-from .uploads import UPLOAD_SUFFIXES, ParseJob, safe_name
+from .admission import MemoryBudget, lease_of
+from .uploads import UPLOAD_SUFFIXES, Parsed, ParseJob, safe_name
 from .settings import ServeSettings
 from .workers import ParsePool
 
@@ -49,6 +50,7 @@ class Service:
         self.parsers = ParsePool(s.workers, memory_mb=s.worker_memory_mb, max_queue=s.max_queue)
         self.draw_pool = ThreadPoolExecutor(max(1, s.workers), thread_name_prefix="ecgfounder-draw")
         self.limit_bytes = int(s.max_upload_mb * 1024 * 1024)
+        self.budget = MemoryBudget(int(s.memory_budget_mb * 1024 * 1024))
         self.parse_timeout = min(s.parse_timeout_s or s.timeout_s, s.timeout_s)
 
     async def start(self) -> None:
@@ -68,13 +70,21 @@ class Service:
                         max_unpacked_bytes=int(s.max_unpacked_mb * 1024 * 1024),
                         max_zip_members=s.max_zip_members, max_zip_ratio=s.max_zip_ratio, **fields)
 
-    async def prepared(self, request: Request, lead: str | None) -> tuple[Any, Any]:
-        """The request's ECG as read and as prepared, parsed in a worker process."""
+    async def prepared(self, request: Request, lead: str | None, keep_s: float | None = 0.0) -> Parsed:
+        """The request's ECG, parsed in a worker process: the record as read with the first
+        ``keep_s`` seconds of its signal (``None``: all), and its prepared windows. The result's
+        size is reserved in the server's memory budget (503 when it is spent) until the answer ends."""
         s = self.settings
+        lease = lease_of(request)
+
+        def reserve(n_bytes: int) -> None:
+            if lease is not None:
+                lease.reserve(n_bytes, "the parsed recording")
+
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = await read_limited(request, self.limit_bytes, s.max_upload_mb)
-            return await self.parsers.run(self.job(body=raw, lead=lead), self.parse_timeout)
+            return await self.parsers.run(self.job(body=raw, lead=lead, keep_s=keep_s), self.parse_timeout, reserve)
         if ctype != "multipart/form-data":
             raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
                            f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
@@ -102,8 +112,9 @@ class Service:
                 await up.close()
             fs, leads = form.get("fs"), form.get("leads")
             return await self.parsers.run(self.job(folder=str(tmp), fs=fs if isinstance(fs, str) else None,
-                                                   leads=leads if isinstance(leads, str) else None, lead=lead),
-                                          self.parse_timeout)
+                                                   leads=leads if isinstance(leads, str) else None, lead=lead,
+                                                   keep_s=keep_s),
+                                          self.parse_timeout, reserve)
         finally:
             await form.close()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -37,5 +37,10 @@ class ServeSettings:
     worker_memory_mb: int = 1024         # address space a parse may add to an idle worker's
     max_queue: int = 16                  # uploads waiting for a worker; past that 503 + Retry-After
     max_inflight: int = 64               # requests being answered at once (not /healthz); then 503
+    max_per_client: int = 8              # requests in progress from one client address (0: no limit); then 429
     head_timeout_s: float = 10.0         # a connection must send its request head within this
+    body_timeout_s: float = 60.0         # ... and the whole body within this after the head; then 408
+    body_grace_s: float = 5.0            # after this, the body must arrive at body_min_rate on average
+    body_min_rate: float = 4096.0        # bytes per second (0: no minimum); then 408
+    memory_budget_mb: float = 512.0      # request bodies + parsed records held by the server at once; then 503
     read_limits: ReadLimits = field(default_factory=lambda: SERVICE_READ_LIMITS)

@@ -10,6 +10,7 @@ that names the uploaded file, never a server path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zipfile
@@ -24,7 +25,7 @@ from ..errors import ECGFounderError, ECGInputError
 from ..io import OUT_OF_MEMORY, ECGRecord, ReadLimits, canonical_lead, read_ecg
 from .errors import APIError, scrub_paths
 
-__all__ = ["ParseJob", "run_job", "safe_name", "UPLOAD_SUFFIXES", "record_from_json", "parse_fs"]
+__all__ = ["ParseJob", "Parsed", "run_job", "slim", "safe_name", "UPLOAD_SUFFIXES", "record_from_json", "parse_fs"]
 
 UPLOAD_SUFFIXES = {".hea", ".dat", ".mat", ".edf", ".bdf", ".xml", ".dcm", ".csv", ".tsv", ".txt",
                    ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr", ".ecg"}
@@ -48,6 +49,24 @@ class ParseJob:
     fs: str | None = None
     leads: str | None = None
     lead: str | None = None
+    keep_s: float | None = None     # seconds of the read signal the route needs (None: all, 0: none)
+
+
+@dataclass
+class Parsed:
+    """What a parse worker returns: the record as read (its signal cut to the first ``keep_s``
+    seconds the route needs: none for predict and embed, the first minute to measure, the first 30 s
+    to plot), the whole recording's duration, and the prepared windows (their record without its
+    resampled signal, which no route uses). A 190 KB upload can read into an 80 MB record: only
+    what the route uses comes back into the server."""
+
+    record: ECGRecord
+    duration_s: float
+    prep: Any
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.record.signal.nbytes + self.prep.windows.nbytes + self.prep.record.signal.nbytes)
 
 
 def safe_name(name: str | None, default: str) -> str:
@@ -162,8 +181,19 @@ def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
                      source="json")
 
 
-def run_job(job: ParseJob) -> tuple[ECGRecord, Any]:
-    """Read and prepare one request's ECG: ``(record as read, PreparedECG)``."""
+def slim(record: ECGRecord, prep: Any, keep_s: float | None) -> Parsed:
+    """The :class:`Parsed` of a record and its preparation, keeping ``keep_s`` seconds of signal."""
+    duration = record.duration_s
+    if keep_s is not None:
+        keep = max(0, min(record.n_samples, int(np.ceil(keep_s * record.fs))))
+        record = record.replace(signal=record.signal[:, :keep].copy())
+    prep = dataclasses.replace(prep, record=prep.record.replace(signal=np.zeros((prep.record.n_leads, 0),
+                                                                               np.float32)))
+    return Parsed(record, duration, prep)
+
+
+def run_job(job: ParseJob) -> Parsed:
+    """Read and prepare one request's ECG."""
     from ..signal import prepare
 
     if job.body is not None:
@@ -196,4 +226,4 @@ def run_job(job: ParseJob) -> tuple[ECGRecord, Any]:
         prep = prepare(record, job.contract, lead=job.lead, workers=1)
     except ECGFounderError as exc:
         raise APIError(422, "cannot_prepare", scrub_paths(getattr(exc, "reason", None) or str(exc))) from None
-    return record, prep
+    return slim(record, prep, job.keep_s)

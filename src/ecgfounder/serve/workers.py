@@ -23,6 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,14 @@ def _worker_main(conn: Any, memory_mb: int) -> None:
             reply = ("error", (422, "unreadable_ecg", scrub_paths(f"cannot read the upload "
                                                                    f"({type(exc).__name__}: {str(exc)[:150]})"), {}))
         try:
+            if reply[0] == "ok":
+                # The server reserves room for the result in its memory budget before taking it.
+                conn.send(("size", int(getattr(reply[1], "nbytes", 0))))
+                if conn.recv() != "go":
+                    continue
             conn.send(reply)
+        except (EOFError, OSError):
+            return
         except MemoryError:
             conn.send(("error", (413, "too_large_to_parse", "the parsed upload is too large to return", {})))
 
@@ -161,17 +169,19 @@ class ParsePool:
         return len(self._all) - (self._idle.qsize() if self._idle is not None else 0)
 
     # -- running a job
-    async def run(self, job: Any, timeout_s: float) -> Any:
+    async def run(self, job: Any, timeout_s: float, reserve: Callable[[int], None] | None = None) -> Any:
         """The result of ``run_job(job)`` in a worker, or the :class:`APIError` it raised.
 
         Past ``timeout_s`` (or when the calling request is cancelled) the worker is killed and
-        replaced; the caller gets a 504.
+        replaced; the caller gets a 504. ``reserve(n_bytes)`` is called with the result's size
+        before the result is sent over: an :class:`APIError` it raises (the server's memory
+        budget is spent) is the caller's answer, and the worker drops the result.
         """
         if self._idle is None:
             await self.start()
         assert self._idle is not None
         deadline = time.monotonic() + timeout_s
-        if self._idle.empty() and self._waiting >= self.max_queue:
+        if self._waiting - self._idle.qsize() >= self.max_queue:  # idle workers take waiters first
             raise APIError(503, "busy", f"all {self.size} parse workers are busy and {self._waiting} uploads are "
                            "waiting; try again shortly", headers={"Retry-After": "2"})
         self._waiting += 1
@@ -188,6 +198,16 @@ class ParsePool:
                 raise EOFError
             worker.conn.send(job)
             status, payload = await self._receive(worker, max(0.0, deadline - time.monotonic()))
+            if status == "size":
+                try:
+                    if reserve is not None:
+                        reserve(int(payload))
+                except APIError:
+                    worker.conn.send("drop")
+                    done = True
+                    raise
+                worker.conn.send("go")
+                status, payload = await self._receive(worker, max(0.0, deadline - time.monotonic()))
             done = True
         except asyncio.TimeoutError:
             raise APIError(504, "parse_timeout", f"reading the upload took longer than {timeout_s:g} s; it was "

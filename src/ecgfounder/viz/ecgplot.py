@@ -102,7 +102,8 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
              speed: float = 25.0, gain: float = 10.0, row_mm: float | None = None,
              attribution: Any = None, fiducials: Mapping[str, Sequence[tuple[float, str]]] | None = None,
              max_rows: int = 6, preprocessed: bool = False,
-             findings_label: str = "Findings", measurements: Any = None) -> tuple[Figure, PlotGeometry]:
+             findings_label: str = "Findings", measurements: Any = None,
+             duration_s: float | None = None) -> tuple[Figure, PlotGeometry]:
     """Draw ``ecg`` (an :class:`ECGRecord`, a file path, or a ``(leads, samples)`` array at 500 Hz
     in mV) on ECG paper. Returns the figure and its :class:`PlotGeometry`.
 
@@ -113,7 +114,8 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     ``preprocessed``: draw the signal after the contract's filter chain (band-pass, notch, baseline
     removal; before z-scoring, so still in mV). ``measurements``: a line of text or a
     :class:`~ecgfounder.measurement.Measurements` (``HR 72 bpm  PR 160 ms  QRS 92 ms ...``) at the
-    top right, where a printed ECG shows them.
+    top right, where a printed ECG shows them. ``duration_s``: the whole recording's length when
+    ``ecg`` holds only its beginning (the header then says how much of it is shown).
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -169,8 +171,9 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     head = title or " ".join(x for x in (record.record_id or Path(record.source or "").stem or "ECG",) if x)
     shown0 = min(seg[0][1] for seg in rows if seg)
     shown1 = max(seg[-1][2] for seg in rows if seg)
-    span = (f"{duration:.1f} s" if shown0 <= 0 and shown1 >= duration - 1e-6
-            else f"{shown0:g}-{min(shown1, duration):g} s shown of {duration:.1f} s")
+    total = max(duration, float(duration_s or 0.0))
+    span = (f"{total:.1f} s" if shown0 <= 0 and shown1 >= total - 1e-6
+            else f"{shown0:g}-{min(shown1, duration):g} s shown of {total:.1f} s")
     sub = f"{fs:g} Hz, {len(leads)} lead(s), {span}" + (", filtered" if preprocessed else "")
     fig.text(_MARGIN["left"] / width, 1 - 6 / height, head, fontsize=11, fontweight="bold", va="center")
     fig.text(_MARGIN["left"] / width, 1 - 11.5 / height, sub, fontsize=8, va="center")

@@ -29,6 +29,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="memory one upload's parsing may use; past it the upload is refused (default 1024)")
     p.add_argument("--head-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="close connections that have not sent a complete request head by then (default 10)")
+    p.add_argument("--body-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="the whole request body must arrive within this after its head; then 408 (default 60)")
+    p.add_argument("--body-min-rate", type=float, default=4.0, metavar="KB_PER_S",
+                   help="after 5 s the body must arrive at this average rate or faster; 0: no minimum (default 4)")
+    p.add_argument("--max-per-client", type=int, default=8,
+                   help="requests in progress from one client address; more get 429 (default 8; 0: no limit)")
+    p.add_argument("--memory-budget-mb", type=float, default=512.0,
+                   help="request bodies and parsed records the server holds at once; past it 503 (default 512)")
+    p.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                   help="reverse proxies (comma-separated addresses) whose X-Forwarded-For names the client; "
+                        "default: none, the connection's own address counts")
     p.add_argument("--allowed-host", action="append", metavar="HOST",
                    help="also answer for this Host name (repeatable; '*' for any; default: loopback names and "
                         "the --host address)")
@@ -55,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
                              max_duration_s=args.max_duration, timeout_s=args.timeout, api_key=key,
                              cors_origins=args.cors_origin or [], max_batch=args.max_batch, allowed_hosts=hosts,
                              workers=args.workers, worker_memory_mb=args.worker_memory_mb,
-                             max_inflight=args.max_inflight, head_timeout_s=args.head_timeout)
+                             max_inflight=args.max_inflight, head_timeout_s=args.head_timeout,
+                             body_timeout_s=args.body_timeout, body_min_rate=args.body_min_rate * 1024,
+                             max_per_client=args.max_per_client, memory_budget_mb=args.memory_budget_mb)
     app = create_app(settings)
     print(f"ecgfounder serving {args.model} on http://{args.host}:{args.port}/ (API docs at /docs; "
           f"answering Host {', '.join(hosts)})", file=sys.stderr)
-    run_server(app, host=args.host, port=args.port, head_timeout_s=args.head_timeout, log_level=args.log_level)
+    extra = {"forwarded_allow_ips": args.forwarded_allow_ips} if args.forwarded_allow_ips else {}
+    run_server(app, host=args.host, port=args.port, head_timeout_s=args.head_timeout, log_level=args.log_level,
+               **extra)
     return 0
