@@ -11,10 +11,13 @@ or with `--npz-mvalues M` a compressed 12-lead `.npz` of M million values (20: a
 read into an 80 MB record).
 `--endpoint "/v1/plot?measure=true"` loads the plotting and measuring route.
 
+Each client thread connects from its own loopback address (127.0.0.10, .11, ...: Linux answers
+the whole 127.0.0.0/8), as separate users would, so the server's per-address limit
+(`--max-per-client`) applies to each alone; `--same-address` sends them all from 127.0.0.1.
+
 `--slow-bodies N` opens N attack sockets from 127.0.0.1 for the whole run: each sends a complete
 `POST /v1/predict` head with `Content-Length: 100000`, then one body byte every 2 s, and opens a
-new socket whenever the server closes one. The measured clients then connect from 127.0.0.2 (a
-different client address on the same loopback), so what is measured is what the attack does to
+new socket whenever the server closes one. What is measured is what the attack does to the
 other clients.
 
 The server runs as its own process (`python -m ecgfounder serve`), the clients are threads here.
@@ -111,6 +114,7 @@ def main() -> None:
     ap.add_argument("--npz-mvalues", type=float, default=0.0)
     ap.add_argument("--slow-bodies", type=int, default=0)
     ap.add_argument("--settle", type=float, default=10.0)
+    ap.add_argument("--same-address", action="store_true", help="every client from 127.0.0.1")
     ap.add_argument("--server-arg", action="append", default=[], help="extra `ecgfounder serve` argument")
     args = ap.parse_args()
     import httpx
@@ -138,7 +142,6 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "ecgfounder", "serve", "--model", args.model, "--port",
                                str(port), "--log-level", "warning", *args.server_arg], stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    source = "127.0.0.2" if args.slow_bodies else None
     stop_attack = threading.Event()
     attack_counts = {"opened": 0, "closed by server": 0}
     try:
@@ -173,6 +176,7 @@ def main() -> None:
         stop = time.perf_counter() + args.seconds
 
         def client(k: int) -> None:
+            source = None if args.same_address else f"127.0.0.{10 + k}"
             transport = httpx.HTTPTransport(local_address=source) if source else None
             with httpx.Client(timeout=120, transport=transport) as c:
                 i = k
@@ -215,7 +219,8 @@ def main() -> None:
           f"server and clients on the same {len(os.sched_getaffinity(0))} CPUs")
     if args.slow_bodies:
         print(f"slow-body attack: {args.slow_bodies} sockets from 127.0.0.1; {attack_counts['opened']} opened, "
-              f"{attack_counts['closed by server']} closed by the server; clients from 127.0.0.2")
+              f"{attack_counts['closed by server']} closed by the server")
+    print("clients from " + ("127.0.0.1" if args.same_address else f"127.0.0.10-{9 + args.clients} (one address each)"))
     print(f"requests {len(lat)}   not 200: {len(errors)}   statuses {dict(sorted(statuses.items()))}   "
           f"throughput {len(lat) / wall:.1f} req/s")
     print(f"latency ms: p50 {np.percentile(lat, 50):.0f}   p90 {np.percentile(lat, 90):.0f}   "

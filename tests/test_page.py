@@ -37,6 +37,8 @@ def test_upload_a_ludb_record_and_see_plot_findings_and_explanation(data_dir, tm
         page.on("request", lambda r: requests.append(r.url))
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        blocked: list[str] = []  # anything the page's Content-Security-Policy refused
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto(url + "/")
         page.set_input_files("#file", [str(base.with_suffix(".hea")), str(base.with_suffix(".dat"))])
         page.wait_for_selector("#ecg img", timeout=60_000)
@@ -55,6 +57,7 @@ def test_upload_a_ludb_record_and_see_plot_findings_and_explanation(data_dir, tm
         browser.close()
     assert shot.stat().st_size > 50_000
     assert not errors, errors
+    assert not blocked, blocked  # the script and style are files: a policy without 'unsafe-inline' holds
     outside = [r for r in requests if not r.startswith((url, "blob:", "data:"))]
     assert not outside, outside  # no CDN, nothing from the network
 

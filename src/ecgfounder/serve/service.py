@@ -88,13 +88,22 @@ class Service:
         if ctype != "multipart/form-data":
             raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
                            f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
-        raw = await read_limited(request, self.limit_bytes, s.max_upload_mb)
+        # The form parser takes the body chunk by chunk from the admission's buffer (each chunk is
+        # dropped there once handed over; files past 1 MB spool to disk): no second copy of the body.
+        seen = [0]
 
-        async def replay() -> dict[str, Any]:  # the capped body, for the form parser
-            return {"type": "http.request", "body": raw, "more_body": False}
+        async def capped() -> Any:
+            message = await request.receive()
+            seen[0] += len(message.get("body", b""))
+            if seen[0] > self.limit_bytes:
+                raise APIError(413, "upload_too_large", f"request body exceeds the {s.max_upload_mb:g} MB limit",
+                               limit_mb=s.max_upload_mb)
+            return message
 
         try:
-            form = await Request(request.scope, replay).form(max_files=s.max_zip_members, max_fields=32)
+            form = await Request(request.scope, capped).form(max_files=s.max_zip_members, max_fields=32)
+        except APIError:
+            raise
         except Exception as exc:  # noqa: BLE001 - multipart parser errors
             raise APIError(422, "bad_multipart", f"cannot parse the upload ({str(exc)[:120]})") from None
         tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-serve-"))
