@@ -72,7 +72,8 @@ def _status_of(s: socket.socket, timeout: float) -> int | None:
     return int(data.split()[1]) if data.startswith(b"HTTP/1.1") else None
 
 
-@pytest.mark.parametrize("per_client", [8, 0], ids=["8-per-client", "no-per-client-limit"])
+@pytest.mark.parametrize("per_client", [pytest.param(8, marks=pytest.mark.slow), 0],
+                         ids=["8-per-client", "no-per-client-limit"])
 def test_slow_bodies_hold_no_slot_and_are_closed(data_dir, tiny, per_client):
     """64 sockets send a head and then a byte every 0.5 s. They hold no request slot (max_inflight
     is 64, as by default): a client from another address gets 200 within 5 s, and every attack
@@ -106,6 +107,7 @@ def test_slow_bodies_hold_no_slot_and_are_closed(data_dir, tiny, per_client):
     assert _until(lambda: admission.inflight == 0 and admission.receiving == 0 and not admission.per_client)
 
 
+@pytest.mark.slow  # waits out a 4 s deadline
 def test_body_timeout_message_and_hard_deadline(tiny):
     """A body sent fast enough for the minimum rate but never finished ends at the hard deadline
     (4 s here) with 408 naming the limits; the request never reached a route."""

@@ -226,25 +226,25 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
                       val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
     """WFDB records with CinC 2020/2021 headers (``# Dx: code,code``): a multi-label task over the
     SNOMED CT codes (``codes``, default every code seen), random splits."""
-    import wfdb
-
-    from ..io import parse_header_comments
+    from ..errors import ECGInputError
+    from ..io import header_comments, parse_header_comments
 
     folder = Path(folder)
     headers = sorted(folder.rglob("*.hea"))
     if not headers:
         raise ECGFounderError(f"{folder}: no WFDB headers")
-    per_record = []
+    per_record, unreadable = [], []
     for h in headers:
-        try:
-            comments = wfdb.rdheader(str(h.with_suffix(""))).comments
-        except Exception:  # noqa: BLE001 - unreadable headers are left out of the manifest
+        try:  # the comments as text: a record line wfdb refuses (Georgia's "E00009.mat 12 ...") loses nothing
+            comments = header_comments(h)
+        except ECGInputError as exc:
+            unreadable.append((str(h), exc.reason))
             continue
         per_record.append((h, set(parse_header_comments(comments)["codes"])))
     labels = list(codes) if codes else sorted(set().union(*(c for _, c in per_record)))
     y = np.array([[float(code in c) for code in labels] for _, c in per_record], dtype=np.float32)
     splits = assign_splits(len(per_record), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits)
+    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits, dropped=unreadable)
 
 
 def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: int = 500,

@@ -15,7 +15,7 @@ from .leads import is_non_ecg_channel
 from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
 
-__all__ = ["read_wfdb", "wfdb_record_base"]
+__all__ = ["read_wfdb", "wfdb_record_base", "header_comments"]
 
 
 def wfdb_record_base(path: Path) -> Path:
@@ -160,10 +160,16 @@ def _date_is_wfdb(token: str) -> bool:
         return False
 
 
+# Record names written with a file suffix in the record line (the Georgia part of CinC 2020/2021).
+_RECORD_SUFFIXES = {"mat", "dat", "hea"}
+
+
 def repair_header_text(text: str, folder: Path) -> tuple[str, list[str]]:
     """A header with the deviations real databases ship fixed, and what was fixed (empty: nothing).
 
-    Tolerated (each seen in public data and reported to wfdb-python): a base date before the base
+    Tolerated (each seen in public data and reported to wfdb-python): a record name written with its
+    data file's suffix (``E00009.mat 12 500 5000 ...``: the Georgia part of CinC 2020/2021, about
+    10,000 records); a base date before the base
     time or in another format (``2014-05-08``, ``05-May-2020``: CinC 2017/2020/2021); a date that is
     only a year or otherwise unreadable (dropped: Cerebral Perfusion, MGH/MF); a folder in the record
     or signal file name when the file sits beside the header (PTB-XL+ median beats); a signal file
@@ -190,6 +196,10 @@ def repair_header_text(text: str, folder: Path) -> tuple[str, list[str]]:
         else:
             notes.append(f"record name {name!r} without its folder")
             name = tail
+    stem, dot, ext = name.rpartition(".")
+    if dot and n_seg is None and ext.lower() in _RECORD_SUFFIXES and stem:
+        notes.append(f"record name {name!r} read as {stem!r}")  # CinC 2020/2021 Georgia: "E00009.mat 12 500 ..."
+        name = stem
     rest = tokens[4:]
     if rest:
         time = next((t for t in rest if _TIME.match(t)), None)
@@ -276,6 +286,21 @@ def _missing_files(header: Path, text: str) -> list[str]:
         return []
     names = {ln[0] for ln in lines[1:1 + n_sig] if ln and ln[0] != "~"}
     return sorted(n for n in names if _plain_name(n) and not header.with_name(n).is_file())
+
+
+def header_comments(path: str | Path, limits: ReadLimits | None = None) -> list[str]:
+    """The comment lines of a WFDB header (``# Age: 71`` -> ``Age: 71``), read as text: no record
+    line needs to parse, so headers that wfdb-python refuses (a Georgia ``E00009.mat 12 500 ...``)
+    give their age, sex and ``Dx`` codes too. The header's size is checked against the budget."""
+    path = Path(path)
+    header = path if path.suffix.lower() == ".hea" else Path(str(wfdb_record_base(path)) + ".hea")
+    try:
+        check_bytes(path, header.stat().st_size, limits if limits is not None else ReadLimits.from_env(),
+                    "the WFDB header", field="max_header_bytes")
+        text = header.read_bytes().decode("latin-1")
+    except OSError as exc:
+        raise ECGInputError(path, f"cannot open the WFDB header ({exc.strerror or exc})") from None
+    return [ln.lstrip()[1:].strip() for ln in text.splitlines() if ln.lstrip().startswith("#")]
 
 
 def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:

@@ -1,11 +1,14 @@
 """The HTTP service: FastAPI app with prediction, embeddings, plots, explanations and a web page.
 
 The package: ``app`` (settings, assembly, middleware, errors), ``routes`` (the routers),
-``service`` (the state the routes share and request parsing), ``uploads`` (what a parse worker
-runs), ``workers`` (the parse worker pool), ``batcher`` (the model thread), ``security``
-(hosts, headers, API page), ``server`` (uvicorn with a request-head deadline).
+``service`` (the state the routes share and request parsing), ``admission`` (API key, body
+deadlines, slots per client and in all, the memory budget), ``uploads`` (what a parse worker
+runs), ``workers`` (the parse worker pool), ``batcher`` (the model thread), ``memory`` (giving
+heap memory back), ``security`` (hosts, headers, API page), ``server`` (uvicorn with a
+request-head deadline).
 
-Data flow per request: upload (body capped, files written to a private temporary directory) or
+Data flow per request: admission (body received whole under its deadlines and the memory budget,
+then a slot) -> upload (files written to a private temporary directory) or
 JSON array -> a parse worker process (:mod:`.workers`: unzip under one cap, :func:`~ecgfounder.read_ecg`
 under the service's reading budget, duration check, :func:`~ecgfounder.prepare`; killed past the
 deadline, memory-capped) -> the :class:`~.batcher.Batcher`, which gathers the windows of requests arriving
