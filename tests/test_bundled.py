@@ -32,7 +32,7 @@ def test_bundled_model_is_registered_small_and_offline(monkeypatch):
 
 
 @pytest.mark.slow
-def test_bundled_model_on_held_out_cinc2017_records(data_dir):
+def test_bundled_model_on_held_out_cinc2017_records(data_dir, tmp_path):
     cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml")
     man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=cfg.seed, val_fraction=cfg.val_fraction,
                             test_fraction=cfg.test_fraction)
@@ -48,6 +48,25 @@ def test_bundled_model_on_held_out_cinc2017_records(data_dir):
     assert rep.macro["auroc"] > 0.85, auroc
     accuracy = np.mean(probs.argmax(1) == man.y[test])
     assert accuracy > 0.7, accuracy
+    # issue 30: the report carries the metric the task is judged by, the challenge's own F1 (most
+    # probable class; no threshold), with its interval, in metrics.json and metrics.md
+    from ecgfounder.eval.metrics import task_metrics
+
+    top = rep.extra["most_probable_class"]
+    want = task_metrics("multiclass", man.y[test], probs, list(p.labels))
+    assert top["challenge_f1"]["value"] == pytest.approx(want["challenge_f1"], abs=1e-12)
+    assert top["accuracy"]["value"] == pytest.approx(accuracy)
+    assert top["challenge_f1"]["lo"] < top["challenge_f1"]["value"] < top["challenge_f1"]["hi"]
+    paths = rep.write(tmp_path, plots=False)
+    import json
+
+    assert json.loads(paths["json"].read_text())["most_probable_class"]["challenge_f1"]["value"] == \
+        pytest.approx(want["challenge_f1"])
+    md = paths["markdown"].read_text()
+    assert "CinC 2017 challenge score" in md and "optimistic" in md  # and where the table's thresholds came from
+    # a small group (the first 40 records: a handful of AF, one or two noisy) prints no zero-width interval
+    small = evaluate_arrays(y[:40], probs[:40], p.labels, n_boot=200).to_markdown()
+    assert "(1.000-1.000)" not in small and "(0.000-0.000)" not in small, small
 
 
 def test_bundled_models_combine_windows_by_their_mean_logit(data_dir):

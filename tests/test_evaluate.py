@@ -241,6 +241,31 @@ def test_low_count_labels_are_marked_and_left_out_of_macro_means(ludb_rhythm_pre
     assert rows["AF"]["auroc"] > 0.85
 
 
+def test_no_zero_width_intervals_at_small_counts():
+    """Five positives all found: the bootstrap says sensitivity 1.000 (1.000-1.000); the report gives
+    the Wilson score interval of 5/5 (0.566-1.000) and marks it, and a perfectly separated AUROC
+    gets no interval at all rather than a false certainty."""
+    from ecgfounder.eval.evaluate import wilson_interval
+
+    rng = np.random.default_rng(3)
+    y = np.zeros((200, 1))
+    y[:5] = 1
+    p = np.where(y[:, 0] == 1, 0.9, rng.random(200) * 0.8)[:, None]
+    row = evaluate_arrays(y, p, ["rare"], n_boot=300).labels[0]
+    assert row["sensitivity"] == 1.0 and row["sensitivity_interval"] == "wilson"
+    assert (row["sensitivity_lo"], row["sensitivity_hi"]) == pytest.approx(wilson_interval(5, 5))
+    assert wilson_interval(5, 5) == pytest.approx((0.5655, 1.0), abs=1e-4)
+    assert row["auroc"] == 1.0 and np.isnan(row["auroc_lo"]) and row["auroc_interval"].startswith("none")
+    md = evaluate_arrays(y, p, ["rare"], n_boot=300).to_markdown()
+    assert "(1.000-1.000)" not in md and "Wilson" in md
+    # with enough cases and an imperfect score the bootstrap interval stands
+    many = (rng.random((400, 1)) < 0.3).astype(float)
+    noisy = np.clip(0.3 * many + rng.random((400, 1)) * 0.7, 0, 1)
+    kept = evaluate_arrays(many, noisy, ["common"], n_boot=200).labels[0]
+    assert not any(k.endswith("_interval") for k in kept)
+    assert kept["sensitivity_lo"] < kept["sensitivity"] < kept["sensitivity_hi"]
+
+
 def test_mutually_exclusive_classes_get_no_micro_average():
     rng = np.random.default_rng(0)
     k = rng.integers(0, 3, 300)

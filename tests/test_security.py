@@ -326,6 +326,7 @@ def test_runaway_parse_is_killed_at_the_deadline_and_the_next_request_served(tmp
         assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.slow  # 9-11 s: a 20-million-sample upload keeps the only worker busy
 def test_full_queue_answers_503_with_retry_after(hardened, tmp_path, data_dir):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -117,6 +117,7 @@ def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_di
     assert r.returncode == 0 and "| age | 160 |" in r.stdout, r.stderr
 
 
+@pytest.mark.slow  # 11.6 s on the model-207 Xeon
 def test_ludb_one_value_statements_as_classes_groups_and_dropped_records(tmp_path, data_dir):
     from ecgfounder.train import train
 

@@ -108,9 +108,29 @@ class EvalReport:
                          + " the macro means.")
         if self.micro.get("note"):
             notes.append(f"Micro average {self.micro['note']}.")
+        if any(str(r.get(f"{k}_interval", "")).startswith("wilson") for r in self.labels for k in _PROPORTIONS):
+            notes.append("Sensitivity, specificity, PPV and NPV on fewer than "
+                         f"{MIN_COUNT} cases, or whose bootstrap interval had zero width, carry Wilson score "
+                         "intervals of their counts.")
+        if any(str(r.get(f"{k}_interval", "")).startswith("none") for r in self.labels for k in _POINT_METRICS):
+            notes.append("Values printed without an interval: every bootstrap resample gave the same value "
+                         "(too few cases, or perfect separation: a bootstrap cannot give an interval).")
+        top = self.extra.get("most_probable_class")
+        top_text = ""
+        if top:
+            def cell(m: Mapping[str, float]) -> str:
+                ci = f" ({m['lo']:.3f}-{m['hi']:.3f})" if np.isfinite(m.get("lo", np.nan)) else ""
+                return f"{m['value']:.3f}{ci}"
+
+            top_text = ("\nThe most probable class as the prediction (no threshold):\n\n"
+                        "| metric | value (95% CI) |\n| --- | --- |\n"
+                        + (f"| **CinC 2017 challenge score** (mean F1 of normal, AF, other) | "
+                           f"{cell(top['challenge_f1'])} |\n" if "challenge_f1" in top else "")
+                        + f"| accuracy | {cell(top['accuracy'])} |\n"
+                        + "".join(f"| F1 {name} | {cell(m)} |\n" for name, m in top["f1"].items()))
         return (f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
-                f"thresholds: {self.threshold_rule}.\n\n" + head + "\n".join(lines + tail) + "\n"
-                + ("\n" + "\n".join(notes) + "\n" if notes else ""))
+                f"thresholds of the table (sensitivity to F1): {self.threshold_rule}.\n\n" + head
+                + "\n".join(lines + tail) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "") + top_text)
 
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """metrics.csv, metrics.json, metrics.md and (``plots``) roc.png, pr.png, reliability.png."""
@@ -129,6 +149,102 @@ class EvalReport:
 #: Labels with fewer positives or negatives than this are marked and left out of macro means by
 #: default: their intervals say little (one positive gives sensitivity 1.000 (1.000-1.000)).
 MIN_COUNT = 10
+
+
+#: The CinC 2017 challenge's score: the mean F1 of these classes at the most probable class.
+CINC2017_SCORED = ("normal", "AF", "other")
+
+
+class _TopClass:
+    """Metrics of the most probable class (mutually exclusive classes): accuracy, F1 per class and,
+    for CinC 2017's classes, the challenge score (mean F1 of normal, AF and other), with bootstrap
+    draws taken on the same resamples as every other metric."""
+
+    def __init__(self, y: np.ndarray, probs: np.ndarray, labels: list[str]) -> None:
+        n, k = y.shape
+        self.labels = labels
+        truth = y.astype(bool)
+        guess = np.eye(k, dtype=bool)[probs.argmax(1)]
+        # per class: TP, FP, FN counts as one matrix product with the resampling weights
+        self.cells = np.concatenate([truth & guess, ~truth & guess, truth & ~guess], axis=1).astype(np.float32)
+        self.correct = (truth & guess).any(1).astype(np.float32)
+        self.scored = [labels.index(c) for c in CINC2017_SCORED] if set(labels) >= set(CINC2017_SCORED) else None
+        self.draws: dict[str, list[np.ndarray]] = {"accuracy": [], "f1": [], "challenge_f1": []}
+        self.point = self._metrics(np.ones((1, n), dtype=np.float32))
+
+    def _metrics(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        k = len(self.labels)
+        c = (w @ self.cells).astype(np.float64)
+        tp, fp, fn = c[:, :k], c[:, k:2 * k], c[:, 2 * k:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)  # as scikit-learn's default
+            acc = (w @ self.correct) / w.sum(1)
+        out = {"accuracy": acc, "f1": f1}
+        if self.scored is not None:
+            out["challenge_f1"] = f1[:, self.scored].mean(1)
+        return out
+
+    def draw(self, w: np.ndarray) -> None:
+        for key, value in self._metrics(w).items():
+            self.draws[key].append(value)
+
+    def summary(self, percentile: Any) -> dict[str, Any]:
+        def interval(values: list[np.ndarray]) -> tuple[float, float]:  # no zero-width interval
+            lo, hi = percentile(values)
+            return (lo, hi) if not (np.isfinite(lo) and hi - lo < 1e-12) else (float("nan"), float("nan"))
+
+        out: dict[str, Any] = {"rule": "the most probable class (no threshold)"}
+        lo, hi = interval(self.draws["accuracy"])
+        out["accuracy"] = {"value": float(self.point["accuracy"][0]), "lo": lo, "hi": hi}
+        f1_draws = np.concatenate(self.draws["f1"]) if self.draws["f1"] else np.full((1, len(self.labels)), np.nan)
+        out["f1"] = {}
+        for j, name in enumerate(self.labels):
+            lo, hi = interval([f1_draws[:, j]])
+            out["f1"][name] = {"value": float(self.point["f1"][0, j]), "lo": lo, "hi": hi}
+        if self.scored is not None:
+            lo, hi = interval(self.draws["challenge_f1"])
+            out["challenge_f1"] = {"value": float(self.point["challenge_f1"][0]), "lo": lo, "hi": hi,
+                                   "definition": "CinC 2017 challenge score: mean F1 of normal, AF and other, "
+                                                 "each record's most probable class its prediction"}
+        return out
+
+
+#: The counts behind each proportion: (successes, trials) from the confusion cells.
+_PROPORTIONS = {"sensitivity": ("tp", ("tp", "fn")), "specificity": ("tn", ("tn", "fp")),
+                "ppv": ("tp", ("tp", "fp")), "npv": ("tn", ("tn", "fn"))}
+
+
+def wilson_interval(successes: float, trials: float, ci: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: honest at small ``trials`` and at 0 or 1
+    (5 of 5 gives 0.566-1.000 where a bootstrap gives 1.000-1.000)."""
+    from scipy.stats import norm
+
+    if trials <= 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(1 - (1 - ci) / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def _honest_interval(row: dict[str, Any], key: str, conf: Mapping[str, float], ci: float) -> None:
+    """Replace a bootstrap interval that says nothing. A proportion (sensitivity, specificity, PPV,
+    NPV) whose bootstrap interval has zero width (every resample agrees: 5 of 5 positives found
+    gives 1.000 (1.000-1.000)) or rests on fewer than MIN_COUNT cases gets the Wilson score
+    interval of its counts (``{key}_interval: "wilson"``); any other metric with a zero-width
+    interval gets none (``{key}_interval: "none: ..."``), rather than a false certainty."""
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    degenerate = lo is not None and np.isfinite(lo) and hi - lo < 1e-12
+    if key in _PROPORTIONS:
+        hit, (a, b) = _PROPORTIONS[key]
+        trials = conf[a] + conf[b]
+        if degenerate or trials < MIN_COUNT:
+            row[f"{key}_lo"], row[f"{key}_hi"] = wilson_interval(conf[hit], trials, ci)
+            row[f"{key}_interval"] = "wilson"
+    elif degenerate:
+        row[f"{key}_lo"] = row[f"{key}_hi"] = float("nan")
+        row[f"{key}_interval"] = "none: every bootstrap resample gave the same value (too few cases)"
 
 
 def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
@@ -153,13 +269,14 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     rng = np.random.default_rng(seed)
     alpha = (1 - ci) / 2
     if isinstance(thresholds, str):
-        rule = "Youden-optimal on these data"
+        rule = ("Youden-optimal on these data (chosen on the records they are scored on: thresholded metrics "
+                "are optimistic; give thresholds chosen elsewhere, e.g. on validation data, with --thresholds)")
         thr = np.array([youden_threshold(y[:, j], probs[:, j]) for j in range(n_labels)])
     elif np.isscalar(thresholds):
         rule = f"fixed at {float(thresholds):g}"  # type: ignore[arg-type]
         thr = np.full(n_labels, float(thresholds))  # type: ignore[arg-type]
     else:
-        rule = "given per label"
+        rule = "given per label (chosen elsewhere)"
         thr = np.asarray(thresholds, dtype=np.float64)
     valid = [(y[:, j].sum() > 0) and (y[:, j].sum() < n) for j in range(n_labels)]
     low = [min(y[:, j].sum(), n - y[:, j].sum()) < min_count for j in range(n_labels)]
@@ -179,10 +296,14 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     # micro-averaged CIs replicate every record's weight per label: only where that stays small
     micro_ci = n_labels > 1 and not exclusive and n * n_labels * min(chunk, n_boot) <= 50_000_000
     flat_ranked = RankedScores(flat_y, flat_p) if micro_ci else None
+    # mutually exclusive classes: the most probable class is the prediction (no threshold at all)
+    top = _TopClass(y, probs, list(labels)) if exclusive else None
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
         w = resample_weights(n, b, rng, codes)
+        if top is not None:
+            top.draw(w)
         counts = (w @ cells).astype(np.float64)
         macro_acc = {k: np.zeros(b) for k in _POINT_METRICS}
         for j in range(n_labels):
@@ -226,9 +347,11 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         row["threshold"] = float(thr[j])
         if low[j]:
             row["low_count"] = True
+        conf = weighted_confusion(y[:, j], pred[:, j], ones)
         for k in _POINT_METRICS:
             row[k] = float(point[k])
             row[f"{k}_lo"], row[f"{k}_hi"] = interval(per_label[j][k])
+            _honest_interval(row, k, {c: float(v[0]) for c, v in conf.items()}, ci)
         cal = calibration(y[:, j], probs[:, j])
         row["brier"], row["ece"] = cal["brier"], cal["ece"]
         row["reliability"] = cal["reliability"]
@@ -252,6 +375,8 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
             micro[f"{k}_lo"], micro[f"{k}_hi"] = interval(micro_boot[k])
     report = EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
                         level="patient" if groups is not None else "record", threshold_rule=rule)
+    if top is not None:
+        report.extra["most_probable_class"] = top.summary(interval)
     report.arrays = (y, probs, list(labels))
     if keep_draws:
         report.draws = {name: {k: np.concatenate(per_label[j][k]) for k in _POINT_METRICS}
