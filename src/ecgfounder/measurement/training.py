@@ -66,6 +66,39 @@ def fold_of(record: str, k: int, seed: int = 0) -> int:
     return int(h, 16) % k
 
 
+#: The data set name the delineator's provenance gives for LUDB (``data``).
+LUDB_DATA = "LUDB v1.0.1"
+
+
+def trained_on(provenance: dict[str, Any], record: str) -> bool | None:
+    """Whether a delineator with this provenance was trained on ``record`` (a LUDB record's path or
+    name): True, False, or None when the provenance does not say (a model trained elsewhere).
+
+    A fold model (``fold`` f of ``folds``, ``seed``) was trained on the LUDB records whose
+    :func:`fold_of` is not f; a model with ``fold`` None on every LUDB record, as the bundled one.
+    """
+    if not str(provenance.get("data", "")).startswith("LUDB"):
+        return None
+    if provenance.get("fold") is None:
+        return True
+    return fold_of(record, int(provenance["folds"]), int(provenance.get("seed", 0))) != int(provenance["fold"])
+
+
+def check_out_of_sample(pairs: Sequence[tuple[str, dict[str, Any]]], *, allow_in_sample: bool = False) -> str:
+    """``"out-of-sample"`` when no (record, model provenance) pair has the model trained on the
+    record, else a ``ValueError`` naming the first one: figures on LUDB from a model trained on
+    LUDB are in-sample and must not be reported as validation. With ``allow_in_sample`` the answer
+    is ``"IN-SAMPLE"``, for a report that says so."""
+    for record, prov in pairs:
+        if trained_on(prov, record):
+            if allow_in_sample:
+                return "IN-SAMPLE"
+            raise ValueError(f"record {Path(record).stem} was in the training data of the model that scores it "
+                             f"(fold {prov.get('fold')}, {prov.get('trained_on')} training records of "
+                             f"{prov.get('data')}): these figures would be in-sample")
+    return "out-of-sample"
+
+
 def train_delineator(data: Sequence[LeadData], *, epochs: int = 12, width: int = 8, batch_size: int = 32,
                      lr: float = 3e-3, seed: int = 0, crop: int = 2000, progress: bool = True,
                      log: Callable[[str], None] | None = None) -> Any:
