@@ -24,8 +24,10 @@ on the gain or on the device (all computed on the record at its own rate, float6
     on records with leads I, II, aVR (or derivable) and V5 or V6: after a left/right arm
     reversal lead I is inverted and aVR takes aVL's place, so aVR resembles the lateral chest
     leads more than lead I does. Score = corr(aVR, V5+V6) - corr(lead, V5+V6) with lead I for
-    LA/RA and lead II for RA/LL; a positive score flags the reversal with the higher score. LA/LL
-    reversal leaves every lead plausible and is not detected (documented in docs/trust.md).
+    LA/RA and lead II for RA/LL; a positive score flags the reversal when the P waves agree (present
+    and negative in lead I, or II), or a score above 0.45 alone (no P waves: AF). Infarction and
+    axis deviation move the QRS relations, not the P waves. LA/LL reversal leaves every lead
+    plausible and is not detected (documented in docs/trust.md).
 
 Thresholds and the measured flag rates on clean and corrupted real records: ``docs/trust.md``
 (``benchmarks/bench_robustness.py``).
@@ -40,6 +42,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["ArtifactThresholds", "artifact_flags", "artifact_indices", "limb_reversal", "limb_reversal_scores",
+           "p_wave_polarity",
            "ARTIFACT_FLAGS"]
 
 ARTIFACT_FLAGS = ("baseline_wander", "powerline_50hz", "powerline_60hz", "noise", "motion_artifact",
@@ -53,7 +56,9 @@ class ArtifactThresholds:
     noise_floor: float = 0.45       # median |x above 40 Hz| / ECG-band standard deviation
     burst_ratio: float = 12.0       # largest 1 s peak-to-peak / median 1 s peak-to-peak
     flat_segment_mv: float = 0.005  # a 1 s stretch below this peak-to-peak: flat segment
-    reversal_score: float = 0.0     # limb reversal score above this: flagged
+    reversal_score: float = 0.0     # limb reversal score above this, with the P waves agreeing: flagged
+    reversal_strong: float = 0.45   # ... above this, whatever the P waves say (AF, no P waves)
+    p_consistency: float = 0.75     # median beat-to-beat correlation of the P window: P waves present
     enabled: bool = True
 
 
@@ -199,7 +204,8 @@ def _flags(signal: np.ndarray, fs: float, leads: Sequence[str], t: ArtifactThres
              ("motion_artifact", ind["burst"] > t.burst_ratio),
              ("flat_segment", ind["min_ptp_mv"] < t.flat_segment_mv))
     flags = [f"{flag}:{name}" for flag, hit in rules for name, h in zip(names, hit) if h]
-    suspected = limb_reversal(band, fs, names, t.reversal_score, filtered=True) if band is not None else None
+    suspected = limb_reversal(band, fs, names, t.reversal_score, filtered=True, strong=t.reversal_strong,
+                              p_consistency=t.p_consistency) if band is not None else None
     if suspected:
         flags.append(f"limb_reversal:{suspected}")
     return flags
@@ -231,11 +237,71 @@ def limb_reversal_scores(signal: np.ndarray, fs: float, leads: Sequence[str],
     return {"LA/RA": float(c[2, 3] - c[0, 3]), "RA/LL": float(c[2, 3] - c[1, 3])}
 
 
+def p_wave_polarity(signal: np.ndarray, fs: float, leads: Sequence[str],
+                    filtered: bool = False) -> dict[str, float] | None:
+    """The P waves' polarity in leads I, II and aVR, and whether there are P waves to judge.
+
+    Beats are found on the summed QRS-band energy of all leads; in each lead the window from 300 to
+    50 ms before every R peak (baseline: its first 30 ms) is averaged (median over beats) and its
+    signed area taken. Returned: ``{"I", "II", "aVR"}`` areas over the sum of their magnitudes (a
+    sinus P wave is positive in I and II, negative in aVR), and ``consistency``, the median
+    correlation of each beat's lead-II window with the median one (near 1 for real P waves; low in
+    atrial fibrillation or noise). None with fewer than 3 beats or without leads I and II.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if fs / 2 <= 32:
+        return None
+    band = x if filtered else _ecg_band(x, fs)
+    from scipy.signal import find_peaks
+
+    energy = np.abs(_filter("bandpass", (8.0, 30.0), fs, band)).sum(0)
+    height = np.percentile(energy, 98) * 0.35
+    peaks, _ = find_peaks(energy, distance=max(1, int(0.3 * fs)), height=height)
+    a, b, base = int(0.30 * fs), int(0.05 * fs), max(1, int(0.03 * fs))
+    peaks = peaks[(peaks > a) & (peaks < band.shape[1] - int(0.1 * fs))]
+    if len(peaks) < 3:
+        return None
+    areas, windows = {}, {}
+    for name in ("I", "II", "aVR"):
+        v = _lead(band, leads, name)
+        if v is None:
+            return None
+        w = np.stack([v[p - a:p - b] for p in peaks])
+        w = w - w[:, :base].mean(1, keepdims=True)
+        windows[name] = w
+        areas[name] = float(np.median(w, 0).sum())
+    total = sum(abs(v) for v in areas.values()) or 1.0
+    ref = np.median(windows["II"], 0)
+    corr = [np.corrcoef(ref, w)[0, 1] for w in windows["II"] if w.std() > 0] if ref.std() > 0 else []
+    return {**{k: v / total for k, v in areas.items()}, "consistency": float(np.median(corr)) if corr else 0.0}
+
+
 def limb_reversal(signal: np.ndarray, fs: float, leads: Sequence[str], threshold: float = 0.0,
-                  filtered: bool = False) -> str | None:
-    """The suspected limb-electrode reversal (``"LA/RA"`` or ``"RA/LL"``), or None."""
-    scores = limb_reversal_scores(np.asarray(signal, dtype=np.float64), fs, leads, filtered)
+                  filtered: bool = False, strong: float = 0.45, p_consistency: float = 0.75) -> str | None:
+    """The suspected limb-electrode reversal (``"LA/RA"`` or ``"RA/LL"``), or None.
+
+    A reversal is flagged when its morphology score (:func:`limb_reversal_scores`) is above
+    ``threshold`` and the P waves agree (present, ``consistency`` >= ``p_consistency``, and
+    negative in lead I for LA/RA, in lead II for RA/LL: the sinus node does not move when an
+    infarct or an axis deviation changes the QRS), or when the score alone is above ``strong``
+    (records without P waves: atrial fibrillation). Inferior or lateral infarction and axis
+    deviations change the QRS relations the score reads, not the P waves (docs/trust.md).
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    scores = limb_reversal_scores(x, fs, leads, filtered)
     if not scores:
         return None
-    name, score = max(scores.items(), key=lambda kv: kv[1])
-    return name if score > threshold else None
+    p = None
+    found = []
+    for name, score in scores.items():
+        if score <= threshold:
+            continue
+        if score > strong:
+            found.append((score, name))
+            continue
+        if p is None:
+            p = p_wave_polarity(x, fs, leads, filtered) or {"consistency": 0.0}
+        lead = "I" if name == "LA/RA" else "II"
+        if p["consistency"] >= p_consistency and p.get(lead, 0.0) < 0:
+            found.append((score, name))
+    return max(found)[1] if found else None
