@@ -113,17 +113,20 @@ def score_af(table, duration_s: float, det: list[tuple[float, float]], truth: li
             "excluded_min": (duration_s - analysed_s) / 60}
 
 
-def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules: dict | None = None) -> None:
+def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules: dict | None = None,
+             split: str = "test") -> dict:
     from ecgfounder.monitor import EpisodeRules, monitor
 
     with tempfile.TemporaryDirectory() as tmp:
-        path, truth = assemble(hours, seed, Path(tmp))
+        path, truth = assemble(hours, seed, Path(tmp), split=split)
         t = time.perf_counter()
         result = monitor(path, model, progress=False, out_dir=Path(tmp) / "out",
-                         rules=EpisodeRules(**(rules or {})))
+                         rules=EpisodeRules(**(rules or {})), report=False)
         seconds = time.perf_counter() - t
     det = [(e.start_s, e.end_s) for e in result.episodes if e.label == "AF"]
     m = score_af(result.windows, result.summary["duration_s"], det, truth)
+    m["burden_episodes"] = result.summary["burden"]["AF"]
+    m["burden_expected"] = result.summary["burden_expected"]["AF"]
     print(f"\naccuracy: {result.summary['duration_s'] / 3600:.2f} h assembled from {len(truth)} held-out CinC 2017 "
           f"recordings (seed {seed}), model {model}, monitor took {seconds:.0f} s")
     print(f"  true AF {m['true_min']:.1f} min in {m['episodes_true']} episode(s); detected {m['det_min']:.1f} min in "
@@ -131,9 +134,32 @@ def accuracy(hours: float, seed: int, model: str = "cinc2017-rhythm-tiny", rules
     print(f"  AF duration sensitivity {m['se']:.3f}, duration positive predictivity {m['pp']:.3f}")
     print(f"  AF burden {100 * result.summary['burden']['AF']:.1f}% vs true {100 * m['true_burden']:.1f}% "
           f"(of analysed time)")
+    print(f"  AF burden expected from the window probabilities {100 * m['burden_expected']:.1f}%")
     if m["onsets_found"]:
         print(f"  onset error: median {m['onset_median']:.1f} s, max {m['onset_max']:.1f} s over {m['onsets_found']} "
               f"detected true episodes of {m['episodes_true']}")
+    return m
+
+
+def accuracy_over_seeds(hours: float, seeds: list[int], model: str, rules: dict | None, split: str) -> None:
+    """Several random assemblies: burden error (episodes and expected) mean and worst, duration
+    Se/+P, detected/true episode count."""
+    ms = [accuracy(hours, s, model, rules, split) for s in seeds]
+    print(f"\n{len(ms)} assemblies of {hours:g} h from the {split} split, model {model}, rules {rules or 'default'}:")
+    print("| seed | AF duration Se | AF duration +P | true burden | episodes: burden (error) | expected: burden "
+          "(error) | episodes detected / true |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for s, m in zip(seeds, ms):
+        print(f"| {s} | {m['se']:.3f} | {m['pp']:.3f} | {100 * m['true_burden']:.1f}% | "
+              f"{100 * m['burden_episodes']:.1f}% ({100 * (m['burden_episodes'] - m['true_burden']):+.1f}) | "
+              f"{100 * m['burden_expected']:.1f}% ({100 * (m['burden_expected'] - m['true_burden']):+.1f}) | "
+              f"{m['episodes_det']} / {m['episodes_true']} |")
+    for key, name in (("burden_episodes", "episodes"), ("burden_expected", "expected")):
+        err = np.array([100 * (m[key] - m["true_burden"]) for m in ms])
+        print(f"burden error ({name}), points: mean {err.mean():+.2f}, worst {err[np.argmax(np.abs(err))]:+.2f}")
+    print(f"duration Se mean {np.mean([m['se'] for m in ms]):.3f} (min {min(m['se'] for m in ms):.3f}), +P mean "
+          f"{np.mean([m['pp'] for m in ms]):.3f} (min {min(m['pp'] for m in ms):.3f}); episode count ratio "
+          f"{sum(m['episodes_det'] for m in ms) / max(1, sum(m['episodes_true'] for m in ms)):.2f}")
 
 
 _CHILD = r"""
@@ -194,6 +220,8 @@ def main() -> None:
     ap.add_argument("--day-hours", type=float, default=24.0)
     ap.add_argument("--released-hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", help="several assemblies, e.g. 0,1,2,3,4: a table with burden errors mean and worst")
+    ap.add_argument("--split", default="test", choices=("test", "val"), help="recordings to assemble from")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--model", default="cinc2017-rhythm-tiny", help="the model scored for accuracy")
     ap.add_argument("--rules", default="{}", help='episode rules as JSON, e.g. \'{"on": 0.4}\'')
@@ -201,7 +229,11 @@ def main() -> None:
     if not CINC.is_dir():
         sys.exit(f"{CINC} not found: the benchmark needs ../shared beside the project")
     print(f"model: {args.model}; rules: {args.rules}")
-    accuracy(args.hours, args.seed, args.model, json.loads(args.rules))
+    if args.seeds:
+        accuracy_over_seeds(args.hours, [int(x) for x in args.seeds.split(",")], args.model, json.loads(args.rules),
+                            args.split)
+    else:
+        accuracy(args.hours, args.seed, args.model, json.loads(args.rules), args.split)
     if not args.skip_speed:
         speed(args.day_hours, args.released_hours, args.seed)
     print(f"(this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")

@@ -44,8 +44,11 @@ def main() -> None:
             res = monitor(path, args.model, progress=False, report=False)
             runs.append((res.windows, res.summary["duration_s"], truth))
             print(f"seed {seed}: {res.summary['duration_s'] / 3600:.2f} h of validation recordings scored", flush=True)
-    grid = dict(on=[0.4, 0.5, 0.6], off=[0.25, 0.35, 0.45], smooth_windows=[1, 3, 5], min_duration_s=[10.0, 20.0, 30.0],
-                merge_gap_s=[10.0, 20.0], rr_weight=[0.0, 0.25, 0.5], rr_cv_center=[0.08, 0.12])
+    # operating points down to on 0.2 (duration sensitivity against positive predictivity), and
+    # merging across non-AF gaps up to the minimum episode length
+    grid = dict(on=[0.2, 0.3, 0.4, 0.5, 0.6], off=[0.1, 0.15, 0.25, 0.35, 0.45], smooth_windows=[1, 3, 5],
+                min_duration_s=[10.0, 20.0, 30.0], merge_gap_s=[10.0, 20.0, 30.0], rr_weight=[0.0, 0.25],
+                rr_cv_center=[0.08, 0.12])
     results = []
     for values in itertools.product(*grid.values()):
         kw = dict(zip(grid, values))

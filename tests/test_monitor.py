@@ -50,6 +50,15 @@ def test_af_episodes_and_burden_on_an_assembled_record(assembled, tmp_path):
     s = result.summary
     truth = (af1 - af0) / duration
     assert abs(s["burden"]["AF"] - truth) <= 0.05 and s["episodes"]["AF"] == len(af)
+    # the burden from the window probabilities, no threshold: the same share, computed by hand
+    from ecgfounder.monitor import owned_spans
+
+    table = result.windows
+    spans = owned_spans(table["start_s"].to_numpy(), 10.0, 5.0, duration)
+    ok = (table["quality"] == "ok").to_numpy()
+    owned = (spans[:, 1] - spans[:, 0]) * ok
+    assert s["burden_expected"]["AF"] == pytest.approx((table["AF"].to_numpy() * owned).sum() / owned.sum(), abs=1e-6)
+    assert abs(s["burden_expected"]["AF"] - truth) <= 0.1
     assert s["duration_s"] == pytest.approx(duration, abs=0.01)
     assert s["analysed_s"] + s["excluded_s"] == pytest.approx(s["duration_s"], abs=0.01)
     assert 50 < s["heart_rate"]["mean_bpm"] < 120 and len(s["heart_rate"]["per_minute"]) == int(np.ceil(duration / 60))

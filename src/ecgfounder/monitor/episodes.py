@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EpisodeRules", "Episode", "find_episodes", "owned_spans", "burden"]
+__all__ = ["EpisodeRules", "Episode", "find_episodes", "owned_spans", "burden", "expected_burden"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,15 @@ def burden(episodes: list[Episode], spans: np.ndarray, valid: np.ndarray) -> flo
         for e in episodes:
             inside += max(0.0, min(b, e.end_s) - max(a, e.start_s))
     return inside / analysed
+
+
+def expected_burden(probs: np.ndarray, spans: np.ndarray, valid: np.ndarray) -> float:
+    """The label's expected share of analysed time: each analysed window's probability times the
+    time it owns, over the analysed time. No threshold, no minimum duration: episodes lose the
+    short or uncertain stretches a rule drops, this estimate keeps them in proportion (an
+    unbiased burden when the probabilities are calibrated)."""
+    p = np.nan_to_num(np.asarray(probs, dtype=np.float64))
+    v = np.asarray(valid, dtype=bool)
+    owned = (spans[:, 1] - spans[:, 0]) * v
+    analysed = float(owned.sum())
+    return float((p * owned).sum() / analysed) if analysed > 0 else 0.0

@@ -66,8 +66,10 @@ def write_report(result: Any, long: Any, path: str | os.PathLike[str], *, lead: 
         hr.set_ylabel("heart rate (bpm)")
         hr.set_xlabel(f"time ({unit})")
         rate = s["heart_rate"]
-        rows = [f"{label}: burden {100 * s['burden'][label]:.1f}% of analysed time, {s['episodes'][label]} "
-                f"episode(s)" for label in labels]
+        expected = s.get("burden_expected", {})
+        rows = [f"{label}: burden {100 * s['burden'][label]:.1f}% of analysed time in {s['episodes'][label]} "
+                f"episode(s)" + (f"; {100 * expected[label]:.1f}% expected from the window probabilities"
+                                 if label in expected else "") for label in labels]
         if rate.get("mean_bpm") is not None:
             rows.append(f"heart rate: mean {rate['mean_bpm']} bpm, per-minute min {rate['min_bpm']}, max "
                         f"{rate['max_bpm']}")

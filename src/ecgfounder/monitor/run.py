@@ -28,7 +28,7 @@ from ..io.leads import select_leads
 from ..signal.preprocess import get_recipe, preprocess
 from ..signal.resample import resample
 from ..signal.window import window_starts
-from .episodes import Episode, EpisodeRules, burden, find_episodes, fuse_rr, owned_spans
+from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
 
 __all__ = ["monitor", "MonitorResult", "window_starts_s"]
 
@@ -234,6 +234,9 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
         "excluded_by_reason": _excluded(spans, quality),
         "burden": {label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
                    for label in chosen},
+        # the same share from the window probabilities (no threshold): docs/monitor.md compares both
+        "burden_expected": {label: round(expected_burden(probs[:, names.index(label)], spans, valid), 6)
+                            for label in chosen},
         "episodes": {label: sum(e.label == label for e in episodes) for label in chosen},
         "heart_rate": _minute_hr(all_peaks, duration),
         "windows": {"count": int(len(starts)), "window_s": window_s, "stride_s": stride_s},
