@@ -63,6 +63,46 @@ def test_torchscript_and_safetensors_exports(fixture_12lead, tmp_path):
     assert load_model(tmp_path / "m.safetensors").config == fixture_12lead.config
 
 
+def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
+    """Issue 31: `export -o model.pt` then `predict --model model.pt` (and `info`, for the ONNX export
+    too). The TorchScript archive is recognised by its content and run with torch.jit.load: the same
+    probabilities as the model it came from; `load_model` refuses it with a message that says what
+    it is and ends in a full word."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from ecgfounder import Predictor
+    from ecgfounder.errors import CheckpointError
+    from ecgfounder.models.checkpoint import is_torchscript
+
+    model = load_model("cinc2017-rhythm-tiny")
+    export_model(model, tmp_path / "model.pt")
+    export_model(model, tmp_path / "model.onnx")
+    assert is_torchscript(tmp_path / "model.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")  # a checkpoint with the same suffix
+    assert not is_torchscript(tmp_path / "weights.pt")
+    records = [str(data_dir / "cinc2017-dev" / f"{n}.hea") for n in ("A00001", "A00004")]
+    exe = [sys.executable, "-m", "ecgfounder"]
+    r = subprocess.run([*exe, "predict", *records, "--model", str(tmp_path / "model.pt"), "-o", str(tmp_path / "p.csv")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Warning" not in r.stderr, r.stderr
+    got = pd.read_csv(tmp_path / "p.csv")
+    want = Predictor(model, workers=0, progress=False).predict(records)
+    labels = list(model.info.labels)
+    np.testing.assert_allclose(got[labels].to_numpy(float), want[labels].to_numpy(float), atol=1e-5)
+    for name, fmt in (("model.pt", "torchscript"), ("model.onnx", "onnx")):
+        info = subprocess.run([*exe, "info", str(tmp_path / name), "--json"], capture_output=True, text=True,
+                              timeout=120)
+        assert info.returncode == 0, info.stderr
+        out = json.loads(info.stdout)
+        assert out["format"] == fmt and out["contract"]["leads"] == ["I"] and out["n_labels"] == 4
+    with pytest.raises(CheckpointError, match="a TorchScript export") as err:
+        load_model(tmp_path / "model.pt")
+    assert str(err.value).rstrip(")").endswith("(.safetensors or .pth")
+
+
 def test_bad_onnx_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")

@@ -5,7 +5,17 @@ from __future__ import annotations
 from os import PathLike
 
 __all__ = ["ECGFounderError", "CheckpointError", "WeightsUnavailableError", "ContractError",
-           "ECGInputError"]
+           "ECGInputError", "clip"]
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` shortened to about ``limit`` characters at a word boundary, with `` ...`` when cut
+    (a third-party message quoted in an error never ends mid-word)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit + 1)
+    return (text[:cut] if cut > limit // 2 else text[:limit]).rstrip(" ,;:(") + " ..."
 
 
 class ECGFounderError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["model_options", "scoring_options", "model_overrides", "make_predictor", "add_train_options",
@@ -90,7 +91,10 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
     from ..infer import Predictor
     from ..models import load_model
 
-    model = args.model if str(args.model).lower().endswith(".onnx") else load_model(args.model, **model_overrides(args))
+    from ..models.checkpoint import is_torchscript
+
+    exported = str(args.model).lower().endswith(".onnx") or (Path(args.model).is_file() and is_torchscript(args.model))
+    model = args.model if exported else load_model(args.model, **model_overrides(args))  # exports run as they are
     try:
         return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
                          workers=args.workers, lead=args.lead, stride_s=args.stride,

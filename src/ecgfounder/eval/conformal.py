@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ECGFounderError
+from ..errors import ECGFounderError, clip
 
 __all__ = ["ConformalSets", "fit_conformal", "fit_conformal_tables", "load_conformal"]
 
@@ -84,7 +84,7 @@ def load_conformal(path: str | Path) -> ConformalSets:
         return sets
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ECGFounderError(f"{path}: not a conformal file written by `ecgfounder conformal` "
-                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
+                              f"({type(exc).__name__}: {clip(str(exc), 100)})") from None
 
 
 def _quantile_level(n: int, alpha: float) -> float:

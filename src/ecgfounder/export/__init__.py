@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..errors import ECGFounderError
+from ..errors import ECGFounderError, clip
 
-__all__ = ["export_model", "export_int8", "quantize_model", "calibration_windows", "OnnxModel", "model_metadata"]
+__all__ = ["export_model", "export_int8", "quantize_model", "calibration_windows", "OnnxModel", "TorchScriptModel",
+           "model_metadata"]
 
 
 class _Both(nn.Module):
@@ -220,7 +221,7 @@ class OnnxModel:
             self.session = ort.InferenceSession(self.path, options,
                                                 providers=providers or ort.get_available_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-            raise ECGFounderError(f"{path}: not a loadable ONNX model ({str(exc)[:200]})") from None
+            raise ECGFounderError(f"{path}: not a loadable ONNX model ({clip(str(exc), 200)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "config" not in meta:
             raise ECGFounderError(f"{path}: ONNX file without ecgfounder metadata (export it with "
@@ -235,3 +236,37 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, features = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
         return logits, features
+
+
+class TorchScriptModel:
+    """A TorchScript export (:func:`export_model` to ``.pt``/``.ts``) run with ``torch.jit.load``
+    (a TorchScript archive holds code and tensors, no pickled Python objects), with the metadata
+    the export stored in its ``ecgfounder.json`` extra file. Same surface as :class:`OnnxModel`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from ..models import Net1DConfig
+        from ..models.checkpoint import is_torchscript
+        from ..models.factory import ModelInfo
+
+        self.path = str(path)
+        if not is_torchscript(self.path):
+            raise ECGFounderError(f"{path}: not a TorchScript archive")
+        extra = {"ecgfounder.json": ""}
+        try:
+            self.module = torch.jit.load(self.path, map_location="cpu", _extra_files=extra).eval()
+        except Exception as exc:  # noqa: BLE001 - torch raises its own types on damaged archives
+            raise ECGFounderError(f"{path}: not a loadable TorchScript archive ({type(exc).__name__})") from None
+        if not extra["ecgfounder.json"]:
+            raise ECGFounderError(f"{path}: TorchScript file without ecgfounder metadata (export it with "
+                                  "`ecgfounder export`)")
+        meta = json.loads(extra["ecgfounder.json"])
+        self.config = Net1DConfig.from_dict(json.loads(meta["config"]))
+        self.info = ModelInfo.from_metadata(meta)
+        self.info.provenance = {**self.info.provenance, "file": self.path, "file_format": "torchscript"}
+        self.num_features = self.config.filter_list[-1]
+        self.precision = "fp32"
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            logits, features = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return logits.numpy(), features.numpy()

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "TorchBackend", "OnnxBackend", "load_backend", "Precision", "PRECISIONS"]
+__all__ = ["Backend", "TorchBackend", "OnnxBackend", "ExportedBackend", "load_backend", "Precision", "PRECISIONS"]
 
 log = logging.getLogger("ecgfounder")
 
@@ -39,7 +39,7 @@ class Backend(Protocol):
     config: Any           # Net1DConfig: in_channels, n_classes...
     num_features: int
     precision: str
-    runtime: str          # "torch", "torch-compiled", "onnxruntime"
+    runtime: str          # "torch", "torch-compiled", "onnxruntime", "torchscript"
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -113,6 +113,23 @@ class OnnxBackend:
         return np.asarray(logits, np.float32), np.asarray(feats, np.float32)
 
 
+class ExportedBackend:
+    """Any exported model with ``info``, ``config``, ``num_features``, ``precision`` and
+    ``run(windows) -> (logits, features)`` (a :class:`~ecgfounder.export.TorchScriptModel`)."""
+
+    def __init__(self, exported: Any, runtime: str) -> None:
+        self.exported = exported
+        self.info = exported.info
+        self.config = exported.config
+        self.num_features = int(exported.num_features)
+        self.precision = exported.precision
+        self.runtime = runtime
+
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, feats = self.exported.run(windows)
+        return np.asarray(logits, np.float32), np.asarray(feats, np.float32)
+
+
 def load_backend(model: Any, *, device: str | None = None, precision: Precision = "fp32",
                  compile: bool = False, batch_size: int = 64, calibration: Any = None,
                  lead: str | None = None) -> Backend:
@@ -123,13 +140,16 @@ def load_backend(model: Any, *, device: str | None = None, precision: Precision 
     ``calibration`` (files or folders prepared with the model's contract and ``lead``, or an
     (N, leads, samples) array of prepared windows).
     """
-    from ..export import OnnxModel
+    from ..export import OnnxModel, TorchScriptModel
+    from ..models.checkpoint import is_torchscript
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be fp32, bf16, fp16 or int8 (got {precision!r})")
     if isinstance(model, (str, os.PathLike)):
         if str(model).lower().endswith(".onnx"):
             model = OnnxModel(model)
+        elif Path(model).is_file() and is_torchscript(model):  # by content: .pt is also a checkpoint suffix
+            model = TorchScriptModel(model)
         else:
             from ..models import load_model
 
@@ -138,6 +158,10 @@ def load_backend(model: Any, *, device: str | None = None, precision: Precision 
         if precision in ("bf16", "fp16"):
             raise ValueError(f"an ONNX model runs in the precision it was exported in, not {precision}")
         return OnnxBackend(model)
+    if isinstance(model, TorchScriptModel):
+        if precision != "fp32":
+            raise ValueError(f"a TorchScript export runs in fp32, the precision it was exported in, not {precision}")
+        return ExportedBackend(model, "torchscript")
     if isinstance(model, Backend) and not hasattr(model, "forward_features"):
         return model
     if precision == "int8":

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record
 from .leads import is_non_ecg_channel
 from .limits import ReadLimits
@@ -86,7 +86,7 @@ class LongRecording:
             rec = wfdb.rdrecord(self._state["base"], sampfrom=start, sampto=stop, physical=True, return_res=64,
                                 channels=self._state["channels"])
         except Exception as exc:  # noqa: BLE001 - a damaged span: the caller excludes it
-            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {str(exc)[:120]}") from None
+            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}") from None
         return build_record(np.asarray(rec.p_signal, dtype=np.float64).T, self.fs, list(rec.sig_name),
                             list(rec.units), source=str(self.path), record_id=self.path.stem)
 
@@ -98,7 +98,7 @@ class LongRecording:
             with pyedflib.EdfReader(str(self.path)) as r:
                 rows = [r.readSignal(i, start=start, n=stop - start) for i in channels]
         except Exception as exc:  # noqa: BLE001
-            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {str(exc)[:120]}") from None
+            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}") from None
         return build_record(np.stack(rows), self.fs, labels, dims, source=str(self.path), record_id=self.path.stem)
 
 
@@ -121,7 +121,7 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
         try:
             head = wfdb.rdheader(str(base))
         except Exception as exc:  # noqa: BLE001
-            raise ECGInputError(p, f"cannot read the WFDB header ({type(exc).__name__}: {str(exc)[:150]})") from None
+            raise ECGInputError(p, f"cannot read the WFDB header ({type(exc).__name__}: {clip(str(exc), 150)})") from None
         multi_segment = getattr(head, "n_seg", None) is not None
         if multi_segment or any((s or 1) > 1 for s in (getattr(head, "samps_per_frame", None) or [])):
             # several samples per frame, or several segments: read_ecg handles them (whole, under the budget)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record
 from .limits import ReadLimits, check_declared, inflate_capped
 from .record import ECGRecord
@@ -71,7 +71,7 @@ def read_dicom(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     except ECGInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidDicomError, EOFError, ...
-        raise ECGInputError(path, f"not a readable DICOM file ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise ECGInputError(path, f"not a readable DICOM file ({type(exc).__name__}: {clip(str(exc), 120)})") from None
     groups = ds.get("WaveformSequence")
     if not groups:
         raise ECGInputError(path, "DICOM file has no Waveform Sequence (not a waveform ECG)")
@@ -97,7 +97,7 @@ def read_dicom(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
             unit_seq = ch.get("ChannelSensitivityUnitsSequence")
             units.append(str(unit_seq[0].CodeValue) if unit_seq else None)
     except Exception as exc:  # noqa: BLE001 - missing elements, bad lengths
-        raise ECGInputError(path, f"cannot decode the DICOM waveform ({type(exc).__name__}: {str(exc)[:150]})") from None
+        raise ECGInputError(path, f"cannot decode the DICOM waveform ({type(exc).__name__}: {clip(str(exc), 150)})") from None
     age = None
     raw_age = str(ds.get("PatientAge", "") or "")
     if raw_age[:-1].isdigit() and raw_age.endswith("Y"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record
 from ._rates import to_common_rate
 from .leads import is_non_ecg_channel
@@ -40,13 +40,13 @@ def read_edf(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
         message = str(exc)
         fixed = _ascii_header_copy(path) if "compliant" in message else None
         if fixed is None:
-            raise ECGInputError(path, f"not a readable EDF/BDF file ({message[:150] or type(exc).__name__})") from None
+            raise ECGInputError(path, f"not a readable EDF/BDF file ({clip(message, 150) or type(exc).__name__})") from None
         tmpdir, copy, repaired = fixed
         try:
             reader = pyedflib.EdfReader(str(copy))
         except Exception as exc2:  # noqa: BLE001
             shutil.rmtree(tmpdir, ignore_errors=True)
-            raise ECGInputError(path, f"not a readable EDF/BDF file ({message[:120]}; still after making its header "
+            raise ECGInputError(path, f"not a readable EDF/BDF file ({clip(message, 120)}; still after making its header "
                                 f"text ASCII: {str(exc2)[-80:]})") from None
     try:
         n = reader.signals_in_file
@@ -63,7 +63,7 @@ def read_edf(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     except ECGInputError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ECGInputError(path, f"cannot read EDF signals ({type(exc).__name__}: {str(exc)[:150]})") from None
+        raise ECGInputError(path, f"cannot read EDF signals ({type(exc).__name__}: {clip(str(exc), 150)})") from None
     finally:
         reader.close()
         if tmpdir is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from .limits import ReadLimits
 from .record import ECGRecord
 
@@ -113,7 +113,7 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
     except MemoryError:
         raise ECGInputError(p, OUT_OF_MEMORY) from None
     except Exception as exc:  # noqa: BLE001 - the promise: only our error type leaves read_ecg
-        raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {clip(str(exc), 200)})") from None
     raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 

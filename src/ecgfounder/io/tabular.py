@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record
 from .limits import ReadLimits, check_bytes, check_declared
 from .record import ECGRecord
@@ -266,7 +266,7 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
         raise
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError) as exc:
         raise ECGInputError(path, f"not a readable delimited text file ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
+                            f"{clip(str(exc).splitlines()[0], 150) if str(exc) else ''})") from None
     if df.empty:
         raise ECGInputError(path, "table holds no samples")
     if names_in_file is not None:
@@ -343,7 +343,7 @@ def _npy_array(source: Path, fp, limits: ReadLimits | None, *, what: str, meta: 
         else:  # pragma: no cover - read_magic accepts only known versions today
             raise ValueError(f"unsupported .npy version {version}")
     except ValueError as exc:
-        raise ECGInputError(source, f"{what}: not a valid .npy header ({str(exc)[:120]})") from None
+        raise ECGInputError(source, f"{what}: not a valid .npy header ({clip(str(exc), 120)})") from None
     if dtype.hasobject or dtype.kind not in ("iuf" + ("USb" if meta else "")):
         raise ECGInputError(source, f"{what}: expected numbers, got dtype {dtype}")
     n = int(np.prod(shape, dtype=object)) if shape else 1
@@ -403,7 +403,7 @@ def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, IndexError, RuntimeError,
             NotImplementedError) as exc:
-        raise ECGInputError(path, f"not a readable NumPy file ({type(exc).__name__}: {str(exc)[:150]})") from None
+        raise ECGInputError(path, f"not a readable NumPy file ({type(exc).__name__}: {clip(str(exc), 150)})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2) or arr.size == 0:
         raise ECGInputError(path, f"expected a numeric (leads, samples) array, got "
                             f"{getattr(arr, 'dtype', type(arr))} of shape {getattr(arr, 'shape', '?')}")

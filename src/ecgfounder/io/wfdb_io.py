@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record, parse_header_comments
 from ._rates import to_common_rate
 from .leads import is_non_ecg_channel
@@ -356,7 +356,7 @@ def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECG
         raise
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types on damaged files
         raise ECGInputError(path, f"cannot read WFDB record ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else 'no details'})") from None
+                            f"{clip(str(exc).splitlines()[0], 200) if str(exc) else 'no details'})") from None
     names = [str(n) if n else f"ch{i + 1}" for i, n in enumerate(rec.sig_name or [None] * rec.n_sig)]
     units = list(rec.units or ["mV"] * len(names))
     comments = list(rec.comments or [])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ECGInputError
+from ..errors import ECGInputError, clip
 from ._build import build_record
 from .leads import derive_limb_leads
 from .limits import ReadLimits, check_bytes, check_declared
@@ -42,7 +42,7 @@ def _parse(path: Path, limits: ReadLimits | None) -> Any:
         raise ECGInputError(path, f"refused unsafe XML ({type(exc).__name__}: entities or DTD "
                             "declarations are not allowed)") from None
     except Exception as exc:  # noqa: BLE001 - ParseError and friends
-        raise ECGInputError(path, f"not well-formed XML ({str(exc)[:150]})") from None
+        raise ECGInputError(path, f"not well-formed XML ({clip(str(exc), 150)})") from None
 
 
 def read_xml(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import clip
 from .reference import Wave
 
 __all__ = ["delineate", "load_delineator", "save_delineator", "update_delineator_metadata", "segment", "waves_from_classes",
@@ -73,7 +74,7 @@ def _load(path: str) -> Any:
         model = Delineator(width=int(meta.get("width", 12)))
         model.load_state_dict(load_file(path), strict=True)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type on bad files
-        raise CheckpointError(path, f"not a delineator weight file ({str(exc)[:150]})") from None
+        raise CheckpointError(path, f"not a delineator weight file ({clip(str(exc), 150)})") from None
     model.provenance = meta
     return model.eval()
 

@@ -24,12 +24,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, clip
 from .config import Net1DConfig
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "read_checkpoint", "infer_config", "check_state_dict",
-    "write_checkpoint", "sha256_file", "strip_prefixes",
+    "write_checkpoint", "sha256_file", "strip_prefixes", "is_torchscript",
 ]
 
 FORMAT_NAME = "ecgfounder"
@@ -60,14 +60,30 @@ def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_torchscript(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``), judged by its content, not
+    its name: a zip holding ``constants.pkl`` and a ``code/`` folder (a ``torch.save`` checkpoint
+    holds ``data.pkl`` and no code). Only the zip's directory is read."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()[:10_000]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
 def _torch_load(path: Path) -> Any:
+    if is_torchscript(path):
+        raise CheckpointError(path, "a TorchScript export (`ecgfounder export ... -o FILE.pt`): `predict`, "
+                              "`embed`, `serve` and `info` run it as it is (torch.jit.load, no pickled Python "
+                              "code); fine-tuning and `load_model` need the weights (.safetensors or .pth)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(path, "refused to load: the file holds pickled Python objects other "
                               "than tensors and plain containers, which could run code when "
                               "unpickled (loaded with weights_only=True; details: "
-                              f"{str(exc).splitlines()[0][:200]})") from None
+                              f"{clip(str(exc).splitlines()[0], 200)})") from None
     except (EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(path, f"file is truncated or corrupt ({type(exc).__name__})") from None
     except RuntimeError as exc:
@@ -75,10 +91,10 @@ def _torch_load(path: Path) -> Any:
         if "zip" in msg.lower() or "central directory" in msg or "PytorchStreamReader" in msg:
             raise CheckpointError(path, "file is truncated or corrupt (not a readable PyTorch zip "
                                   "archive)") from None
-        raise CheckpointError(path, f"cannot be read as a PyTorch checkpoint ({msg[:300]})") from None
+        raise CheckpointError(path, f"cannot be read as a PyTorch checkpoint ({clip(msg, 300)})") from None
     except Exception as exc:  # noqa: BLE001 - any other failure of an untrusted file is reported
         raise CheckpointError(path, "cannot be read as a PyTorch checkpoint "
-                              f"({type(exc).__name__}: {str(exc)[:300]})") from None
+                              f"({type(exc).__name__}: {clip(str(exc), 300)})") from None
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -125,7 +141,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
                 state = {k: fh.get_tensor(k) for k in fh.keys()}
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise CheckpointError(path, "not a readable safetensors file (truncated or corrupt: "
-                                  f"{str(exc)[:200]})") from None
+                                  f"{clip(str(exc), 200)})") from None
         if not state:
             raise CheckpointError(path, "safetensors file holds no tensors")
         try:

@@ -6,7 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from ..errors import WeightsUnavailableError
+from ..errors import WeightsUnavailableError, clip
 from .registry import ModelEntry
 
 __all__ = ["resolve_weights", "WEIGHTS_DIR_ENV"]
@@ -72,7 +72,7 @@ def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
                                       f"({type(exc).__name__}). {how}") from None
     except (HfHubHTTPError, OSError) as exc:
         raise WeightsUnavailableError(entry.name, f"could not download {where} "
-                                      f"({type(exc).__name__}: {str(exc)[:200]}). {how}") from None
+                                      f"({type(exc).__name__}: {clip(str(exc), 200)}). {how}") from None
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

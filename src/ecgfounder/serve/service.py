@@ -17,6 +17,7 @@ import numpy as np
 from starlette.requests import Request
 
 from .._version import __version__
+from ..errors import clip
 from .batcher import Batcher
 from .errors import APIError, scrub_paths, scrub_value
 from .admission import MemoryBudget, lease_of
@@ -105,7 +106,7 @@ class Service:
         except APIError:
             raise
         except Exception as exc:  # noqa: BLE001 - multipart parser errors
-            raise APIError(422, "bad_multipart", f"cannot parse the upload ({str(exc)[:120]})") from None
+            raise APIError(422, "bad_multipart", f"cannot parse the upload ({clip(str(exc), 120)})") from None
         tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-serve-"))
         try:
             uploads = [v for v in form.getlist("file") if hasattr(v, "read")]

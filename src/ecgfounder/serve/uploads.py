@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..contract import InputContract
-from ..errors import ECGFounderError, ECGInputError
+from ..errors import ECGFounderError, ECGInputError, clip
 from ..io import OUT_OF_MEMORY, ECGRecord, ReadLimits, canonical_lead, read_ecg
 from .errors import APIError, scrub_paths
 
@@ -125,9 +125,9 @@ def _unpack_zip(path: Path, dest: Path, job: ParseJob, used: list[int]) -> None:
     except zipfile.BadZipFile as exc:
         raise APIError(422, "bad_zip", f"{path.name}: not a readable zip ({exc})") from None
     except RuntimeError as exc:  # encrypted members
-        raise APIError(422, "bad_zip", f"{path.name}: cannot unpack ({str(exc)[:100]})") from None
+        raise APIError(422, "bad_zip", f"{path.name}: cannot unpack ({clip(str(exc), 100)})") from None
     except NotImplementedError as exc:  # compression methods zipfile does not know
-        raise APIError(422, "bad_zip", f"{path.name}: unsupported zip compression ({str(exc)[:100]})") from None
+        raise APIError(422, "bad_zip", f"{path.name}: unsupported zip compression ({clip(str(exc), 100)})") from None
     except (EOFError, OSError, ValueError, zipfile.LargeZipFile) as exc:
         raise APIError(422, "bad_zip", f"{path.name}: damaged zip ({type(exc).__name__})") from None
 
@@ -173,7 +173,7 @@ def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
     units = body.get("units", "mV")
     scale = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}.get(units) if isinstance(units, str) else None
     if scale is None:
-        raise APIError(422, "bad_units", f"units must be mV, uV or V (got {str(units)[:20]!r})")
+        raise APIError(422, "bad_units", f"units must be mV, uV or V (got {clip(str(units), 20)!r})")
     if not np.isfinite(arr).any():
         raise APIError(422, "no_signal", "signal has no finite values")
     names = tuple(canonical_lead(x[:40]) or x[:40] for x in leads)

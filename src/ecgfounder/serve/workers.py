@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import clip
 from .errors import APIError, scrub_paths
 
 log = logging.getLogger("ecgfounder.serve")
@@ -69,7 +70,7 @@ def _worker_main(conn: Any, memory_mb: int) -> None:
                                 f"{memory_mb} MB a parse may use", {"limit_mb": memory_mb}))
         except Exception as exc:  # noqa: BLE001 - a reader bug must not kill the worker loop
             reply = ("error", (422, "unreadable_ecg", scrub_paths(f"cannot read the upload "
-                                                                   f"({type(exc).__name__}: {str(exc)[:150]})"), {}))
+                                                                   f"({type(exc).__name__}: {clip(str(exc), 150)})"), {}))
         try:
             if reply[0] == "ok":
                 # The server reserves room for the result in its memory budget before taking it.
