@@ -63,6 +63,7 @@ def test_torchscript_and_safetensors_exports(fixture_12lead, tmp_path):
     assert load_model(tmp_path / "m.safetensors").config == fixture_12lead.config
 
 
+@pytest.mark.slow  # 21.6 s: two exports and three CLI processes
 def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
     """Issue 31: `export -o model.pt` then `predict --model model.pt` (and `info`, for the ONNX export
     too). The TorchScript archive is recognised by its content and run with torch.jit.load: the same
