@@ -315,3 +315,5 @@ def test_age_regression_evaluated_with_intervals_and_plots(ludb_rhythm_predictio
     for name in ("scatter.png", "bland_altman.png", "metrics.md", "metrics.csv"):
         assert (tmp_path / "e" / name).stat().st_size > 1000 or name.endswith((".md", ".csv"))
     assert "| age | 200 |" in r.stdout
+    # intervals in brackets with a comma: a negative bound stays readable
+    assert f"{row['bias']:.3f} [{row['bias_lo']:.3f}, {row['bias_hi']:.3f}]" in r.stdout

@@ -63,10 +63,11 @@ class RegressionReport:
             v, lo, hi = row[key], row[f"{key}_lo"], row[f"{key}_hi"]
             if not np.isfinite(v):
                 return "n/a"
-            return f"{v:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(lo) else f"{v:.3f}"
+            # brackets and a comma: bias, r and R² can be negative ("-0.859 [-3.455, 1.710]")
+            return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{v:.3f}"
 
-        lines = [f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
-                 "bias = mean(prediction - truth).", "",
+        lines = [f"{self.n_records} records; 95% CIs [low, high] from {self.n_boot} bootstrap resamples of "
+                 f"{self.level}s; bias = mean(prediction - truth).", "",
                  "| target | n | MAE | RMSE | bias | Pearson r | R² |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.labels:
             lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(fmt(r, k) for k in _METRICS) + " |")
