@@ -143,7 +143,7 @@ def test_default_model_follows_the_input(tmp_path, cinc_folder):
     torch.save({"state_dict": create_model("ecgfounder-1lead").state_dict()}, weights / "1_lead_ECGFounder.pth")
     r = cli("predict", cinc_folder / "A00001.hea", env={"ECGFOUNDER_WEIGHTS_DIR": str(weights)})
     assert r.returncode == 0, r.stderr
-    assert "model: ecgfounder-1lead (A00001.hea has 1 lead(s), not 12" in r.stderr
+    assert "model: ecgfounder-1lead (A00001.hea has 1 lead, not 12" in r.stderr
     assert r.stdout.count("\n") == 2 and "ecgfounder-1lead" in r.stdout
     t = time.monotonic()
     r = cli("predict", cinc_folder / "A00001.hea", env={"ECGFOUNDER_WEIGHTS_DIR": str(tmp_path / "none"),

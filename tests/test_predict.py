@@ -61,7 +61,7 @@ def test_folder_gives_one_row_per_record_with_label_columns(model_1lead, ecg_dir
     assert set(cinc["n_windows"]) >= {3, 6}  # 30 s and 60 s records
     assert (df[df["record"].str.contains("ludb")]["n_windows"] == 1).all()
     assert df["model"].iloc[0] == "small-1lead"
-    assert df["preprocessing"].iloc[0].startswith("ecgfounder: 1 lead(s) I, 500 Hz, 5000 samples")
+    assert df["preprocessing"].iloc[0].startswith("ecgfounder: 1 lead I, 500 Hz, 5000 samples")
     # findings: labels at or above their stored threshold (0.55), most probable first
     for _, row in df.iterrows():
         hits = [(row[label], label) for label in labels if row[label] >= 0.55]

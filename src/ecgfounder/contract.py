@@ -69,6 +69,6 @@ class InputContract:
         return cls(**dict(d))
 
     def describe(self) -> str:
-        return (f"{self.n_leads} lead(s) [{' '.join(self.leads)}], {self.fs:g} Hz, "
+        return (f"{self.n_leads} lead{'s' if self.n_leads != 1 else ''} [{' '.join(self.leads)}], {self.fs:g} Hz, "
                 f"{self.n_samples} samples ({self.duration_s:g} s), {self.units}, "
                 f"preprocessing {self.preprocessing!r}")

@@ -135,7 +135,7 @@ class Predictor:
         self.model_name = (info.name if info is not None and info.name else
                            (info.provenance.get("file") if info is not None else None)) or "Net1D"
         self.runtime = self.backend.runtime
-        self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead(s) "
+        self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead{'s' if self.contract.n_leads != 1 else ''} "
                               f"{' '.join(self.contract.leads)}, {self.contract.fs:g} Hz, "
                               f"{self.contract.n_samples} samples")
         self.on_error = on_error

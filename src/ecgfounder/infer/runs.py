@@ -67,7 +67,7 @@ def suggest_model(inputs: Iterable[Any], tries: int = 5) -> tuple[str, str]:
         needed = set(STANDARD_12_LEADS) - {"III", "aVR", "aVL", "aVF"}
         if needed <= have:
             return "ecgfounder-12lead", f"{Path(src.path).name} has 12 leads"
-        return "ecgfounder-1lead", f"{Path(src.path).name} has {rec.n_leads} lead(s), not 12"
+        return "ecgfounder-1lead", f"{Path(src.path).name} has {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''}, not 12"
     return "ecgfounder-12lead", "no input could be read to choose from"
 
 

@@ -174,7 +174,7 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     total = max(duration, float(duration_s or 0.0))
     span = (f"{total:.1f} s" if shown0 <= 0 and shown1 >= total - 1e-6
             else f"{shown0:g}-{min(shown1, duration):g} s shown of {total:.1f} s")
-    sub = f"{fs:g} Hz, {len(leads)} lead(s), {span}" + (", filtered" if preprocessed else "")
+    sub = f"{fs:g} Hz, {len(leads)} lead{'s' if len(leads) != 1 else ''}, {span}" + (", filtered" if preprocessed else "")
     fig.text(_MARGIN["left"] / width, 1 - 6 / height, head, fontsize=11, fontweight="bold", va="center")
     fig.text(_MARGIN["left"] / width, 1 - 11.5 / height, sub, fontsize=8, va="center")
     fig.text(1 - _MARGIN["right"] / width, 1 - 6 / height, f"{speed:g} mm/s   {gain:g} mm/mV",

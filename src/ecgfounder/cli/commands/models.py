@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         c = row["contract"]
         print(f"  {row['name']:<20} {row['arch']:<6} {row['n_labels']:>4} labels  "
-              f"{len(c['leads'])} lead(s) {' '.join(c['leads'])}, {c['fs']:g} Hz, "
+              f"{len(c['leads'])} lead{'s' if len(c['leads']) != 1 else ''} {' '.join(c['leads'])}, {c['fs']:g} Hz, "
               f"{c['n_samples']} samples, {c['units']}, {c['preprocessing']}")
         print(f"  {'':<20} weights: {row['weights']}")
     print("Architecture presets (pretrained=False): " + ", ".join(PRESETS))

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary))
         else:
-            print(f"{path}: {rec.n_leads} leads [{' '.join(rec.leads)}], {rec.fs:g} Hz, "
+            print(f"{path}: {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''} [{' '.join(rec.leads)}], {rec.fs:g} Hz, "
                   f"{rec.duration_s:.2f} s" + (f", age {rec.age:g}" if rec.age is not None else "")
                   + (f", sex {rec.sex}" if rec.sex else ""))
             for label, items in (("diagnoses", rec.diagnoses), ("codes", rec.codes),
