@@ -55,7 +55,6 @@ class MemoryBudget:
         self.limit = int(limit_bytes)
         self.used = 0
         self.peak = 0
-        self.refused = 0
 
     @property
     def limit_mb(self) -> float:
@@ -85,12 +84,10 @@ class Lease:
         b = self.budget
         n = max(0, int(n_bytes))
         if self.held + n > b.limit:
-            b.refused += 1
             raise APIError(413, "too_large_for_memory_budget", f"{what} needs {(self.held + n) / (1 << 20):.0f} MB "
                            f"of server memory; the server's budget for requests in flight is {b.limit_mb:g} MB",
                            limit_mb=b.limit_mb)
         if b.used + n > b.limit:
-            b.refused += 1
             raise APIError(503, "busy_memory", f"the server's memory budget for uploads and records in flight "
                            f"({b.limit_mb:g} MB) is in use; try again shortly", headers={"Retry-After": "2"},
                            limit_mb=b.limit_mb)

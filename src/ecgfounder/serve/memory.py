@@ -18,13 +18,10 @@ import asyncio
 import ctypes
 import ctypes.util
 import functools
-import logging
 import time
 from typing import Any
 
-__all__ = ["configure_allocator", "MemoryReleaser", "release_free_memory", "rss_mb"]
-
-log = logging.getLogger("ecgfounder.serve")
+__all__ = ["configure_allocator", "MemoryReleaser", "release_free_memory"]
 
 _M_MMAP_THRESHOLD = -3  # mallopt parameter numbers of glibc's malloc.h
 
@@ -50,15 +47,6 @@ def release_free_memory() -> bool:
     """Return the free pages of every malloc arena to the system (glibc ``malloc_trim(0)``)."""
     libc = _glibc()
     return bool(libc is not None and libc.malloc_trim(0))
-
-
-def rss_mb() -> float:
-    """This process's resident set in MB (``nan`` where ``/proc`` is absent)."""
-    try:
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
-    except (OSError, StopIteration, ValueError):
-        return float("nan")
 
 
 class MemoryReleaser:

@@ -25,7 +25,7 @@ from .uploads import UPLOAD_SUFFIXES, Parsed, ParseJob, safe_name
 from .settings import ServeSettings
 from .workers import ParsePool
 
-__all__ = ["Service", "read_limited", "figure_bytes"]
+__all__ = ["Service", "read_limited", "capped_receive", "figure_bytes"]
 
 
 @dataclass
@@ -91,16 +91,7 @@ class Service:
                            f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
         # The form parser takes the body chunk by chunk from the admission's buffer (each chunk is
         # dropped there once handed over; files past 1 MB spool to disk): no second copy of the body.
-        seen = [0]
-
-        async def capped() -> Any:
-            message = await request.receive()
-            seen[0] += len(message.get("body", b""))
-            if seen[0] > self.limit_bytes:
-                raise APIError(413, "upload_too_large", f"request body exceeds the {s.max_upload_mb:g} MB limit",
-                               limit_mb=s.max_upload_mb)
-            return message
-
+        capped = capped_receive(request.receive, self.limit_bytes, s.max_upload_mb)
         try:
             form = await Request(request.scope, capped).form(max_files=s.max_zip_members, max_fields=32)
         except APIError:
@@ -163,13 +154,22 @@ def figure_bytes(fig: Any, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-async def read_limited(request: Any, limit: int, limit_mb: float) -> bytes:
-    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+def capped_receive(receive: Any, limit: int, limit_mb: float) -> Any:
+    """``receive`` refusing (413) once the body passes ``limit`` bytes, even without a Content-Length."""
+    seen = 0
+
+    async def capped() -> Any:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
             raise APIError(413, "upload_too_large", f"request body exceeds the {limit_mb:g} MB limit",
                            limit_mb=limit_mb)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return message
+
+    return capped
+
+
+async def read_limited(request: Any, limit: int, limit_mb: float) -> bytes:
+    """Read the body, refusing (413) past ``limit`` bytes even without a Content-Length header."""
+    return await Request(request.scope, capped_receive(request.receive, limit, limit_mb)).body()
