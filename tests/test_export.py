@@ -104,6 +104,23 @@ def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
     assert str(err.value).rstrip(")").endswith("(.safetensors or .pth")
 
 
+def test_fake_torchscript_archive_is_a_clear_error(tmp_path):
+    """A zip laid out like a TorchScript archive but holding garbage: one clear error, from
+    `TorchScriptModel` and from the Predictor's loader alike."""
+    import zipfile
+
+    from ecgfounder import Predictor
+    from ecgfounder.export import TorchScriptModel
+
+    fake = tmp_path / "fake.pt"
+    with zipfile.ZipFile(fake, "w") as zf:
+        zf.writestr("fake/constants.pkl", b"\x80\x04garbage")
+        zf.writestr("fake/code/__torch__/m.py", "import os\nos.system('echo pwned')\n")
+    for load in (TorchScriptModel, lambda f: Predictor(f, workers=0, progress=False)):
+        with pytest.raises(ECGFounderError, match="not a loadable TorchScript archive"):
+            load(fake)
+
+
 def test_bad_onnx_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
