@@ -63,13 +63,16 @@ def serving(settings, model=None):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    sock.listen(2048)  # connections made before the lifespan has finished wait in the backlog, not refused
     server = uvicorn.Server(uvicorn_config(app, head_timeout_s=settings.head_timeout_s, log_level="warning",
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    for _ in range(200):
-        if server.started:
-            break
+    deadline = time.monotonic() + 120  # the lifespan starts parse workers: slow on a loaded CI machine
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the test server did not start within 120 s (thread alive: {thread.is_alive()})")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}", app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,9 +147,67 @@ def test_a_bad_split_file_is_a_clear_error(tmp_path, data_dir):
     ludb = f"ludb:{data_dir / 'ludb'}"
     cases = {"nocols.csv": "file,fold\na.hea,1\n", "names.csv": "path,split\na.hea,holdout\n",
              "partial.csv": f"path,split\n{data_dir / 'ludb' / 'data' / '1.hea'},train\n"}
-    messages = {"nocols.csv": "needs 'path' and 'split'", "names.csv": "unknown split name",
+    messages = {"nocols.csv": r"needs 'record' \(or 'path'\) and 'split'", "names.csv": "unknown split name",
                 "partial.csv": "are not in it"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(Exception, match=messages[name]):
             build_manifest(load_config(None, {"dataset": ludb, "task": "regression", "splits": str(tmp_path / name)}))
+
+
+def _split_at(cwd: Path, source: str, out: Path, *extra: str) -> pd.DataFrame:
+    """``ecgfounder split`` run in ``cwd`` (in-process: the command's own code, without an interpreter start)."""
+    from ecgfounder.cli.main import main
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        assert main(["split", source, "-o", str(out), "--seed", "7", *extra]) == 0
+    finally:
+        os.chdir(here)
+    return pd.read_csv(out, dtype={"record": str})
+
+
+def test_the_same_records_get_the_same_splits_wherever_they_sit(tmp_path, data_dir):
+    """Issue 31: `split ludb:/abs/path` and `split ludb:../relative` put 88 of 200 records in other
+    splits when the full path was hashed. Now an absolute path, a relative one, a copy and a symlink
+    give one assignment, for a layout and for a plain folder of records; a split file written at one
+    place applies to the data read from another."""
+    import shutil
+
+    ludb = data_dir / "ludb"
+    copy = tmp_path / "elsewhere" / "ludb"
+    copy.mkdir(parents=True)
+    shutil.copy(ludb / "ludb.csv", copy / "ludb.csv")
+    (copy / "data").mkdir()
+    for hea in (ludb / "data").glob("*.hea"):  # a split reads no signal: the headers are the records here
+        shutil.copy(hea, copy / "data" / hea.name)
+    link = tmp_path / "link"
+    link.symlink_to(ludb, target_is_directory=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    rel = Path(os.path.relpath(ludb, work))
+    tables = {name: _split_at(work, f"ludb:{where}", tmp_path / f"{name}.csv")
+              for name, where in (("absolute", ludb), ("relative", rel), ("copy", copy), ("symlink", link))}
+    base = tables["absolute"].set_index("record")["split"]
+    assert list(base.index[:3]) == ["1", "2", "3"] and len(base) == 200
+    for name, table in tables.items():
+        assert table.set_index("record")["split"].equals(base), name
+    # a plain folder of records: ids relative to the deepest common folder
+    folders = {name: _split_at(work, str(where / "data"), tmp_path / f"dir-{name}.csv", "--folds", "3")
+               for name, where in (("absolute", ludb), ("relative", rel), ("copy", copy))}
+    ref = folders["absolute"].set_index("record")[["split", "fold"]]
+    assert "1" in ref.index and len(ref) == 200
+    for name, table in folders.items():
+        assert table.set_index("record")[["split", "fold"]].equals(ref), name
+    # the split file of the copy drives a manifest built from the original (joined on ids)
+    man = build_manifest(load_config(None, {"dataset": f"ludb:{ludb}", "task": "regression",
+                                            "splits": str(tmp_path / "copy.csv")}))
+    got = dict(zip(man.ids, man.splits))
+    assert all(got[r] == s for r, s in base.items() if r in got) and len(got) == len(man) > 190
+    # an old split file (paths only, written at the copy's place) is joined by the paths' tails
+    legacy = tables["copy"].drop(columns=["record"])
+    legacy.to_csv(tmp_path / "legacy.csv", index=False)
+    old = build_manifest(load_config(None, {"dataset": f"ludb:{ludb}", "task": "regression",
+                                            "splits": str(tmp_path / "legacy.csv")}))
+    assert dict(zip(old.ids, old.splits)) == got

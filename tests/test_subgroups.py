@@ -118,3 +118,59 @@ def test_cli_subgroups_missing_column_is_a_clear_error(ludb_predictions):
                         "--labels", str(folder / "labels.csv"), "--by", "site", "--output-dir", str(folder / "x")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "'site'" in r.stderr and "--records" in r.stderr and "Traceback" not in r.stderr
+
+
+def _evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path, data_dir):
+    """Issue 31: predictions written under one path, labels under another and age/sex read from a
+    third (a symlink to the same folder) join on the records, and a partial join says so."""
+    folder, meta, files = ludb_predictions
+    link = tmp_path / "mirror"
+    link.symlink_to(data_dir / "ludb", target_is_directory=True)
+    moved = pd.read_csv(folder / "labels.csv")
+    moved["record"] = [f"elsewhere/ludb/data/{i}.hea" for i in meta["ID"]]  # written on another machine
+    moved.iloc[:180].to_csv(tmp_path / "labels.csv", index=False)
+    r = _evaluate("--predictions", str(folder / "pred.csv"), "--labels", str(tmp_path / "labels.csv"), "--by", "sex",
+                  "--records", str(link / "data"), "--bootstrap", "50", "--no-plots", "--output-dir", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "a" / "subgroups.json").read_text())
+    groups = {g["group"]: g["n"] for g in res["groups"]}
+    sexes = meta["Sex"].str.strip().iloc[:180]
+    assert groups == {"F": int((sexes == "F").sum()), "M": int((sexes == "M").sum())}  # no 'unknown'
+    assert "180 records evaluated" in r.stderr and "20 prediction row(s) no label" in r.stderr
+    # records that are not these: an error naming both sides, not 200 'unknown' rows and exit 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.hea").write_text("x 1 500 5000\nx.dat 16 200 16 0 0 0 0 I\n")
+    r = _evaluate("--predictions", str(folder / "pred.csv"), "--labels", str(tmp_path / "labels.csv"), "--by", "sex",
+                  "--records", str(other), "--no-plots", "--output-dir", str(tmp_path / "b"))
+    assert r.returncode == 2 and "no record in common with the records read for age and sex" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_regression_subgroups_by_sex_and_age_band(tmp_path, data_dir):
+    """Issue 31: `evaluate --by sex,age` of an age regression exited 2 ("no label column appears in
+    both tables"): the target is also a grouping column. LUDB's real ages and sexes (read from the
+    records); the predictions read women 8 years older."""
+    meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
+    files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
+    age = meta["Age"].astype(str).str.strip().str.replace(">89", "90").astype(float).to_numpy()
+    female = (meta["Sex"].str.strip() == "F").to_numpy()
+    pred = age + np.random.default_rng(0).normal(0, 4, len(age)) + np.where(female, 8.0, 0.0)
+    pd.DataFrame({"record": files, "age": pred}).to_csv(tmp_path / "pred.csv", index=False)
+    pd.DataFrame({"record": [f"{i}.hea" for i in meta["ID"]], "age": age}).to_csv(tmp_path / "labels.csv", index=False)
+    r = _evaluate("--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+                  "--by", "sex,age", "--records", str(data_dir / "ludb" / "data"), "--bootstrap", "200", "--no-plots",
+                  "--output-dir", str(tmp_path / "ev"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "ev" / "subgroups.json").read_text())
+    assert res["task"] == "regression"
+    groups = {(g["column"], g["group"]): g for g in res["groups"]}
+    assert groups[("sex", "F")]["n"] == 85 and sum(g["n"] for (c, _), g in groups.items() if c == "age") == 200
+    bias = next(g for g in res["gaps"] if g["column"] == "sex" and g["metric"] == "bias")
+    assert bias["high_group"] == "F" and bias["gap_lo"] < 8 < bias["gap_hi"]
+    assert "| age |" in r.stdout and "mae" in r.stdout.lower()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ECGFounderError
+from ..records import record_ids
 
 __all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest", "ludb_manifest",
            "code15_manifest", "CODE15_LABELS",
@@ -36,11 +37,16 @@ class Manifest:
 
     ``task``: ``multiclass`` (``y`` int class index, -1 unknown), ``multilabel`` (``y`` float 0/1
     matrix), ``regression`` (``y`` float matrix).
+
+    ``ids``: each record's stable id, the same wherever the data set sits (split files and joins use
+    it): the layout's own (CinC record names, PTB-XL ``ecg_id``, CODE ``exam_id``, LUDB ``ID``), a
+    manifest's ``record`` column, else the path relative to the records' deepest common folder
+    (:func:`ecgfounder.records.record_ids`).
     """
 
     def __init__(self, paths: Sequence[str], y: np.ndarray, labels: Sequence[str], task: str,
                  splits: Sequence[str], patients: Sequence[str] | None = None,
-                 dropped: Sequence[tuple[str, str]] = ()) -> None:
+                 dropped: Sequence[tuple[str, str]] = (), ids: Sequence[str] | None = None) -> None:
         if task not in ("multiclass", "multilabel", "regression"):
             raise ValueError(f"task must be multiclass, multilabel or regression (got {task!r})")
         self.paths = [str(p) for p in paths]
@@ -50,8 +56,12 @@ class Manifest:
         self.splits = np.asarray(list(splits), dtype=object)
         self.patients = list(patients) if patients is not None else None
         self.dropped = list(dropped)  # (path, reason) of records of the source left out
-        if len(self.paths) != len(self.y) or len(self.splits) != len(self.paths):
-            raise ValueError("paths, targets and splits differ in length")
+        self.ids = [str(i) for i in ids] if ids is not None else record_ids(self.paths)
+        if len(self.paths) != len(self.y) or len(self.splits) != len(self.paths) or len(self.ids) != len(self.paths):
+            raise ValueError("paths, ids, targets and splits differ in length")
+        if len(set(self.ids)) != len(self.ids):
+            twice = _first_duplicate(self.ids)
+            raise ECGFounderError(f"record id {twice!r} names two records of the manifest")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -62,7 +72,11 @@ class Manifest:
     def subset(self, index: np.ndarray) -> Manifest:
         return Manifest([self.paths[i] for i in index], self.y[index], self.labels, self.task,
                         self.splits[index], [self.patients[i] for i in index] if self.patients else None,
-                        self.dropped)
+                        self.dropped, [self.ids[i] for i in index])
+
+    def with_splits(self, splits: Sequence[str]) -> Manifest:
+        """The same records with other splits."""
+        return Manifest(self.paths, self.y, self.labels, self.task, splits, self.patients, self.dropped, self.ids)
 
     def write_split(self, split: str, out_dir: str | Path) -> tuple[Path, Path]:
         """``manifest.csv`` (a ``path`` column, for ``ecgfounder predict``) and ``labels.csv``
@@ -120,12 +134,23 @@ class Manifest:
             dropped = self.dropped + [(self.paths[i], "its class is in no group") for i in np.flatnonzero(y < 0)
                                       if self.y[i] >= 0]
             return Manifest([self.paths[i] for i in keep], y[keep], names, self.task, self.splits[keep],
-                            [self.patients[i] for i in keep] if self.patients else None, dropped)
+                            [self.patients[i] for i in keep] if self.patients else None, dropped,
+                            [self.ids[i] for i in keep])
         if self.task != "multilabel":
             raise ECGFounderError("label groups apply to classification tasks")
         y = np.stack([np.nanmax(np.where([[target[lab] == g for lab in self.labels]], self.y, 0.0), axis=1)
                       for g in names], axis=1).astype(np.float32)
-        return Manifest(self.paths, y, names, self.task, self.splits, self.patients, self.dropped)
+        return Manifest(self.paths, y, names, self.task, self.splits, self.patients, self.dropped, self.ids)
+
+
+def _first_duplicate(values: Sequence[str]) -> str:
+    """The first value of ``values`` seen twice."""
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    raise ValueError("no duplicate")
 
 
 def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: float,
@@ -186,12 +211,13 @@ def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: 
         y = df[cols].to_numpy(dtype=np.float32)
         labels = cols
     patients = df["patient_id"].astype(str).tolist() if "patient_id" in df.columns else None
+    ids = df["record"].astype(str).tolist() if "record" in df.columns else None
     if "split" in df.columns:
         splits = df["split"].astype(str).str.lower().to_numpy(dtype=object)
     else:
         splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
                                groups=patients, strata=y if task == "multiclass" else None)
-    return Manifest(paths, y, labels, task, splits, patients)
+    return Manifest(paths, y, labels, task, splits, patients, ids=ids)
 
 
 def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float = 0.1,
@@ -219,7 +245,7 @@ def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float 
     splits = assign_splits(len(names), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
                            strata=y)
     return Manifest([str(folder / f"{n}.hea") for n in names], y, list(CINC2017_CLASSES.values()),
-                    "multiclass", splits)
+                    "multiclass", splits, ids=names)
 
 
 def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None, seed: int = 0,
@@ -244,7 +270,10 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
     labels = list(codes) if codes else sorted(set().union(*(c for _, c in per_record)))
     y = np.array([[float(code in c) for code in labels] for _, c in per_record], dtype=np.float32)
     splits = assign_splits(len(per_record), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits, dropped=unreadable)
+    stems = [h.stem for h, _ in per_record]  # CinC record names (A0001, HR00001, E00001, ...) are unique
+    ids = stems if len(set(stems)) == len(stems) else [h.relative_to(folder).with_suffix("").as_posix()
+                                                        for h, _ in per_record]
+    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits, dropped=unreadable, ids=ids)
 
 
 def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: int = 500,
@@ -294,7 +323,7 @@ def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: 
     fold = db["strat_fold"].astype(int).to_numpy()
     splits = np.where(fold == 10, "test", np.where(fold == 9, "val", "train")).astype(object)
     patients = db["patient_id"].astype(int).astype(str).tolist() if "patient_id" in db.columns else None
-    return Manifest(paths, y, labels, "multilabel", splits, patients)
+    return Manifest(paths, y, labels, "multilabel", splits, patients, ids=[str(int(i)) for i in db.index])
 
 
 def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), task: str = "multilabel",
@@ -314,6 +343,7 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
         raise ECGFounderError(f"{folder}: no ludb.csv (not the LUDB layout)")
     df = pd.read_csv(table)
     paths = [str(folder / "data" / f"{int(i)}.hea") for i in df["ID"]]
+    ids = [str(int(i)) for i in df["ID"]]
     splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     if task == "regression":
         # LUDB writes ages above 89 as ">89" (de-identification): read as 90, documented in training.md
@@ -322,7 +352,8 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
         keep = np.flatnonzero(ages.notna().to_numpy())
         y = ages.to_numpy(dtype=np.float32)[keep, None]
         dropped = [(paths[i], f"age {df['Age'].iloc[i]!r} is not a number") for i in np.flatnonzero(ages.isna())]
-        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep], dropped=dropped)
+        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep], dropped=dropped,
+                        ids=[ids[i] for i in keep])
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ECGFounderError(f"{table}: no column(s) {missing}; columns: {', '.join(df.columns)}")
@@ -339,14 +370,15 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
         dropped = [(paths[i], "no statement" if not st else f"{len(st)} statements for a one-of-N task")
                    for i, st in enumerate(sets) if len(st) != 1]
         y = np.array([classes.index(next(iter(sets[i]))) for i in keep], dtype=np.int64)
-        return Manifest([paths[i] for i in keep], y, classes, "multiclass", splits[keep], dropped=dropped)
+        return Manifest([paths[i] for i in keep], y, classes, "multiclass", splits[keep], dropped=dropped,
+                        ids=[ids[i] for i in keep])
     counts: dict[str, int] = {}
     for st in sets:
         for lab in st:
             counts[lab] = counts.get(lab, 0) + 1
     labels = sorted(lab for lab, n in counts.items() if n >= min_count)
     y = np.array([[float(lab in st) for lab in labels] for st in sets], dtype=np.float32)
-    return Manifest(paths, y, labels, "multilabel", splits)
+    return Manifest(paths, y, labels, "multilabel", splits, ids=ids)
 
 
 def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS, seed: int = 0,
@@ -368,7 +400,7 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
         tracings = folder / "ecg_tracings.hdf5"
         y = df[list(labels)].astype(float).to_numpy(dtype=np.float32)
         return Manifest([f"{tracings}[{i}]" for i in range(len(df))], y, list(labels), "multilabel",
-                        np.array(["test"] * len(df), dtype=object))
+                        np.array(["test"] * len(df), dtype=object), ids=[f"code-test/{i}" for i in range(len(df))])
     if not table.is_file():
         raise ECGFounderError(f"{folder}: neither exams.csv (CODE-15%) nor ecg_tracings.hdf5 + "
                               "annotations/gold_standard.csv (CODE-test)")
@@ -389,4 +421,5 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
     patients = df["patient_id"].astype(str).tolist() if "patient_id" in df.columns else None
     splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
                            groups=patients)
-    return Manifest([where[int(e)] for e in df["exam_id"]], y, list(labels), "multilabel", splits, patients)
+    return Manifest([where[int(e)] for e in df["exam_id"]], y, list(labels), "multilabel", splits, patients,
+                    ids=[str(int(e)) for e in df["exam_id"]])

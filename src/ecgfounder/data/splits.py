@@ -1,10 +1,12 @@
 """Split files: deterministic train/validation/test (and K-fold) assignments written once and reused
 by every task on the same data, so that the test records never depend on the task.
 
-A split file is a CSV with ``path`` (the record as a manifest names it), ``split`` (train, val,
-test) and, with K folds, ``fold`` (0..K-1 for the records outside the test split; -1 for test).
-With ``patient_id`` every patient's records share a split and a fold. The assignment depends only
-on the set of records (sorted), the patient ids, the optional stratification column and the seed.
+A split file is a CSV with ``record`` (the record's stable id, see :mod:`ecgfounder.records`),
+``path`` (where it was when the file was written, for reading by eye), ``split`` (train, val, test)
+and, with K folds, ``fold`` (0..K-1 for the records outside the test split; -1 for test). With
+``patient_id`` every patient's records share a split and a fold. The assignment depends only on the
+set of record ids, the patient ids, the optional stratification column and the seed: never on
+where the files sit (a copy, a symlink or another working directory gives the same splits).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ECGFounderError
+from ..records import match_records, record_ids
 from .manifest import Manifest
 
 __all__ = ["make_splits", "write_splits", "read_splits", "apply_splits"]
@@ -30,10 +33,12 @@ def _order(keys: Sequence[str], seed: int) -> np.ndarray:
 
 def make_splits(paths: Sequence[str], *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2,
                 folds: int = 0, patients: Sequence[str] | None = None,
-                strata: Sequence[Any] | None = None) -> Any:
-    """A DataFrame ``path, split[, fold][, patient_id]``. Units of assignment are patients when
-    ``patients`` is given, else records; with ``strata`` (one value per record; a patient takes the
-    value of its first record) each stratum is split in the same proportions."""
+                strata: Sequence[Any] | None = None, ids: Sequence[str] | None = None) -> Any:
+    """A DataFrame ``record, path, split[, fold][, patient_id]``. ``ids``: the records' stable ids
+    (default: :func:`~ecgfounder.records.record_ids` of ``paths``); the assignment hashes them, never
+    the paths. Units of assignment are patients when ``patients`` is given, else records; with
+    ``strata`` (one value per record; a patient takes the value of its first record) each stratum is
+    split in the same proportions."""
     import pandas as pd
 
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
@@ -41,9 +46,12 @@ def make_splits(paths: Sequence[str], *, seed: int = 0, val_fraction: float = 0.
     if folds == 1 or folds < 0:
         raise ECGFounderError("folds must be 0 (none) or at least 2")
     paths = [str(p) for p in paths]
-    if len(set(paths)) != len(paths):
+    ids = [str(i) for i in ids] if ids is not None else record_ids(paths)
+    if len(ids) != len(paths):
+        raise ECGFounderError("one id per record is needed")
+    if len(set(ids)) != len(ids):
         raise ECGFounderError("the same record is listed twice")
-    units = list(patients) if patients is not None else paths
+    units = list(patients) if patients is not None else ids
     unit_ids = sorted(set(units))
     first: dict[str, int] = {}
     for i, u in enumerate(units):
@@ -60,7 +68,7 @@ def make_splits(paths: Sequence[str], *, seed: int = 0, val_fraction: float = 0.
             split_of[u] = "test" if rank < n_test else ("val" if rank < n_test + n_val else "train")
             if folds:
                 fold_of[u] = -1 if rank < n_test else (rank - n_test) % folds
-    out = pd.DataFrame({"path": paths, "split": [split_of[u] for u in units]})
+    out = pd.DataFrame({"record": ids, "path": paths, "split": [split_of[u] for u in units]})
     if folds:
         out["fold"] = [fold_of[u] for u in units]
     if patients is not None:
@@ -79,11 +87,12 @@ def read_splits(path: str | Path) -> Any:
     import pandas as pd
 
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={"record": str, "path": str, "patient_id": str})  # ids stay text: "007"
     except Exception as exc:  # noqa: BLE001
         raise ECGFounderError(f"{path}: cannot read the split file ({exc})") from None
-    if not {"path", "split"} <= set(table.columns):
-        raise ECGFounderError(f"{path}: a split file needs 'path' and 'split' columns (has {', '.join(table.columns)})")
+    if "split" not in table.columns or not {"record", "path"} & set(table.columns):
+        raise ECGFounderError(f"{path}: a split file needs 'record' (or 'path') and 'split' columns "
+                              f"(has {', '.join(map(str, table.columns))})")
     bad = sorted(set(table["split"].astype(str)) - {"train", "val", "test"})
     if bad:
         raise ECGFounderError(f"{path}: unknown split name(s) {', '.join(bad[:5])} (train, val, test)")
@@ -91,25 +100,34 @@ def read_splits(path: str | Path) -> Any:
 
 
 def apply_splits(man: Manifest, splits: Any, *, fold: int | None = None, source: str = "split file") -> Manifest:
-    """``man`` with the splits of a split file (joined on the resolved path). With ``fold`` k: the
-    records of fold k are the validation split, the other folds train, test stays test. Records of
-    the manifest missing from the split file are an error naming them."""
-    def key(p: str) -> str:
-        return str(Path(p).resolve()) if not p.endswith("]") else p
-
-    lookup = {key(str(p)): (str(s), int(f) if "fold" in splits.columns else -2)
-              for p, s, f in zip(splits["path"], splits["split"],
-                                 splits["fold"] if "fold" in splits.columns else [0] * len(splits))}
-    missing = [p for p in man.paths if key(p) not in lookup]
+    """``man`` with the splits of a split file, joined on the record ids (a file without a
+    ``record`` column, from an older version, is joined on its paths: see
+    :func:`~ecgfounder.records.match_records`). With ``fold`` k: the records of fold k are the
+    validation split, the other folds train, test stays test. Records of the manifest missing from
+    the split file are an error naming them."""
+    has_fold = "fold" in splits.columns
+    if "record" in splits.columns:
+        theirs = splits["record"].astype(str).tolist()
+        lookup = {k: j for j, k in enumerate(theirs)}
+        pairs = {i: lookup[k] for i, k in enumerate(man.ids) if k in lookup}
+    else:
+        match = match_records(man.paths, splits["path"].astype(str).tolist())
+        pairs = dict(match.pairs)
+    missing = [man.paths[i] for i in range(len(man)) if i not in pairs]
     if missing:
-        raise ECGFounderError(f"{source}: {len(missing)} record(s) of the data are not in it, e.g. {missing[0]}")
+        raise ECGFounderError(f"{source}: {len(missing)} of {len(man)} record(s) of the data are not in it, "
+                              f"e.g. {man.ids[man.paths.index(missing[0])]} ({missing[0]}); was it written for "
+                              "this data set?")
+    split_col = splits["split"].astype(str).tolist()
+    fold_col = splits["fold"].astype(int).tolist() if has_fold else None
     new = []
-    for p in man.paths:
-        split, f = lookup[key(p)]
+    for i in range(len(man)):
+        j = pairs[i]
+        split = split_col[j]
         if fold is not None:
-            if f == -2:
+            if fold_col is None:
                 raise ECGFounderError(f"{source}: has no fold column (write it with `ecgfounder split --folds K`)")
             if split != "test":
-                split = "val" if f == fold else "train"
+                split = "val" if fold_col[j] == fold else "train"
         new.append(split)
-    return Manifest(man.paths, man.y, man.labels, man.task, new, man.patients)
+    return man.with_splits(new)

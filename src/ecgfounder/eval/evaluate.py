@@ -411,7 +411,9 @@ def infer_task(y: np.ndarray, labels: Sequence[str], task: str = "auto") -> str:
 @dataclass
 class Joined:
     """Predictions and labels joined by record: ``y`` and ``p`` are (N, L) over ``labels``;
-    ``table`` is the merged table (label-table columns suffixed ``__true`` where both have them)."""
+    ``table`` is the merged table (label-table columns suffixed ``__true`` where both have them).
+    ``unmatched``: prediction rows without a label row; ``unmatched_labels``: label rows without a
+    prediction; ``how``: how the records were matched (see :func:`align_tables`)."""
 
     table: Any
     labels: list[str]
@@ -419,13 +421,45 @@ class Joined:
     p: np.ndarray
     patients: list[Any] | None
     unmatched: int
+    unmatched_labels: int = 0
+    how: str = "exact keys"
+
+    def join_note(self) -> str | None:
+        """A sentence when fewer than all records were matched (None when every row has its partner)."""
+        if not self.unmatched and not self.unmatched_labels:
+            return None
+        return (f"{len(self.table)} records evaluated ({self.how}); {self.unmatched_labels} labelled record(s) "
+                f"have no prediction and {self.unmatched} prediction row(s) no label")
+
+
+def align_tables(left: Any, right: Any, id_column: str = "record", *, what: str = "labels") -> tuple[Any, Any]:
+    """Rows of ``left`` and ``right`` (DataFrames) paired by record, wherever each table was written:
+    exact ids, else the shortest tail of path parts naming every record once
+    (:func:`ecgfounder.records.match_records`). Returns (merged table, the match); ``right``'s
+    columns that ``left`` also has are suffixed ``__true``. No record in common is a ValueError."""
+    import pandas as pd
+
+    from ..records import match_records
+
+    match = match_records(left[id_column].astype(str).tolist(), right[id_column].astype(str).tolist())
+    if not match.pairs:
+        show = lambda df: ", ".join(map(str, df[id_column].astype(str).head(2)))  # noqa: E731
+        raise ValueError(f"no {id_column} in common with the {what} (e.g. {show(left)} against {show(right)}): "
+                         "neither the same keys nor the same file names")
+    li = [i for i, _ in match.pairs]
+    rj = [j for _, j in match.pairs]
+    a = left.iloc[li].reset_index(drop=True)
+    b = right.iloc[rj].reset_index(drop=True).drop(columns=[id_column])
+    b = b.rename(columns={c: f"{c}__true" for c in b.columns if c in a.columns})
+    return pd.concat([a, b], axis=1), match
 
 
 def join_tables(predictions: Any, truth: Any, *, id_column: str = "record",
                 label_columns: Sequence[str] | None = None, patient_column: str | None = None,
                 exclude: Sequence[str] = ()) -> Joined:
     """Join a prediction table with a label table on ``id_column`` (files or DataFrames; rows of
-    failed predictions dropped); the labels are the label-table columns the predictions also have
+    failed predictions dropped; records matched wherever each table was written, see
+    :func:`align_tables`); the labels are the label-table columns the predictions also have
     (or ``label_columns``), never ``id_column``, ``patient_column`` or ``exclude``."""
     import pandas as pd
 
@@ -437,17 +471,18 @@ def join_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     if "error" in pred.columns:
         err = pred["error"]
         pred = pred[err.isna() | (err.astype(str) == "")]
-    merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
-    if merged.empty:
-        raise ValueError(f"no {id_column} in common between the predictions and the labels")
     skip = {id_column, patient_column, *exclude}
     shared = [c for c in (label_columns or true.columns) if c not in skip and c in pred.columns]
     if not shared:
-        raise ValueError("no label column appears in both tables")
+        have = [c for c in pred.columns if c not in skip][:6]
+        raise ValueError(f"no label column appears in both tables (labels: "
+                         f"{', '.join(c for c in true.columns if c not in skip)[:200]}; predictions: "
+                         f"{', '.join(have)}{' ...' if len(pred.columns) > 6 else ''})")
+    merged, match = align_tables(pred, true, id_column)
     y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
     p = merged[shared].to_numpy(dtype=np.float64)
     patients = merged[patient_column].tolist() if patient_column else None
-    return Joined(merged, shared, y, p, patients, int(len(pred) - len(merged)))
+    return Joined(merged, shared, y, p, patients, len(match.left_unmatched), len(match.right_unmatched), match.how)
 
 
 def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any:
@@ -459,7 +494,7 @@ def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any
 
         rkw = {k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci", "keep_draws")}  # thresholds etc. do not apply
         report = evaluate_regression(y, p, shared, groups=joined.patients, **rkw)
-        report.extra["unmatched_predictions"] = joined.unmatched
+        record_join_extra(report.extra, joined)
         return report
     temperature = kwargs.pop("temperature", None)
     if temperature is not None:
@@ -467,8 +502,17 @@ def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any
     report = evaluate_arrays(y, p, shared, groups=joined.patients, **kwargs)
     if temperature is not None:
         report.extra["temperature"] = temperature
-    report.extra["unmatched_predictions"] = joined.unmatched
+    record_join_extra(report.extra, joined)
     return report
+
+
+def record_join_extra(extra: dict[str, Any], joined: Joined) -> None:
+    extra["unmatched_predictions"] = joined.unmatched
+    extra["unmatched_labels"] = joined.unmatched_labels
+    extra["matched_by"] = joined.how
+    note = joined.join_note()
+    if note:
+        extra["join_note"] = note
 
 
 def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
@@ -492,10 +536,10 @@ def fit_temperature_tables(predictions: Any, labels: Any, *, id_column: str = "r
     true = labels if not isinstance(labels, (str, Path)) else read_table(labels)
     if mapping is not None:
         pred = mapping.apply(pred, id_column=id_column)
-    merged = pred.merge(true, on=id_column, suffixes=("", "__true"))
     cols = [c for c in true.columns if c != id_column and c in pred.columns]
-    if merged.empty or not cols:
-        raise ValueError("temperature fitting: the predictions and labels tables share no records or labels")
+    if not cols:
+        raise ValueError("temperature fitting: the predictions and labels tables share no label column")
+    merged, _ = align_tables(pred, true, id_column)
     temperature = fit_temperature(merged[[f"{c}__true" for c in cols]].to_numpy(float), merged[cols].to_numpy(float))
     return temperature, len(merged)
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import MIN_COUNT, EvalReport, Joined, evaluate_arrays, infer_task, join_tables
+from .evaluate import (MIN_COUNT, EvalReport, Joined, record_join_extra, align_tables, evaluate_arrays, infer_task,
+                       join_tables, read_table)
 from .regression import RegressionReport, evaluate_regression
 
 __all__ = ["SubgroupReport", "evaluate_subgroups", "evaluate_subgroups_tables", "band_values",
@@ -269,18 +270,30 @@ def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *
                               temperature: float | None = None, **kwargs: Any) -> SubgroupReport:
     """:func:`evaluate_subgroups` on tables: each grouping column is taken from the labels table,
     else the predictions table, else ``covariates`` (a table with ``id_column``, e.g. age and sex
-    read from the records), joined by record."""
+    read from the records), joined by record. A grouping column that is also a predicted target
+    (``--by age`` on an age regression) is both: evaluated, and grouped by its true value."""
     import pandas as pd
 
-    joined: Joined = join_tables(predictions, truth, id_column=id_column, label_columns=label_columns,
-                                 patient_column=patient_column, exclude=by)
+    pred = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions)
+    true = truth if isinstance(truth, pd.DataFrame) else read_table(truth)
+    predicted = [c for c in by if c in pred.columns and c in true.columns and pd.api.types.is_numeric_dtype(pred[c])]
+    joined: Joined = join_tables(pred, true, id_column=id_column, label_columns=label_columns,
+                                 patient_column=patient_column, exclude=[c for c in by if c not in predicted])
     table = joined.table
     cov = None
+    notes_join = None
     if covariates is not None:
         cov = covariates if isinstance(covariates, pd.DataFrame) else pd.read_csv(covariates)
         if id_column not in cov.columns:
             raise ValueError(f"the covariates table has no {id_column!r} column")
-        cov = cov.drop_duplicates(id_column).set_index(id_column)
+        cov = cov.drop_duplicates(id_column)
+        # the records' rows aligned with the joined table, wherever the files were when each was written
+        aligned, match = align_tables(table[[id_column]], cov, id_column, what="records read for age and sex")
+        covered = len({i for i, _ in match.pairs})
+        if covered < len(table):
+            notes_join = (f"{len(table) - covered} of {len(table)} evaluated records are not among the records read "
+                          f"for the covariates ({match.how}): their group is 'unknown'")
+        cov = aligned.drop_duplicates(id_column).set_index(id_column)
     values: dict[str, Sequence[Any]] = {}
     for column in by:
         if f"{column}__true" in table.columns:
@@ -300,7 +313,9 @@ def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *
 
         p = apply_temperature(p, temperature)
     report = evaluate_subgroups(joined.y, p, joined.labels, values, task=task, patients=joined.patients, **kwargs)
-    report.overall.extra["unmatched_predictions"] = joined.unmatched
+    record_join_extra(report.overall.extra, joined)
+    if covariates is not None and notes_join:
+        report.notes.append(notes_join)
     if temperature is not None:
         report.overall.extra["temperature"] = temperature
     return report

@@ -54,7 +54,7 @@ def cross_validate(cfg: TrainConfig, folds: int, *, n_boot: int = 1000) -> Path:
     else:
         man = build_manifest(dataclasses.replace(cfg, splits=None, fold=None))
         table = make_splits([str(Path(p).resolve()) for p in man.paths], seed=cfg.data_seed(), val_fraction=0.0,
-                            test_fraction=cfg.test_fraction, folds=folds, patients=man.patients)
+                            test_fraction=cfg.test_fraction, folds=folds, patients=man.patients, ids=man.ids)
         split_path = write_splits(table, out / "splits.csv")
     rows: list[dict[str, Any]] = []
     truth_rows: list[dict[str, Any]] = []

@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise ECGFounderError(f"{args.labels}: {exc}") from None
     paths = report.write(args.output_dir, plots=not args.no_plots)
     print(report.to_markdown())
+    if report.extra.get("join_note"):
+        print(f"note: {report.extra['join_note']}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
 
@@ -124,5 +126,7 @@ def _run_subgroups(args: argparse.Namespace, predictions: Any, common: dict[str,
     paths.update(report.write(args.output_dir))
     print(report.overall.to_markdown())
     print(report.to_markdown())
+    if report.overall.extra.get("join_note"):
+        print(f"note: {report.overall.extra['join_note']}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0

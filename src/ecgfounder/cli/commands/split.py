@@ -13,9 +13,12 @@ _LAYOUTS = ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl")
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("split", help="deterministic train/val/test (and K-fold) assignments, reused by every task",
-                       description="Writes a split file (path, split[, fold][, patient_id]) that training "
+                       description="Writes a split file (record, path, split[, fold][, patient_id]) that training "
                                    "configs read with `splits: FILE` (and `fold: k`). The test records depend on "
-                                   "the records, the patient ids, the stratification column and the seed only.")
+                                   "the record ids, the patient ids, the stratification column and the seed only, "
+                                   "never on where the files sit: a record's id is the layout's own (CinC names, "
+                                   "PTB-XL ecg_id, CODE exam_id, LUDB ID), a manifest's 'record' column, or its "
+                                   "path relative to the deepest folder holding all the records.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="ECG files, folders, globs, a manifest CSV, or one layout such as ludb:DIR")
     p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ...data.splits import make_splits, write_splits
     from ...errors import ECGFounderError
 
-    patients = strata = None
+    patients = strata = ids = None
     first = args.inputs[0]
     if len(args.inputs) == 1 and first.split(":", 1)[0] in _LAYOUTS and ":" in first:
         from ...train import build_manifest, load_config
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         kind = first.split(":", 1)[0]
         cfg = load_config(None, {"dataset": first, "task": "multiclass" if kind == "cinc2017" else "multilabel"})
         man = build_manifest(cfg)
-        paths, patients = man.paths, man.patients
+        paths, patients, ids = man.paths, man.patients, man.ids
     elif len(args.inputs) == 1 and first.lower().endswith(".csv") and (args.patient_column or args.stratify_column):
         import pandas as pd
         from pathlib import Path
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         paths = [str(p if Path(p).is_absolute() else Path(first).parent / p) for p in df["path"].astype(str)]
         patients = df[args.patient_column].astype(str).tolist() if args.patient_column else None
         strata = df[args.stratify_column].astype(str).tolist() if args.stratify_column else None
+        ids = df["record"].astype(str).tolist() if "record" in df.columns else None
     else:
         from ...io.sources import expand_inputs
 
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [str(Path(p).resolve()) if not p.endswith("]") else p for p in paths]
     table = make_splits(paths, seed=args.seed, val_fraction=0.0 if args.folds else args.val,
-                        test_fraction=args.test, folds=args.folds, patients=patients, strata=strata)
+                        test_fraction=args.test, folds=args.folds, patients=patients, strata=strata, ids=ids)
     out = write_splits(table, args.output)
     counts = table["split"].value_counts().to_dict()
     print(f"{len(table)} records -> {out}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("train", "val", "test"))
