@@ -164,3 +164,20 @@ def test_exit_statuses_and_a_closed_pipe(tmp_path, cinc_folder):
                            timeout=60)
     assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
     assert shell.stdout.startswith("0\t")
+
+
+def test_resume_from_another_place_scores_no_record_twice(tmp_path, cinc_folder):
+    """Issue 31: a run interrupted when started from one place and resumed from another (the inputs
+    named through a symlink here) keeps what was written and appends only the rest."""
+    pred = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False)
+    names = sorted(p.name for p in cinc_folder.glob("*.hea"))[:8]
+    first = tmp_path / "first.csv"
+    predict_to_file(pred, [cinc_folder / n for n in names[:5]], first)
+    out = tmp_path / "out.csv"
+    shutil.copy(first, tmp_path / "out.csv.partial")  # as an interruption after 5 records leaves it
+    link = tmp_path / "link"
+    link.symlink_to(cinc_folder, target_is_directory=True)
+    summary = predict_to_file(pred, [link / n for n in names], out, resume=True)
+    assert summary.resumed == 4 and summary.records == 4  # the last kept record is scored again
+    got = pd.read_csv(out)
+    assert len(got) == 8 and [Path(r).name for r in got["record"]] == names

@@ -177,7 +177,12 @@ def predict_to_file(predictor: Any, inputs: Iterable[Any], output: str | os.Path
         done = _done_records(partial, fmt)
     elif partial.exists():
         partial.unlink()
-    todo = [s for s in sources if s.key not in done]
+    todo = sources
+    if done:  # records written by the interrupted run, matched wherever it was started from
+        from ..records import match_records
+
+        finished = {i for i, _ in match_records([s.key for s in sources], sorted(done)).pairs}
+        todo = [s for i, s in enumerate(sources) if i not in finished]
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = TableWriter(str(partial), fmt, append=bool(done))
     rows = failed = records = 0
