@@ -153,6 +153,16 @@ def _first_duplicate(values: Sequence[str]) -> str:
     raise ValueError("no duplicate")
 
 
+def _folder(folder: str | Path, layout: str) -> Path:
+    """``folder`` as a Path, or the error that names the real cause: it does not exist, or is a file."""
+    path = Path(folder)
+    if not path.exists():
+        raise ECGFounderError(f"{folder}: no such folder (the {layout} data set's folder)")
+    if not path.is_dir():
+        raise ECGFounderError(f"{folder}: is a file, not the {layout} data set's folder")
+    return path
+
+
 def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: float,
                   groups: Sequence[str] | None = None, strata: np.ndarray | None = None) -> np.ndarray:
     """Deterministic random splits. With ``groups`` (patient ids) every patient's records land in one
@@ -187,6 +197,9 @@ def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: 
     import pandas as pd
 
     path = Path(path)
+    if not path.is_file():
+        raise ECGFounderError(f"{path}: no such file (the manifest CSV)" if not path.exists() else
+                              f"{path}: is a folder, not a manifest CSV")
     try:
         df = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001
@@ -225,7 +238,7 @@ def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float 
     """The CinC 2017 layout (``REFERENCE.csv``: record,class with N, A, O, ~): a multi-class task
     with readable class names, stratified splits (the set has no patient ids). ``limit`` keeps a
     stratified random subset of that many records."""
-    folder = Path(folder)
+    folder = _folder(folder, "CinC 2017")
     ref = folder / "REFERENCE.csv"
     if not ref.is_file():
         raise ECGFounderError(f"{folder}: no REFERENCE.csv (not the CinC 2017 layout)")
@@ -255,7 +268,7 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
     from ..errors import ECGInputError
     from ..io import header_comments, parse_header_comments
 
-    folder = Path(folder)
+    folder = _folder(folder, "CinC 2020/2021")
     headers = sorted(folder.rglob("*.hea"))
     if not headers:
         raise ECGFounderError(f"{folder}: no WFDB headers")
@@ -291,7 +304,7 @@ def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: 
 
     import pandas as pd
 
-    folder = Path(folder)
+    folder = _folder(folder, "PTB-XL")
     db_path, scp_path = folder / "ptbxl_database.csv", folder / "scp_statements.csv"
     if not db_path.is_file() or not scp_path.is_file():
         raise ECGFounderError(f"{folder}: ptbxl_database.csv and scp_statements.csv expected (PTB-XL layout)")
@@ -337,7 +350,7 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
     per patient)."""
     import pandas as pd
 
-    folder = Path(folder)
+    folder = _folder(folder, "LUDB")
     table = folder / "ludb.csv"
     if not table.is_file():
         raise ECGFounderError(f"{folder}: no ludb.csv (not the LUDB layout)")
@@ -390,7 +403,7 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
     import h5py
     import pandas as pd
 
-    folder = Path(folder)
+    folder = _folder(folder, "CODE-15%/CODE-test")
     table = folder / "exams.csv"
     gold = folder / "annotations" / "gold_standard.csv"
     if not table.is_file() and gold.is_file() and (folder / "ecg_tracings.hdf5").is_file():

@@ -548,9 +548,17 @@ def read_table(path: str | Path) -> Any:
     """A predictions or labels table: CSV, JSON lines or Parquet, by the suffix."""
     import pandas as pd
 
+    from ..errors import ECGFounderError
+
     path = Path(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=True)
-    return pd.read_csv(path)
+    if not path.is_file():
+        raise ECGFounderError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, not a table")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=True)
+        return pd.read_csv(path)
+    except (ValueError, OSError, ImportError) as exc:  # pandas' parser errors are ValueErrors
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ECGFounderError(f"{path}: cannot read the table ({why})") from None

@@ -173,9 +173,11 @@ def explain(model: Any, ecg: Any, label: str | int, *, method: Method = "integra
     from ..models import load_model
     from ..signal import PreparedECG, prepare
 
+    spec = model if isinstance(model, str) else None
     if isinstance(model, str):
         model = load_model(model)
     info = model.info
+    spec = spec or info.name or "MODEL"
     contract = info.contract
     labels: Sequence[str] = list(info.labels or [])
     if isinstance(label, int):
@@ -187,7 +189,7 @@ def explain(model: Any, ecg: Any, label: str | int, *, method: Method = "integra
         close = [x for x in labels if label.lower() in x.lower()][:5]
         raise ECGFounderError(f"label {label!r} is not one of the model's labels"
                               + (f" (did you mean: {', '.join(close)}?)" if close else
-                                 " (`ecgfounder labels --model ...` lists them)"))
+                                 f" (`ecgfounder labels {spec}` lists them)"))
     from ..io.leads import canonical_lead
 
     names = list(contract.leads)

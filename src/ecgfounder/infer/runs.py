@@ -42,11 +42,19 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str] | Source]) -> list[So
     given = list(inputs)
     sources = [s for s in given if isinstance(s, Source)]
     sources += list(expand_inputs([s for s in given if not isinstance(s, Source)]))
+    shown = ", ".join(str(g) for g in given[:5]) + (" ..." if len(given) > 5 else "")
+    if sources and not any(_exists(s.path) for s in sources):  # the cause, before any model or layout message
+        raise NoInputsError(f"{shown}: no such file or folder" if len(given) == 1 else
+                            f"none of the inputs exists ({shown})")
     if not sources:
-        shown = ", ".join(str(g) for g in given[:5]) + (" ..." if len(given) > 5 else "")
         raise NoInputsError(f"no ECG inputs found in {shown or 'nothing'} (folders are searched recursively "
                             f"for {' '.join(SCAN_SUFFIXES)}; CSV ECGs are named one by one or by a glob)")
     return sources
+
+
+def _exists(path: str) -> bool:
+    p = Path(path)
+    return p.exists() or Path(path + ".hea").is_file()
 
 
 def suggest_model(inputs: Iterable[Any], tries: int = 5) -> tuple[str, str]:

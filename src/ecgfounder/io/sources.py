@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Source", "expand_inputs", "SCAN_SUFFIXES"]
+__all__ = ["Source", "expand_inputs", "missing_inputs", "SCAN_SUFFIXES"]
 
 #: File types picked up when a folder is scanned. CSV/TSV are left out on purpose: folders of ECGs
 #: usually hold label tables too (CinC 2017's REFERENCE.csv); name CSV ECGs explicitly or by glob.
@@ -129,3 +129,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Source]:
                 yield from emit(_expand_file(mp))
         else:
             yield from emit([Source(text)])
+
+
+def missing_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The inputs that name nothing: no such file or folder, and no glob match (a WFDB record may
+    be named without its ``.hea``)."""
+    out = []
+    for item in inputs:
+        text = str(item)
+        if Path(text).exists() or Path(text + ".hea").is_file():
+            continue
+        if glob.has_magic(text) and glob.glob(text, recursive=True):
+            continue
+        m = re.fullmatch(r"(.+)\[(\d+)\]", text)  # exam i of a multi-exam file
+        if m and Path(m.group(1)).is_file():
+            continue
+        out.append(text)
+    return out

@@ -49,7 +49,7 @@ from ..models.outputs import aggregate as aggregate_outputs
 from .config import TrainConfig
 from .loop import Trainer, _aggregate, load_resume_state
 from .run import Run
-from .sources import CachedData, build_manifest
+from .sources import CachedData, build_manifest, check_data
 
 __all__ = [
     "DistillTrainer",
@@ -375,6 +375,7 @@ class DistillTrainer(Trainer):
         super().__init__(cfg, resume_state=resume_state)
 
     def _build(self, cfg: TrainConfig, run: Run) -> tuple[Net1D, Any]:
+        check_data(cfg)  # a missing folder is named before the teacher is looked for
         teacher = load_teacher(cfg.teacher, run.device)
         info = teacher.info
         if info is None or not info.labels or info.contract is None:

@@ -26,7 +26,7 @@ from ..models import Net1D
 from .config import TrainConfig
 from .run import Run
 
-__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "window_features", "epoch_order",
+__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "check_data", "window_features", "epoch_order",
            "parse_label_groups"]
 
 
@@ -58,6 +58,7 @@ class DataSource(Protocol):
 
 def build_manifest(cfg: TrainConfig) -> Manifest:
     """The records, labels and splits a training config names (a manifest file or a data-set layout)."""
+    check_data(cfg)
     split_args = dict(seed=cfg.data_seed(), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
     if cfg.manifest:
         man = load_manifest(cfg.manifest, task=cfg.task, label_columns=cfg.label_columns, **split_args)
@@ -90,6 +91,26 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
     elif cfg.fold is not None:
         raise ECGFounderError("fold: needs a split file with folds (splits: FILE, from `ecgfounder split --folds K`)")
     return man
+
+
+def check_data(cfg: TrainConfig) -> None:
+    """The error naming the real cause when the data a config names is not there (a missing folder
+    or manifest, inputs that name nothing), before any model is loaded or layout is read."""
+    from ..io.sources import missing_inputs
+
+    if cfg.inputs:
+        missing = missing_inputs(cfg.inputs)
+        if len(missing) == len(list(cfg.inputs)):
+            raise ECGFounderError(f"{missing[0]}: no such file or folder" if len(missing) == 1 else
+                                  f"none of the inputs exists ({', '.join(missing[:5])})")
+    elif cfg.dataset and ":" in cfg.dataset:
+        folder = cfg.dataset.split(":", 1)[1]
+        if not Path(folder).exists():
+            raise ECGFounderError(f"{folder}: no such folder ({cfg.dataset.split(':', 1)[0]} data set)")
+    elif cfg.manifest and not Path(cfg.manifest).exists():
+        raise ECGFounderError(f"{cfg.manifest}: no such file (the manifest CSV)")
+    if cfg.splits and not Path(cfg.splits).is_file():
+        raise ECGFounderError(f"{cfg.splits}: no such file (the split file)")
 
 
 def parse_label_groups(spec: str) -> dict[str, str]:
