@@ -106,3 +106,20 @@ def test_a_missing_path_is_named_before_any_model_or_layout_message(argv, tmp_pa
     first = r.stderr.strip().splitlines()[0]
     assert first.startswith("error: MISSING: no such"), r.stderr
     assert "weight" not in r.stderr and "layout" not in r.stderr and "model:" not in r.stderr
+
+
+def test_every_option_of_every_command_is_described():
+    """Issue 31: `train --help` printed only 'default: None' beside 60 settings."""
+    undescribed = []
+    for name, sub in _subcommands().items():
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            text = (action.help or "").strip()
+            if not text or text.lower().startswith("default:"):
+                undescribed.append(f"{name} {(action.option_strings or [action.dest])[0]}")
+    assert not undescribed, undescribed
+    from ecgfounder.train.config import FIELD_HELP, TrainConfig
+    import dataclasses
+
+    assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}

@@ -41,7 +41,7 @@ def scoring_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lead", help="channel to use for a single-lead model (e.g. II, ECG)")
     p.add_argument("--stride", type=float, metavar="SECONDS",
                    help="window step for records longer than the window (default: the window)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="windows per model call (default 64)")
     p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1, at most 8; none with 2 CPUs or fewer)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32",
@@ -114,7 +114,7 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (``--key value``), as config overrides."""
     import dataclasses
 
-    from ..train.config import TrainConfig
+    from ..train.config import FIELD_HELP, TrainConfig
 
     return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
             if getattr(args, f"cfg_{f.name}", None) is not None}
@@ -123,7 +123,7 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def add_train_options(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
-    from ..train.config import TrainConfig
+    from ..train.config import FIELD_HELP, TrainConfig
 
     p.add_argument("--config", help="YAML file of training settings (keys as below)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its state.pt")
@@ -131,4 +131,4 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else None
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V",
-                           help=f"default: {default}")
+                           help=f"{FIELD_HELP[f.name]} (default: {default})".replace("%", "%%"))

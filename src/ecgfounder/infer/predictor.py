@@ -38,6 +38,11 @@ RESERVED_COLUMNS = ("record", "window", "start_s", "error", "findings", "flags",
                     "duration_s", "notes", "model", "preprocessing")
 
 
+def _seconds(value: float | None) -> float | None:
+    """A duration to the millisecond (``1805.5555555555557`` -> ``1805.556``)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 3)
+
+
 @dataclass
 class Embeddings:
     """Pooled embeddings: ``vectors[i]`` belongs to ``records[i]`` (window ``windows[i]`` when per
@@ -135,9 +140,15 @@ class Predictor:
         self.model_name = (info.name if info is not None and info.name else
                            (info.provenance.get("file") if info is not None else None)) or "Net1D"
         self.runtime = self.backend.runtime
+        used = ' '.join(self.contract.leads)
+        if lead:
+            from ..io.leads import canonical_lead
+
+            lead = canonical_lead(lead) or lead
+        if lead and self.contract.n_leads == 1 and lead != self.contract.leads[0]:
+            used = f"{lead} (in the model's lead {self.contract.leads[0]} input)"  # --lead: the lead actually fed
         self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead{'s' if self.contract.n_leads != 1 else ''} "
-                              f"{' '.join(self.contract.leads)}, {self.contract.fs:g} Hz, "
-                              f"{self.contract.n_samples} samples")
+                              f"{used}, {self.contract.fs:g} Hz, {self.contract.n_samples} samples")
         self.on_error = on_error
         self.conformal = conformal
         if conformal is not None:
@@ -294,7 +305,7 @@ class Predictor:
                 meta.update(prep.extras or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS})
             if probs is None:
                 row = {**base, **({"window": None, "start_s": None} if per_window else {}),
-                       "findings": "", **meta, "n_windows": 0, "duration_s": prep.duration_s}
+                       "findings": "", **meta, "n_windows": 0, "duration_s": _seconds(prep.duration_s)}
                 row = {**row, **dict.fromkeys(self.labels, math.nan)}
                 if self.conformal is not None and not per_window:
                     row.update(conformal_set="", abstain=True)
@@ -302,13 +313,13 @@ class Predictor:
                 continue
             if per_window:
                 for w, (p, start) in enumerate(zip(probs, prep.starts_s)):
-                    yield {**base, "window": w, "start_s": start, "findings": self._findings(p), **meta,
-                           "n_windows": len(probs), "duration_s": prep.duration_s,
+                    yield {**base, "window": w, "start_s": _seconds(start), "findings": self._findings(p), **meta,
+                           "n_windows": len(probs), "duration_s": _seconds(prep.duration_s),
                            **dict(zip(self.labels, map(float, p)))}
             else:
                 p = self.record_probabilities(probs)
                 row = {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
-                       "duration_s": prep.duration_s, **dict(zip(self.labels, map(float, p)))}
+                       "duration_s": _seconds(prep.duration_s), **dict(zip(self.labels, map(float, p)))}
                 if self.conformal is not None:
                     label_set = self.conformal.sets(np.array([[row[name] for name in self.conformal.labels]]))[0]
                     row["conformal_set"] = "; ".join(label_set)

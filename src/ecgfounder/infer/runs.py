@@ -140,7 +140,7 @@ def _done_records(partial: Path, fmt: str) -> set[str]:
         keep = []
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\r\n")
+        w = csv.writer(buf, lineterminator="\n")
         w.writerow(header)
         w.writerows(body[i] for i in keep)
         partial.write_text(buf.getvalue(), encoding="utf-8", newline="")

@@ -72,7 +72,7 @@ class TableWriter:
                 header = self._existing_header()
                 if header is not None and set(header) != set(row):
                     raise ValueError(f"{self.path}: the columns of the rows to append differ from the file's")
-                self._csv = csv.DictWriter(self._open(), fieldnames=header or list(row))
+                self._csv = csv.DictWriter(self._open(), fieldnames=header or list(row), lineterminator="\n")
                 if header is None:
                     self._csv.writeheader()
             self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -131,7 +131,7 @@ class EmbeddingWriter:
         if self.fmt == "npy":
             self._tmp = tempfile.NamedTemporaryFile(dir=self.path.parent or ".", prefix=".emb-", delete=False)
             self._ids = open(self.path.with_suffix(".ids.csv"), "w", newline="", encoding="utf-8")
-            self._ids_csv = csv.writer(self._ids)
+            self._ids_csv = csv.writer(self._ids, lineterminator="\n")
             self._ids_csv.writerow(["row", "record", "window", "start_s"])
         else:
             self._table = TableWriter(str(self.path), "parquet")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-__all__ = ["TrainConfig", "load_config"]
+__all__ = ["TrainConfig", "load_config", "FIELD_HELP"]
 
 
 @dataclass
@@ -90,6 +90,71 @@ class TrainConfig:
 
     def resolved(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: One line per setting: what ``ecgfounder train --help`` and ``distill --help`` print beside it.
+FIELD_HELP: dict[str, str] = {
+    "manifest": "CSV of records: path (relative to the CSV), label columns, optional split, patient_id, record",
+    "dataset": "a data set in its own layout: cinc2017:DIR, cinc2021:DIR, ludb:DIR, code15:DIR, ptbxl[/GROUP]:DIR",
+    "shards": "a folder written by `ecgfounder prepare` (streamed by each process)",
+    "label_columns": "labels to train on, comma-separated (manifest columns, LUDB columns, CinC codes)",
+    "label_groups": "merge labels: 'A=g;B=g;*=other' or a CSV with label,group",
+    "limit": "train on a stratified subset of this many records (quick runs)",
+    "splits": "a split file from `ecgfounder split`: its splits replace the drawn ones",
+    "fold": "with a K-fold split file: this fold is the validation split, the others train",
+    "val_fraction": "validation fraction when the data has no splits",
+    "test_fraction": "test fraction when the data has no splits",
+    "cache_dir": "where prepared windows are cached (reused by later runs on the same data and recipe)",
+    "cache_stride_s": "seconds between cached windows of long records (more crop positions)",
+    "task": "multiclass, multilabel or regression",
+    "loss": "ce, bce, mse or l1 (default: ce, bce or mse by task)",
+    "class_weights": "none or balanced (loss weights inverse to class frequency)",
+    "sampler": "random or balanced (classes drawn equally often)",
+    "init": "a preset (from scratch: nano, micro, tiny, small, base, large), a registered model or a checkpoint file",
+    "leads": "leads to train on, comma-separated (default: the init model's, or the 12 standard leads)",
+    "lead": "the record's lead fed to a single-lead model",
+    "use_bn": "force BatchNorm on or off for official checkpoint files (default: inferred)",
+    "dropout": "dropout inside the blocks (Net1D's own)",
+    "mode": "full (every weight), linear (the head only, on frozen features) or partial (last stages + head)",
+    "unfreeze_stages": "partial mode: how many of the last stages train with the head",
+    "layer_decay": "layer-wise learning-rate decay towards the input (1: none)",
+    "epochs": "passes over the training split",
+    "batch_size": "global batch size (split across processes)",
+    "accum_steps": "gradient accumulation steps per optimizer step",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay",
+    "schedule": "cosine, plateau or constant",
+    "warmup_epochs": "linear warm-up length in epochs",
+    "grad_clip": "gradient-norm clipping (0: off)",
+    "amp": "mixed precision: none, bf16 or fp16 (fp16 on GPU only)",
+    "early_stop": "epochs without improvement before stopping (0: off)",
+    "threshold_rule": "thresholds stored in the model, chosen on validation: youden, sensitivity:S, "
+                      "specificity:S, fixed:T or none (0.5)",
+    "metric": "model-selection metric (default by task: macro_f1, macro_auroc, mae)",
+    "aggregate": "window outputs to a record's: mean, max or logit (default: the init model's, else mean)",
+    "seed": "seed of sample order, crops, augmentation and (without split_seed) the split",
+    "split_seed": "seed of the drawn split alone, so runs with other seeds (an ensemble) share it",
+    "aug_scale": "augmentation: amplitude times U(1 - s, 1 + s)",
+    "aug_noise": "augmentation: Gaussian noise of this standard deviation (on the normalised window)",
+    "aug_wander": "augmentation: baseline wander, a 0.05-0.5 Hz sine of this amplitude (normalised units)",
+    "aug_lead_dropout": "augmentation: each lead zeroed with this probability (never all)",
+    "aug_invert": "augmentation: the window's sign flipped with this probability (reversed electrodes)",
+    "output_dir": "run directory (checkpoints, log, metrics)",
+    "workers": "processes reading files while the cache is built",
+    "device": "cpu, cuda, cuda:1 ... (default: CUDA if available)",
+    "ckpt_every": "also save the resumable state every N optimizer steps",
+    "stop_after_steps": "stop as if killed after N steps (for testing --resume)",
+    "progress": "show progress bars",
+    "name": "model name stored in the checkpoint",
+    "teacher": "distillation: registered model or model file(s, comma-separated: an ensemble) giving the targets",
+    "inputs": "distillation: unlabelled inputs (files, folders, globs, manifests) instead of a data set",
+    "temperature": "distillation: softmax/sigmoid temperature of the soft targets",
+    "hard_weight": "distillation: weight of the label loss where records have labels (0: teacher only)",
+    "embed_weight": "distillation: weight of matching the teacher's pooled embedding (0: off)",
+    "teacher_outputs": "distillation: cached (once per window) or live (on augmented windows)",
+    "report_speed_s": "distillation: seconds per speed measurement in the report (0: no speed table)",
+    "report_onnx": "distillation: also time the student in ONNX Runtime (needs the onnx extra)",
+}
 
 
 def _coerce(value: Any, hint: Any) -> Any:

@@ -566,7 +566,7 @@ def _log_dropped(man: Any, run: Run) -> None:
         run.log(f"... {len(man.dropped) - 20} more dropped records in dropped.csv")
     if run.main:
         with open(run.out / "dropped.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
+            w = csv.writer(fh, lineterminator="\n")
             w.writerow(["path", "reason"])
             w.writerows(man.dropped)
 
@@ -586,7 +586,7 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
     else:
         header = list(row)
     with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore", lineterminator="\n")
         if new:
             w.writeheader()
         w.writerow(row)

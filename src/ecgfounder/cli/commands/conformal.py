@@ -17,11 +17,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--predictions", required=True, help="`ecgfounder predict` output on calibration (validation) records")
     p.add_argument("--labels", required=True, help="their 0/1 labels: record + one column per label")
     p.add_argument("--alpha", type=float, default=0.1, help="error rate (default 0.1: 90%% coverage)")
-    p.add_argument("--kind", choices=("auto", "multiclass", "multilabel"), default="auto")
+    p.add_argument("--kind", choices=("auto", "multiclass", "multilabel"), default="auto",
+                   help="prediction sets over one-of-N classes or per label (default auto: from the labels)")
     p.add_argument("--max-set-size", type=int, metavar="K",
                    help="sets larger than K abstain (default: half the labels for one-of-N, never for multi-label)")
-    p.add_argument("--id-column", default="record")
-    p.add_argument("-o", "--output", required=True, metavar="FILE.json")
+    p.add_argument("--id-column", default="record", help="the column naming each record in both tables (default record)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.json", help="the calibrated conformal predictor (JSON)")
     p.set_defaults(func=run)
     return p
 

@@ -15,13 +15,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="per-label AUROC, AUPRC, sensitivity... with bootstrap 95%% CIs")
     p.add_argument("--predictions", required=True, help="output of `ecgfounder predict` (CSV, JSONL, Parquet)")
     p.add_argument("--labels", required=True, help="table with the id column and one 0/1 column per label")
-    p.add_argument("--id-column", default="record")
+    p.add_argument("--id-column", default="record", help="the column naming each record in both tables (default record)")
     p.add_argument("--label-columns", help="comma-separated labels to evaluate (default: all shared)")
     p.add_argument("--patient-column", help="patient ids in the label table: bootstrap patients")
     p.add_argument("--thresholds", default="youden",
                    help="youden (default), a number, or a file of per-label thresholds (JSON or CSV)")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--mapping", help="map 150-label predictions onto the label table's codes first: "
                                      "cinc2017, snomed_cinc2021, ptbxl_scp, ludb, or a mapping CSV")
     p.add_argument("--fit-temperature", nargs=2, metavar=("PREDICTIONS", "LABELS"),

@@ -20,16 +20,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", help="registered model name or model file (default: the released model that fits "
                                     "the file: 12-lead or single-lead)")
     p.add_argument("--method", choices=["integrated-gradients", "gradcam", "occlusion"],
-                   default="integrated-gradients")
+                   default="integrated-gradients", help="attribution method (default integrated-gradients)")
     p.add_argument("--target", choices=["logit", "probability"], default="logit",
                    help="explain the logit (additive; default) or the probability")
     p.add_argument("--window", type=int, help="10 s window of a long record (default: highest score)")
     p.add_argument("--lead", help="channel for a single-lead model")
     p.add_argument("--steps", type=int, default=64, help="integrated-gradients steps (default 64)")
-    p.add_argument("--layout", choices=["auto", "3x4", "3x4+rhythm", "12x1", "single"], default="auto")
+    p.add_argument("--layout", choices=["auto", "3x4", "3x4+rhythm", "12x1", "single"], default="auto",
+                   help="page layout of the plot (default auto: 3x4+rhythm for 12 leads)")
     p.add_argument("--output", "-o", help="figure (.png/.pdf/.svg; default RECORD_METHOD.png)")
     p.add_argument("--json", metavar="FILE", help="also write the attributions as JSON")
-    p.add_argument("--dpi", type=int, default=200)
+    p.add_argument("--dpi", type=int, default=200, help="resolution of a PNG (default 200)")
     model_options(p)
     p.set_defaults(func=run)
     return p

@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a model to ONNX, TorchScript or safetensors, with a parity check")
     p.add_argument("model", help="registered model name or model file")
     p.add_argument("--output", "-o", required=True, help="FILE.onnx, FILE.pt (TorchScript) or FILE.safetensors")
-    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], help="default: from the suffix")
+    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], help="the file type (default: from the suffix: .onnx, .pt, .safetensors)")
     p.add_argument("--atol", type=float, default=1e-4, help="parity tolerance against PyTorch (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--int8", action="store_true",

@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="RR coefficient of variation counted half-way irregular (default 0.10)")
     p.add_argument("--no-heart-rate", action="store_true", help="skip the QRS detector")
     p.add_argument("--no-report", action="store_true", help="no report.pdf")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
 

@@ -15,7 +15,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP service + web page: POST /v1/predict, /v1/embed, /v1/plot, /v1/explain")
     p.add_argument("--model", default="ecgfounder-12lead", help="registered model name or model file")
     p.add_argument("--host", default="127.0.0.1", help="interface (default loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--api-key", help="require this X-API-Key header (default $ECGFOUNDER_API_KEY; none)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20)")
     p.add_argument("--max-duration", type=float, default=600.0, metavar="SECONDS",
@@ -45,7 +45,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "the --host address)")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow this browser origin (repeatable; default: CORS off)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="server log level (default info)")
     p.set_defaults(func=run)
     return p
 

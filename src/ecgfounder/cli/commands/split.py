@@ -21,8 +21,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                                    "path relative to the deepest folder holding all the records.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="ECG files, folders, globs, a manifest CSV, or one layout such as ludb:DIR")
-    p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, metavar="FILE.csv", help="the split file to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the assignment (default 0)")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1; 0 with --folds)")
     p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
     p.add_argument("--folds", type=int, default=0, metavar="K", help="K folds over the non-test records")
