@@ -123,3 +123,13 @@ def test_every_option_of_every_command_is_described():
     import dataclasses
 
     assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.slow  # the ONNX export and its parity check: ~10-20 s
+def test_export_prints_no_third_party_warnings_unless_verbose(tmp_path):
+    """Issue 31: the ONNX exporter's 'torchvision is not installed' lines, FutureWarnings and the
+    tracer's warnings are not ours to show; --verbose brings them back."""
+    r = _cli("export", "cinc2017-rhythm-tiny", "-o", tmp_path / "m.onnx")
+    assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr and "torchvision" not in r.stderr, r.stderr
+    assert '"format": "onnx"' in r.stdout

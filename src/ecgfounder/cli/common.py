@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["model_options", "scoring_options", "model_overrides", "make_predictor", "add_train_options",
-           "read_thresholds"]
+           "read_thresholds", "add_verbose", "quiet_third_party"]
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the warnings and log lines of PyTorch and ONNX (tracer, exporter, deprecations)")
+
+
+@contextlib.contextmanager
+def quiet_third_party(verbose: bool = False) -> Iterator[None]:
+    """Within: the tracer's, the ONNX exporter's and other libraries' warnings and log lines (the
+    TracerWarning on shape checks, 'torchvision is not installed', deprecation notices) are not
+    printed, unless ``verbose``. Our own messages and errors are unaffected."""
+    if verbose:
+        yield
+        return
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in ("torch", "torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"(torch|onnx|onnxscript|onnx_ir|copyreg)")
+        try:
+            from torch.jit import TracerWarning
+
+            warnings.filterwarnings("ignore", category=TracerWarning)
+        except ImportError:  # pragma: no cover
+            pass
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def read_thresholds(path: str) -> dict[str, float]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..common import add_train_options, train_overrides
+from ..common import add_train_options, add_verbose, quiet_third_party, train_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -26,11 +26,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="manifest CSV of the records (path + label columns named as the teacher's labels)")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: the config's output_dir)")
     add_train_options(p)
+    add_verbose(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    with quiet_third_party(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ...errors import ECGFounderError
     from ...train import load_config
     from ...train.distill import distill, resume_distill

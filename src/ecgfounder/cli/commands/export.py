@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ECGFounderError
-from ..common import model_options, model_overrides
+from ..common import add_verbose, model_options, model_overrides, quiet_third_party
 
 __all__ = ["add_parser", "run"]
 
@@ -25,11 +25,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--calibration", nargs="+", metavar="INPUT", help="ECG files/folders for --int8")
     p.add_argument("--lead", help="channel to calibrate a single-lead model on")
     model_options(p)
+    add_verbose(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    with quiet_third_party(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ...export import export_model
     from ...models import load_model
 
