@@ -11,6 +11,10 @@ TORCH_VERSION="${ECGFOUNDER_TORCH_VERSION:-2.13.0}"
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "$@"; }
+LOG="$(mktemp -t ecgfounder-setup.XXXXXX)"
+trap 'rm -f "$LOG"' EXIT
+
+. scripts/setup_reasons.sh  # why_pip, why_apt (the working folder is the repository root here)
 
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -22,7 +26,11 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     # "+cpu" where pip can see one, else torch==VERSION from the configured index. Where that
     # index is plain PyPI, point pip at PyTorch's CPU wheel index first (PIP_EXTRA_INDEX_URL), or
     # torch==VERSION from PyPI is the CUDA build (several GB).
-    pip install "torch==$TORCH_VERSION+cpu" 2>/dev/null || pip install "torch==$TORCH_VERSION"
+    if ! pip install "torch==$TORCH_VERSION+cpu" >"$LOG" 2>&1; then
+      echo "setup: pip sees no torch==$TORCH_VERSION+cpu wheel ($(why_pip "$LOG")); installing torch==$TORCH_VERSION" \
+           "from the configured index instead"
+      pip install "torch==$TORCH_VERSION"
+    fi
   fi
 fi
 pip install -e ".[${EXTRAS}]"
@@ -33,9 +41,12 @@ if [[ "$EXTRAS" == *test* && "${ECGFOUNDER_BROWSER:-1}" != 0 ]] && ! command -v 
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   if command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium for the browser test"
-    { $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } \
-      || echo "setup: could not install chromium; the browser test will be skipped"
+    if ! { $SUDO apt-get install -y -q chromium >"$LOG" 2>&1 \
+           || { $SUDO apt-get update -q >>"$LOG" 2>&1 && $SUDO apt-get install -y -q chromium >>"$LOG" 2>&1; }; }; then
+      echo "setup: could not install chromium: $(why_apt "$LOG"); the browser test will be skipped"
+    fi
+  else
+    echo "setup: no apt-get here to install chromium; the browser test will be skipped"
   fi
 fi
 echo "setup: done. Run the tests with: $VENV/bin/python -m pytest"
