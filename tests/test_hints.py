@@ -133,3 +133,42 @@ def test_export_prints_no_third_party_warnings_unless_verbose(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stderr and "torchvision" not in r.stderr, r.stderr
     assert '"format": "onnx"' in r.stdout
+
+
+def _doc_commands() -> list[tuple[str, str]]:
+    """(file, command) for every `ecgfounder ...` line of a bash block in README.md and docs/."""
+    root = SRC.parents[1]
+    out = []
+    for md in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|sh|console)\n(.*?)```", md.read_text(encoding="utf-8"), re.S):
+            text = re.sub(r"\\\n\s*", " ", block)  # continuation lines joined
+            # "[--opt a|b|c]": an optional part, shown with its first choice
+            text = re.sub(r"\[([^\]]*)\]", lambda m: re.sub(r"(\S+?)(?:\|\S+)+", r"\1", m.group(1)), text)
+            for line in text.splitlines():
+                line = line.split(" #")[0].strip()
+                for part in re.split(r"\s*(?:&&|;|\|\|?)\s*", line):
+                    part = re.sub(r"^(?:\$ |for .* do |do |[A-Z_]+=\S+ )+", "", part.strip())
+                    if part.startswith("ecgfounder "):
+                        out.append((md.name, part))
+    return out
+
+
+def test_every_documented_command_line_parses():
+    """Each `ecgfounder` command in the README's and docs' shell blocks is accepted by the real
+    parser as written (command, options and their values), so no page shows a renamed option."""
+    import shlex
+
+    parser = build_parser()
+    commands = _doc_commands()
+    assert len(commands) > 60
+    bad = []
+    for page, command in commands:
+        argv = shlex.split(command.replace("$", "X"))[1:]
+        if argv and argv[-1] == "...":  # "and more options"
+            argv = argv[:-1]
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            if exc.code != 0:
+                bad.append(f"{page}: {command}")
+    assert not bad, "\n".join(bad)
