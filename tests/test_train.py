@@ -33,13 +33,14 @@ def _weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tenso
 
 
 @pytest.mark.slow
-def test_tiny_from_scratch_beats_chance_on_held_out_cinc2017(tmp_path, data_dir):
-    cfg = _cfg(tmp_path, data_dir, limit=700, epochs=4, batch_size=32, lr=5e-3, val_fraction=0.1,
+def test_micro_from_scratch_beats_chance_on_held_out_cinc2017(tmp_path, data_dir):
+    # micro rather than tiny: 12 s rather than 29 s here, and as clearly above chance (0.69 / AF 0.69)
+    cfg = _cfg(tmp_path, data_dir, init="micro", limit=700, epochs=4, batch_size=32, lr=5e-3, val_fraction=0.1,
                test_fraction=0.3, class_weights="balanced", name="tiny-cinc2017", workers=1)
     run = train(cfg)
     test = json.loads((run / "test_metrics.json").read_text())
     assert test["records"] == 210
-    # chance is 0.5 for every one-vs-rest AUROC (seen here: mean 0.71, AF 0.65)
+    # chance is 0.5 for every one-vs-rest AUROC (seen here: mean 0.69, AF 0.69)
     mean_auroc = np.mean([test[f"auroc_{c}"] for c in ("normal", "AF", "other", "noisy")])
     assert mean_auroc > 0.6, test
     assert test["auroc_AF"] > 0.55, test
