@@ -171,3 +171,34 @@ def test_rr_irregularity_as_a_second_opinion(assembled):
     np.testing.assert_array_equal(mixed[:3], p[:3])
     with pytest.raises(ValueError):
         EpisodeRules(rr_weight=1.5)
+
+
+def test_monitor_and_predict_give_the_same_probabilities_for_the_same_window(assembled, tmp_path):
+    """Issue 32: monitor prepares its windows with prepare's own function. A 10 s window cut from
+    the long record (resampled 300 -> 500 Hz over the whole span, as both do) scored by predict
+    equals monitor's row for that window; and a recording shorter than one window is padded by
+    the one rule (zero after normalisation) in both."""
+    import wfdb
+
+    from ecgfounder import Predictor, read_ecg
+    from ecgfounder.io import ECGRecord
+
+    path, _, _ = assembled
+    result = monitor(path, "cinc2017-rhythm-tiny", chunk_s=10_000, progress=False, heart_rate=False)
+    labels = ["normal", "AF", "other", "noisy"]
+    rec = read_ecg(path)
+    pred = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False, stride_s=5.0)
+    rows = pred.predict([rec], per_window=True)
+    ok = (result.windows["quality"] == "ok").to_numpy()
+    assert ok.sum() > 20 and len(rows) == len(result.windows)
+    np.testing.assert_allclose(result.windows["start_s"], rows["start_s"], atol=1e-3)
+    np.testing.assert_allclose(result.windows[labels].to_numpy()[ok], rows[labels].to_numpy()[ok], atol=1e-5)
+    # shorter than a window: 6 s
+    short = tmp_path / "short"
+    x = rec.signal[0, : int(6 * rec.fs)].astype(np.float64)
+    wfdb.wrsamp("short", fs=rec.fs, units=["mV"], sig_name=["ECG"], p_signal=x[:, None], fmt=["16"],
+                write_dir=str(tmp_path))
+    one = monitor(short.with_suffix(".hea"), "cinc2017-rhythm-tiny", progress=False, heart_rate=False)
+    want = pred.predict([str(short.with_suffix(".hea"))])
+    np.testing.assert_allclose(one.windows[labels].to_numpy()[0], want[labels].to_numpy()[0], atol=1e-5)
+    assert isinstance(rec, ECGRecord)

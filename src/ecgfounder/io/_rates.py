@@ -9,18 +9,12 @@ ones are interpolated with an anti-aliasing filter; the caller notes what was re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 import numpy as np
 
+from ..resampling import resample
+
 __all__ = ["to_common_rate"]
-
-
-def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    frac = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(np.asarray(x, dtype=np.float64), frac.numerator, frac.denominator)
 
 
 def to_common_rate(rows: Sequence[np.ndarray], rates: Sequence[float],
@@ -35,7 +29,7 @@ def to_common_rate(rows: Sequence[np.ndarray], rates: Sequence[float],
     for row, rate, name in zip(rows, rates, names):
         if rate != fs:
             slow.append(f"{name} ({rate:g} Hz)")
-            row = _resample(row, rate, fs)
+            row = resample(np.asarray(row, dtype=np.float64), rate, fs)
         out.append(np.asarray(row, dtype=np.float64))
     length = min(len(r) for r in out)
     notes = [f"channels stored at different rates: resampled to {fs:g} Hz: {', '.join(slow)}"] if slow else []

@@ -23,16 +23,15 @@ WAVE_CLASSES = ("none", "P", "QRS", "T")
 def delineator_input(signal: np.ndarray, fs: float) -> np.ndarray:
     """(leads, samples) mV at ``fs`` -> (leads, samples at 250 Hz) float32: 0.5 Hz high-pass
     (zero phase), resampled, each lead divided by its standard deviation."""
-    from scipy.signal import butter, resample_poly, sosfiltfilt
+    from scipy.signal import butter, sosfiltfilt
+
+    from ..resampling import resample
 
     x = np.asarray(signal, dtype=np.float64)
     x = x - x.mean(axis=-1, keepdims=True)
     x = sosfiltfilt(butter(2, 0.5, "highpass", fs=fs, output="sos"), x, axis=-1)
     if abs(fs - DELINEATOR_FS) > 1e-6:
-        from fractions import Fraction
-
-        frac = Fraction(DELINEATOR_FS / fs).limit_denominator(1000)
-        x = resample_poly(x, frac.numerator, frac.denominator, axis=-1)
+        x = resample(x, fs, DELINEATOR_FS)
     x = x / np.maximum(x.std(axis=-1, keepdims=True), 1e-6)
     return x.astype(np.float32)
 

@@ -25,8 +25,9 @@ import numpy as np
 from ..errors import ECGFounderError
 from ..io.chunks import open_long
 from ..io.leads import select_leads
-from ..signal.preprocess import get_recipe, preprocess
-from ..signal.resample import resample
+from ..resampling import resample
+from ..signal.pipeline import prepare_windows
+from ..signal.quality import window_quality
 from ..signal.window import window_starts
 from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
 
@@ -49,18 +50,6 @@ def window_starts_s(duration_s: float, window_s: float, stride_s: float) -> np.n
     ms = 1000.0
     starts = window_starts(int(round(duration_s * ms)), int(round(window_s * ms)), int(round(stride_s * ms)))
     return np.asarray(starts, dtype=np.float64) / ms
-
-
-def _quality(x: np.ndarray) -> str:
-    if not np.isfinite(x).all():
-        return "gap"
-    ptp = float(np.ptp(x, axis=-1).min())
-    if ptp < 0.01:
-        return "flat (lead off)"
-    robust = float(np.percentile(x, 99.5, axis=-1).max() - np.percentile(x, 0.5, axis=-1).min())
-    if robust > 30.0:
-        return "implausible amplitude"
-    return "ok"
 
 
 def _artifacts(w: np.ndarray, fs: float, leads: Any) -> str:
@@ -99,6 +88,17 @@ def _r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
         return np.asarray(gqrs_detect(sig=np.asarray(x, dtype=np.float64), fs=fs), dtype=np.int64)
 
 
+@dataclass
+class _Scan:
+    """What one pass over the recording gives: per window its probabilities (NaN where not scored)
+    and quality, and the R peaks (s) found span by span."""
+
+    starts: np.ndarray
+    probs: np.ndarray
+    quality: np.ndarray
+    peaks: list[np.ndarray]
+
+
 def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | None = None,
             stride_s: float = 5.0, chunk_s: float = 600.0, rules: EpisodeRules = EpisodeRules(),
             labels: list[str] | None = None, out_dir: str | os.PathLike[str] | None = None,
@@ -109,8 +109,6 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
     ``labels``: the labels episodes are drawn for (default: all but normal and noise labels);
     ``out_dir``: where ``windows.csv``, ``episodes.csv``, ``summary.json`` and (``report``)
     ``report.pdf`` are written."""
-    import pandas as pd
-
     from ..infer import Predictor
     from ..infer.runs import suggest_model
 
@@ -120,24 +118,57 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
     if model is None:
         model, _ = suggest_model([str(source)])
     predictor = Predictor(model, workers=0, progress=False, batch_size=batch_size)
-    contract = predictor.contract
-    window_s = contract.duration_s
-    recipe = get_recipe(contract.preprocessing)
     names = list(predictor.labels)
-    noise = [i for i, n in enumerate(names) if n.lower() in _NOISE_LABELS]
+    chosen = _chosen_labels(names, labels)
+    contract = predictor.contract
+    # the model's leads must be in the record: said now, not as every window failing
+    select_leads(long.read(0, min(long.n_samples, int(long.fs * contract.duration_s))), contract.leads, lead=lead)
+
+    scan = _read_and_score(long, predictor, lead=lead, stride_s=stride_s, chunk_s=chunk_s, heart_rate=heart_rate,
+                           progress=progress)
+    _exclude_model_noise(scan, names)
+    window_s, duration = contract.duration_s, long.duration_s
+    valid = scan.quality == "ok"
+    spans = owned_spans(scan.starts, window_s, stride_s, duration)
+    all_peaks = np.concatenate(scan.peaks) if scan.peaks else np.zeros(0)
+    hr, rr_cv = _window_rhythm(all_peaks, scan.starts, window_s)
+    episodes: list[Episode] = []
+    for label in chosen:
+        score = fuse_rr(label, scan.probs[:, names.index(label)], rr_cv, rules)
+        episodes += find_episodes(label, spans, score, valid, rules)
+    episodes.sort(key=lambda e: (e.start_s, e.label))
+    table = _window_table(scan, names, window_s, duration, hr, rr_cv)
+    summary = _summary(source, predictor.model_name, long, scan, names, chosen, episodes, spans, all_peaks,
+                       window_s, stride_s, rules)
+    out = _write(out_dir, table, episodes, summary)
+    result = MonitorResult(table, episodes, summary, out)
+    if out is not None and report:
+        from .report import write_report
+
+        write_report(result, long, out / "report.pdf", lead=lead)
+    return result
+
+
+def _chosen_labels(names: list[str], labels: list[str] | None) -> list[str]:
+    """The labels episodes are drawn for; an unknown one is an error."""
     chosen = labels if labels is not None else [n for n in names if n.lower() not in _NOISE_LABELS
                                                 and "normal" not in n.lower()]
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise ECGFounderError(f"labels not in the model: {', '.join(unknown)}")
+    return chosen
 
-    # the model's leads must be in the record: said now, not as every window failing
-    select_leads(long.read(0, min(long.n_samples, int(long.fs * window_s))), contract.leads, lead=lead)
-    duration = long.duration_s
+
+def _read_and_score(long: Any, predictor: Any, *, lead: str | None, stride_s: float, chunk_s: float,
+                    heart_rate: bool, progress: bool | None) -> _Scan:
+    """Read the recording span by span (``chunk_s`` each, with 1 s on both sides), find the R
+    peaks of each span's own stretch, check and score its windows. A span that cannot be read is
+    retried window by window, so only what cannot be read is lost."""
+    contract = predictor.contract
+    window_s, duration = contract.duration_s, long.duration_s
     starts = window_starts_s(duration, window_s, stride_s)
-    probs = np.full((len(starts), len(names)), np.nan, dtype=np.float64)
-    quality = np.array(["ok"] * len(starts), dtype=object)
-    peaks: list[np.ndarray] = []
+    scan = _Scan(starts, np.full((len(starts), len(predictor.labels)), np.nan, dtype=np.float64),
+                 np.array(["ok"] * len(starts), dtype=object), [])
     chunk_s = max(chunk_s, stride_s)
     chunk_edges = np.arange(0.0, duration + chunk_s, chunk_s)
     bar = None
@@ -146,30 +177,6 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
 
         bar = tqdm(total=round(duration), unit="s", desc="ecgfounder monitor", file=sys.stderr)
     pad_s = 1.0
-    n = contract.n_samples
-
-    def _score(rec: Any, t0: float, idx: list[int]) -> None:
-        """Check, preprocess and score the windows ``idx`` of ``rec`` (which starts at ``t0`` s)."""
-        x = rec.signal.astype(np.float64)
-        if rec.fs != contract.fs:
-            x = resample(x, rec.fs, contract.fs)
-        wins, keep = [], []
-        for j in idx:
-            a = int(round((starts[j] - t0) * contract.fs))
-            w = x[:, a:a + n]
-            if w.shape[1] < n:  # a recording shorter than a window: padded with its edge value
-                w = np.pad(w, ((0, 0), (0, n - w.shape[1])), mode="edge") if w.shape[1] else \
-                    np.full((x.shape[0], n), np.nan)
-            quality[j] = _quality(w)
-            if quality[j] == "ok":
-                quality[j] = _artifacts(w, contract.fs, rec.leads)
-            if quality[j] == "ok":
-                wins.append(w)
-                keep.append(j)
-        if wins:
-            batch = preprocess(np.stack(wins), contract.fs, recipe, workers=1)
-            probs[keep] = predictor.forward(np.ascontiguousarray(batch, dtype=np.float32))
-
     for c0 in chunk_edges[:-1]:
         c1 = min(c0 + chunk_s, duration)
         idx = np.flatnonzero((starts >= c0) & (starts < c1))
@@ -181,57 +188,87 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
         try:
             rec = select_leads(long.read(i0, i1), contract.leads, lead=lead)
         except ECGFounderError as exc:
-            # A damaged span: read its windows one by one, so only what cannot be read is lost.
             reason = f"unreadable: {getattr(exc, 'reason', str(exc))[:80]}"
             for j in idx:
                 a, b = int(math.floor(starts[j] * long.fs)), int(math.ceil((starts[j] + window_s) * long.fs))
                 try:
                     one = select_leads(long.read(a, b), contract.leads, lead=lead)
                 except ECGFounderError:
-                    quality[j] = reason
+                    scan.quality[j] = reason
                     continue
-                _score(one, a / long.fs, [j])
-            if bar is not None:
-                bar.update(round(c1 - c0))
-            continue
-        t0 = i0 / long.fs
-        if heart_rate:
-            own0, own1 = int(round((c0 - t0) * rec.fs)), int(round((c1 - t0) * rec.fs))
-            r = _r_peaks(rec.signal[0], rec.fs)
-            peaks.append(t0 + r[(r >= own0) & (r < own1)] / rec.fs)
-        _score(rec, t0, list(idx))
-        del rec
-        _release_memory()
+                _score_windows(one, a / long.fs, [int(j)], scan, predictor)
+        else:
+            t0 = i0 / long.fs
+            if heart_rate:
+                own0, own1 = int(round((c0 - t0) * rec.fs)), int(round((c1 - t0) * rec.fs))
+                r = _r_peaks(rec.signal[0], rec.fs)
+                scan.peaks.append(t0 + r[(r >= own0) & (r < own1)] / rec.fs)
+            _score_windows(rec, t0, [int(j) for j in idx], scan, predictor)
+            del rec
+            _release_memory()
         if bar is not None:
             bar.update(round(c1 - c0))
     if bar is not None:
         bar.close()
+    return scan
 
-    for i in noise:
-        noisy = np.nan_to_num(probs[:, i]) >= 0.5
-        quality[(quality == "ok") & noisy] = f"noisy (model: {names[i]})"
-    valid = quality == "ok"
-    spans = owned_spans(starts, window_s, stride_s, duration)
-    all_peaks = np.concatenate(peaks) if peaks else np.zeros(0)
-    hr, rr_cv = _window_rhythm(all_peaks, starts, window_s)
-    episodes: list[Episode] = []
-    for label in chosen:
-        score = fuse_rr(label, probs[:, names.index(label)], rr_cv, rules)
-        episodes += find_episodes(label, spans, score, valid, rules)
-    episodes.sort(key=lambda e: (e.start_s, e.label))
 
-    table = pd.DataFrame({"start_s": starts, "end_s": np.minimum(starts + window_s, duration)})
+def _score_windows(rec: Any, t0: float, idx: list[int], scan: _Scan, predictor: Any) -> None:
+    """Check the windows ``idx`` of ``rec`` (which starts at ``t0`` s) and score those that pass,
+    prepared as ``prepare`` prepares a record's windows (:func:`~ecgfounder.signal.prepare_windows`)."""
+    contract = predictor.contract
+    x = rec.signal.astype(np.float64)
+    if rec.fs != contract.fs:
+        x = resample(x, rec.fs, contract.fs)
+    n = contract.n_samples
+    keep, at = [], []
+    for j in idx:
+        a = max(0, int(round((scan.starts[j] - t0) * contract.fs)))
+        w = x[:, a:a + n]
+        scan.quality[j] = window_quality(w, predictor.options.quality)
+        if scan.quality[j] == "ok":
+            scan.quality[j] = _artifacts(w, contract.fs, rec.leads)
+        if scan.quality[j] == "ok":
+            keep.append(j)
+            at.append(a)
+    if keep:
+        batch, _ = prepare_windows(x, contract, at, workers=1)
+        scan.probs[keep] = predictor.forward(batch)
+
+
+def _exclude_model_noise(scan: _Scan, names: list[str]) -> None:
+    """A model label meaning noise at or above 0.5 excludes its window too."""
+    for i, name in enumerate(names):
+        if name.lower() in _NOISE_LABELS:
+            noisy = np.nan_to_num(scan.probs[:, i]) >= 0.5
+            scan.quality[(scan.quality == "ok") & noisy] = f"noisy (model: {name})"
+
+
+def _window_table(scan: _Scan, names: list[str], window_s: float, duration: float, hr: np.ndarray,
+                  rr_cv: np.ndarray) -> Any:
+    import pandas as pd
+
+    table = pd.DataFrame({"start_s": scan.starts, "end_s": np.minimum(scan.starts + window_s, duration)})
     for k, name in enumerate(names):
-        table[name] = probs[:, k]
-    table["quality"] = quality
+        table[name] = scan.probs[:, k]
+    table["quality"] = scan.quality
     table["hr_bpm"] = hr
     table["rr_cv"] = rr_cv
+    return table
+
+
+def _summary(source: Any, model_name: str, long: Any, scan: _Scan, names: list[str], chosen: list[str],
+             episodes: list[Episode], spans: np.ndarray, all_peaks: np.ndarray, window_s: float, stride_s: float,
+             rules: EpisodeRules) -> dict[str, Any]:
+    duration = long.duration_s
+    valid = scan.quality == "ok"
     analysed = float(sum(b - a for (a, b), v in zip(spans, valid) if v))
-    summary = {
-        "record": str(source), "model": predictor.model_name, "notes": list(long.notes),
+    probs = scan.probs
+    return {
+        "record": str(source), "model": model_name, "notes": list(long.notes),
         "duration_s": round(duration, 3),
         "analysed_s": round(analysed, 3), "excluded_s": round(duration - analysed, 3),
-        "excluded_by_reason": _excluded(spans, quality),
+        "excluded_by_reason": _excluded(spans, scan.quality),
         "burden": {label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
                    for label in chosen},
         # the same share from the window probabilities (no threshold): docs/monitor.md compares both
@@ -239,26 +276,28 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
                             for label in chosen},
         "episodes": {label: sum(e.label == label for e in episodes) for label in chosen},
         "heart_rate": _minute_hr(all_peaks, duration),
-        "windows": {"count": int(len(starts)), "window_s": window_s, "stride_s": stride_s},
+        "windows": {"count": int(len(scan.starts)), "window_s": window_s, "stride_s": stride_s},
         "rules": asdict(rules),
     }
-    out = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "windows.csv", index=False)
-        pd.DataFrame([{"label": e.label, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3),
-                       "duration_s": round(e.duration_s, 3), "mean_probability": e.mean_probability,
-                       "max_probability": e.max_probability} for e in episodes],
-                     columns=["label", "start_s", "end_s", "duration_s", "mean_probability",
-                              "max_probability"]).to_csv(out / "episodes.csv", index=False)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    result = MonitorResult(table, episodes, summary, out)
-    if out is not None and report:
-        from .report import write_report
 
-        write_report(result, long, out / "report.pdf", lead=lead)
-    return result
+
+def _write(out_dir: str | os.PathLike[str] | None, table: Any, episodes: list[Episode],
+           summary: dict[str, Any]) -> Path | None:
+    """``windows.csv``, ``episodes.csv`` and ``summary.json`` in ``out_dir`` (None: nothing written)."""
+    import pandas as pd
+
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "windows.csv", index=False)
+    pd.DataFrame([{"label": e.label, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3),
+                   "duration_s": round(e.duration_s, 3), "mean_probability": e.mean_probability,
+                   "max_probability": e.max_probability} for e in episodes],
+                 columns=["label", "start_s", "end_s", "duration_s", "mean_probability",
+                          "max_probability"]).to_csv(out / "episodes.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return out
 
 
 def _excluded(spans: np.ndarray, quality: np.ndarray) -> dict[str, float]:

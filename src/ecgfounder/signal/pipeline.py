@@ -7,6 +7,7 @@ another normalisation than it was trained with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +19,9 @@ from ..io.record import ECGRecord
 from .preprocess import get_recipe, preprocess
 from .quality import QualityThresholds, check_quality
 from .resample import resample
-from .window import cut_windows
+from .window import window_starts
 
-__all__ = ["PreparedECG", "prepare"]
+__all__ = ["PreparedECG", "prepare", "prepare_windows"]
 
 
 @dataclass
@@ -76,20 +77,38 @@ def prepare(record: ECGRecord, contract: InputContract | None = None, *, lead: s
         rec.notes.extend(notes)
     n = contract.n_samples
     stride = None if stride_s is None else max(1, int(round(stride_s * contract.fs)))
-    chunks, starts = cut_windows(rec.signal, n, stride)
-    recipe = get_recipe(contract.preprocessing)
+    starts = window_starts(rec.n_samples, n, stride)
     try:
-        processed = preprocess(chunks, contract.fs, recipe, mains_hz=mains_hz, zscore_mode=zscore_mode,  # type: ignore[arg-type]
-                               backend=backend, workers=workers)  # type: ignore[arg-type]
+        processed, valid = prepare_windows(rec.signal, contract, starts, mains_hz=mains_hz, zscore_mode=zscore_mode,
+                                           backend=backend, workers=workers)
     except ValueError as exc:
         raise ECGInputError(record.name, f"cannot preprocess: {exc}") from None
-    valid = [min(n, rec.n_samples)] * len(starts)
-    if processed.shape[-1] < n:
-        pad = n - processed.shape[-1]
-        processed = np.concatenate(
-            [processed, np.zeros((*processed.shape[:-1], pad), dtype=processed.dtype)], axis=-1)
-        rec.notes.append(f"zero-padded {pad} samples at the end after normalisation "
+    if valid[0] < n:
+        rec.notes.append(f"zero-padded {n - valid[0]} samples at the end after normalisation "
                          f"({rec.duration_s:.2f} s < {contract.duration_s:g} s)")
-    return PreparedECG(windows=np.ascontiguousarray(processed, dtype=np.float32),
-                       starts_s=[s / contract.fs for s in starts], valid_samples=valid, record=rec,
-                       contract=contract, recipe=recipe.name, notes=notes)
+    return PreparedECG(windows=processed, starts_s=[s / contract.fs for s in starts], valid_samples=valid,
+                       record=rec, contract=contract, recipe=get_recipe(contract.preprocessing).name, notes=notes)
+
+
+def prepare_windows(signal: np.ndarray, contract: InputContract, starts: Sequence[int], *,
+                    mains_hz: float | None | str = "keep", zscore_mode: str | None = None, backend: str = "auto",
+                    workers: int | None = 1) -> tuple[np.ndarray, list[int]]:
+    """The windows of ``signal`` (leads in the contract's order, at its rate, mV) that start at
+    ``starts`` (samples), each preprocessed with the contract's recipe: ``(float32 (W, leads,
+    n_samples), signal samples per window)``. The one padding rule, for :func:`prepare` and
+    :func:`ecgfounder.monitor.monitor` alike: a window that runs past the end of ``signal`` is
+    preprocessed as it is and zero-padded at the end afterwards (after the z-score zero is the
+    signal mean, so the padding is neutral). Raises ``ValueError`` when the recipe cannot run
+    (a window too short to filter)."""
+    n = contract.n_samples
+    recipe = get_recipe(contract.preprocessing)
+    out = np.zeros((len(starts), signal.shape[0], n), dtype=np.float32)
+    valid = [max(0, min(n, signal.shape[-1] - s)) for s in starts]
+    full = [i for i, v in enumerate(valid) if v == n]
+    kw = dict(mains_hz=mains_hz, zscore_mode=zscore_mode, backend=backend, workers=workers)
+    if full:
+        batch = np.stack([signal[:, starts[i]:starts[i] + n] for i in full])
+        out[full] = preprocess(batch, contract.fs, recipe, **kw)  # type: ignore[arg-type]
+    for i in (i for i, v in enumerate(valid) if 0 < v < n):
+        out[i, :, :valid[i]] = preprocess(signal[None, :, starts[i]:], contract.fs, recipe, **kw)[0]  # type: ignore[arg-type]
+    return out, valid

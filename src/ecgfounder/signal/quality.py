@@ -18,7 +18,7 @@ from ..errors import ECGInputError
 from ..io.record import ECGRecord
 from .artifacts import ArtifactThresholds, artifact_flags
 
-__all__ = ["QualityThresholds", "check_quality"]
+__all__ = ["QualityThresholds", "check_quality", "window_quality"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,18 @@ def check_quality(record: ECGRecord, thresholds: QualityThresholds = QualityThre
         flags.append(f"short:{record.duration_s:.1f}s")
     out = record.replace(signal=sig.astype(np.float32) if repaired else record.signal, flags=flags, notes=notes)
     return out
+
+
+def window_quality(x: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> str:
+    """One window's usability for a long-record analysis, by the thresholds :func:`check_quality`
+    uses: ``gap`` (missing values), ``flat (lead off)`` (a lead's peak-to-peak under
+    ``flat_ptp_mv``), ``implausible amplitude`` (a robust 0.5-99.5 % range over
+    ``implausible_ptp_mv``) or ``ok``. An empty window is a gap."""
+    if x.size == 0 or not np.isfinite(x).all():
+        return "gap"
+    if float(np.ptp(x, axis=-1).min()) < thresholds.flat_ptp_mv:
+        return "flat (lead off)"
+    robust = float(np.percentile(x, 99.5, axis=-1).max() - np.percentile(x, 0.5, axis=-1).min())
+    if robust > thresholds.implausible_ptp_mv:
+        return "implausible amplitude"
+    return "ok"
