@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -79,3 +80,36 @@ def serving(settings, model=None):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@dataclasses.dataclass
+class CliResult:
+    """What a command gave: exit status, stdout and stderr (as ``subprocess.CompletedProcess`` names them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: object, cwd: Path | None = None) -> CliResult:
+    """``ecgfounder ARGS`` run in this process through :func:`ecgfounder.cli.main.main` (the
+    command's own code and exit status, without an interpreter start per call). Tests of what
+    only a process shows (signals, a closed pipe, start-up imports) start a real subprocess."""
+    import io
+    import os
+
+    from ecgfounder.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(here)
+    return CliResult(int(code), out.getvalue(), err.getvalue())
