@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from typing import Any
+
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 
 from ecgfounder import Predictor, create_model
 from ecgfounder.infer.runs import NoInputsError, OutputExistsError, predict_to_file, shard_of
@@ -22,9 +25,13 @@ CLI = [sys.executable, "-m", "ecgfounder"]
 PROB_COLUMNS = ["normal", "AF", "other", "noisy"]
 
 
-def cli(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+def cli(*args: object, env: dict | None = None, timeout: int = 180) -> Any:
+    """The command in this process (:func:`conftest.run_cli`); in a subprocess where it needs its
+    own environment."""
+    if env is None:
+        return run_cli(*args)
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, **env})
 
 
 @pytest.fixture(scope="module")

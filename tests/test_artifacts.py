@@ -3,8 +3,6 @@ severe level of each corruption, and limb-electrode reversals found on LUDB."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from ecgfounder.io import read_ecg, write_npz
 from ecgfounder.signal import check_quality
 from ecgfounder.signal.artifacts import limb_reversal
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 EXPECTED = {"baseline_wander": ("baseline_wander",), "powerline_50hz": ("powerline_50hz",),
             "powerline_60hz": ("powerline_60hz",), "white_noise": ("noise",), "emg": ("noise",),
@@ -138,15 +136,14 @@ def test_predict_reports_the_flags(ludb, tmp_path):
     rec = corrupt(ludb[2], "powerline_60hz", -6.0, 3)
     path = write_npz(rec, tmp_path / "mains.npz")
     out = tmp_path / "p.csv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(path), "--model", "cinc2017-rhythm",
-                        "--lead", "II", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    r = run_cli("predict", str(path), "--model", "cinc2017-rhythm",
+                        "--lead", "II", "-o", str(out))
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
     assert "powerline_60hz:II" in pd.read_csv(out)["flags"].iloc[0]
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(path), "--model", "cinc2017-rhythm",
-                        "--lead", "II", "--no-artifact-checks", "-o", str(tmp_path / "q.csv")],
-                       capture_output=True, text=True, timeout=120)
+    r = run_cli("predict", str(path), "--model", "cinc2017-rhythm",
+                        "--lead", "II", "--no-artifact-checks", "-o", str(tmp_path / "q.csv"))
     assert r.returncode == 0, r.stderr
     assert "powerline" not in str(pd.read_csv(tmp_path / "q.csv")["flags"].iloc[0])
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import small_checkpoint
+from conftest import CliResult, run_cli, small_checkpoint
 
 EXE = Path(sys.executable).with_name("ecgfounder")
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "ecgfounder"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+def run(*args: str) -> CliResult:
+    return run_cli(*args)
 
 
 def test_help_and_version():

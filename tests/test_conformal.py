@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ecgfounder.eval.conformal import fit_conformal, load_conformal
 
@@ -30,17 +29,16 @@ def test_sets_reach_nominal_coverage_on_held_out_cinc2017(tmp_path, data_dir):
         extra = ["--conformal", str(tmp_path / "conf.json")] if split == "test" else []
         if split == "test":
             tables["test_truth"] = man.y[idx]
-        r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(tmp_path / f"{split}.csv"), "--model",
-                            "cinc2017-rhythm", "-o", str(out), *extra], capture_output=True, text=True, timeout=300)
+        r = run_cli("predict", str(tmp_path / f"{split}.csv"), "--model",
+                            "cinc2017-rhythm", "-o", str(out), *extra)
         assert r.returncode == 0, r.stderr
         if split == "val":
             pred = pd.read_csv(out)
             y = pd.DataFrame(np.eye(4, dtype=int)[man.y[idx]], columns=["normal", "AF", "other", "noisy"])
             y.insert(0, "record", pred["record"])
             y.to_csv(tmp_path / "labels_val.csv", index=False)
-            r = subprocess.run([sys.executable, "-m", "ecgfounder", "conformal", "--predictions", str(out), "--labels",
-                                str(tmp_path / "labels_val.csv"), "--alpha", "0.1", "-o", str(tmp_path / "conf.json")],
-                               capture_output=True, text=True, timeout=120)
+            r = run_cli("conformal", "--predictions", str(out), "--labels",
+                                str(tmp_path / "labels_val.csv"), "--alpha", "0.1", "-o", str(tmp_path / "conf.json"))
             assert r.returncode == 0 and "P(true class in the set) >= 0.9" in r.stderr, r.stderr
     test = pd.read_csv(tmp_path / "pred_test.csv")
     names = np.array(["normal", "AF", "other", "noisy"])
@@ -75,7 +73,6 @@ def test_a_damaged_conformal_file_is_a_clear_error(tmp_path, data_dir):
     bad = tmp_path / "conformal.json"
     for text in ("{not json", '{"conformal": {"kind": "multiclass"}}', "[" * 10_000):
         bad.write_text(text)
-        r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(data_dir / "cinc2017-dev" / "A00001.hea"),
-                            "--model", "cinc2017-rhythm", "--conformal", str(bad)], capture_output=True, text=True,
-                           timeout=120)
+        r = run_cli("predict", str(data_dir / "cinc2017-dev" / "A00001.hea"),
+                            "--model", "cinc2017-rhythm", "--conformal", str(bad))
         assert r.returncode == 2 and "not a conformal file" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CliResult, run_cli
 import torch
 
 from ecgfounder import load_model
@@ -131,9 +130,8 @@ def test_resumed_distillation_equals_an_uninterrupted_one(tmp_path, data_dir, ou
 
 @pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
 def test_cli_distill_needs_a_teacher_and_train_refuses_one(tmp_path, data_dir):
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ecgfounder", *args], capture_output=True, text=True,
-                              timeout=120)
+    def cli(*args: str) -> CliResult:
+        return run_cli(*args)
 
     r = cli("distill", "--student", "nano", "--data", str(data_dir / "cinc2017-dev" / "A00001.hea"),
             "--out", str(tmp_path / "r"))

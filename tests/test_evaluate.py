@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ecgfounder.eval import evaluate_arrays, youden_threshold
 from ecgfounder.eval.bootstrap import resample_weights, weighted_auroc
@@ -100,10 +98,8 @@ def test_cli_evaluate_end_to_end(tmp_path):
     pred["error"] = ""
     pred.to_csv(tmp_path / "pred.csv", index=False)
     truth.to_csv(tmp_path / "truth.csv", index=False)
-    exe = Path(sys.executable).with_name("ecgfounder")
-    res = subprocess.run([str(exe), "evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
-                          str(tmp_path / "truth.csv"), "--bootstrap", "200", "--output-dir", str(tmp_path / "ev")],
-                         capture_output=True, text=True, timeout=300)
+    res = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
+                          str(tmp_path / "truth.csv"), "--bootstrap", "200", "--output-dir", str(tmp_path / "ev"))
     assert res.returncode == 0, res.stderr
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     rows = {r["label"]: r for r in metrics["labels"]}
@@ -153,10 +149,9 @@ def test_zero_shot_evaluation_through_a_mapping(tmp_path, fixtures_dir, data_dir
     truth = pd.DataFrame({"record": ref["rec"], **{c: (ref["cls"] == c).astype(int) for c in ("N", "A", "O", "~")}})
     pred.to_csv(tmp_path / "pred.csv", index=False)
     truth.to_csv(tmp_path / "truth.csv", index=False)
-    exe = Path(sys.executable).with_name("ecgfounder")
-    res = subprocess.run([str(exe), "evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
+    res = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
                           str(tmp_path / "truth.csv"), "--mapping", "cinc2017", "--bootstrap", "100",
-                          "--output-dir", str(tmp_path / "ev")], capture_output=True, text=True, timeout=300)
+                          "--output-dir", str(tmp_path / "ev"))
     assert res.returncode == 0, res.stderr
     rows = {r["label"]: r for r in json.loads((tmp_path / "ev" / "metrics.json").read_text())["labels"]}
     assert set(rows) == {"N", "A"} and rows["A"]["auroc"] > 0.9
@@ -208,8 +203,8 @@ def ludb_rhythm_predictions(tmp_path_factory, data_dir):
     meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
     files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
     out = folder / "pred.csv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", *files, "--model", "cinc2017-rhythm-tiny",
-                        "--lead", "I", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm-tiny",
+                        "--lead", "I", "-o", str(out))
     assert r.returncode == 0, r.stderr
     rhythm = meta["Rhythms"].str.strip()
     labels = pd.DataFrame({"record": pd.read_csv(out)["record"],
@@ -283,9 +278,8 @@ def test_continuous_labels_fail_a_classification_evaluation(ludb_rhythm_predicti
     table = labels[["record", "AF", "age"]].rename(columns={"age": "normal"})  # ages under a class name
     table.to_csv(tmp_path / "labels.csv", index=False)
     for task in ("auto", "classification"):
-        r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(pred), "--labels",
-                            str(tmp_path / "labels.csv"), "--task", task, "--output-dir", str(tmp_path / "e")],
-                           capture_output=True, text=True, timeout=120)
+        r = run_cli("evaluate", "--predictions", str(pred), "--labels",
+                            str(tmp_path / "labels.csv"), "--task", task, "--output-dir", str(tmp_path / "e"))
         assert r.returncode == 2, r.stderr
         assert "values other than 0 and 1" in r.stderr and "--task regression" in r.stderr and "Traceback" not in r.stderr
 
@@ -299,9 +293,9 @@ def test_age_regression_evaluated_with_intervals_and_plots(ludb_rhythm_predictio
     guess = age + 3 + rng.normal(0, 8, len(age))
     pd.DataFrame({"record": labels["record"], "age": guess}).to_csv(tmp_path / "pred.csv", index=False)
     labels[["record", "age"]].to_csv(tmp_path / "labels.csv", index=False)
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(tmp_path / "pred.csv"),
+    r = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"),
                         "--labels", str(tmp_path / "labels.csv"), "--output-dir", str(tmp_path / "e"),
-                        "--bootstrap", "500"], capture_output=True, text=True, timeout=120)
+                        "--bootstrap", "500")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["task"] == "regression" and m["records"] == 200

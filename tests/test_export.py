@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import small_checkpoint
+from conftest import run_cli, small_checkpoint
 from ecgfounder import ECGFounderError, Predictor, load_model
 from ecgfounder.export import OnnxModel, export_model
 
@@ -69,8 +69,6 @@ def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
     too). The TorchScript archive is recognised by its content and run with torch.jit.load: the same
     probabilities as the model it came from; `load_model` refuses it with a message that says what
     it is and ends in a full word."""
-    import subprocess
-    import sys
 
     import pandas as pd
 
@@ -85,17 +83,14 @@ def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
     torch.save(model.state_dict(), tmp_path / "weights.pt")  # a checkpoint with the same suffix
     assert not is_torchscript(tmp_path / "weights.pt")
     records = [str(data_dir / "cinc2017-dev" / f"{n}.hea") for n in ("A00001", "A00004")]
-    exe = [sys.executable, "-m", "ecgfounder"]
-    r = subprocess.run([*exe, "predict", *records, "--model", str(tmp_path / "model.pt"), "-o", str(tmp_path / "p.csv")],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("predict", *records, "--model", str(tmp_path / "model.pt"), "-o", str(tmp_path / "p.csv"))
     assert r.returncode == 0 and "Warning" not in r.stderr, r.stderr
     got = pd.read_csv(tmp_path / "p.csv")
     want = Predictor(model, workers=0, progress=False).predict(records)
     labels = list(model.info.labels)
     np.testing.assert_allclose(got[labels].to_numpy(float), want[labels].to_numpy(float), atol=1e-5)
     for name, fmt in (("model.pt", "torchscript"), ("model.onnx", "onnx")):
-        info = subprocess.run([*exe, "info", str(tmp_path / name), "--json"], capture_output=True, text=True,
-                              timeout=120)
+        info = run_cli("info", str(tmp_path / name), "--json")
         assert info.returncode == 0, info.stderr
         out = json.loads(info.stdout)
         assert out["format"] == fmt and out["contract"]["leads"] == ["I"] and out["n_labels"] == 4

@@ -4,12 +4,11 @@ value cannot be measured; the columns of `predict --measure`, the plot header an
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ecgfounder.io import read_ecg
 from ecgfounder.measurement import (MEASURE_COLUMNS, global_beats, ludb_waves, measure, reference_measurements,
@@ -82,8 +81,8 @@ def test_single_lead_and_per_beat_fiducials(data_dir):
 def test_predict_measure_columns_and_plot_header(data_dir, tmp_path):
     files = [str(_ludb(data_dir, i)) for i in (1, 38)]
     out = tmp_path / "p.csv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", *files, "--model", "cinc2017-rhythm",
-                        "--lead", "I", "--measure", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm",
+                        "--lead", "I", "--measure", "-o", str(out))
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out)
     assert set(MEASURE_COLUMNS) <= set(df.columns)
@@ -94,8 +93,8 @@ def test_predict_measure_columns_and_plot_header(data_dir, tmp_path):
 
     rec = read_ecg(files[0])
     short = write_npz(rec.replace(signal=rec.signal[:, :500]), tmp_path / "short.npz")  # 1 s
-    m = subprocess.run([sys.executable, "-m", "ecgfounder", "measure", *files, str(tmp_path / "missing.hea"),
-                        str(short), "-o", str(tmp_path / "m.csv")], capture_output=True, text=True, timeout=300)
+    m = run_cli("measure", *files, str(tmp_path / "missing.hea"),
+                        str(short), "-o", str(tmp_path / "m.csv"))
     assert m.returncode == 1 and "missing.hea" in m.stderr and "Traceback" not in m.stderr
     assert "too short to measure" in m.stderr
     table = pd.read_csv(tmp_path / "m.csv")

@@ -6,11 +6,10 @@ rules on their own."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from ecgfounder.monitor import EpisodeRules, burden, find_episodes, monitor, owned_spans, window_starts_s
 
@@ -119,9 +118,8 @@ def test_a_header_cannot_make_monitor_walk_past_its_data(tmp_path):
 @pytest.mark.slow
 def test_cli_monitor(assembled, tmp_path):
     path, _, _ = assembled
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "monitor", str(path), "--model", "cinc2017-rhythm-tiny",
-                        "--out", str(tmp_path), "--no-progress", "--labels", "AF"], capture_output=True, text=True,
-                       timeout=180)
+    r = run_cli("monitor", str(path), "--model", "cinc2017-rhythm-tiny",
+                        "--out", str(tmp_path), "--no-progress", "--labels", "AF")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out["burden"]) == {"AF"} and out["episodes"]["AF"] >= 1

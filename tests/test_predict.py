@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import small_checkpoint
+from conftest import CliResult, run_cli, small_checkpoint
 from ecgfounder import Predictor, load_model, prepare, read_ecg, save_model
 from ecgfounder.infer import expand_inputs
 
@@ -147,9 +146,8 @@ def test_expand_inputs_globs_manifest_and_multi_exam_hdf5(ecg_dir, tmp_path):
         f"{tmp_path / 'exams.h5'}[{i}]" for i in range(3)]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "ecgfounder"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+def _cli(*args: str) -> CliResult:
+    return run_cli(*args)
 
 
 @pytest.mark.slow

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ecgfounder.data.splits import make_splits
 from ecgfounder.train import build_manifest, load_config
@@ -17,8 +16,8 @@ from ecgfounder.train import build_manifest, load_config
 
 def _split(tmp_path: Path, data_dir: Path, *extra: str) -> Path:
     out = tmp_path / "splits.csv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "split", f"ludb:{data_dir / 'ludb'}", "-o", str(out),
-                        *extra], capture_output=True, text=True, timeout=120)
+    r = run_cli("split", f"ludb:{data_dir / 'ludb'}", "-o", str(out),
+                        *extra)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -92,11 +91,10 @@ def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_di
     import json
 
     out = tmp_path / "cv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "train", "--folds", "5",
+    r = run_cli("train", "--folds", "5",
                         "--dataset", f"ludb:{data_dir / 'ludb'}", "--task", "regression", "--init", "nano",
                         "--leads", "II", "--epochs", "1", "--batch-size", "16", "--test-fraction", "0.2",
-                        "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(out), "--workers", "0"],
-                       capture_output=True, text=True, timeout=600)
+                        "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(out), "--workers", "0")
     assert r.returncode == 0, r.stderr[-2000:]
     oof = pd.read_csv(out / "oof_predictions.csv")
     splits = pd.read_csv(out / "splits.csv")
@@ -112,9 +110,9 @@ def test_five_fold_cross_validation_predicts_every_record_once(tmp_path, data_di
     assert list(folds["fold"].astype(str)) == ["0", "1", "2", "3", "4", "mean", "sd"] and "mae" in folds
     assert all((out / f"fold-{k}" / "best.safetensors").is_file() for k in range(5))
     # the pooled tables are what `evaluate` takes
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(out / "oof_predictions.csv"),
+    r = run_cli("evaluate", "--predictions", str(out / "oof_predictions.csv"),
                         "--labels", str(out / "oof_labels.csv"), "--output-dir", str(tmp_path / "ev"),
-                        "--bootstrap", "100"], capture_output=True, text=True, timeout=120)
+                        "--bootstrap", "100")
     assert r.returncode == 0 and "| age | 160 |" in r.stdout, r.stderr
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from ecgfounder.eval import evaluate_arrays
 from ecgfounder.eval.subgroups import band_values, evaluate_subgroups
@@ -60,8 +60,8 @@ def ludb_predictions(tmp_path_factory, data_dir):
     meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
     files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
     out = folder / "pred.csv"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", *files, "--model", "cinc2017-rhythm",
-                        "--lead", "I", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm",
+                        "--lead", "I", "-o", str(out))
     assert r.returncode == 0, r.stderr
     rhythm = meta["Rhythms"].str.strip()
     labels = pd.DataFrame({"record": files, "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
@@ -73,10 +73,9 @@ def ludb_predictions(tmp_path_factory, data_dir):
 def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
     folder, meta, files = ludb_predictions
     out = folder / "by"
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(folder / "pred.csv"),
+    r = run_cli("evaluate", "--predictions", str(folder / "pred.csv"),
                         "--labels", str(folder / "labels.csv"), "--by", "sex,age", "--records", *files,
-                        "--bootstrap", "300", "--no-plots", "--output-dir", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                        "--bootstrap", "300", "--no-plots", "--output-dir", str(out))
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "subgroups.json").read_text())
     groups = {(g["column"], g["group"]): g for g in res["groups"]}
@@ -114,15 +113,13 @@ def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
 
 def test_cli_subgroups_missing_column_is_a_clear_error(ludb_predictions):
     folder, _, _ = ludb_predictions
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", "--predictions", str(folder / "pred.csv"),
-                        "--labels", str(folder / "labels.csv"), "--by", "site", "--output-dir", str(folder / "x")],
-                       capture_output=True, text=True, timeout=120)
+    r = run_cli("evaluate", "--predictions", str(folder / "pred.csv"),
+                        "--labels", str(folder / "labels.csv"), "--by", "site", "--output-dir", str(folder / "x"))
     assert r.returncode == 2 and "'site'" in r.stderr and "--records" in r.stderr and "Traceback" not in r.stderr
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ecgfounder", "evaluate", *args], capture_output=True, text=True,
-                          timeout=300)
+    return run_cli("evaluate", *args)
 
 
 def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path, data_dir):
