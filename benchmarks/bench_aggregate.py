@@ -32,8 +32,11 @@ def main() -> None:
     ap.add_argument("--models", default="cinc2017-rhythm,cinc2017-rhythm-tiny")
     ap.add_argument("--splits", default="val,test")
     ap.add_argument("--stride", type=float, default=None, help="window step in seconds (default: the window)")
-    ap.add_argument("--config", default=str(ROOT / "examples" / "train_cinc2017_tiny.yaml"),
-                    help="training config whose data set and split (seed, fractions) are used")
+    ap.add_argument(
+        "--config",
+        default=str(ROOT / "examples" / "train_cinc2017_tiny.yaml"),
+        help="training config whose data set and split (seed, fractions) are used",
+    )
     ap.add_argument("--cache", default=None, help="folder keeping each member's window table (CSV)")
     args = ap.parse_args()
     import hashlib
@@ -57,7 +60,9 @@ def main() -> None:
             for member in name.split("+"):
                 stat = Path(member).stat() if Path(member).is_file() else None  # a retrained file: new key
                 stamp = f"{stat.st_size}|{stat.st_mtime_ns}" if stat else ""
-                key = hashlib.sha256(f"{member}|{stamp}|{split}|{args.stride}|{args.config}".encode()).hexdigest()[:16]
+                key = hashlib.sha256(
+                    f"{member}|{stamp}|{split}|{args.stride}|{args.config}".encode()
+                ).hexdigest()[:16]
                 cached = Path(args.cache) / f"{key}.csv" if args.cache else None
                 if cached is not None and cached.is_file():
                     win = pd.read_csv(cached, keep_default_na=False)
@@ -85,8 +90,11 @@ def main() -> None:
                 m = task_metrics("multiclass", y, probs, labels)
                 q = probs / probs.sum(1, keepdims=True)
                 loss = float(-np.mean(np.log(np.clip(q[np.arange(len(y)), y], 1e-7, 1))))
-                print(f"| {name} | {split} | {len(idx)} | {how} | {m['challenge_f1']:.3f} | "
-                      f"{m['auroc_AF']:.3f} | {m['accuracy']:.3f} | {loss:.3f} |", flush=True)
+                print(
+                    f"| {name} | {split} | {len(idx)} | {how} | {m['challenge_f1']:.3f} | "
+                    f"{m['auroc_AF']:.3f} | {m['accuracy']:.3f} | {loss:.3f} |",
+                    flush=True,
+                )
             print(f"<!-- {name} {split}: {len(win)} windows scored in {time.perf_counter() - t:.0f} s -->")
 
 

@@ -36,13 +36,20 @@ def main() -> None:
     from ecgfounder.models import create_model
     from ecgfounder.train.distill import count_flops, native_bf16, throughput
 
-    leads = ("I",) if args.leads == 1 else STANDARD_12_LEADS[:args.leads]
-    x = torch.from_numpy(np.random.default_rng(0).standard_normal((args.batch, len(leads), 5000)).astype(np.float32))
-    models = [(name, create_model(name, in_channels=len(leads), n_classes=150 if name == "base" else 4)
-               .eval()) for name in args.presets.split(",")]
+    leads = ("I",) if args.leads == 1 else STANDARD_12_LEADS[: args.leads]
+    x = torch.from_numpy(
+        np.random.default_rng(0).standard_normal((args.batch, len(leads), 5000)).astype(np.float32)
+    )
+    models = [
+        (name, create_model(name, in_channels=len(leads), n_classes=150 if name == "base" else 4).eval())
+        for name in args.presets.split(",")
+    ]
     models += [(Path(p).parent.name, load_model(p)) for p in args.student]
-    print(f"{platform.processor() or platform.machine()}; {os.cpu_count()} CPU(s); torch threads "
-          f"{torch.get_num_threads()}; native bf16: {native_bf16()}; batch {args.batch} x {len(leads)} lead(s) x 5000")
+    print(
+        f"{platform.processor() or platform.machine()}; {os.cpu_count()} CPU(s); torch threads "
+        f"{torch.get_num_threads()}; native bf16: {native_bf16()}; batch {args.batch} x {len(leads)} "
+        f"lead(s) x 5000"
+    )
     onnx = not args.no_onnx
     if onnx:
         try:
@@ -51,12 +58,17 @@ def main() -> None:
             onnx = False
     rows = []
     for name, m in models:
-        row = {"model": name, "params": m.num_parameters(False), "mflop": count_flops(m, len(leads), 5000) / 1e6,
-               "fp32": throughput(m, x, args.seconds)}
+        row = {
+            "model": name,
+            "params": m.num_parameters(False),
+            "mflop": count_flops(m, len(leads), 5000) / 1e6,
+            "fp32": throughput(m, x, args.seconds),
+        }
         if native_bf16():
             row["bf16"] = throughput(m, x, args.seconds, bf16=True)
         if onnx:
             with tempfile.TemporaryDirectory() as tmp:
+
                 def rate(path: Path) -> float:
                     import time
 
@@ -76,11 +88,16 @@ def main() -> None:
         print(f"  {name}: done", flush=True)
     base = next((r["fp32"] for r in rows if r["model"] == "base"), None)
     cols = [c for c in ("fp32", "bf16", "onnx", "onnx_int8") if c in rows[0]]
-    print("| model | parameters | MFLOP/window | " + " | ".join(f"ECG/s {c}" for c in cols)
-          + (" | fastest vs base fp32 |" if base else " |"))
+    print(
+        "| model | parameters | MFLOP/window | "
+        + " | ".join(f"ECG/s {c}" for c in cols)
+        + (" | fastest vs base fp32 |" if base else " |")
+    )
     print("| --- | --- | --- |" + " --- |" * len(cols) + (" --- |" if base else ""))
     for r in rows:
-        line = f"| {r['model']} | {r['params']:,} | {r['mflop']:.1f} | " + " | ".join(f"{r[c]:.0f}" for c in cols)
+        line = f"| {r['model']} | {r['params']:,} | {r['mflop']:.1f} | " + " | ".join(
+            f"{r[c]:.0f}" for c in cols
+        )
         if base:
             line += f" | {max(r[c] for c in cols) / base:.1f}x"
         print(line + " |")

@@ -1,6 +1,6 @@
 """Bootstrap evaluation speed: N records x L labels x B resamples, simulated scores.
 
-    .venv/bin/python benchmarks/bench_evaluate.py [--records 20000] [--labels 150] [--bootstrap 1000]
+.venv/bin/python benchmarks/bench_evaluate.py [--records 20000] [--labels 150] [--bootstrap 1000]
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def main() -> None:
     t = time.perf_counter()
     rep = evaluate_arrays(y, p, [f"L{i}" for i in range(args.labels)], n_boot=args.bootstrap)
     dt = time.perf_counter() - t
-    print(f"{args.records} records x {args.labels} labels x {args.bootstrap} resamples: {dt:.1f} s "
-          f"(macro AUROC {rep.macro['auroc']:.3f} [{rep.macro['auroc_lo']:.3f}, {rep.macro['auroc_hi']:.3f}])")
+    print(
+        f"{args.records} records x {args.labels} labels x {args.bootstrap} resamples: {dt:.1f} s "
+        f"(macro AUROC {rep.macro['auroc']:.3f} [{rep.macro['auroc_lo']:.3f}, {rep.macro['auroc_hi']:.3f}])"
+    )
 
 
 if __name__ == "__main__":

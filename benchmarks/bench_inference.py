@@ -72,11 +72,19 @@ def _runner(path: str, model_name: str, files: dict[str, str], device: str):
             if device == "cuda":
                 torch.cuda.synchronize()
             return out
+
     return run
 
 
-def measure(path: str, model_name: str, files: dict[str, str], device: str, batches: list[int],
-            leads: int, seconds: float) -> tuple[dict[int, float], float]:
+def measure(
+    path: str,
+    model_name: str,
+    files: dict[str, str],
+    device: str,
+    batches: list[int],
+    leads: int,
+    seconds: float,
+) -> tuple[dict[int, float], float]:
     """ECG/s per batch size and the process's peak RSS (MB); run in a child process."""
     run = _runner(path, model_name, files, device)
     rates = {}
@@ -113,8 +121,10 @@ def _in_child(*args):
 def end_to_end(model, files: list[Path], paths: dict[str, dict], seconds: float) -> None:
     import ecgfounder
 
-    print(f"\nend to end: {len(files)} LUDB 12-lead records (10 s, 500 Hz) -> predictions "
-          f"(Predictor, batch 32, reading in worker processes) vs the same model alone")
+    print(
+        f"\nend to end: {len(files)} LUDB 12-lead records (10 s, 500 Hz) -> predictions "
+        f"(Predictor, batch 32, reading in worker processes) vs the same model alone"
+    )
     print(f"{'path':<10} {'files/s':>8} {'model-only ECG/s':>17} {'end-to-end share':>17}")
     for name, kw in paths.items():
         p = ecgfounder.Predictor(model, batch_size=32, progress=False, **kw)
@@ -148,7 +158,9 @@ def drift(n: int, paths: list[str]) -> None:
     labels = ["normal", "AF", "other", "noisy"]
     ref = ecgfounder.Predictor("cinc2017-rhythm-tiny", progress=False).predict(files)
     a0 = auroc(af, ref["AF"].to_numpy())
-    print(f"\ndrift vs fp32 on {len(files)} held-out CinC 2017 records (bundled model, AF AUROC fp32 {a0:.4f}):")
+    print(
+        f"\ndrift vs fp32 on {len(files)} held-out CinC 2017 records (bundled model, AF AUROC fp32 {a0:.4f}):"
+    )
     for path in paths:
         kw = {"precision": path} if path in ("bf16", "int8") else {"compile": True}
         if path == "int8":
@@ -164,8 +176,11 @@ def main() -> None:
     ap.add_argument("--model", default="ecgfounder-12lead")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--batches", default="1,16,64")
-    ap.add_argument("--paths", default=None, help="comma-separated (default: fp32,bf16,onnx,int8 on "
-                    "CPU; fp32,fp16,bf16 on CUDA)")
+    ap.add_argument(
+        "--paths",
+        default=None,
+        help="comma-separated (default: fp32,bf16,onnx,int8 on CPU; fp32,fp16,bf16 on CUDA)",
+    )
     ap.add_argument("--compile", action="store_true", help="add the torch.compile path")
     ap.add_argument("--end-to-end", type=int, default=200, metavar="N", help="LUDB records (0: skip)")
     ap.add_argument("--drift", type=int, default=300, metavar="N", help="CinC records (0: skip)")
@@ -180,10 +195,14 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     model, source = _load(args.model)
     leads = model.config.in_channels
-    ludb = sorted((SHARED / "ludb" / "data").glob("*.hea"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
-    print(f"{args.model} ({model.num_parameters():,} parameters, {source}); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, device {device}"
-          + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""))
+    ludb = sorted(
+        (SHARED / "ludb" / "data").glob("*.hea"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0
+    )
+    print(
+        f"{args.model} ({model.num_parameters():,} parameters, {source}); torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, device {device}"
+        + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else "")
+    )
     tmp = Path(tempfile.mkdtemp())
     files: dict[str, str] = {}
     if "onnx" in paths:

@@ -25,8 +25,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 # SNOMED CT codes of the CinC 2020/2021 labels read as infarction or ischaemia
-MI_CODES = {"164865005", "164861001", "426434006", "425419005", "413844008", "57054005", "54329005", "164867002",
-            "413444003", "426396005"}
+MI_CODES = {
+    "164865005",
+    "164861001",
+    "426434006",
+    "425419005",
+    "413844008",
+    "57054005",
+    "54329005",
+    "164867002",
+    "413444003",
+    "426396005",
+}
 
 
 def _text(v: object) -> str:
@@ -34,9 +44,18 @@ def _text(v: object) -> str:
 
 
 def ludb_groups(row: object) -> list[str]:
-    rh, ax, co, hy, pa, isc, rep = (_text(row[c]) for c in (  # type: ignore[index]
-        "Rhythms", "Electric axis of the heart", "Conduction abnormalities", "Hypertrophies", "Cardiac pacing",
-        "Ischemia", "Non-specific repolarization abnormalities"))
+    rh, ax, co, hy, pa, isc, rep = (
+        _text(row[c])
+        for c in (  # type: ignore[index]
+            "Rhythms",
+            "Electric axis of the heart",
+            "Conduction abnormalities",
+            "Hypertrophies",
+            "Cardiac pacing",
+            "Ischemia",
+            "Non-specific repolarization abnormalities",
+        )
+    )
     g = ["LUDB", "AF or flutter" if ("fibrillation" in rh or "flutter" in rh) else "sinus rhythms"]
     if "left axis" in ax:
         g.append("left axis deviation")
@@ -44,8 +63,12 @@ def ludb_groups(row: object) -> list[str]:
         g.append("right axis deviation")
     elif ax:
         g.append("normal, vertical or horizontal axis")
-    for words, name in ((("right bundle",), "right bundle branch block"), (("left bundle",), "left bundle branch block"),
-                        (("hemiblock",), "left anterior hemiblock"), (("av block", "av-block"), "AV block")):
+    for words, name in (
+        (("right bundle",), "right bundle branch block"),
+        (("left bundle",), "left bundle branch block"),
+        (("hemiblock",), "left anterior hemiblock"),
+        (("av block", "av-block"), "AV block"),
+    ):
         if any(w in co for w in words):
             g.append(name)
     if "left ventricular hypertrophy" in hy:
@@ -119,9 +142,12 @@ def main() -> int:
             t[1] += r["clean"] != ""
             t[2] += r["LA/RA"] == "LA/RA"
             t[3] += r["RA/LL"] == "RA/LL"
-    lines = [f"rule: {args.rule}; {len(df)} 12-lead records; {time.time() - t0:.0f} s", "",
-             "| group | records | false alarms (clean) | LA/RA detected | RA/LL detected |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"rule: {args.rule}; {len(df)} 12-lead records; {time.time() - t0:.0f} s",
+        "",
+        "| group | records | false alarms (clean) | LA/RA detected | RA/LL detected |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for g, (n, fa, la, rl) in sorted(table.items(), key=lambda kv: (kv[0] != "all", -kv[1][0], kv[0])):
         lines.append(f"| {g} | {n} | {fa} ({fa / n:.1%}) | {la / n:.1%} | {rl / n:.1%} |")
     print("\n".join(lines))

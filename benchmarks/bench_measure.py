@@ -73,11 +73,17 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--neurokit", action="store_true", help="also measure with neurokit2's delineation")
     ap.add_argument("--agree", type=int, default=1, help="k-th earliest/latest lead for the global fiducials")
-    ap.add_argument("--write-shifts", action="store_true",
-                    help="store the calibration from all out-of-fold records in the bundled delineator")
-    ap.add_argument("--in-sample", action="store_true",
-                    help="measure every record with the bundled delineator, which was trained on all 200 LUDB "
-                         "records: in-sample figures, labelled IN-SAMPLE in every output (for comparison only)")
+    ap.add_argument(
+        "--write-shifts",
+        action="store_true",
+        help="store the calibration from all out-of-fold records in the bundled delineator",
+    )
+    ap.add_argument(
+        "--in-sample",
+        action="store_true",
+        help="measure every record with the bundled delineator, which was trained on all 200 LUDB "
+        "records: in-sample figures, labelled IN-SAMPLE in every output (for comparison only)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "measure"))
     args = ap.parse_args()
     if not LUDB.exists():
@@ -107,24 +113,41 @@ def main() -> int:
         probs = segment(rec.signal, rec.fs, models[fold])
         raw = measure(rec, probabilities=probs, shifts_ms={}, agree=args.agree)
         ref_beats = global_beats(waves)
-        items.append({"record": int(rid), "fold": fold, "rec": rec, "probs": probs, "raw": raw.to_dict(),
-                      "ref": reference_measurements(waves),
-                      "diffs": fiducial_differences(raw.beats, ref_beats),  # reference: agree=1, always
-                      "ref_beats": ref_beats,
-                      "rhythm": str(rhythm).strip().replace("\n", "; "),
-                      "axis_class": str(axis).replace("Electric axis of the heart: ", "").strip()})
+        items.append(
+            {
+                "record": int(rid),
+                "fold": fold,
+                "rec": rec,
+                "probs": probs,
+                "raw": raw.to_dict(),
+                "ref": reference_measurements(waves),
+                "diffs": fiducial_differences(raw.beats, ref_beats),  # reference: agree=1, always
+                "ref_beats": ref_beats,
+                "rhythm": str(rhythm).strip().replace("\n", "; "),
+                "axis_class": str(axis).replace("Electric axis of the heart: ", "").strip(),
+            }
+        )
     # every figure below is reported only when no record was scored by a model trained on it
-    sample = check_out_of_sample([(str(LUDB / "data" / f"{it['record']}.hea"), models[it["fold"]].provenance)
-                                  for it in items], allow_in_sample=args.in_sample)
+    sample = check_out_of_sample(
+        [(str(LUDB / "data" / f"{it['record']}.hea"), models[it["fold"]].provenance) for it in items],
+        allow_in_sample=args.in_sample,
+    )
     # the calibration of each fold: median fiducial differences on the other folds' records
     shifts = {f: median_shifts([it["diffs"] for it in items if it["fold"] != f]) for f in range(args.folds)}
     shifts_all = median_shifts([it["diffs"] for it in items])
     rows = []
     for it in items:
         m = measure(it["rec"], probabilities=it["probs"], shifts_ms=shifts[it["fold"]], agree=args.agree)
-        row = {"record": it["record"], "fold": it["fold"], "rhythm": it["rhythm"], "axis_class": it["axis_class"],
-               **{f"ref_{k}": v for k, v in it["ref"].items()}, **m.to_dict(), "n_beats": len(m.beats),
-               "hr_bpm_ref_span": span_heart_rate(m.beats, it["ref_beats"])}
+        row = {
+            "record": it["record"],
+            "fold": it["fold"],
+            "rhythm": it["rhythm"],
+            "axis_class": it["axis_class"],
+            **{f"ref_{k}": v for k, v in it["ref"].items()},
+            **m.to_dict(),
+            "n_beats": len(m.beats),
+            "hr_bpm_ref_span": span_heart_rate(m.beats, it["ref_beats"]),
+        }
         row.update({f"uncalibrated_{k}": v for k, v in it["raw"].items()})
         if args.neurokit:
             nk = measure(it["rec"], method="neurokit")
@@ -136,8 +159,10 @@ def main() -> int:
     if args.write_shifts:
         from ecgfounder.measurement.delineate import DEFAULT_DELINEATOR, update_delineator_metadata
 
-        update_delineator_metadata(DEFAULT_DELINEATOR, {"fiducial_shifts_ms": shifts_all,
-                                                        "fiducial_shifts_from": "out-of-fold LUDB, all 200 records"})
+        update_delineator_metadata(
+            DEFAULT_DELINEATOR,
+            {"fiducial_shifts_ms": shifts_all, "fiducial_shifts_from": "out-of-fold LUDB, all 200 records"},
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "measure_ludb.csv", index=False)
@@ -150,11 +175,19 @@ def main() -> int:
             both = np.isfinite(ours) & np.isfinite(ref)
             d = (ours - ref)[both]
             lm, ls = LIMITS[c]
-            res.append({"interval": c, "measured": int(both.sum()), "reference_available": int(np.isfinite(ref).sum()),
-                        "flagged_not_measurable": int((~np.isfinite(ours) & np.isfinite(ref)).sum()),
-                        "mean_diff": float(d.mean()), "sd_diff": float(d.std(ddof=1)),
-                        "limit_mean": lm, "limit_sd": ls,
-                        "within": bool(abs(d.mean()) <= lm and d.std(ddof=1) <= ls)})
+            res.append(
+                {
+                    "interval": c,
+                    "measured": int(both.sum()),
+                    "reference_available": int(np.isfinite(ref).sum()),
+                    "flagged_not_measurable": int((~np.isfinite(ours) & np.isfinite(ref)).sum()),
+                    "mean_diff": float(d.mean()),
+                    "sd_diff": float(d.std(ddof=1)),
+                    "limit_mean": lm,
+                    "limit_sd": ls,
+                    "within": bool(abs(d.mean()) <= lm and d.std(ddof=1) <= ls),
+                }
+            )
         return res
 
     ours = table("")
@@ -163,16 +196,25 @@ def main() -> int:
     regular = df["rhythm"].isin(REGULAR)
     hr_diff = (df["hr_bpm"] - df["ref_hr_bpm"])[regular]
     span_diff = (df["hr_bpm_ref_span"] - df["ref_hr_bpm"])[regular]
-    hr = {"regular_records": int(regular.sum()), "within_2bpm": int((hr_diff.abs() <= 2).sum()),
-          "max_abs_diff": float(hr_diff.abs().max()), "mean_diff": float(hr_diff.mean()),
-          "outside_2bpm": {int(r): round(float(d), 2) for r, d in zip(df["record"][regular], hr_diff) if abs(d) > 2},
-          "annotated_span_within_2bpm": int((span_diff.abs() <= 2).sum()),
-          "annotated_span_max_abs_diff": float(span_diff.abs().max())}
+    hr = {
+        "regular_records": int(regular.sum()),
+        "within_2bpm": int((hr_diff.abs() <= 2).sum()),
+        "max_abs_diff": float(hr_diff.abs().max()),
+        "mean_diff": float(hr_diff.mean()),
+        "outside_2bpm": {
+            int(r): round(float(d), 2) for r, d in zip(df["record"][regular], hr_diff) if abs(d) > 2
+        },
+        "annotated_span_within_2bpm": int((span_diff.abs() <= 2).sum()),
+        "annotated_span_max_abs_diff": float(span_diff.abs().max()),
+    }
     no_p = df["measure_flags"].fillna("").str.contains("no_p_waves")
     af = df["rhythm"].str.contains("fibrillation|flutter", case=False)
-    flags = {"af_or_flutter_records": int(af.sum()), "af_flutter_flagged_no_p": int((af & no_p).sum()),
-             "sinus_flagged_no_p": int((~af & no_p).sum()),
-             "paced_flagged": int(df["measure_flags"].fillna("").str.contains("paced").sum())}
+    flags = {
+        "af_or_flutter_records": int(af.sum()),
+        "af_flutter_flagged_no_p": int((af & no_p).sum()),
+        "sinus_flagged_no_p": int((~af & no_p).sum()),
+        "paced_flagged": int(df["measure_flags"].fillna("").str.contains("paced").sum()),
+    }
 
     def axis_class(a: float) -> str:
         if not np.isfinite(a):
@@ -182,29 +224,57 @@ def main() -> int:
         if a > 90:
             return "right axis deviation"
         return "horizontal" if a < 30 else ("normal" if a <= 70 else "vertical")
+
     df["axis_ours"] = [axis_class(a) for a in df["qrs_axis_deg"]]
     axis_agree = float((df["axis_ours"] == df["axis_class"]).mean())
-    result = {"sample": sample, "shifts_per_fold_ms": shifts, "shifts_all_ms": shifts_all, "intervals": ours,
-              "uncalibrated": raw_rows, "neurokit": nk, "heart_rate": hr, "flags": flags,
-              "axis_class_agreement": axis_agree, "seconds": time.time() - t0}
+    result = {
+        "sample": sample,
+        "shifts_per_fold_ms": shifts,
+        "shifts_all_ms": shifts_all,
+        "intervals": ours,
+        "uncalibrated": raw_rows,
+        "neurokit": nk,
+        "heart_rate": hr,
+        "flags": flags,
+        "axis_class_agreement": axis_agree,
+        "seconds": time.time() - t0,
+    }
     (out / "measure_ludb.json").write_text(json.dumps(result, indent=2, default=float))
     fin = df[[f"ref_{c}" for c in INTERVALS]].to_numpy(float)
-    plot_regression(fin, df[list(INTERVALS)].to_numpy(float), [c.replace("_ms", " (ms)") for c in INTERVALS], out)
-    lines = [f"**{sample}**: " + ("every record measured by a model that never saw it" if sample == "out-of-sample"
-                                   else "the bundled delineator was trained on all 200 LUDB records it measures here"),
-             f"fiducial shifts (ms) per fold, from the other folds: {shifts}; {time.time() - t0:.0f} s", "",
-             "| interval | measured | flagged not measurable | mean diff (ms) | SD (ms) | IEC limit mean / SD | within |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    plot_regression(
+        fin, df[list(INTERVALS)].to_numpy(float), [c.replace("_ms", " (ms)") for c in INTERVALS], out
+    )
+    lines = [
+        f"**{sample}**: "
+        + (
+            "every record measured by a model that never saw it"
+            if sample == "out-of-sample"
+            else "the bundled delineator was trained on all 200 LUDB records it measures here"
+        ),
+        f"fiducial shifts (ms) per fold, from the other folds: {shifts}; {time.time() - t0:.0f} s",
+        "",
+        "| interval | measured | flagged not measurable | mean diff (ms) | SD (ms) | IEC limit mean / SD | "
+        "within |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, rows_ in (("ecgfounder", ours), ("uncalibrated", raw_rows), ("neurokit2", nk)):
         for r in rows_:
-            lines.append(f"| {r['interval']} ({name}) | {r['measured']} | {r['flagged_not_measurable']} | "
-                         f"{r['mean_diff']:+.1f} | {r['sd_diff']:.1f} | ±{r['limit_mean']:.0f} / {r['limit_sd']:.0f} | "
-                         f"{'yes' if r['within'] else 'no'} |")
-    lines += ["", f"heart rate, {hr['regular_records']} regular-rhythm records: {hr['within_2bpm']} within 2 bpm, "
-              f"max |diff| {hr['max_abs_diff']:.2f} bpm, mean diff {hr['mean_diff']:+.2f}; outside: {hr['outside_2bpm']}; "
-              f"over the annotated span only: {hr['annotated_span_within_2bpm']} within 2 bpm, "
-              f"max |diff| {hr['annotated_span_max_abs_diff']:.2f}",
-              f"flags: {flags}", f"QRS axis class agreement with LUDB: {axis_agree:.3f}"]
+            lines.append(
+                f"| {r['interval']} ({name}) | {r['measured']} | {r['flagged_not_measurable']} | "
+                f"{r['mean_diff']:+.1f} | {r['sd_diff']:.1f} | ±{r['limit_mean']:.0f} / {r['limit_sd']:.0f} "
+                f"| "
+                f"{'yes' if r['within'] else 'no'} |"
+            )
+    lines += [
+        "",
+        f"heart rate, {hr['regular_records']} regular-rhythm records: {hr['within_2bpm']} within 2 bpm, "
+        f"max |diff| {hr['max_abs_diff']:.2f} bpm, mean diff {hr['mean_diff']:+.2f}; outside: "
+        f"{hr['outside_2bpm']}; "
+        f"over the annotated span only: {hr['annotated_span_within_2bpm']} within 2 bpm, "
+        f"max |diff| {hr['annotated_span_max_abs_diff']:.2f}",
+        f"flags: {flags}",
+        f"QRS axis class agreement with LUDB: {axis_agree:.3f}",
+    ]
     print("\n".join(lines))
     (out / "measure_ludb.md").write_text("\n".join(lines) + "\n")
     return 0

@@ -38,8 +38,10 @@ def main() -> None:
     model.info.contract = InputContract(leads=("I",))
     names = (CINC / "RECORDS").read_text().split()[: args.files]
     files = [CINC / f"{n}.hea" for n in names]
-    print(f"{len(files)} CinC 2017 files, model {name} ({model.num_parameters():,} parameters), "
-          f"batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(files)} CinC 2017 files, model {name} ({model.num_parameters():,} parameters), "
+        f"batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'reading':<26} {'files/s':>8} {'windows/s':>10} {'s':>7} {'peak RSS MB':>12}")
     for workers in (0, 1):
         p = ecgfounder.Predictor(model, workers=workers, batch_size=args.batch_size, progress=False)

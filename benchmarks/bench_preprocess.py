@@ -66,8 +66,12 @@ def main() -> None:
     rows = [("upstream (scipy per lead, per ECG)", lambda: [upstream(r) for r in x])]
     rows.append(("ecgfounder scipy backend, batch", lambda: preprocess(x, backend="scipy", dtype=np.float64)))
     if numba_available():
-        rows.append(("ecgfounder numba, 1 thread", lambda: preprocess(x, backend="numba", workers=1,
-                                                                      dtype=np.float64)))
+        rows.append(
+            (
+                "ecgfounder numba, 1 thread",
+                lambda: preprocess(x, backend="numba", workers=1, dtype=np.float64),
+            )
+        )
         rows.append(("ecgfounder numba, all cores", lambda: preprocess(x, backend="numba", dtype=np.float64)))
     base = None
     print(f"{'path':<38} {'ms/ECG':>8} {'ECG/s':>8} {'speed-up':>9} {'max |diff|':>11}")

@@ -1,6 +1,7 @@
 """Robustness: what graded real-device noise does to the model, and whether the quality flags fire.
 
-    python benchmarks/bench_robustness.py [--records 400] [--model cinc2017-rhythm] [--aggregate mean] [--out DIR]
+    python benchmarks/bench_robustness.py [--records 400] [--model cinc2017-rhythm] [--aggregate mean] \
+        [--out DIR]
 
 Part 1 (model): the bundled rhythm model on held-out CinC 2017 test records (the first --records
 of the split, all four classes), each corrupted at every severity of every corruption of
@@ -29,11 +30,20 @@ SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 #: the flag meant to catch each corruption (prefix of the flag name)
-EXPECTED = {"baseline_wander": ("baseline_wander",), "powerline_50hz": ("powerline_50hz",),
-            "powerline_60hz": ("powerline_60hz",), "white_noise": ("noise",), "emg": ("noise",),
-            "motion": ("motion_artifact",), "lead_off": ("flat", "flat_segment"),
-            "gain": ("flat", "amplitude_implausible"), "inverted": (), "limb_swap_LA/RA": ("limb_reversal:LA/RA",),
-            "limb_swap_RA/LL": ("limb_reversal:RA/LL",), "limb_swap_LA/LL": ("limb_reversal:LA/LL",)}
+EXPECTED = {
+    "baseline_wander": ("baseline_wander",),
+    "powerline_50hz": ("powerline_50hz",),
+    "powerline_60hz": ("powerline_60hz",),
+    "white_noise": ("noise",),
+    "emg": ("noise",),
+    "motion": ("motion_artifact",),
+    "lead_off": ("flat", "flat_segment"),
+    "gain": ("flat", "amplitude_implausible"),
+    "inverted": (),
+    "limb_swap_LA/RA": ("limb_reversal:LA/RA",),
+    "limb_swap_RA/LL": ("limb_reversal:RA/LL",),
+    "limb_swap_LA/LL": ("limb_reversal:LA/LL",),
+}
 INFORMATIONAL = ("short:", "nan_interpolated:")
 
 
@@ -64,8 +74,16 @@ def flag_table(sets: dict[str, list], seed: int) -> list[dict]:
     for set_name, records in sets.items():
         twelve = records[0].n_leads >= 12
         clean = [quality_outcome(r) for r in records]
-        rows.append({"set": set_name, "corruption": "none", "severity": "", "records": len(records),
-                     "flagged": float(np.mean([c[0] for c in clean])), "expected_flag": None})
+        rows.append(
+            {
+                "set": set_name,
+                "corruption": "none",
+                "severity": "",
+                "records": len(records),
+                "flagged": float(np.mean([c[0] for c in clean])),
+                "expected_flag": None,
+            }
+        )
         for name in CORRUPTIONS:
             if name.startswith("limb_swap") and not twelve:
                 continue
@@ -73,15 +91,26 @@ def flag_table(sets: dict[str, list], seed: int) -> list[dict]:
                 rng = np.random.default_rng(seed)
                 outcomes = [quality_outcome(corrupt(r, name, sev, rng)) for r in records]
                 exp = EXPECTED[name]
-                hit = [any(f == "refused" or f.startswith(exp) for f in o[1]) if exp else False for o in outcomes]
-                rows.append({"set": set_name, "corruption": name, "severity": sev, "records": len(records),
-                             "flagged": float(np.mean([o[0] for o in outcomes])),
-                             "expected_flag": float(np.mean(hit)) if exp else None})
+                hit = [
+                    any(f == "refused" or f.startswith(exp) for f in o[1]) if exp else False for o in outcomes
+                ]
+                rows.append(
+                    {
+                        "set": set_name,
+                        "corruption": name,
+                        "severity": sev,
+                        "records": len(records),
+                        "flagged": float(np.mean([o[0] for o in outcomes])),
+                        "expected_flag": float(np.mean(hit)) if exp else None,
+                    }
+                )
             print(f"  {set_name}: {name} done", file=sys.stderr)
     return rows
 
 
-def model_table(records: list, classes: list[str], model: str, seed: int, aggregate: str | None = None) -> list[dict]:
+def model_table(
+    records: list, classes: list[str], model: str, seed: int, aggregate: str | None = None
+) -> list[dict]:
     from ecgfounder import Predictor
     from ecgfounder.eval.metrics import auroc, f1_scores
     from ecgfounder.eval.robustness import CORRUPTIONS, SEVERITIES, corrupt
@@ -96,9 +125,11 @@ def model_table(records: list, classes: list[str], model: str, seed: int, aggreg
         p = df.loc[ok, labels].to_numpy(float)
         yy = y[ok.to_numpy()]
         f1 = f1_scores(yy, p.argmax(1), len(labels))
-        return {"af_auroc": float(auroc(yy == labels.index("AF"), p[:, labels.index("AF")])),
-                "challenge_f1": float(np.mean([f1[labels.index(c)] for c in ("normal", "AF", "other")])),
-                "refused": int((~ok).sum())}
+        return {
+            "af_auroc": float(auroc(yy == labels.index("AF"), p[:, labels.index("AF")])),
+            "challenge_f1": float(np.mean([f1[labels.index(c)] for c in ("normal", "AF", "other")])),
+            "refused": int((~ok).sum()),
+        }
 
     rows = [{"corruption": "none", "severity": "", **score(records)}]
     for name in CORRUPTIONS:
@@ -106,29 +137,51 @@ def model_table(records: list, classes: list[str], model: str, seed: int, aggreg
             continue
         for sev in SEVERITIES[name]:
             rng = np.random.default_rng(seed)
-            rows.append({"corruption": name, "severity": sev, **score([corrupt(r, name, sev, rng) for r in records])})
+            rows.append(
+                {"corruption": name, "severity": sev, **score([corrupt(r, name, sev, rng) for r in records])}
+            )
         print(f"  model: {name} done", file=sys.stderr)
     return rows
 
 
 def to_markdown(model_rows: list[dict], flag_rows: list[dict], info: dict) -> str:
-    head = (f"Model `{info['model']}` on {info['model_records']} held-out CinC 2017 test records"
-            if model_rows else "Quality flags only (--no-model)")
+    head = (
+        f"Model `{info['model']}` on {info['model_records']} held-out CinC 2017 test records"
+        if model_rows
+        else "Quality flags only (--no-model)"
+    )
     out = [f"{head}; seed {info['seed']}; {info['seconds']:.0f} s on {info['cpu']}.", ""]
     if model_rows:
-        out += ["| corruption | severity | AF AUROC | challenge F1 | refused |", "| --- | --- | --- | --- | --- |"]
+        out += [
+            "| corruption | severity | AF AUROC | challenge F1 | refused |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for r in model_rows:
-            out.append(f"| {r['corruption']} | {r['severity']} | {r['af_auroc']:.3f} | {r['challenge_f1']:.3f} | {r['refused']} |")
+            out.append(
+                f"| {r['corruption']} | {r['severity']} | {r['af_auroc']:.3f} | {r['challenge_f1']:.3f} | "
+                f"{r['refused']} |"
+            )
         out.append("")
     sets = list(dict.fromkeys(r["set"] for r in flag_rows))
-    out += ["Quality flags: share of records with any quality flag (or refused), and with the flag meant "
-            "for the corruption (in brackets).", "",
-            "| corruption | severity | " + " | ".join(sets) + " |", "| --- | --- | " + "--- | " * len(sets)]
+    out += [
+        "Quality flags: share of records with any quality flag (or refused), and with the flag meant "
+        "for the corruption (in brackets).",
+        "",
+        "| corruption | severity | " + " | ".join(sets) + " |",
+        "| --- | --- | " + "--- | " * len(sets),
+    ]
     keys = list(dict.fromkeys((r["corruption"], str(r["severity"])) for r in flag_rows))
     for corruption, sev in keys:
         cells = []
         for s in sets:
-            r = next((x for x in flag_rows if x["set"] == s and x["corruption"] == corruption and str(x["severity"]) == sev), None)
+            r = next(
+                (
+                    x
+                    for x in flag_rows
+                    if x["set"] == s and x["corruption"] == corruption and str(x["severity"]) == sev
+                ),
+                None,
+            )
             if r is None:
                 cells.append("")
             else:
@@ -140,14 +193,26 @@ def to_markdown(model_rows: list[dict], flag_rows: list[dict], info: dict) -> st
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=400, help="CinC test records for the model part (0: all 1,194)")
-    ap.add_argument("--flag-records", type=int, default=0, help="CinC records for the flag part (0: all of the split)")
-    ap.add_argument("--flag-split", default="test", choices=("train", "val", "test"),
-                    help="CinC 2017 split for the flag part (test: the records the thresholds were set on; "
-                         "train: records never looked at)")
+    ap.add_argument(
+        "--records", type=int, default=400, help="CinC test records for the model part (0: all 1,194)"
+    )
+    ap.add_argument(
+        "--flag-records", type=int, default=0, help="CinC records for the flag part (0: all of the split)"
+    )
+    ap.add_argument(
+        "--flag-split",
+        default="test",
+        choices=("train", "val", "test"),
+        help="CinC 2017 split for the flag part (test: the records the thresholds were set on; "
+        "train: records never looked at)",
+    )
     ap.add_argument("--model", default="cinc2017-rhythm")
-    ap.add_argument("--aggregate", default=None, choices=("mean", "max", "logit"),
-                    help="how windows make a record (default: the model's own)")
+    ap.add_argument(
+        "--aggregate",
+        default=None,
+        choices=("mean", "max", "logit"),
+        help="how windows make a record (default: the model's own)",
+    )
     ap.add_argument("--no-model", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "robustness"))
@@ -170,19 +235,37 @@ def main() -> int:
 
     model_rows = []
     if not args.no_model:
-        model_rows = model_table([load(n) for n, _ in model_items], [c for _, c in model_items], args.model, args.seed,
-                                 args.aggregate)
-    sets = {f"CinC 2017 {args.flag_split} (1 lead)": [load(n) for n, _ in flag_items],
-            "LUDB (12 leads)": [read_ecg(p) for p in sorted((SHARED / "ludb" / "data").glob("*.hea"))],
-            "CinC 2021 samples (12 leads)": [read_ecg(p) for p in sorted((SHARED / "cinc2021-samples").glob("*.hea"))]}
+        model_rows = model_table(
+            [load(n) for n, _ in model_items],
+            [c for _, c in model_items],
+            args.model,
+            args.seed,
+            args.aggregate,
+        )
+    sets = {
+        f"CinC 2017 {args.flag_split} (1 lead)": [load(n) for n, _ in flag_items],
+        "LUDB (12 leads)": [read_ecg(p) for p in sorted((SHARED / "ludb" / "data").glob("*.hea"))],
+        "CinC 2021 samples (12 leads)": [
+            read_ecg(p) for p in sorted((SHARED / "cinc2021-samples").glob("*.hea"))
+        ],
+    }
     flag_rows = flag_table(sets, args.seed)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    info = {"model": args.model, "model_records": len(model_items) if model_rows else 0, "seed": args.seed,
-            "seconds": time.time() - t0, "cpu": cpu}
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    info = {
+        "model": args.model,
+        "model_records": len(model_items) if model_rows else 0,
+        "seed": args.seed,
+        "seconds": time.time() - t0,
+        "cpu": cpu,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "robustness.json").write_text(json.dumps({"info": info, "model": model_rows, "flags": flag_rows}, indent=2))
+    (out / "robustness.json").write_text(
+        json.dumps({"info": info, "model": model_rows, "flags": flag_rows}, indent=2)
+    )
     md = to_markdown(model_rows, flag_rows, info)
     (out / "robustness.md").write_text(md)
     print(md)

@@ -59,15 +59,26 @@ def synthetic_upload(mb: float, folder: Path) -> list:
     t = np.arange(n) / fs
     sig = np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)], axis=1) * 1.0
     names = "I II III aVR aVL aVF V1 V2 V3 V4 V5 V6".split()
-    wfdb.wrsamp("big", fs=fs, units=["mV"] * 12, sig_name=names, p_signal=sig, fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    wfdb.wrsamp(
+        "big",
+        fs=fs,
+        units=["mV"] * 12,
+        sig_name=names,
+        p_signal=sig,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(folder),
+    )
     return [("file", (p.name, p.read_bytes())) for p in (folder / "big.hea", folder / "big.dat")]
 
 
 def slow_body_attack(port: int, n: int, stop: threading.Event, counts: dict[str, int]) -> None:
     """``n`` sockets that send a complete head, then a body byte every 2 s; renewed when closed."""
-    head = (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100000\r\n\r\n").encode()
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    ).encode()
     socks: list[socket.socket | None] = [None] * n
     while not stop.is_set():
         for i in range(n):
@@ -98,8 +109,13 @@ def synthetic_npz(mvalues: float, folder: Path) -> list:
     wave = (np.sin(2 * np.pi * 1.2 * np.arange(n) * 590.0 / n) * 1000).astype(np.int16)
     names = "I II III aVR aVL aVF V1 V2 V3 V4 V5 V6".split()
     path = folder / "long.npz"
-    np.savez_compressed(path, signal=np.tile(wave, (12, 1)), fs=np.float64(n / 590.0), leads=np.array(names),
-                        units=np.array("uV"))
+    np.savez_compressed(
+        path,
+        signal=np.tile(wave, (12, 1)),
+        fs=np.float64(n / 590.0),
+        leads=np.array(names),
+        units=np.array("uV"),
+    )
     return [("file", (path.name, path.read_bytes()))]
 
 
@@ -122,8 +138,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     if args.npz_mvalues > 0:
         bodies = [synthetic_npz(args.npz_mvalues, tmp)]
-        what = (f"synthetic 12-lead .npz uploads of {len(bodies[0][0][1][1]) / 1e3:.0f} KB "
-                f"({args.npz_mvalues:g} million values)")
+        what = (
+            f"synthetic 12-lead .npz uploads of {len(bodies[0][0][1][1]) / 1e3:.0f} KB "
+            f"({args.npz_mvalues:g} million values)"
+        )
     elif args.upload_mb > 0:
         bodies = [synthetic_upload(args.upload_mb, tmp)]
         what = f"synthetic 12-lead WFDB uploads of {sum(len(f[1][1]) for f in bodies[0]) / 1e6:.1f} MB"
@@ -133,14 +151,32 @@ def main() -> None:
         bodies = []
         for i in range(1, args.records + 1):
             base = LUDB / str(i)
-            bodies.append([("file", (p.name, p.read_bytes())) for p in (base.with_suffix(".hea"),
-                                                                        base.with_suffix(".dat"))])
+            bodies.append(
+                [
+                    ("file", (p.name, p.read_bytes()))
+                    for p in (base.with_suffix(".hea"), base.with_suffix(".dat"))
+                ]
+            )
         what = "LUDB 12-lead uploads (.hea + .dat)"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "ecgfounder", "serve", "--model", args.model, "--port",
-                               str(port), "--log-level", "warning", *args.server_arg], stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ecgfounder",
+            "serve",
+            "--model",
+            args.model,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args.server_arg,
+        ],
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     stop_attack = threading.Event()
     attack_counts = {"opened": 0, "closed by server": 0}
@@ -165,8 +201,11 @@ def main() -> None:
         sampler.start()
         attacker = None
         if args.slow_bodies:
-            attacker = threading.Thread(target=slow_body_attack, args=(port, args.slow_bodies, stop_attack,
-                                                                       attack_counts), daemon=True)
+            attacker = threading.Thread(
+                target=slow_body_attack,
+                args=(port, args.slow_bodies, stop_attack, attack_counts),
+                daemon=True,
+            )
             attacker.start()
             time.sleep(1.0)  # the attack sockets are in place before the clients start
         latencies: list[float] = []
@@ -215,18 +254,33 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     lat = np.array(latencies) * 1000
-    print(f"model {args.model}, {args.clients} concurrent clients for {args.seconds:g} s on {args.endpoint}, {what}, "
-          f"server and clients on the same {len(os.sched_getaffinity(0))} CPUs")
+    print(
+        f"model {args.model}, {args.clients} concurrent clients for {args.seconds:g} s on {args.endpoint}, "
+        f"{what}, "
+        f"server and clients on the same {len(os.sched_getaffinity(0))} CPUs"
+    )
     if args.slow_bodies:
-        print(f"slow-body attack: {args.slow_bodies} sockets from 127.0.0.1; {attack_counts['opened']} opened, "
-              f"{attack_counts['closed by server']} closed by the server")
-    print("clients from " + ("127.0.0.1" if args.same_address else f"127.0.0.10-{9 + args.clients} (one address each)"))
-    print(f"requests {len(lat)}   not 200: {len(errors)}   statuses {dict(sorted(statuses.items()))}   "
-          f"throughput {len(lat) / wall:.1f} req/s")
-    print(f"latency ms: p50 {np.percentile(lat, 50):.0f}   p90 {np.percentile(lat, 90):.0f}   "
-          f"p99 {np.percentile(lat, 99):.0f}   max {lat.max():.0f}")
-    print(f"server RSS MB: after warm-up {rss0:.0f}, peak {peak[0]:.0f}, at the end {rss1:.0f}, "
-          f"{args.settle:g} s later {rss2:.0f}; model batches {health['batches']} for {health['windows']} windows")
+        print(
+            f"slow-body attack: {args.slow_bodies} sockets from 127.0.0.1; {attack_counts['opened']} opened, "
+            f"{attack_counts['closed by server']} closed by the server"
+        )
+    print(
+        "clients from "
+        + ("127.0.0.1" if args.same_address else f"127.0.0.10-{9 + args.clients} (one address each)")
+    )
+    print(
+        f"requests {len(lat)}   not 200: {len(errors)}   statuses {dict(sorted(statuses.items()))}   "
+        f"throughput {len(lat) / wall:.1f} req/s"
+    )
+    print(
+        f"latency ms: p50 {np.percentile(lat, 50):.0f}   p90 {np.percentile(lat, 90):.0f}   "
+        f"p99 {np.percentile(lat, 99):.0f}   max {lat.max():.0f}"
+    )
+    print(
+        f"server RSS MB: after warm-up {rss0:.0f}, peak {peak[0]:.0f}, at the end {rss1:.0f}, "
+        f"{args.settle:g} s later {rss2:.0f}; model batches {health['batches']} for {health['windows']} "
+        f"windows"
+    )
     if errors:
         print("first errors:", *errors[:5], sep="\n  ")
 

@@ -25,8 +25,11 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=1000, help="training crop in samples at 250 Hz")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "runs" / "delineator"))
-    ap.add_argument("--final", default=str(ROOT / "src" / "ecgfounder" / "models" / "weights" / "ludb-delineator.safetensors"),
-                    help="where the model trained on all records goes ('' to skip it)")
+    ap.add_argument(
+        "--final",
+        default=str(ROOT / "src" / "ecgfounder" / "models" / "weights" / "ludb-delineator.safetensors"),
+        help="where the model trained on all records goes ('' to skip it)",
+    )
     args = ap.parse_args()
     if not LUDB.exists():
         print(f"skipped: {LUDB} is not here", file=sys.stderr)

@@ -43,12 +43,21 @@ def main() -> None:
             path, truth = assemble(args.hours, 100 + seed, folder, split="val")
             res = monitor(path, args.model, progress=False, report=False)
             runs.append((res.windows, res.summary["duration_s"], truth))
-            print(f"seed {seed}: {res.summary['duration_s'] / 3600:.2f} h of validation recordings scored", flush=True)
+            print(
+                f"seed {seed}: {res.summary['duration_s'] / 3600:.2f} h of validation recordings scored",
+                flush=True,
+            )
     # operating points down to on 0.2 (duration sensitivity against positive predictivity), and
     # merging across non-AF gaps up to the minimum episode length
-    grid = dict(on=[0.2, 0.3, 0.4, 0.5, 0.6], off=[0.1, 0.15, 0.25, 0.35, 0.45], smooth_windows=[1, 3, 5],
-                min_duration_s=[10.0, 20.0, 30.0], merge_gap_s=[10.0, 20.0, 30.0], rr_weight=[0.0, 0.25],
-                rr_cv_center=[0.08, 0.12])
+    grid = dict(
+        on=[0.2, 0.3, 0.4, 0.5, 0.6],
+        off=[0.1, 0.15, 0.25, 0.35, 0.45],
+        smooth_windows=[1, 3, 5],
+        min_duration_s=[10.0, 20.0, 30.0],
+        merge_gap_s=[10.0, 20.0, 30.0],
+        rr_weight=[0.0, 0.25],
+        rr_cv_center=[0.08, 0.12],
+    )
     results = []
     for values in itertools.product(*grid.values()):
         kw = dict(zip(grid, values))
@@ -63,15 +72,24 @@ def main() -> None:
             det = [(e.start_s, e.end_s) for e in find_episodes("AF", spans, p, valid, rules)]
             m = score_af(table, duration, det, truth)
             onset = m["onset_max"] if np.isfinite(m["onset_max"]) else 600.0
-            scores.append((min(m["se"], m["pp"]) - abs(m["burden"] - m["true_burden"])
-                           - 0.005 * max(0.0, onset - 10.0), m))
+            scores.append(
+                (
+                    min(m["se"], m["pp"])
+                    - abs(m["burden"] - m["true_burden"])
+                    - 0.005 * max(0.0, onset - 10.0),
+                    m,
+                )
+            )
         results.append((float(np.mean([s for s, _ in scores])), kw, [m for _, m in scores]))
     results.sort(key=lambda r: -r[0])
-    for objective, kw, ms in results[:args.top]:
+    for objective, kw, ms in results[: args.top]:
         print(f"{objective:.3f} {json.dumps(kw)}")
         for m in ms:
-            print(f"    Se {m['se']:.3f} +P {m['pp']:.3f} burden {100 * m['burden']:.1f}% vs {100 * m['true_burden']:.1f}% "
-                  f"onset max {m['onset_max']:.1f} s ({m['onsets_found']}/{m['episodes_true']})")
+            print(
+                f"    Se {m['se']:.3f} +P {m['pp']:.3f} burden {100 * m['burden']:.1f}% vs "
+                f"{100 * m['true_burden']:.1f}% "
+                f"onset max {m['onset_max']:.1f} s ({m['onsets_found']}/{m['episodes_true']})"
+            )
 
 
 if __name__ == "__main__":

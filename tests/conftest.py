@@ -17,8 +17,10 @@ DATA = SHARED / "data"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is not available: these tests need the read-only ../shared folder "
-                    "beside the project root (fixtures from the official ECGFounder code)")
+        pytest.skip(
+            f"{path} is not available: these tests need the read-only ../shared folder "
+            "beside the project root (fixtures from the official ECGFounder code)"
+        )
     return path
 
 
@@ -65,15 +67,18 @@ def serving(settings, model=None):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.listen(2048)  # connections made before the lifespan has finished wait in the backlog, not refused
-    server = uvicorn.Server(uvicorn_config(app, head_timeout_s=settings.head_timeout_s, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn_config(app, head_timeout_s=settings.head_timeout_s, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120  # the lifespan starts parse workers: slow on a loaded CI machine
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError(f"the test server did not start within 120 s (thread alive: {thread.is_alive()})")
+            raise RuntimeError(
+                f"the test server did not start within 120 s (thread alive: {thread.is_alive()})"
+            )
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}", app

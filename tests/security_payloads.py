@@ -146,8 +146,9 @@ def wfdb_segment_escape(folder: Path) -> Path:
 
 
 def wfdb_declared_huge(folder: Path) -> Path:
-    (folder / "long.hea").write_text("long 12 500 900000000\n" + "".join(
-        f"long.dat 16 200 16 0 0 0 0 L{i}\n" for i in range(12)))
+    (folder / "long.hea").write_text(
+        "long 12 500 900000000\n" + "".join(f"long.dat 16 200 16 0 0 0 0 L{i}\n" for i in range(12))
+    )
     (folder / "long.dat").write_bytes(b"\0" * 4800)
     return folder / "long.hea"
 
@@ -159,11 +160,16 @@ def csv_million_columns(folder: Path, columns: int = 1_000_000) -> Path:
 
 
 def hl7_many_leads(folder: Path, n: int = 2000) -> Path:
-    seqs = "".join(f'<component><sequence><code code="MDC_ECG_LEAD_X{i}"/><value><digits>1 2 3</digits>'
-                   f'</value></sequence></component>' for i in range(n))
-    xml = ('<AnnotatedECG xmlns="urn:hl7-org:v3"><component><series><component><sequenceSet>'
-           '<component><sequence><code code="TIME_ABSOLUTE"/><value><increment value="0.002" unit="s"/>'
-           f'</value></sequence></component>{seqs}</sequenceSet></component></series></component></AnnotatedECG>')
+    seqs = "".join(
+        f'<component><sequence><code code="MDC_ECG_LEAD_X{i}"/><value><digits>1 2 3</digits>'
+        f"</value></sequence></component>"
+        for i in range(n)
+    )
+    xml = (
+        '<AnnotatedECG xmlns="urn:hl7-org:v3"><component><series><component><sequenceSet>'
+        '<component><sequence><code code="TIME_ABSOLUTE"/><value><increment value="0.002" unit="s"/>'
+        f"</value></sequence></component>{seqs}</sequenceSet></component></series></component></AnnotatedECG>"
+    )
     p = folder / "many.xml"
     p.write_text(xml)
     return p
@@ -191,7 +197,7 @@ def zip_unsupported_method() -> bytes:
     raw = bytearray(zip_of({"a.csv": b"I\n1\n2\n"}, zipfile.ZIP_STORED))
     raw[8:10] = struct.pack("<H", 99)  # local header: compression method
     cd = raw.rfind(b"PK\x01\x02")
-    raw[cd + 10:cd + 12] = struct.pack("<H", 99)
+    raw[cd + 10 : cd + 12] = struct.pack("<H", 99)
     return bytes(raw)
 
 
@@ -204,13 +210,16 @@ def deflated_zeros(n_bytes: int) -> bytes:
 
 # --------------------------------------------------------------------------- CPU bombs (issue 29)
 
+
 def muse_huge_exponent(folder: Path, exponent: int = 100_000_000) -> Path:
     """A 227-byte MUSE XML whose sampling rate is ``SampleBase * 10 ** SampleExponent``: Python
     computes 10**100000000 exactly (minutes of CPU) unless the exponent is range-checked first."""
     lead = "AAABAAIA"  # three int16 samples, base64
-    xml = (f"<RestingECG><Waveform><WaveformType>Rhythm</WaveformType><SampleBase>500</SampleBase>"
-           f"<SampleExponent>{exponent}</SampleExponent><LeadData><LeadID>I</LeadID>"
-           f"<WaveFormData>{lead}</WaveFormData></LeadData></Waveform></RestingECG>")
+    xml = (
+        f"<RestingECG><Waveform><WaveformType>Rhythm</WaveformType><SampleBase>500</SampleBase>"
+        f"<SampleExponent>{exponent}</SampleExponent><LeadData><LeadID>I</LeadID>"
+        f"<WaveFormData>{lead}</WaveFormData></LeadData></Waveform></RestingECG>"
+    )
     p = folder / "exponent.xml"
     p.write_text(xml)
     return p
@@ -240,8 +249,9 @@ def h5_wide_chunks(folder: Path, samples: int = 200_000, written: int = 0) -> Pa
     p = folder / "chunks.h5"
     chunk = (1000, 2000, 12)
     with h5py.File(p, "w") as f:
-        ds = f.create_dataset("tracings", shape=(1000, samples, 12), dtype="<f4", chunks=chunk,
-                              compression="gzip")
+        ds = f.create_dataset(
+            "tracings", shape=(1000, samples, 12), dtype="<f4", chunks=chunk, compression="gzip"
+        )
         if written:
             zeros = zlib.compress(bytes(int(np.prod(chunk)) * 4), 9)
             for k in range(min(written, -(-samples // chunk[1]))):

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
 from typing import Any
 
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli
 
+from conftest import run_cli
 from ecgfounder import Predictor, create_model
 from ecgfounder.infer.runs import NoInputsError, OutputExistsError, predict_to_file, shard_of
 
@@ -30,8 +29,9 @@ def cli(*args: object, env: dict | None = None, timeout: int = 180) -> Any:
     own environment."""
     if env is None:
         return run_cli(*args)
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,30 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, cinc_folder):
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_rows(tmp_path, cinc_folder):
     whole = tmp_path / "whole.csv"
-    assert cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", whole,
-               "--workers", "0").returncode == 0
+    assert (
+        cli(
+            "predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", whole, "--workers", "0"
+        ).returncode
+        == 0
+    )
     out = tmp_path / "resumed.csv"
     partial = tmp_path / "resumed.csv.partial"
-    proc = subprocess.Popen([*CLI, "predict", str(cinc_folder), "--model", "cinc2017-rhythm-tiny", "-o", str(out),
-                             "--workers", "0", "--per-window"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "predict",
+            str(cinc_folder),
+            "--model",
+            "cinc2017-rhythm-tiny",
+            "-o",
+            str(out),
+            "--workers",
+            "0",
+            "--per-window",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if partial.exists() and partial.read_bytes().count(b"\n") > 40:
@@ -94,13 +112,32 @@ def test_kill_and_resume_gives_the_uninterrupted_rows(tmp_path, cinc_folder):
     proc.wait()
     assert partial.exists() and not out.exists(), "an interrupted run leaves no file under the final name"
     lines_before = partial.read_bytes().count(b"\n")
-    r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", out, "--workers", "0",
-            "--per-window", "--resume")
+    r = cli(
+        "predict",
+        cinc_folder,
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "-o",
+        out,
+        "--workers",
+        "0",
+        "--per-window",
+        "--resume",
+    )
     assert r.returncode == 0, r.stderr
     assert "kept from the interrupted run" in r.stderr and not partial.exists()
     got = pd.read_csv(out)
-    per_window = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "pw.csv",
-                     "--workers", "0", "--per-window")
+    per_window = cli(
+        "predict",
+        cinc_folder,
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "-o",
+        tmp_path / "pw.csv",
+        "--workers",
+        "0",
+        "--per-window",
+    )
     assert per_window.returncode == 0
     want = pd.read_csv(tmp_path / "pw.csv")
     assert lines_before > 40 and len(got) == len(want)  # none lost, none duplicated
@@ -129,13 +166,32 @@ def test_shards_are_disjoint_and_concatenate_to_the_whole(tmp_path, cinc_folder)
     want = pd.read_csv(whole)
     pd.testing.assert_frame_equal(joined[["record"]], want[["record"]])  # in order, too
     pd.testing.assert_frame_equal(joined[PROB_COLUMNS], want[PROB_COLUMNS], atol=1e-6, rtol=0)
-    r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "c.csv", "--workers", "0",
-            "--shard", "2/3")
+    r = cli(
+        "predict",
+        cinc_folder,
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "-o",
+        tmp_path / "c.csv",
+        "--workers",
+        "0",
+        "--shard",
+        "2/3",
+    )
     assert r.returncode == 0, r.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c.part2of3.csv"), parts[1])
     # torchrun sets RANK / WORLD_SIZE: the shard follows without --shard
-    r = cli("predict", cinc_folder, "--model", "cinc2017-rhythm-tiny", "-o", tmp_path / "t.csv", "--workers", "0",
-            env={"RANK": "1", "WORLD_SIZE": "3"})
+    r = cli(
+        "predict",
+        cinc_folder,
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "-o",
+        tmp_path / "t.csv",
+        "--workers",
+        "0",
+        env={"RANK": "1", "WORLD_SIZE": "3"},
+    )
     assert r.returncode == 0, r.stderr
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.part2of3.csv"), parts[1])
     assert shard_of(list(range(10)), 3, 3) == [6, 7, 8, 9] and shard_of(list(range(2)), 1, 3) == []
@@ -147,14 +203,19 @@ def test_default_model_follows_the_input(tmp_path, cinc_folder):
     torch.manual_seed(0)
     weights = tmp_path / "weights"
     weights.mkdir()
-    torch.save({"state_dict": create_model("ecgfounder-1lead").state_dict()}, weights / "1_lead_ECGFounder.pth")
+    torch.save(
+        {"state_dict": create_model("ecgfounder-1lead").state_dict()}, weights / "1_lead_ECGFounder.pth"
+    )
     r = cli("predict", cinc_folder / "A00001.hea", env={"ECGFOUNDER_WEIGHTS_DIR": str(weights)})
     assert r.returncode == 0, r.stderr
     assert "model: ecgfounder-1lead (A00001.hea has 1 lead, not 12" in r.stderr
     assert r.stdout.count("\n") == 2 and "ecgfounder-1lead" in r.stdout
     t = time.monotonic()
-    r = cli("predict", cinc_folder / "A00001.hea", env={"ECGFOUNDER_WEIGHTS_DIR": str(tmp_path / "none"),
-                                                     "HF_HUB_OFFLINE": "1"})
+    r = cli(
+        "predict",
+        cinc_folder / "A00001.hea",
+        env={"ECGFOUNDER_WEIGHTS_DIR": str(tmp_path / "none"), "HF_HUB_OFFLINE": "1"},
+    )
     assert r.returncode == 2 and time.monotonic() - t < 30
     assert "hf download PKUDigitalHealth/ECGFounder 1_lead_ECGFounder.pth" in r.stderr
     assert "--model cinc2017-rhythm-tiny" in r.stderr and "Traceback" not in r.stderr
@@ -167,8 +228,9 @@ def test_exit_statuses_and_a_closed_pipe(tmp_path, cinc_folder):
     r = cli("predict", cinc_folder / "A00001.hea", bad, "--model", "cinc2017-rhythm-tiny")
     assert r.returncode == 1 and "bad.hea" in r.stderr  # some inputs failed
     assert cli("predict", "--model").returncode == 2  # usage
-    shell = subprocess.run(f"{' '.join(CLI)} labels | head -1", shell=True, capture_output=True, text=True,
-                           timeout=60)
+    shell = subprocess.run(
+        f"{' '.join(CLI)} labels | head -1", shell=True, capture_output=True, text=True, timeout=60
+    )
     assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
     assert shell.stdout.startswith("0\t")
 

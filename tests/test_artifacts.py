@@ -3,20 +3,25 @@ severe level of each corruption, and limb-electrode reversals found on LUDB."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
+from conftest import ROOT, run_cli
 from ecgfounder.eval.robustness import CORRUPTIONS, MOST_SEVERE, corrupt, swap_limb_electrodes
 from ecgfounder.io import read_ecg, write_npz
 from ecgfounder.signal import check_quality
 from ecgfounder.signal.artifacts import limb_reversal
 
-from conftest import ROOT, run_cli
-
-EXPECTED = {"baseline_wander": ("baseline_wander",), "powerline_50hz": ("powerline_50hz",),
-            "powerline_60hz": ("powerline_60hz",), "white_noise": ("noise",), "emg": ("noise",),
-            "motion": ("motion_artifact",), "lead_off": ("flat",), "gain": ("flat", "amplitude_implausible")}
+EXPECTED = {
+    "baseline_wander": ("baseline_wander",),
+    "powerline_50hz": ("powerline_50hz",),
+    "powerline_60hz": ("powerline_60hz",),
+    "white_noise": ("noise",),
+    "emg": ("noise",),
+    "motion": ("motion_artifact",),
+    "lead_off": ("flat",),
+    "gain": ("flat", "amplitude_implausible"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,11 @@ def ludb(data_dir):
 
 @pytest.fixture(scope="module")
 def cinc(data_dir):
-    names = [line.split(",")[0] for line in (data_dir / "cinc2017-dev" / "REFERENCE.csv").read_text().split()
-             if line.endswith(("N", "A", "O"))][:40]
+    names = [
+        line.split(",")[0]
+        for line in (data_dir / "cinc2017-dev" / "REFERENCE.csv").read_text().split()
+        if line.endswith(("N", "A", "O"))
+    ][:40]
     return [read_ecg(data_dir / "cinc2017-dev" / f"{n}.hea") for n in names]
 
 
@@ -62,7 +70,11 @@ def test_mild_corruption_is_not_flagged(cinc):
     """24 dB of noise or mains is what good devices record: no flag for it."""
     rng = np.random.default_rng(1)
     for name in ("white_noise", "emg", "powerline_50hz"):
-        hits = [r.name for r in cinc[:20] if any(f.startswith(EXPECTED[name]) for f in _flags(corrupt(r, name, 24.0, rng)))]
+        hits = [
+            r.name
+            for r in cinc[:20]
+            if any(f.startswith(EXPECTED[name]) for f in _flags(corrupt(r, name, 24.0, rng)))
+        ]
         assert len(hits) <= 1, (name, hits)
 
 
@@ -73,8 +85,8 @@ def test_limb_swap_is_the_electrode_algebra(ludb):
     s = swap_limb_electrodes(x, leads, "LA/RA")
     i, ii = x[leads.index("I")], x[leads.index("II")]
     assert np.allclose(s[leads.index("I")], -i)
-    assert np.allclose(s[leads.index("II")], ii - i)        # the old III
-    assert np.allclose(s[leads.index("aVR")], i - ii / 2)   # the old aVL
+    assert np.allclose(s[leads.index("II")], ii - i)  # the old III
+    assert np.allclose(s[leads.index("aVR")], i - ii / 2)  # the old aVL
     assert np.allclose(s[leads.index("V3")], x[leads.index("V3")])
     assert np.allclose(swap_limb_electrodes(s, leads, "LA/RA")[:2], x[:2])
 
@@ -86,12 +98,19 @@ def test_limb_reversal_found_on_real_records(ludb):
         x = rec.signal.astype(np.float64)
         alarms += limb_reversal(x, rec.fs, rec.leads) is not None
         for swap in swapped:
-            swapped[swap] += limb_reversal(swap_limb_electrodes(x, list(rec.leads), swap), rec.fs, rec.leads) == swap
+            swapped[swap] += (
+                limb_reversal(swap_limb_electrodes(x, list(rec.leads), swap), rec.fs, rec.leads) == swap
+            )
     assert alarms <= 1
     # 85% on these 40 (38 and 35 measured); the issue's 90% holds on all 250 records, next test
     assert swapped["LA/RA"] >= 34 and swapped["RA/LL"] >= 34, swapped
-    flags = _flags(rec.replace(signal=swap_limb_electrodes(ludb[1].signal.astype(np.float64), list(rec.leads),
-                                                           "LA/RA").astype(np.float32)))
+    flags = _flags(
+        rec.replace(
+            signal=swap_limb_electrodes(ludb[1].signal.astype(np.float64), list(rec.leads), "LA/RA").astype(
+                np.float32
+            )
+        )
+    )
     assert "limb_reversal:LA/RA" in flags
 
 
@@ -103,21 +122,27 @@ def test_limb_reversal_false_alarms_by_diagnosis_group(data_dir):
     flutter records (5.6%)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_limb_reversal", ROOT / "benchmarks" / "bench_limb_reversal.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_limb_reversal", ROOT / "benchmarks" / "bench_limb_reversal.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     import pandas as pd
 
     meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
-    items = [(data_dir / "ludb" / "data" / f"{r['ID']}.hea", bench.ludb_groups(r)) for _, r in meta.iterrows()]
+    items = [
+        (data_dir / "ludb" / "data" / f"{r['ID']}.hea", bench.ludb_groups(r)) for _, r in meta.iterrows()
+    ]
     items += [(h, None) for h in sorted((data_dir / "cinc2021-samples").glob("*.hea"))]
     table: dict[str, list[int]] = {}
     for path, groups in items:
         rec = read_ecg(path)
         x, leads = rec.signal.astype(np.float64), list(rec.leads)
-        hits = [limb_reversal(x, rec.fs, leads) is not None,
-                limb_reversal(swap_limb_electrodes(x, leads, "LA/RA"), rec.fs, leads) == "LA/RA",
-                limb_reversal(swap_limb_electrodes(x, leads, "RA/LL"), rec.fs, leads) == "RA/LL"]
+        hits = [
+            limb_reversal(x, rec.fs, leads) is not None,
+            limb_reversal(swap_limb_electrodes(x, leads, "LA/RA"), rec.fs, leads) == "LA/RA",
+            limb_reversal(swap_limb_electrodes(x, leads, "RA/LL"), rec.fs, leads) == "RA/LL",
+        ]
         for g in ["all", *(groups or bench.cinc_groups(set(rec.codes)))]:
             t = table.setdefault(g, [0, 0, 0, 0])
             t[0] += 1
@@ -136,14 +161,22 @@ def test_predict_reports_the_flags(ludb, tmp_path):
     rec = corrupt(ludb[2], "powerline_60hz", -6.0, 3)
     path = write_npz(rec, tmp_path / "mains.npz")
     out = tmp_path / "p.csv"
-    r = run_cli("predict", str(path), "--model", "cinc2017-rhythm",
-                        "--lead", "II", "-o", str(out))
+    r = run_cli("predict", str(path), "--model", "cinc2017-rhythm", "--lead", "II", "-o", str(out))
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
     assert "powerline_60hz:II" in pd.read_csv(out)["flags"].iloc[0]
-    r = run_cli("predict", str(path), "--model", "cinc2017-rhythm",
-                        "--lead", "II", "--no-artifact-checks", "-o", str(tmp_path / "q.csv"))
+    r = run_cli(
+        "predict",
+        str(path),
+        "--model",
+        "cinc2017-rhythm",
+        "--lead",
+        "II",
+        "--no-artifact-checks",
+        "-o",
+        str(tmp_path / "q.csv"),
+    )
     assert r.returncode == 0, r.stderr
     assert "powerline" not in str(pd.read_csv(tmp_path / "q.csv")["flags"].iloc[0])
 

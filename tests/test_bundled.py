@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ecgfounder import Predictor, get_model_entry, load_model
 from ecgfounder.data import cinc2017_manifest
@@ -34,8 +33,12 @@ def test_bundled_model_is_registered_small_and_offline(monkeypatch):
 @pytest.mark.slow
 def test_bundled_model_on_held_out_cinc2017_records(data_dir, tmp_path):
     cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml")
-    man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=cfg.seed, val_fraction=cfg.val_fraction,
-                            test_fraction=cfg.test_fraction)
+    man = cinc2017_manifest(
+        data_dir / "cinc2017-dev",
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+    )
     test = man.indices("test")[::4]  # 299 of the 1,194 records training and model selection never saw
     p = Predictor("cinc2017-rhythm-tiny", workers=1, progress=False)
     df = p.predict([man.paths[i] for i in test])
@@ -60,10 +63,13 @@ def test_bundled_model_on_held_out_cinc2017_records(data_dir, tmp_path):
     paths = rep.write(tmp_path, plots=False)
     import json
 
-    assert json.loads(paths["json"].read_text())["most_probable_class"]["challenge_f1"]["value"] == \
-        pytest.approx(want["challenge_f1"])
+    assert json.loads(paths["json"].read_text())["most_probable_class"]["challenge_f1"][
+        "value"
+    ] == pytest.approx(want["challenge_f1"])
     md = paths["markdown"].read_text()
-    assert "CinC 2017 challenge score" in md and "optimistic" in md  # and where the table's thresholds came from
+    assert (
+        "CinC 2017 challenge score" in md and "optimistic" in md
+    )  # and where the table's thresholds came from
     # a small group (the first 40 records: a handful of AF, one or two noisy) prints no zero-width interval
     small = evaluate_arrays(y[:40], probs[:40], p.labels, n_boot=200).to_markdown()
     assert "(1.000-1.000)" not in small and "(0.000-0.000)" not in small, small
@@ -109,8 +115,12 @@ def test_distilled_rhythm_model_beats_the_tiny_one_on_held_out_records(data_dir)
     """Same 299 held-out records: the distilled student's AF AUROC and accuracy are at least the
     tiny model's (seen on all 1,194: challenge F1 0.800 vs 0.783, AF AUROC 0.973 vs 0.972)."""
     cfg = load_config(ROOT / "examples" / "train_cinc2017_tiny.yaml")
-    man = cinc2017_manifest(data_dir / "cinc2017-dev", seed=cfg.seed, val_fraction=cfg.val_fraction,
-                            test_fraction=cfg.test_fraction)
+    man = cinc2017_manifest(
+        data_dir / "cinc2017-dev",
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+    )
     test = man.indices("test")[::4]
     y = man.y[test]
     scores = {}

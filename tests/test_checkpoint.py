@@ -88,7 +88,8 @@ def test_full_size_official_file_gets_registered_contract_and_labels(tmp_path, f
 def test_renamed_tensor_is_listed(fixtures_dir, tmp_path):
     state = torch.load(small_checkpoint(fixtures_dir, 12, 0), weights_only=True)["state_dict"]
     state["stage_list.3.block_list.1.se_fc1.weight_renamed"] = state.pop(
-        "stage_list.3.block_list.1.se_fc1.weight")
+        "stage_list.3.block_list.1.se_fc1.weight"
+    )
     path = tmp_path / "renamed.pth"
     torch.save({"state_dict": state}, path)
     with pytest.raises(CheckpointError) as err:
@@ -104,8 +105,11 @@ def test_mis_shaped_tensor_against_registered_architecture(tmp_path, fixtures_di
     # the weights folder must fail strictly, naming the shapes, never leave random weights.
     (tmp_path / "1_lead_ECGFounder.pth").write_bytes(small_checkpoint(fixtures_dir, 1, 0).read_bytes())
     monkeypatch.setenv("ECGFOUNDER_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(CheckpointError, match=r"mis-shaped: first_conv\.conv\.weight \(file \(16, 1, 16\), "
-                                              r"model \(64, 1, 16\)\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"mis-shaped: first_conv\.conv\.weight \(file \(16, 1, 16\), "
+        r"model \(64, 1, 16\)\)",
+    ):
         load_model("ecgfounder-1lead")
 
 
@@ -121,7 +125,7 @@ def test_corrupt_truncated_empty_files(fixtures_dir, tmp_path):
         "garbage.pth": os.urandom(4096),
         "empty.pth": b"",
         "corrupt.pth": good[:1000] + bytes(b ^ 0xFF for b in good[1000:3000]) + good[3000:],
-        "truncated.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+        "truncated.safetensors": b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":',
         "text.safetensors": b"hello world, not safetensors",
     }
     for name, content in cases.items():
@@ -148,8 +152,7 @@ class _Exploit:
 def test_pickle_that_executes_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    torch.save({"state_dict": {"first_conv.conv.weight": torch.zeros(1)}, "payload": _Exploit(marker)},
-               path)
+    torch.save({"state_dict": {"first_conv.conv.weight": torch.zeros(1)}, "payload": _Exploit(marker)}, path)
     with pytest.raises(CheckpointError, match="refused to load"):
         load_model(path)
     assert not marker.exists()
@@ -173,11 +176,21 @@ def test_unknown_name_is_a_clear_error():
 def test_save_load_round_trip_is_exact(fixtures_dir, tmp_path):
     model = load_model(small_checkpoint(fixtures_dir, 12, 1), use_bn=True)
     labels = [f"finding {i}" for i in range(7)]
-    contract = InputContract(fs=500, n_samples=5000, leads=("I", "II", "III", "aVR", "aVL", "aVF",
-                                                             "V1", "V2", "V3", "V4", "V5", "V6"))
-    out = save_model(model, tmp_path / "m.safetensors", name="small-test", labels=labels,
-                     contract=contract, thresholds=[0.5] * 7, license="CC-BY-4.0",
-                     provenance={"trained_on": "fixtures"})
+    contract = InputContract(
+        fs=500,
+        n_samples=5000,
+        leads=("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"),
+    )
+    out = save_model(
+        model,
+        tmp_path / "m.safetensors",
+        name="small-test",
+        labels=labels,
+        contract=contract,
+        thresholds=[0.5] * 7,
+        license="CC-BY-4.0",
+        provenance={"trained_on": "fixtures"},
+    )
     again = load_model(out)
     assert again.config == model.config
     for (k, a), (k2, b) in zip(model.state_dict().items(), again.state_dict().items()):
@@ -215,7 +228,9 @@ def test_record_aggregation_travels_in_the_file_and_a_bad_one_is_refused(fixture
     info = json.loads(meta["info"])
     info["aggregate"] = "median"
     save_file(state, str(tmp_path / "bad.safetensors"), metadata={**meta, "info": json.dumps(info)})
-    with pytest.raises(CheckpointError, match="metadata is damaged .aggregate 'median' is not one of mean, max, logit"):
+    with pytest.raises(
+        CheckpointError, match="metadata is damaged .aggregate 'median' is not one of mean, max, logit"
+    ):
         load_model(tmp_path / "bad.safetensors")
 
 
@@ -232,18 +247,31 @@ def test_fine_tune_head_from_pretrained_weights(fixtures_dir, tmp_path, monkeypa
     released = create_model("ecgfounder-1lead")
     torch.save({"state_dict": released.state_dict()}, tmp_path / "1_lead_ECGFounder.pth")
     monkeypatch.setenv("ECGFOUNDER_WEIGHTS_DIR", str(tmp_path))
-    model = create_model("ecgfounder-1lead", pretrained=True, n_classes=4,
-                         labels=["N", "AF", "Other", "Noisy"])
+    model = create_model(
+        "ecgfounder-1lead", pretrained=True, n_classes=4, labels=["N", "AF", "Other", "Noisy"]
+    )
     assert model.config.n_classes == 4 and model.info.labels == ("N", "AF", "Other", "Noisy")
-    torch.testing.assert_close(model.state_dict()["first_conv.conv.weight"],
-                               released.state_dict()["first_conv.conv.weight"])
+    torch.testing.assert_close(
+        model.state_dict()["first_conv.conv.weight"], released.state_dict()["first_conv.conv.weight"]
+    )
     path = save_model(model, tmp_path / "ft.safetensors")
     assert load_model(path).info.labels == ("N", "AF", "Other", "Noisy")
 
 
 def test_infer_config_group_width_and_ratio():
-    cfg_in = dict(in_channels=3, base_filters=32, ratio=2, filter_list=[32, 64], m_blocks_list=[1, 3],
-                  kernel_size=7, stride=2, groups_width=8, n_classes=5, use_bn=False, use_do=False)
+    cfg_in = dict(
+        in_channels=3,
+        base_filters=32,
+        ratio=2,
+        filter_list=[32, 64],
+        m_blocks_list=[1, 3],
+        kernel_size=7,
+        stride=2,
+        groups_width=8,
+        n_classes=5,
+        use_bn=False,
+        use_do=False,
+    )
     model = Net1D(**cfg_in)
     cfg, notes = infer_config(model.state_dict())
     assert cfg.to_dict() == cfg_in

@@ -41,7 +41,9 @@ def test_georgia_record_line_with_mat_suffix(data_dir, tmp_path):
     head, lines = _copy(data_dir, "E07500", tmp_path)
     lines[0] = "E07500.mat 12 500 5000 05-May-2020 14:50:55"
     lines = [ln.replace("16x1+24", "16+24").replace("1000.0(0)/mV", "1000/mV") for ln in lines]
-    lines = [ln.replace("# Age:", "#Age:").replace("# Sex:", "#Sex:").replace("# Dx:", "#Dx:") for ln in lines]
+    lines = [
+        ln.replace("# Age:", "#Age:").replace("# Sex:", "#Sex:").replace("# Dx:", "#Dx:") for ln in lines
+    ]
     head.write_text("\n".join(lines) + "\n")
     import wfdb
 
@@ -75,9 +77,18 @@ def test_ptbxl_lower_case_mv_units(data_dir):
 
 def test_dx_with_empty_items_and_nan_demographics(data_dir, tmp_path):
     head, lines = _copy(data_dir, "JS20000", tmp_path)
-    lines = [("# Dx: 164889003,,59118001," if ln.startswith("# Dx") else
-              "# Age: NaN" if ln.startswith("# Age") else "# Sex: NaN" if ln.startswith("# Sex") else ln)
-             for ln in lines]
+    lines = [
+        (
+            "# Dx: 164889003,,59118001,"
+            if ln.startswith("# Dx")
+            else "# Age: NaN"
+            if ln.startswith("# Age")
+            else "# Sex: NaN"
+            if ln.startswith("# Sex")
+            else ln
+        )
+        for ln in lines
+    ]
     head.write_text("\n".join(lines) + "\n")
     rec = read_ecg(head)
     assert rec.codes == ("164889003", "59118001")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import CliResult, run_cli, small_checkpoint
 
@@ -62,8 +62,13 @@ def test_bad_file_gives_one_line_error_not_traceback(tmp_path):
 def test_read_reports_records_and_bad_files(data_dir, tmp_path):
     bad = tmp_path / "bad.edf"
     bad.write_bytes(b"0       garbage")
-    out = run("read", str(data_dir / "ludb" / "data" / "1.hea"), str(bad),
-              str(data_dir / "wfdb-samples" / "v102s.hea"), "--json")
+    out = run(
+        "read",
+        str(data_dir / "ludb" / "data" / "1.hea"),
+        str(bad),
+        str(data_dir / "wfdb-samples" / "v102s.hea"),
+        "--json",
+    )
     assert out.returncode == 1
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows[0]["leads"][:3] == ["I", "II", "III"] and rows[0]["age"] == 51

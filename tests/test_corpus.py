@@ -56,20 +56,26 @@ def _compare(rec, ref: dict[str, tuple[float, np.ndarray]]) -> str:
         got = rec.lead(lead).astype(np.float64)
         if rate == rec.fs:
             n = min(len(got), len(want))
-            if abs(len(got) - len(want)) > 1 or not np.allclose(got[:n], want[:n], atol=1e-4, rtol=1e-5,
-                                                                 equal_nan=True):
-                raise SilentlyWrong(f"lead {lead}: differs from the reference (max {np.nanmax(abs(got[:n] - want[:n]))})")
+            if abs(len(got) - len(want)) > 1 or not np.allclose(
+                got[:n], want[:n], atol=1e-4, rtol=1e-5, equal_nan=True
+            ):
+                raise SilentlyWrong(
+                    f"lead {lead}: differs from the reference (max {np.nanmax(abs(got[:n] - want[:n]))})"
+                )
         else:
             k = rec.fs / rate
             if k != int(k) or k < 1:
                 raise SilentlyWrong(f"lead {lead}: read at {rec.fs} Hz, stored at {rate} Hz")
-            sub = got[::int(k)][:len(want)]
-            if len(sub) < len(want) - 1 or np.corrcoef(sub, want[:len(sub)])[0, 1] < 0.999:
-                raise SilentlyWrong(f"lead {lead}: resampled from {rate} Hz does not follow the stored samples")
+            sub = got[:: int(k)][: len(want)]
+            if len(sub) < len(want) - 1 or np.corrcoef(sub, want[: len(sub)])[0, 1] < 0.999:
+                raise SilentlyWrong(
+                    f"lead {lead}: resampled from {rate} Hz does not follow the stored samples"
+                )
     return "match"
 
 
 # --------------------------------------------------------------------------- reference readers
+
 
 def _ref_wfdb(path: Path) -> dict[str, tuple[float, np.ndarray]]:
     import wfdb
@@ -78,21 +84,30 @@ def _ref_wfdb(path: Path) -> dict[str, tuple[float, np.ndarray]]:
     head = wfdb.rdheader(base)
     if getattr(head, "n_seg", None):
         rec = wfdb.rdrecord(base, m2s=True, physical=True, return_res=64)
-        return {_key(n): (float(rec.fs), rec.p_signal[:, i] * _TO_MV.get(u.lower(), np.nan))
-                for i, (n, u) in enumerate(zip(rec.sig_name, rec.units))}
+        return {
+            _key(n): (float(rec.fs), rec.p_signal[:, i] * _TO_MV.get(u.lower(), np.nan))
+            for i, (n, u) in enumerate(zip(rec.sig_name, rec.units))
+        }
     rec = wfdb.rdrecord(base, smooth_frames=False, physical=True, return_res=64)
-    return {_key(n or f"ch{i + 1}"): (float(rec.fs) * spf, np.asarray(sig) * _TO_MV.get(u.lower(), np.nan))
-            for i, (n, u, spf, sig) in enumerate(zip(rec.sig_name, rec.units, rec.samps_per_frame,
-                                                      rec.e_p_signal))}
+    return {
+        _key(n or f"ch{i + 1}"): (float(rec.fs) * spf, np.asarray(sig) * _TO_MV.get(u.lower(), np.nan))
+        for i, (n, u, spf, sig) in enumerate(
+            zip(rec.sig_name, rec.units, rec.samps_per_frame, rec.e_p_signal)
+        )
+    }
 
 
 def _ref_edf(path: Path) -> dict[str, tuple[float, np.ndarray]]:
     import pyedflib
 
     with pyedflib.EdfReader(str(path)) as r:
-        return {_key(r.getLabel(i)): (float(r.getSampleFrequency(i)),
-                                      r.readSignal(i) * _TO_MV.get(r.getPhysicalDimension(i).strip().lower(), np.nan))
-                for i in range(r.signals_in_file)}
+        return {
+            _key(r.getLabel(i)): (
+                float(r.getSampleFrequency(i)),
+                r.readSignal(i) * _TO_MV.get(r.getPhysicalDimension(i).strip().lower(), np.nan),
+            )
+            for i in range(r.signals_in_file)
+        }
 
 
 def _ref_dicom(path: Path, fs: float) -> dict[str, tuple[float, np.ndarray]]:
@@ -126,8 +141,10 @@ def _ref_hl7(path: Path) -> dict[str, tuple[float, np.ndarray]]:
         scale = value.find(f"{ns}scale")
         origin = float(value.find(f"{ns}origin").get("value"))
         digits = np.array(value.find(f"{ns}digits").text.split(), dtype=float)
-        out[_key(code.replace("MDC_ECG_LEAD_", ""))] = (fs, (origin + float(scale.get("value")) * digits)
-                                                        * _TO_MV[scale.get("unit").lower()])
+        out[_key(code.replace("MDC_ECG_LEAD_", ""))] = (
+            fs,
+            (origin + float(scale.get("value")) * digits) * _TO_MV[scale.get("unit").lower()],
+        )
     return out
 
 
@@ -141,6 +158,7 @@ def case(fmt: str, name: str):
     def register(fn: Callable[[Path], str]) -> Callable[[Path], str]:
         CASES.append((fmt, name, fn))
         return fn
+
     return register
 
 
@@ -160,6 +178,7 @@ def _wfdb_match(rel: str) -> Callable[[Path], str]:
     def check(tmp: Path) -> str:
         path = CORPUS / "wfdb" / rel
         return _compare(read_ecg(path), _ref_wfdb(path))
+
     return check
 
 
@@ -186,29 +205,40 @@ def _with_shared(header: str, data: str) -> Callable[[Path], str]:
         shutil.copy(CORPUS / "wfdb" / header, tmp / header)
         os.symlink(SHARED_WFDB / data, tmp / data)
         return _compare(read_ecg(tmp / header), _ref_wfdb(tmp / header))
+
     return check
 
 
-case("WFDB", "wfdb-python 100skew.hea: skew on channel 2 (MIT-BIH 100's data)")(_with_shared("100skew.hea", "100.dat"))
+case("WFDB", "wfdb-python 100skew.hea: skew on channel 2 (MIT-BIH 100's data)")(
+    _with_shared("100skew.hea", "100.dat")
+)
 case("WFDB", "wfdb-python a103l-no-len.hea: no signal length (read from the .mat)")(
-    _with_shared("a103l-no-len.hea", "a103l.mat"))
+    _with_shared("a103l-no-len.hea", "a103l.mat")
+)
 
 
 @case("WFDB", "wfdb-python 3269321_layout.hea: a layout header")
 def _layout(tmp: Path) -> str:
-    return _expect_error(lambda: read_ecg(CORPUS / "wfdb" / "multi-segment" / "p000878" / "3269321_layout.hea"),
-                         "layout header", "p000878-2137-10-26-16-57.hea")
+    return _expect_error(
+        lambda: read_ecg(CORPUS / "wfdb" / "multi-segment" / "p000878" / "3269321_layout.hea"),
+        "layout header",
+        "p000878-2137-10-26-16-57.hea",
+    )
 
 
 @case("WFDB", "wfdb-python p000878 master: 14.6 h multi-segment, segments absent")
 def _master(tmp: Path) -> str:
-    return _expect_error(lambda: read_ecg(CORPUS / "wfdb" / "multi-segment" / "p000878"
-                                          / "p000878-2137-10-26-16-57.hea"), "reading limit")
+    return _expect_error(
+        lambda: read_ecg(CORPUS / "wfdb" / "multi-segment" / "p000878" / "p000878-2137-10-26-16-57.hea"),
+        "reading limit",
+    )
 
 
 @case("WFDB", "hand-made: a record that is one gap (every sample the invalid value)")
 def _all_gap(tmp: Path) -> str:
-    (tmp / "gap.hea").write_text("gap 2 500 1000\ngap.dat 16 200/mV 16 0 0 0 0 I\ngap.dat 16 200/mV 16 0 0 0 0 II\n")
+    (tmp / "gap.hea").write_text(
+        "gap 2 500 1000\ngap.dat 16 200/mV 16 0 0 0 0 I\ngap.dat 16 200/mV 16 0 0 0 0 II\n"
+    )
     (tmp / "gap.dat").write_bytes(np.full(2000, -32768, "<i2").tobytes())
     return _expect_error(lambda: read_ecg(tmp / "gap.hea"), "missing", "gap")
 
@@ -222,11 +252,19 @@ def _pyedflib_file(name: str) -> Path:
     return path
 
 
-for _name, _found in [("test_generator.edf", "squarewave"), ("test_generator.bdf", "sine 5Hz"),
-                      ("test_legacy.edf", "squarewave"), ("test_generator_datarec_generator_2.bdf", "ramp"),
-                      ("test_subsecond.edf", "Fp1"), ("test_utf8.edf", "Fp1")]:
+for _name, _found in [
+    ("test_generator.edf", "squarewave"),
+    ("test_generator.bdf", "sine 5Hz"),
+    ("test_legacy.edf", "squarewave"),
+    ("test_generator_datarec_generator_2.bdf", "ramp"),
+    ("test_subsecond.edf", "Fp1"),
+    ("test_utf8.edf", "Fp1"),
+]:
     case("EDF/BDF", f"pyedflib {_name}: generator or EEG channels only")(
-        lambda tmp, n=_name, f=_found: _expect_error(lambda: read_ecg(_pyedflib_file(n)), "no ECG channels", f))
+        lambda tmp, n=_name, f=_found: _expect_error(
+            lambda: read_ecg(_pyedflib_file(n)), "no ECG channels", f
+        )
+    )
 
 
 def _relabelled_generator(tmp: Path, non_ascii: bool) -> Path:
@@ -235,10 +273,10 @@ def _relabelled_generator(tmp: Path, non_ascii: bool) -> Path:
     raw = bytearray(_pyedflib_file("test_generator.edf").read_bytes())
     ns = int(raw[252:256])
     for i, label in ((4, b"ECG I"), (5, b"ECG II")):  # 'sine 1 Hz', 'sine 8 Hz'
-        raw[256 + 16 * i:256 + 16 * (i + 1)] = label.ljust(16)
+        raw[256 + 16 * i : 256 + 16 * (i + 1)] = label.ljust(16)
     if non_ascii:
         dim = 256 + ns * (16 + 80)
-        raw[dim:dim + 8] = b"\xb5V".ljust(8)  # channel 0, 'squarewave'
+        raw[dim : dim + 8] = b"\xb5V".ljust(8)  # channel 0, 'squarewave'
     path = tmp / ("relabelled_bad.edf" if non_ascii else "relabelled.edf")
     path.write_bytes(bytes(raw))
     return path
@@ -283,19 +321,33 @@ def _muse_file(tmp: Path) -> Path:
         f"<LeadData><LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit><LeadAmplitudeUnits>MICROVOLTS"
         f"</LeadAmplitudeUnits><LeadID>{n}</LeadID><WaveFormData>"
         + base64.b64encode(rng.integers(-300, 300, 5000).astype("<i2").tobytes()).decode()
-        + "</WaveFormData></LeadData>" for n in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"))
+        + "</WaveFormData></LeadData>"
+        for n in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+    )
 
     def stmts(*lines: tuple[str, bool]) -> str:
-        return "".join(f"<DiagnosisStatement>{'<StmtFlag>ENDSLINE</StmtFlag>' if end else ''}<StmtText>{t}"
-                       f"</StmtText></DiagnosisStatement>" for t, end in lines)
-    confirmed = [("Sinus rhythm", True), ("with 1st degree A-V block", True), ("Left axis deviation", True),
-                 ("Left axis deviation", True), ("Confirmed by SMITH, JANE (1234) on 3/4/2021 10:11:12 AM", True)]
-    xml = ("<?xml version='1.0' encoding='ISO-8859-1'?><RestingECG><PatientDemographics><PatientAge>61"
-           "</PatientAge><Gender>FEMALE</Gender></PatientDemographics>"
-           "<OriginalDiagnosis>" + stmts(("Sinus rhythm", False), ("with 1st degree A-V block", True),
-                                         ("Left axis deviation", True)) + "</OriginalDiagnosis>"
-           "<Diagnosis>" + stmts(*confirmed) + "</Diagnosis><Waveform><WaveformType>Rhythm</WaveformType>"
-           f"<SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>{leads}</Waveform></RestingECG>")
+        return "".join(
+            f"<DiagnosisStatement>{'<StmtFlag>ENDSLINE</StmtFlag>' if end else ''}<StmtText>{t}"
+            f"</StmtText></DiagnosisStatement>"
+            for t, end in lines
+        )
+
+    confirmed = [
+        ("Sinus rhythm", True),
+        ("with 1st degree A-V block", True),
+        ("Left axis deviation", True),
+        ("Left axis deviation", True),
+        ("Confirmed by SMITH, JANE (1234) on 3/4/2021 10:11:12 AM", True),
+    ]
+    xml = (
+        "<?xml version='1.0' encoding='ISO-8859-1'?><RestingECG><PatientDemographics><PatientAge>61"
+        "</PatientAge><Gender>FEMALE</Gender></PatientDemographics>"
+        "<OriginalDiagnosis>"
+        + stmts(("Sinus rhythm", False), ("with 1st degree A-V block", True), ("Left axis deviation", True))
+        + "</OriginalDiagnosis>"
+        "<Diagnosis>" + stmts(*confirmed) + "</Diagnosis><Waveform><WaveformType>Rhythm</WaveformType>"
+        f"<SampleBase>500</SampleBase><SampleExponent>0</SampleExponent>{leads}</Waveform></RestingECG>"
+    )
     path = tmp / "muse.xml"
     path.write_text(xml, encoding="latin-1")
     return path
@@ -316,25 +368,47 @@ _TEXT_CASES: dict[str, tuple[str, dict, np.ndarray | str, float | None]] = {
     # name: (content, read_ecg kwargs, expected signal (leads x samples, mV) or error fragment, fs)
     "metadata lines, units, time column, trailing commas": (
         "Sampling Rate (Hz): 250\nUnits: uV\ntime,I,II,\n0,100,200,\n0.004,110,210,\n0.008,120,220,\n",
-        {}, np.array([[0.1, 0.11, 0.12], [0.2, 0.21, 0.22]]), 250.0),
+        {},
+        np.array([[0.1, 0.11, 0.12], [0.2, 0.21, 0.22]]),
+        250.0,
+    ),
     "semicolons with decimal commas": (
-        "I;II\n0,5;1,25\n0,6;1,5\n0,7;1,75\n", {"fs": 500}, np.array([[0.5, 0.6, 0.7], [1.25, 1.5, 1.75]]), 500.0),
+        "I;II\n0,5;1,25\n0,6;1,5\n0,7;1,75\n",
+        {"fs": 500},
+        np.array([[0.5, 0.6, 0.7], [1.25, 1.5, 1.75]]),
+        500.0,
+    ),
     "aligned columns with a header": (
-        "     I        II\n  0.100   -0.200\n  0.150   -0.250\n  0.125   -0.225\n", {"fs": 360},
-        np.array([[0.1, 0.15, 0.125], [-0.2, -0.25, -0.225]]), 360.0),
+        "     I        II\n  0.100   -0.200\n  0.150   -0.250\n  0.125   -0.225\n",
+        {"fs": 360},
+        np.array([[0.1, 0.15, 0.125], [-0.2, -0.25, -0.225]]),
+        360.0,
+    ),
     "one column of integers, no header (a digit is no separator)": (
-        "1000\n1001\n1010\n1100\n", {"fs": 300, "units": "uV"}, np.array([[1.0, 1.001, 1.01, 1.1]]), 300.0),
+        "1000\n1001\n1010\n1100\n",
+        {"fs": 300, "units": "uV"},
+        np.array([[1.0, 1.001, 1.01, 1.1]]),
+        300.0,
+    ),
     "tab separated with a trailing tab": (
-        "I\tII\t\n1\t2\t\n3\t4\t\n5\t6\t\n", {"fs": 500}, np.array([[1, 3, 5], [2, 4, 6]], float), 500.0),
+        "I\tII\t\n1\t2\t\n3\t4\t\n5\t6\t\n",
+        {"fs": 500},
+        np.array([[1, 3, 5], [2, 4, 6]], float),
+        500.0,
+    ),
     "sampling rate, lead names and per-lead gains above a headerless table": (
-        "Sampling frequency: 0.5 kHz\nLeads: I, II\nGain: 200, 100\n200 100\n-400 -50\n", {},
-        np.array([[1.0, -2.0], [1.0, -0.5]]), 500.0),
+        "Sampling frequency: 0.5 kHz\nLeads: I, II\nGain: 200, 100\n200 100\n-400 -50\n",
+        {},
+        np.array([[1.0, -2.0], [1.0, -0.5]]),
+        500.0,
+    ),
     "a word among the numbers": ("I,II\n1,2\n3,x\n5,6\n", {"fs": 500}, "line 3", None),
     "EEG montage columns": ("Fp1-F7,C3-A2\n1,2\n3,4\n", {"fs": 256}, "no ECG channels", None),
     "CTG columns (FHR, UC)": ("FHR,UC\n140,10\n141,12\n", {"fs": 4}, "no ECG channels", None),
 }
 
 for _tname, (_content, _kw, _want, _fs) in _TEXT_CASES.items():
+
     def _text_case(tmp: Path, content=_content, kw=_kw, want=_want, fs=_fs) -> str:
         path = tmp / "ecg.csv"
         path.write_text(content)
@@ -344,6 +418,7 @@ for _tname, (_content, _kw, _want, _fs) in _TEXT_CASES.items():
         if rec.fs != fs or rec.signal.shape != want.shape or not np.allclose(rec.signal, want, atol=1e-6):
             raise SilentlyWrong(f"{rec} {rec.signal.tolist()} != {want.tolist()}")
         return "match"
+
     case("text", f"hand-made: {_tname}")(_text_case)
 
 
@@ -359,7 +434,9 @@ def _unconfirmed(tmp: Path) -> str:
     return result
 
 
-@case("contract", "LUDB record with lead II removed, for the 12-lead contract: the error names what is absent")
+@case(
+    "contract", "LUDB record with lead II removed, for the 12-lead contract: the error names what is absent"
+)
 def _contract(tmp: Path) -> str:
     ludb = SHARED_WFDB.parent / "ludb" / "data" / "1.hea"
     if not ludb.exists():
@@ -384,7 +461,7 @@ def test_corpus_file(tmp_path, fmt, name, check):
 def test_corpus_summary(tmp_path_factory, capsys):
     """Counts per format; none silently wrong. Prints the table of docs/reading.md."""
     counts: dict[str, Counter] = {}
-    for fmt, name, check in CASES:
+    for fmt, _name, check in CASES:
         tmp = tmp_path_factory.mktemp("case")
         try:
             outcome = check(tmp)
@@ -393,10 +470,15 @@ def test_corpus_summary(tmp_path_factory, capsys):
         except pytest.skip.Exception:
             outcome = "skipped"
         counts.setdefault(fmt, Counter())[outcome] += 1
-    lines = ["| format | files | match the reference | clear error | silently wrong |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| format | files | match the reference | clear error | silently wrong |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for fmt, c in counts.items():
-        lines.append(f"| {fmt} | {sum(c.values()) - c['skipped']} | {c['match']} | {c['clear error']} | "
-                     f"{c['silently wrong']} |")
+        lines.append(
+            f"| {fmt} | {sum(c.values()) - c['skipped']} | {c['match']} | {c['clear error']} | "
+            f"{c['silently wrong']} |"
+        )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert all(c["silently wrong"] == 0 for c in counts.values())

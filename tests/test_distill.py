@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CliResult, run_cli
 import torch
 
+from conftest import CliResult, run_cli
 from ecgfounder import load_model
 from ecgfounder.contract import STANDARD_12_LEADS, InputContract
 from ecgfounder.train import load_config
@@ -17,10 +17,22 @@ from ecgfounder.train.distill import distill, resume_distill, student_leads_view
 
 
 def _cfg(tmp_path: Path, data_dir: Path, **kw):
-    base = dict(teacher="cinc2017-rhythm-tiny", init="micro", dataset=f"cinc2017:{data_dir / 'cinc2017-dev'}",
-                epochs=1, batch_size=16, lr=3e-3, cache_dir=str(tmp_path.parent / "cache"),
-                output_dir=str(tmp_path / "run"), workers=0, limit=96, val_fraction=0.1, test_fraction=0.2,
-                report_speed_s=0.2, report_onnx=False)
+    base = dict(
+        teacher="cinc2017-rhythm-tiny",
+        init="micro",
+        dataset=f"cinc2017:{data_dir / 'cinc2017-dev'}",
+        epochs=1,
+        batch_size=16,
+        lr=3e-3,
+        cache_dir=str(tmp_path.parent / "cache"),
+        output_dir=str(tmp_path / "run"),
+        workers=0,
+        limit=96,
+        val_fraction=0.1,
+        test_fraction=0.2,
+        report_speed_s=0.2,
+        report_onnx=False,
+    )
     base.update(kw)
     return load_config(None, base)
 
@@ -31,9 +43,21 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_student_of_the_bundled_model_beats_chance_and_agrees_with_it(tmp_path, data_dir):
-    # 400 records (119 held out, stratified): 29 s rather than 40 s with 600, the same margins (seen: 0.74, 0.78)
-    run = distill(_cfg(tmp_path, data_dir, limit=400, epochs=6, batch_size=32, lr=5e-3, test_fraction=0.3,
-                       hard_weight=0.3, workers=1))
+    # 400 records (119 held out, stratified): 29 s rather than 40 s with 600, the same margins
+    # (seen: 0.74, 0.78)
+    run = distill(
+        _cfg(
+            tmp_path,
+            data_dir,
+            limit=400,
+            epochs=6,
+            batch_size=32,
+            lr=5e-3,
+            test_fraction=0.3,
+            hard_weight=0.3,
+            workers=1,
+        )
+    )
     rep = json.loads((run / "distill_report.json").read_text())
     assert rep["split"] == "test" and rep["records"] == 119
     labels = rep["labels"]
@@ -83,17 +107,37 @@ def test_student_leads_cut_from_teacher_windows_equal_preparing_those_leads(ludb
 def test_cross_lead_distillation_runs_on_ludb_12_lead_records(tmp_path, ludb_dir):
     from ecgfounder.models import create_model, save_model
 
-    teacher = create_model("tiny", in_channels=12, n_classes=3, labels=["a", "b", "c"],
-                           contract=InputContract(leads=STANDARD_12_LEADS))
+    teacher = create_model(
+        "tiny",
+        in_channels=12,
+        n_classes=3,
+        labels=["a", "b", "c"],
+        contract=InputContract(leads=STANDARD_12_LEADS),
+    )
     teacher.info.task = "multilabel"
     teacher.info.name = "random-12lead"
     save_model(teacher, tmp_path / "teacher.safetensors")
     files = sorted(ludb_dir.glob("*.hea"), key=lambda p: int(p.stem))[:40]
-    run = distill(load_config(None, dict(
-        teacher=str(tmp_path / "teacher.safetensors"), init="nano", leads=["II"],
-        inputs=[str(p) for p in files], epochs=1, batch_size=8, cache_dir=str(tmp_path / "cache"),
-        output_dir=str(tmp_path / "run"), workers=0, val_fraction=0.1, test_fraction=0.2, embed_weight=0.5,
-        report_speed_s=0)))
+    run = distill(
+        load_config(
+            None,
+            dict(
+                teacher=str(tmp_path / "teacher.safetensors"),
+                init="nano",
+                leads=["II"],
+                inputs=[str(p) for p in files],
+                epochs=1,
+                batch_size=8,
+                cache_dir=str(tmp_path / "cache"),
+                output_dir=str(tmp_path / "run"),
+                workers=0,
+                val_fraction=0.1,
+                test_fraction=0.2,
+                embed_weight=0.5,
+                report_speed_s=0,
+            ),
+        )
+    )
     student = load_model(run / "best.safetensors")
     assert student.info.contract.leads == ("II",) and student.info.labels == ("a", "b", "c")
     assert student.info.task == "multilabel"
@@ -133,11 +177,29 @@ def test_cli_distill_needs_a_teacher_and_train_refuses_one(tmp_path, data_dir):
     def cli(*args: str) -> CliResult:
         return run_cli(*args)
 
-    r = cli("distill", "--student", "nano", "--data", str(data_dir / "cinc2017-dev" / "A00001.hea"),
-            "--out", str(tmp_path / "r"))
+    r = cli(
+        "distill",
+        "--student",
+        "nano",
+        "--data",
+        str(data_dir / "cinc2017-dev" / "A00001.hea"),
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert r.returncode == 2 and "no teacher" in r.stderr, r.stderr
-    r = cli("train", "--teacher", "cinc2017-rhythm-tiny", "--dataset", f"cinc2017:{data_dir / 'cinc2017-dev'}")
+    r = cli(
+        "train", "--teacher", "cinc2017-rhythm-tiny", "--dataset", f"cinc2017:{data_dir / 'cinc2017-dev'}"
+    )
     assert r.returncode == 2 and "ecgfounder distill" in r.stderr, r.stderr
-    r = cli("distill", "--teacher", "cinc2017-rhythm-tiny", "--student", "nope", "--data",
-            str(data_dir / "cinc2017-dev" / "A00001.hea"), "--out", str(tmp_path / "r2"))
+    r = cli(
+        "distill",
+        "--teacher",
+        "cinc2017-rhythm-tiny",
+        "--student",
+        "nope",
+        "--data",
+        str(data_dir / "cinc2017-dev" / "A00001.hea"),
+        "--out",
+        str(tmp_path / "r2"),
+    )
     assert r.returncode == 2 and "unknown student" in r.stderr, r.stderr

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from ecgfounder.eval import evaluate_arrays, youden_threshold
 from ecgfounder.eval.bootstrap import resample_weights, weighted_auroc
 
@@ -37,7 +37,9 @@ def test_point_estimates_equal_scikit_learn():
         assert row["sensitivity"] + row["specificity"] - 1 == pytest.approx(np.max(tpr - fpr))
         assert row["auroc_lo"] <= row["auroc"] <= row["auroc_hi"]
     assert rep.micro["auroc"] == pytest.approx(sk.roc_auc_score(y.ravel(), p.ravel()))
-    assert rep.macro["auroc"] == pytest.approx(np.mean([sk.roc_auc_score(y[:, j], p[:, j]) for j in range(k)]))
+    assert rep.macro["auroc"] == pytest.approx(
+        np.mean([sk.roc_auc_score(y[:, j], p[:, j]) for j in range(k)])
+    )
 
 
 def test_labels_without_positives_are_reported_not_averaged():
@@ -89,8 +91,14 @@ def test_youden_threshold_simple():
 def test_cli_evaluate_end_to_end(tmp_path):
     rng = np.random.default_rng(5)
     n = 300
-    truth = pd.DataFrame({"record": [f"r{i}" for i in range(n)], "AF": (rng.random(n) < 0.2).astype(int),
-                          "normal": (rng.random(n) < 0.6).astype(int), "rare": 0})
+    truth = pd.DataFrame(
+        {
+            "record": [f"r{i}" for i in range(n)],
+            "AF": (rng.random(n) < 0.2).astype(int),
+            "normal": (rng.random(n) < 0.6).astype(int),
+            "rare": 0,
+        }
+    )
     pred = truth[["record"]].copy()
     pred["AF"] = np.clip(truth["AF"] * 0.5 + rng.random(n) * 0.5, 0, 1)
     pred["normal"] = rng.random(n)
@@ -98,8 +106,17 @@ def test_cli_evaluate_end_to_end(tmp_path):
     pred["error"] = ""
     pred.to_csv(tmp_path / "pred.csv", index=False)
     truth.to_csv(tmp_path / "truth.csv", index=False)
-    res = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
-                          str(tmp_path / "truth.csv"), "--bootstrap", "200", "--output-dir", str(tmp_path / "ev"))
+    res = run_cli(
+        "evaluate",
+        "--predictions",
+        str(tmp_path / "pred.csv"),
+        "--labels",
+        str(tmp_path / "truth.csv"),
+        "--bootstrap",
+        "200",
+        "--output-dir",
+        str(tmp_path / "ev"),
+    )
     assert res.returncode == 0, res.stderr
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     rows = {r["label"]: r for r in metrics["labels"]}
@@ -140,18 +157,32 @@ def test_shipped_mappings_point_at_real_labels(name, fixtures_dir):
 def test_zero_shot_evaluation_through_a_mapping(tmp_path, fixtures_dir, data_dir):
     # A 150-label prediction table for real CinC 2017 records where only the AF label carries signal.
     labels150 = (fixtures_dir / "ecgfounder_labels.txt").read_text().splitlines()
-    ref = pd.read_csv(data_dir / "cinc2017-dev" / "REFERENCE.csv", header=None, names=["rec", "cls"]).head(400)
+    ref = pd.read_csv(data_dir / "cinc2017-dev" / "REFERENCE.csv", header=None, names=["rec", "cls"]).head(
+        400
+    )
     rng = np.random.default_rng(7)
     pred = pd.DataFrame(rng.random((len(ref), 150)) * 0.5, columns=labels150)
     pred.insert(0, "record", ref["rec"])
     pred["ATRIAL FIBRILLATION"] = np.where(ref["cls"] == "A", 0.6, 0.1) + rng.random(len(ref)) * 0.3
     pred["error"] = ""
-    truth = pd.DataFrame({"record": ref["rec"], **{c: (ref["cls"] == c).astype(int) for c in ("N", "A", "O", "~")}})
+    truth = pd.DataFrame(
+        {"record": ref["rec"], **{c: (ref["cls"] == c).astype(int) for c in ("N", "A", "O", "~")}}
+    )
     pred.to_csv(tmp_path / "pred.csv", index=False)
     truth.to_csv(tmp_path / "truth.csv", index=False)
-    res = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"), "--labels",
-                          str(tmp_path / "truth.csv"), "--mapping", "cinc2017", "--bootstrap", "100",
-                          "--output-dir", str(tmp_path / "ev"))
+    res = run_cli(
+        "evaluate",
+        "--predictions",
+        str(tmp_path / "pred.csv"),
+        "--labels",
+        str(tmp_path / "truth.csv"),
+        "--mapping",
+        "cinc2017",
+        "--bootstrap",
+        "100",
+        "--output-dir",
+        str(tmp_path / "ev"),
+    )
     assert res.returncode == 0, res.stderr
     rows = {r["label"]: r for r in json.loads((tmp_path / "ev" / "metrics.json").read_text())["labels"]}
     assert set(rows) == {"N", "A"} and rows["A"]["auroc"] > 0.9
@@ -203,16 +234,19 @@ def ludb_rhythm_predictions(tmp_path_factory, data_dir):
     meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
     files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
     out = folder / "pred.csv"
-    r = run_cli("predict", *files, "--model", "cinc2017-rhythm-tiny",
-                        "--lead", "I", "-o", str(out))
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm-tiny", "--lead", "I", "-o", str(out))
     assert r.returncode == 0, r.stderr
     rhythm = meta["Rhythms"].str.strip()
-    labels = pd.DataFrame({"record": pd.read_csv(out)["record"],
-                           "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
-                           "normal": (rhythm == "Sinus rhythm").astype(int),
-                           "other": rhythm.str.startswith("Atrial flutter").astype(int),
-                           "noisy": 0,
-                           "age": meta["Age"].astype(str).str.strip().str.replace(">89", "90").astype(float)})
+    labels = pd.DataFrame(
+        {
+            "record": pd.read_csv(out)["record"],
+            "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
+            "normal": (rhythm == "Sinus rhythm").astype(int),
+            "other": rhythm.str.startswith("Atrial flutter").astype(int),
+            "noisy": 0,
+            "age": meta["Age"].astype(str).str.strip().str.replace(">89", "90").astype(float),
+        }
+    )
     return out, labels, folder
 
 
@@ -278,10 +312,23 @@ def test_continuous_labels_fail_a_classification_evaluation(ludb_rhythm_predicti
     table = labels[["record", "AF", "age"]].rename(columns={"age": "normal"})  # ages under a class name
     table.to_csv(tmp_path / "labels.csv", index=False)
     for task in ("auto", "classification"):
-        r = run_cli("evaluate", "--predictions", str(pred), "--labels",
-                            str(tmp_path / "labels.csv"), "--task", task, "--output-dir", str(tmp_path / "e"))
+        r = run_cli(
+            "evaluate",
+            "--predictions",
+            str(pred),
+            "--labels",
+            str(tmp_path / "labels.csv"),
+            "--task",
+            task,
+            "--output-dir",
+            str(tmp_path / "e"),
+        )
         assert r.returncode == 2, r.stderr
-        assert "values other than 0 and 1" in r.stderr and "--task regression" in r.stderr and "Traceback" not in r.stderr
+        assert (
+            "values other than 0 and 1" in r.stderr
+            and "--task regression" in r.stderr
+            and "Traceback" not in r.stderr
+        )
 
 
 def test_age_regression_evaluated_with_intervals_and_plots(ludb_rhythm_predictions, tmp_path):
@@ -293,18 +340,28 @@ def test_age_regression_evaluated_with_intervals_and_plots(ludb_rhythm_predictio
     guess = age + 3 + rng.normal(0, 8, len(age))
     pd.DataFrame({"record": labels["record"], "age": guess}).to_csv(tmp_path / "pred.csv", index=False)
     labels[["record", "age"]].to_csv(tmp_path / "labels.csv", index=False)
-    r = run_cli("evaluate", "--predictions", str(tmp_path / "pred.csv"),
-                        "--labels", str(tmp_path / "labels.csv"), "--output-dir", str(tmp_path / "e"),
-                        "--bootstrap", "500")
+    r = run_cli(
+        "evaluate",
+        "--predictions",
+        str(tmp_path / "pred.csv"),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--output-dir",
+        str(tmp_path / "e"),
+        "--bootstrap",
+        "500",
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["task"] == "regression" and m["records"] == 200
     row = m["labels"][0]
     err = guess - age
-    assert row["mae"] == pytest.approx(np.abs(err).mean()) and row["rmse"] == pytest.approx(np.sqrt((err ** 2).mean()))
+    assert row["mae"] == pytest.approx(np.abs(err).mean()) and row["rmse"] == pytest.approx(
+        np.sqrt((err**2).mean())
+    )
     assert row["bias"] == pytest.approx(err.mean()) and row["bias_lo"] < 3 < row["bias_hi"]
     assert row["pearson_r"] == pytest.approx(np.corrcoef(age, guess)[0, 1])
-    assert row["r2"] == pytest.approx(1 - (err ** 2).mean() / age.var())
+    assert row["r2"] == pytest.approx(1 - (err**2).mean() / age.var())
     assert row["mae_lo"] < row["mae"] < row["mae_hi"]
     for name in ("scatter.png", "bland_altman.png", "metrics.md", "metrics.csv"):
         assert (tmp_path / "e" / name).stat().st_size > 1000 or name.endswith((".md", ".csv"))

@@ -31,7 +31,9 @@ def test_integrated_gradients_add_up_to_the_output_difference(model, af_record):
     assert gap < 1e-3 * max(1.0, abs(expl.score - expl.baseline_score)), gap
     assert abs(expl.details["completeness_gap"]) == pytest.approx(gap, rel=1e-4, abs=1e-6)
     # too few steps visibly breaks completeness: the check above is not vacuous
-    coarse = explain(model, af_record, "AF", method="integrated-gradients", steps=2, window=expl.details["window"])
+    coarse = explain(
+        model, af_record, "AF", method="integrated-gradients", steps=2, window=expl.details["window"]
+    )
     assert abs(coarse.details["completeness_gap"]) > gap
     # the probability target is explained too, and sums to the probability difference
     prob = explain(model, af_record, "AF", target="probability", steps=64, window=expl.details["window"])
@@ -93,10 +95,35 @@ def test_unknown_label_and_method_are_clear_errors(model, af_record):
 
 def test_cli_explain_draws_the_overlay(data_dir, tmp_path, capsys):
     out, js = tmp_path / "x.png", tmp_path / "x.json"
-    rc = main(["explain", str(data_dir / "cinc2017-dev" / "A00004.hea"), "--model", "cinc2017-rhythm-tiny",
-               "--label", "AF", "--steps", "16", "--output", str(out), "--json", str(js)])
+    rc = main(
+        [
+            "explain",
+            str(data_dir / "cinc2017-dev" / "A00004.hea"),
+            "--model",
+            "cinc2017-rhythm-tiny",
+            "--label",
+            "AF",
+            "--steps",
+            "16",
+            "--output",
+            str(out),
+            "--json",
+            str(js),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and "lead importance" in text and "ECG" in text
     assert out.stat().st_size > 10_000 and json.loads(js.read_text())["label"] == "AF"
-    assert main(["explain", str(data_dir / "cinc2017-dev" / "A00004.hea"), "--model",
-                 "cinc2017-rhythm-tiny", "--label", "nope"]) == 2
+    assert (
+        main(
+            [
+                "explain",
+                str(data_dir / "cinc2017-dev" / "A00004.hea"),
+                "--model",
+                "cinc2017-rhythm-tiny",
+                "--label",
+                "nope",
+            ]
+        )
+        == 2
+    )

@@ -167,7 +167,9 @@ def test_compiled_predictor_matches_eager_with_a_padded_last_batch(data_dir):
 
     torch.manual_seed(0)
     labels = ["normal", "AF", "other", "noisy"]
-    model = create_model("nano", in_channels=1, n_classes=4, labels=labels, contract=InputContract(leads=("I",)))
+    model = create_model(
+        "nano", in_channels=1, n_classes=4, labels=labels, contract=InputContract(leads=("I",))
+    )
     model.info.task = "multiclass"
     model.eval()
     files = [data_dir / "cinc2017-dev" / f"A0000{i}.hea" for i in (1, 2, 3)]
@@ -186,8 +188,24 @@ def test_cli_int8_predict_and_export_errors(data_dir, tmp_path, capsys):
 
     calib = [str(data_dir / "cinc2017-dev" / f"A0000{i}.hea") for i in range(1, 9)]
     out = tmp_path / "p.csv"
-    rc = main(["predict", calib[0], calib[3], "--model", "cinc2017-rhythm-tiny", "--precision", "int8",
-               "--calibration", *calib, "--workers", "0", "--no-progress", "-o", str(out)])
+    rc = main(
+        [
+            "predict",
+            calib[0],
+            calib[3],
+            "--model",
+            "cinc2017-rhythm-tiny",
+            "--precision",
+            "int8",
+            "--calibration",
+            *calib,
+            "--workers",
+            "0",
+            "--no-progress",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     import pandas as pd
 
@@ -195,6 +213,18 @@ def test_cli_int8_predict_and_export_errors(data_dir, tmp_path, capsys):
     assert list(df["findings"].str.split(" ").str[0]) == ["normal", "AF"]  # A00001 normal, A00004 AF
     assert main(["export", "cinc2017-rhythm-tiny", "-o", str(tmp_path / "m.onnx"), "--int8"]) == 2
     assert "--calibration" in capsys.readouterr().err
-    assert main(["export", "cinc2017-rhythm-tiny", "-o", str(tmp_path / "m.pt"), "--int8",
-                 "--calibration", calib[0]]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "cinc2017-rhythm-tiny",
+                "-o",
+                str(tmp_path / "m.pt"),
+                "--int8",
+                "--calibration",
+                calib[0],
+            ]
+        )
+        == 2
+    )
     assert "writes ONNX" in capsys.readouterr().err

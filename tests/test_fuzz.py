@@ -31,10 +31,20 @@ def test_garbage_bytes(tmp_path, data, ext):
 
 
 @settings(max_examples=30, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prefix=st.sampled_from([b"0       ", b"\x93NUMPY", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n",
-                                b"<?xml version='1.0'?><RestingECG>", b"<AnnotatedECG xmlns='urn:hl7-org:v3'>",
-                                b"\x00" * 128 + b"DICM"]),
-       tail=st.binary(max_size=2000))
+@given(
+    prefix=st.sampled_from(
+        [
+            b"0       ",
+            b"\x93NUMPY",
+            b"PK\x03\x04",
+            b"\x89HDF\r\n\x1a\n",
+            b"<?xml version='1.0'?><RestingECG>",
+            b"<AnnotatedECG xmlns='urn:hl7-org:v3'>",
+            b"\x00" * 128 + b"DICM",
+        ]
+    ),
+    tail=st.binary(max_size=2000),
+)
 def test_garbage_behind_real_magic_numbers(tmp_path, prefix, tail):
     path = tmp_path / "noext"
     path.write_bytes(prefix + tail)
@@ -51,16 +61,27 @@ def _real_files(data_dir: Path, tmp: Path) -> list[Path]:
         shutil.copy(src / f"1{ext}", tmp / f"1{ext}")
     sig, _ = wfdb.rdsamp(str(src / "1"))
     np.save(tmp / "x.npy", sig.T)
-    np.savetxt(tmp / "x.csv", sig, delimiter=",", header=",".join("I II III aVR aVL aVF V1 V2 V3 V4 V5 V6".split()),
-               comments="")
+    np.savetxt(
+        tmp / "x.csv",
+        sig,
+        delimiter=",",
+        header=",".join("I II III aVR aVL aVF V1 V2 V3 V4 V5 V6".split()),
+        comments="",
+    )
     import h5py
+
     with h5py.File(tmp / "x.h5", "w") as f:
         f["tracings"] = np.zeros((2, 4096, 12), dtype=np.float32) + 0.1
     from test_io_formats import _aecg_xml, _muse_xml
-    (tmp / "m.xml").write_text(_muse_xml(sig.T[[0, 1, 6, 7, 8, 9, 10, 11]] * 1000,
-                                         ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]))
-    (tmp / "a.xml").write_text(_aecg_xml(sig.T * 1000, ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2",
-                                                        "V3", "V4", "V5", "V6"], 0.002))
+
+    (tmp / "m.xml").write_text(
+        _muse_xml(sig.T[[0, 1, 6, 7, 8, 9, 10, 11]] * 1000, ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"])
+    )
+    (tmp / "a.xml").write_text(
+        _aecg_xml(
+            sig.T * 1000, ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"], 0.002
+        )
+    )
     return [tmp / n for n in ("1.dat", "1.hea", "x.npy", "x.csv", "x.h5", "m.xml", "a.xml")]
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, run_cli
 
+from conftest import CliResult, run_cli
 from ecgfounder.cli.main import build_parser
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ecgfounder"
@@ -56,8 +56,16 @@ def _hint(stderr: str) -> list[str]:
 
 
 def test_the_explain_label_hint_lists_the_labels(data_dir, tmp_path):
-    r = _cli("explain", data_dir / "ludb" / "data" / "1.hea", "--model", "cinc2017-rhythm-tiny", "--label", "XYZ",
-             "-o", tmp_path / "x.png")
+    r = _cli(
+        "explain",
+        data_dir / "ludb" / "data" / "1.hea",
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "--label",
+        "XYZ",
+        "-o",
+        tmp_path / "x.png",
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     hint = _hint(r.stderr)
     assert hint == ["labels", "cinc2017-rhythm-tiny"]
@@ -72,8 +80,13 @@ def test_the_fold_hint_writes_the_split_file_it_asks_for(data_dir, tmp_path):
     assert r.returncode == 2 and "split file with folds" in r.stderr, r.stderr
     hint = _hint(r.stderr)
     assert hint[:2] == ["split", "--folds"]
-    run = _cli("split", f"ludb:{data_dir / 'ludb'}", *[("5" if h == "K" else h) for h in hint[1:]],
-               "-o", tmp_path / "folds.csv")
+    run = _cli(
+        "split",
+        f"ludb:{data_dir / 'ludb'}",
+        *[("5" if h == "K" else h) for h in hint[1:]],
+        "-o",
+        tmp_path / "folds.csv",
+    )
     assert run.returncode == 0 and (tmp_path / "folds.csv").is_file(), run.stderr
 
 
@@ -91,15 +104,28 @@ def test_the_offline_model_hint_runs(data_dir, tmp_path, monkeypatch):
     assert run.returncode == 0, run.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["split", "ludb:MISSING", "-o", "x.csv"],
-    ["predict", "MISSING", "-o", "p.csv"],
-    ["embed", "MISSING", "-o", "e.npz"],
-    ["train", "--dataset", "cinc2017:MISSING", "--output-dir", "run"],
-    ["train", "--manifest", "MISSING", "--output-dir", "run"],
-    ["distill", "--teacher", "ecgfounder-12lead", "--student", "micro", "--data", "MISSING", "--out", "d"],
-    ["evaluate", "--predictions", "MISSING", "--labels", "MISSING", "--output-dir", "ev"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["split", "ludb:MISSING", "-o", "x.csv"],
+        ["predict", "MISSING", "-o", "p.csv"],
+        ["embed", "MISSING", "-o", "e.npz"],
+        ["train", "--dataset", "cinc2017:MISSING", "--output-dir", "run"],
+        ["train", "--manifest", "MISSING", "--output-dir", "run"],
+        [
+            "distill",
+            "--teacher",
+            "ecgfounder-12lead",
+            "--student",
+            "micro",
+            "--data",
+            "MISSING",
+            "--out",
+            "d",
+        ],
+        ["evaluate", "--predictions", "MISSING", "--labels", "MISSING", "--output-dir", "ev"],
+    ],
+)
 def test_a_missing_path_is_named_before_any_model_or_layout_message(argv, tmp_path):
     r = _cli(*argv, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -119,8 +145,9 @@ def test_every_option_of_every_command_is_described():
             if not text or text.lower().startswith("default:"):
                 undescribed.append(f"{name} {(action.option_strings or [action.dest])[0]}")
     assert not undescribed, undescribed
-    from ecgfounder.train.config import FIELD_HELP, TrainConfig
     import dataclasses
+
+    from ecgfounder.train.config import FIELD_HELP, TrainConfig
 
     assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -130,8 +157,20 @@ def test_export_prints_no_third_party_warnings_unless_verbose(tmp_path):
     """Issue 31: the ONNX exporter's 'torchvision is not installed' lines, FutureWarnings and the
     tracer's warnings are not ours to show; --verbose brings them back."""
     # a real process: the exporter's log handler writes to the process's stderr, not to sys.stderr
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "export", "cinc2017-rhythm-tiny", "-o",
-                        str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecgfounder",
+            "export",
+            "cinc2017-rhythm-tiny",
+            "-o",
+            str(tmp_path / "m.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stderr and "torchvision" not in r.stderr, r.stderr
     assert '"format": "onnx"' in r.stdout

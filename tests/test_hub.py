@@ -8,9 +8,16 @@ import pytest
 import torch
 
 from ecgfounder import WeightsUnavailableError, create_model, load_model
-from ecgfounder.models import (ModelEntry, WeightSource, get_model_entry, list_models,
-                               register_model, resolve_weights, unregister_model)
 from ecgfounder.contract import InputContract
+from ecgfounder.models import (
+    ModelEntry,
+    WeightSource,
+    get_model_entry,
+    list_models,
+    register_model,
+    resolve_weights,
+    unregister_model,
+)
 
 REPO = "PKUDigitalHealth/ECGFounder"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -49,7 +56,19 @@ def test_registry_entries_carry_the_full_contract(fixtures_dir):
         assert list(entry.labels) == labels
         assert "MIT" in entry.license and "2410.04133" in entry.citation
     assert get_model_entry("ecgfounder-12lead").contract.leads == (
-        "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+        "I",
+        "II",
+        "III",
+        "aVR",
+        "aVL",
+        "aVF",
+        "V1",
+        "V2",
+        "V3",
+        "V4",
+        "V5",
+        "V6",
+    )
     assert get_model_entry("ECGFounder_12lead").name == "ecgfounder-12lead"
 
 
@@ -104,14 +123,20 @@ def test_weights_dir_is_searched_first(tmp_path, monkeypatch, released_1lead_fil
 
 
 def test_custom_registered_model_from_its_own_hub_repo(tmp_path, fixtures_dir, small_config):
-    entry = register_model(ModelEntry(
-        name="test-small-12lead", arch="custom",
-        config=__import__("ecgfounder").Net1DConfig(in_channels=12, **small_config),
-        contract=InputContract(), labels=tuple("ABCDEFG"),
-        weights=WeightSource(hub_repo="someone/small-ecg", filename="small.pth", revision=COMMIT),
-    ), overwrite=True)
-    make_hub_cache(tmp_path, "someone/small-ecg", "small.pth",
-                   (fixtures_dir / "net1d_small_12lead_bn0.pth").read_bytes())
+    entry = register_model(
+        ModelEntry(
+            name="test-small-12lead",
+            arch="custom",
+            config=__import__("ecgfounder").Net1DConfig(in_channels=12, **small_config),
+            contract=InputContract(),
+            labels=tuple("ABCDEFG"),
+            weights=WeightSource(hub_repo="someone/small-ecg", filename="small.pth", revision=COMMIT),
+        ),
+        overwrite=True,
+    )
+    make_hub_cache(
+        tmp_path, "someone/small-ecg", "small.pth", (fixtures_dir / "net1d_small_12lead_bn0.pth").read_bytes()
+    )
     try:
         model = load_model(entry.name, cache_dir=tmp_path, local_files_only=True)
         assert model.info.labels == tuple("ABCDEFG")

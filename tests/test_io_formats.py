@@ -31,9 +31,18 @@ def test_edf_and_bdf_written_by_pyedflib(tmp_path, ludb):
         path = tmp_path / f"rec{ext}"
         names = [f"ECG {n.upper()}" for n in fields["sig_name"]] + ["Resp"]
         data = [s * 1000 for s in sig] + [np.sin(np.arange(5000) / 100) * 100]
-        headers = [dict(label=n, dimension="uV", sample_frequency=500, physical_min=-10000,
-                        physical_max=10000, digital_min=-32768 if ext == ".edf" else -8388608,
-                        digital_max=32767 if ext == ".edf" else 8388607) for n in names]
+        headers = [
+            dict(
+                label=n,
+                dimension="uV",
+                sample_frequency=500,
+                physical_min=-10000,
+                physical_max=10000,
+                digital_min=-32768 if ext == ".edf" else -8388608,
+                digital_max=32767 if ext == ".edf" else 8388607,
+            )
+            for n in names
+        ]
         headers[-1]["dimension"] = "NU"
         with pyedflib.EdfWriter(str(path), len(names), file_type=filetype) as w:
             w.setSignalHeaders(headers)
@@ -51,10 +60,26 @@ def test_edf_channels_at_different_rates(tmp_path, ludb):
 
     sig, _ = ludb
     path = tmp_path / "mixed.edf"
-    headers = [dict(label="ECG I", dimension="mV", sample_frequency=500, physical_min=-10,
-                    physical_max=10, digital_min=-32768, digital_max=32767),
-               dict(label="ECG II", dimension="mV", sample_frequency=250, physical_min=-10,
-                    physical_max=10, digital_min=-32768, digital_max=32767)]
+    headers = [
+        dict(
+            label="ECG I",
+            dimension="mV",
+            sample_frequency=500,
+            physical_min=-10,
+            physical_max=10,
+            digital_min=-32768,
+            digital_max=32767,
+        ),
+        dict(
+            label="ECG II",
+            dimension="mV",
+            sample_frequency=250,
+            physical_min=-10,
+            physical_max=10,
+            digital_min=-32768,
+            digital_max=32767,
+        ),
+    ]
     with pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS) as w:
         w.setSignalHeaders(headers)
         w.writeSamples([np.ascontiguousarray(sig[0]), sig[1][::2].copy()])
@@ -113,8 +138,20 @@ def _dicom_file(path: Path, sig_uv: np.ndarray, names: list[str], fs: float) -> 
 
 def test_dicom_written_by_pydicom(tmp_path, ludb):
     sig, _ = ludb
-    names = ["Lead I (Einthoven)", "Lead II", "Lead III", "Lead aVR", "Lead aVL", "Lead aVF",
-             "Lead V1", "Lead V2", "Lead V3", "Lead V4", "Lead V5", "Lead V6"]
+    names = [
+        "Lead I (Einthoven)",
+        "Lead II",
+        "Lead III",
+        "Lead aVR",
+        "Lead aVL",
+        "Lead aVF",
+        "Lead V1",
+        "Lead V2",
+        "Lead V3",
+        "Lead V4",
+        "Lead V5",
+        "Lead V6",
+    ]
     path = tmp_path / "ecg.dcm"
     _dicom_file(path, sig * 1000, names, 500.0)
     rec = read_ecg(path)
@@ -129,17 +166,20 @@ def _muse_xml(sig_uv: np.ndarray, names: list[str], per_bit: float = 4.88) -> st
         f"<LeadAmplitudeUnits>MICROVOLTS</LeadAmplitudeUnits><LeadID>{n}</LeadID><WaveFormData>"
         + base64.b64encode(np.round(s / per_bit).astype("<i2").tobytes()).decode()
         + "</WaveFormData></LeadData>"
-        for n, s in zip(names, sig_uv))
-    return ('<?xml version="1.0" encoding="ISO-8859-1"?><RestingECG><MuseInfo><MuseVersion>9.0.9.18167'
-            '</MuseVersion></MuseInfo><PatientDemographics><PatientID>P0001</PatientID><PatientAge>52'
-            '</PatientAge><AgeUnits>YEARS</AgeUnits><Gender>MALE</Gender></PatientDemographics>'
-            '<Diagnosis><DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>Sinus rhythm'
-            '</StmtText></DiagnosisStatement><DiagnosisStatement><StmtText>Left axis deviation'
-            '</StmtText></DiagnosisStatement></Diagnosis>'
-            '<Waveform><WaveformType>Median</WaveformType><SampleBase>500</SampleBase></Waveform>'
-            '<Waveform><WaveformType>Rhythm</WaveformType><WaveformStartTime>0</WaveformStartTime>'
-            '<NumberofLeads>8</NumberofLeads><SampleType>CONTINUOUS_SAMPLES</SampleType><SampleBase>500'
-            f'</SampleBase><SampleExponent>0</SampleExponent>{leads}</Waveform></RestingECG>')
+        for n, s in zip(names, sig_uv)
+    )
+    return (
+        '<?xml version="1.0" encoding="ISO-8859-1"?><RestingECG><MuseInfo><MuseVersion>9.0.9.18167'
+        "</MuseVersion></MuseInfo><PatientDemographics><PatientID>P0001</PatientID><PatientAge>52"
+        "</PatientAge><AgeUnits>YEARS</AgeUnits><Gender>MALE</Gender></PatientDemographics>"
+        "<Diagnosis><DiagnosisStatement><StmtFlag>ENDSLINE</StmtFlag><StmtText>Sinus rhythm"
+        "</StmtText></DiagnosisStatement><DiagnosisStatement><StmtText>Left axis deviation"
+        "</StmtText></DiagnosisStatement></Diagnosis>"
+        "<Waveform><WaveformType>Median</WaveformType><SampleBase>500</SampleBase></Waveform>"
+        "<Waveform><WaveformType>Rhythm</WaveformType><WaveformStartTime>0</WaveformStartTime>"
+        "<NumberofLeads>8</NumberofLeads><SampleType>CONTINUOUS_SAMPLES</SampleType><SampleBase>500"
+        f"</SampleBase><SampleExponent>0</SampleExponent>{leads}</Waveform></RestingECG>"
+    )
 
 
 def test_ge_muse_xml_rebuilds_limb_leads(tmp_path, ludb):
@@ -163,19 +203,22 @@ def _aecg_xml(sig_uv: np.ndarray, codes: list[str], step_s: float) -> str:
     seqs = "".join(
         f'<component><sequence><code code="MDC_ECG_LEAD_{c}" codeSystem="2.16.840.1.113883.6.24"/>'
         f'<value xsi:type="SLIST_PQ"><origin value="0" unit="uV"/><scale value="5" unit="uV"/>'
-        f'<digits>{" ".join(str(int(v)) for v in np.round(s / 5))}</digits></value></sequence></component>'
-        for c, s in zip(codes, sig_uv))
-    return ('<?xml version="1.0" encoding="UTF-8"?><AnnotatedECG xmlns="urn:hl7-org:v3" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><id root="61d1a24f-b47e-41aa-ae95"/>'
-            '<code code="93000" codeSystem="2.16.840.1.113883.6.12"/><componentOf><timepointEvent>'
-            '<componentOf><subjectAssignment><subject><trialSubject><subjectDemographicPerson>'
-            '<administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>'
-            '</subjectDemographicPerson></trialSubject></subject></subjectAssignment></componentOf>'
-            '</timepointEvent></componentOf><component><series><code code="RHYTHM"/><component>'
-            '<sequenceSet><component><sequence><code code="TIME_ABSOLUTE" codeSystem="2.16.840.1.113883.5.4"/>'
-            '<value xsi:type="GLIST_TS"><head value="20021122091000.000"/>'
-            f'<increment value="{step_s}" unit="s"/></value></sequence></component>{seqs}'
-            '</sequenceSet></component></series></component></AnnotatedECG>')
+        f"<digits>{' '.join(str(int(v)) for v in np.round(s / 5))}</digits></value></sequence></component>"
+        for c, s in zip(codes, sig_uv)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><AnnotatedECG xmlns="urn:hl7-org:v3" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><id root="61d1a24f-b47e-41aa-ae95"/>'
+        '<code code="93000" codeSystem="2.16.840.1.113883.6.12"/><componentOf><timepointEvent>'
+        "<componentOf><subjectAssignment><subject><trialSubject><subjectDemographicPerson>"
+        '<administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>'
+        "</subjectDemographicPerson></trialSubject></subject></subjectAssignment></componentOf>"
+        '</timepointEvent></componentOf><component><series><code code="RHYTHM"/><component>'
+        '<sequenceSet><component><sequence><code code="TIME_ABSOLUTE" codeSystem="2.16.840.1.113883.5.4"/>'
+        '<value xsi:type="GLIST_TS"><head value="20021122091000.000"/>'
+        f'<increment value="{step_s}" unit="s"/></value></sequence></component>{seqs}'
+        "</sequenceSet></component></series></component></AnnotatedECG>"
+    )
 
 
 def test_hl7_aecg(tmp_path, ludb):
@@ -192,15 +235,19 @@ def test_xml_with_external_entity_is_refused(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
     path = tmp_path / "xxe.xml"
-    path.write_text(f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
-                    "<RestingECG><PatientDemographics><PatientID>&x;</PatientID></PatientDemographics>"
-                    "</RestingECG>")
+    path.write_text(
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+        "<RestingECG><PatientDemographics><PatientID>&x;</PatientID></PatientDemographics>"
+        "</RestingECG>"
+    )
     with pytest.raises(ECGInputError, match="unsafe XML"):
         read_ecg(path)
     bomb = tmp_path / "bomb.xml"
-    bomb.write_text('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
-                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-                    "<RestingECG>&c;</RestingECG>")
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        "<RestingECG>&c;</RestingECG>"
+    )
     with pytest.raises(ECGInputError, match="unsafe XML"):
         read_ecg(bomb)
 
@@ -216,7 +263,8 @@ def test_csv_and_tsv_written_by_pandas(tmp_path, ludb):
     assert rec.leads == STANDARD_12_LEADS and rec.fs == 500
     np.testing.assert_allclose(rec.signal, sig, atol=1e-5)
     pd.DataFrame(sig.T, columns=[n.lower() for n in STANDARD_12_LEADS]).to_csv(
-        tmp_path / "ecg.tsv", sep="\t", index=False)
+        tmp_path / "ecg.tsv", sep="\t", index=False
+    )
     with pytest.raises(ECGInputError, match="pass fs="):
         read_ecg(tmp_path / "ecg.tsv")
     rec = read_ecg(tmp_path / "ecg.tsv", fs=500)

@@ -81,16 +81,30 @@ def test_wfdb_samples(data_dir):
 def test_wfdb_storage_formats_and_multisegment(tmp_path, data_dir):
     src, fields = wfdb.rdsamp(str(data_dir / "ludb" / "data" / "7"))
     for fmt in ("16", "24", "32", "212"):
-        wfdb.wrsamp(f"r{fmt}", fs=500, units=["uV"] * 12, sig_name=list(fields["sig_name"]),
-                    p_signal=src * 1000, fmt=[fmt] * 12, write_dir=str(tmp_path))
+        wfdb.wrsamp(
+            f"r{fmt}",
+            fs=500,
+            units=["uV"] * 12,
+            sig_name=list(fields["sig_name"]),
+            p_signal=src * 1000,
+            fmt=[fmt] * 12,
+            write_dir=str(tmp_path),
+        )
         rec = read_ecg(tmp_path / f"r{fmt}.hea")
         assert rec.leads == STANDARD_12_LEADS and any("uV" in n for n in rec.notes)
         tol = 0.01 if fmt == "212" else 1e-3
         np.testing.assert_allclose(rec.signal, src.T, atol=tol)
     # multi-segment: two 4 s segments of record 7 and a master header
     for k, part in enumerate((src[:2000], src[2000:4000])):
-        wfdb.wrsamp(f"seg{k}", fs=500, units=["mV"] * 12, sig_name=list(fields["sig_name"]),
-                    p_signal=part, fmt=["16"] * 12, write_dir=str(tmp_path))
+        wfdb.wrsamp(
+            f"seg{k}",
+            fs=500,
+            units=["mV"] * 12,
+            sig_name=list(fields["sig_name"]),
+            p_signal=part,
+            fmt=["16"] * 12,
+            write_dir=str(tmp_path),
+        )
     (tmp_path / "multi.hea").write_text("multi/2 12 500 4000\nseg0 2000\nseg1 2000\n")
     rec = read_ecg(tmp_path / "multi.hea")
     assert rec.n_samples == 4000 and rec.leads == STANDARD_12_LEADS

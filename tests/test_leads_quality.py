@@ -11,12 +11,31 @@ from ecgfounder.io import canonical_lead, derive_limb_leads, is_non_ecg_channel,
 from ecgfounder.signal import check_quality, preprocess, resample, window_starts
 
 
-@pytest.mark.parametrize("alias,canon", [
-    ("i", "I"), ("II", "II"), ("iii", "III"), ("avr", "aVR"), ("AVR", "aVR"), ("aVL", "aVL"),
-    ("avf", "aVF"), ("v1", "V1"), ("V5", "V5"), ("v6", "V6"), ("MLII", "II"), ("ECG lead II", "II"),
-    ("Lead I (Einthoven)", "I"), ("Lead aVR", "aVR"), ("MDC_ECG_LEAD_AVF", "aVF"), ("DII", "II"),
-    ("ECG V2", "V2"), ("EKG III", "III"), ("Lead 2", "II"), ("vx", "VX"),
-])
+@pytest.mark.parametrize(
+    "alias,canon",
+    [
+        ("i", "I"),
+        ("II", "II"),
+        ("iii", "III"),
+        ("avr", "aVR"),
+        ("AVR", "aVR"),
+        ("aVL", "aVL"),
+        ("avf", "aVF"),
+        ("v1", "V1"),
+        ("V5", "V5"),
+        ("v6", "V6"),
+        ("MLII", "II"),
+        ("ECG lead II", "II"),
+        ("Lead I (Einthoven)", "I"),
+        ("Lead aVR", "aVR"),
+        ("MDC_ECG_LEAD_AVF", "aVF"),
+        ("DII", "II"),
+        ("ECG V2", "V2"),
+        ("EKG III", "III"),
+        ("Lead 2", "II"),
+        ("vx", "VX"),
+    ],
+)
 def test_aliases_from_real_files(alias, canon):
     assert canonical_lead(alias) == canon
 
@@ -36,7 +55,9 @@ def test_non_ecg_channels():
 def _rec(leads, n=5000, fs=500.0, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / fs
-    sig = np.stack([np.sin(2 * np.pi * (1 + i / 10) * t) + 0.05 * rng.normal(size=n) for i in range(len(leads))])
+    sig = np.stack(
+        [np.sin(2 * np.pi * (1 + i / 10) * t) + 0.05 * rng.normal(size=n) for i in range(len(leads))]
+    )
     return ECGRecord(signal=sig, fs=fs, leads=leads, record_id="synthetic", source="synthetic.npz")
 
 
@@ -87,10 +108,10 @@ def test_quality_flags_and_repairs():
 
     rec = _rec(STANDARD_12_LEADS)
     sig = rec.signal.copy()
-    sig[1, 1000:1030] = np.nan          # 60 ms gap: repaired
-    sig[3] = 0.0                        # disconnected lead
+    sig[1, 1000:1030] = np.nan  # 60 ms gap: repaired
+    sig[3] = 0.0  # disconnected lead
     sig[4] = np.clip(sig[4], -0.5, 0.5)  # clipped
-    sig[5] = sig[5] * 1000              # uV read as mV
+    sig[5] = sig[5] * 1000  # uV read as mV
     out = check_quality(rec.replace(signal=sig), window_s=10)
     assert "nan_interpolated:II" in out.flags and np.isfinite(out.signal).all()
     assert "flat:aVR" in out.flags and "clipped:aVL" in out.flags

@@ -23,8 +23,16 @@ def ludb1(data_dir):
 
 
 def test_ishne_written_from_ludb_reads_back(tmp_path, ludb1):
-    path = write_ishne(tmp_path / "h.ecg", ludb1[[0, 1, 6]], 500, ["I", "II", "V1"], resolution_nv=500, sex=1,
-                       birth=(12, 5, 1950), recorded=(3, 4, 2020))
+    path = write_ishne(
+        tmp_path / "h.ecg",
+        ludb1[[0, 1, 6]],
+        500,
+        ["I", "II", "V1"],
+        resolution_nv=500,
+        sex=1,
+        birth=(12, 5, 1950),
+        recorded=(3, 4, 2020),
+    )
     rec = read_ecg(path)
     assert rec.leads == ("I", "II", "V1") and rec.fs == 500 and rec.sex == "M" and rec.age == 69
     np.testing.assert_allclose(rec.signal, ludb1[[0, 1, 6]], atol=0.00026)  # 0.5 uV quantisation
@@ -91,7 +99,9 @@ def test_apple_health_export_hand_checked(tmp_path):
     np.testing.assert_allclose(rec.signal[0], [-0.0125, 0.01375, 0.25, 0.04])
     assert rec.diagnoses == ("Apple Watch classification: Atrial Fibrillation",)
     assert rec.meta["device"] == "Watch6,2"
-    assert "Jane" not in json.dumps([rec.meta, rec.notes, list(rec.diagnoses)]) and "1961" not in json.dumps(rec.meta)
+    assert "Jane" not in json.dumps([rec.meta, rec.notes, list(rec.diagnoses)]) and "1961" not in json.dumps(
+        rec.meta
+    )
 
 
 def test_apple_health_export_written_from_cinc(tmp_path, data_dir):
@@ -115,7 +125,9 @@ def test_spans_equal_the_whole_read_for_every_wfdb_layout(rel):
     whole = read_ecg(path)
     long = open_long(path)
     assert long.fs == whole.fs and long.n_samples == whole.n_samples and long.leads == whole.leads
-    np.testing.assert_allclose(long.read(100, 900).signal, whole.signal[:, 100:900], atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(
+        long.read(100, 900).signal, whole.signal[:, 100:900], atol=1e-6, equal_nan=True
+    )
 
 
 def test_apple_health_export_bad_cases_are_clear_errors(tmp_path):

@@ -8,14 +8,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import run_cli
-
 from ecgfounder.io import read_ecg
-from ecgfounder.measurement import (MEASURE_COLUMNS, global_beats, ludb_waves, measure, reference_measurements,
-                                    summarise_beats)
+from ecgfounder.measurement import (
+    MEASURE_COLUMNS,
+    global_beats,
+    ludb_waves,
+    measure,
+    reference_measurements,
+    summarise_beats,
+)
 
-SINUS = (1, 2, 3, 4, 5, 6, 7, 9)     # LUDB records in sinus rhythm (ludb.csv)
-AF = (38, 44, 51, 83, 88, 96)         # atrial fibrillation, not paced
+SINUS = (1, 2, 3, 4, 5, 6, 7, 9)  # LUDB records in sinus rhythm (ludb.csv)
+AF = (38, 44, 51, 83, 88, 96)  # atrial fibrillation, not paced
 
 
 def _ludb(data_dir, i):
@@ -32,7 +38,12 @@ def test_reference_follows_the_global_definition(data_dir):
     q = [b.qrs_offset - b.qrs_onset for b in beats]
     assert ref["qrs_ms"] == pytest.approx(np.median(q) * 1000)
     first = beats[0]
-    onsets = [w.onset for ws in waves.values() for w in ws if w.kind == "QRS" and abs(w.peak - first.qrs_peak) < 0.15]
+    onsets = [
+        w.onset
+        for ws in waves.values()
+        for w in ws
+        if w.kind == "QRS" and abs(w.peak - first.qrs_peak) < 0.15
+    ]
     assert first.qrs_onset == pytest.approx(min(onsets))
     assert 40 < ref["hr_bpm"] < 50  # record 1: sinus bradycardia
     assert summarise_beats([])["hr_bpm"] != summarise_beats([])["hr_bpm"]  # NaN without beats
@@ -81,20 +92,20 @@ def test_single_lead_and_per_beat_fiducials(data_dir):
 def test_predict_measure_columns_and_plot_header(data_dir, tmp_path):
     files = [str(_ludb(data_dir, i)) for i in (1, 38)]
     out = tmp_path / "p.csv"
-    r = run_cli("predict", *files, "--model", "cinc2017-rhythm",
-                        "--lead", "I", "--measure", "-o", str(out))
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm", "--lead", "I", "--measure", "-o", str(out))
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out)
     assert set(MEASURE_COLUMNS) <= set(df.columns)
     direct = measure(files[0]).to_dict()
-    assert df.loc[0, "qrs_ms"] == pytest.approx(direct["qrs_ms"]) and df.loc[0, "hr_bpm"] == pytest.approx(direct["hr_bpm"])
+    assert df.loc[0, "qrs_ms"] == pytest.approx(direct["qrs_ms"]) and df.loc[0, "hr_bpm"] == pytest.approx(
+        direct["hr_bpm"]
+    )
     assert "no_p_waves" in str(df.loc[1, "measure_flags"]) and math.isnan(df.loc[1, "pr_ms"])
     from ecgfounder.io import write_npz
 
     rec = read_ecg(files[0])
     short = write_npz(rec.replace(signal=rec.signal[:, :500]), tmp_path / "short.npz")  # 1 s
-    m = run_cli("measure", *files, str(tmp_path / "missing.hea"),
-                        str(short), "-o", str(tmp_path / "m.csv"))
+    m = run_cli("measure", *files, str(tmp_path / "missing.hea"), str(short), "-o", str(tmp_path / "m.csv"))
     assert m.returncode == 1 and "missing.hea" in m.stderr and "Traceback" not in m.stderr
     assert "too short to measure" in m.stderr
     table = pd.read_csv(tmp_path / "m.csv")
@@ -110,20 +121,23 @@ def test_service_returns_measurements(data_dir):
     pytest.importorskip("fastapi")
     httpx = pytest.importorskip("httpx")
     from conftest import serving
-
     from ecgfounder import load_model
     from ecgfounder.serve import ServeSettings
 
     base = _ludb(data_dir, 2).with_suffix("")
-    files = [("file", (p.name, p.read_bytes(), "application/octet-stream"))
-             for p in (base.with_suffix(".hea"), base.with_suffix(".dat"))]
+    files = [
+        ("file", (p.name, p.read_bytes(), "application/octet-stream"))
+        for p in (base.with_suffix(".hea"), base.with_suffix(".dat"))
+    ]
     settings = ServeSettings(model="cinc2017-rhythm", max_upload_mb=2, max_duration_s=60, timeout_s=60)
     with serving(settings, load_model("cinc2017-rhythm")) as (url, _):
         r = httpx.post(f"{url}/v1/predict", params={"measure": True}, files=files, timeout=120)
         assert r.status_code == 200, r.text
         got = r.json()["measurements"]
         direct = measure(base.with_suffix(".hea")).to_dict()
-        assert got["qrs_ms"] == pytest.approx(direct["qrs_ms"]) and got["hr_bpm"] == pytest.approx(direct["hr_bpm"])
+        assert got["qrs_ms"] == pytest.approx(direct["qrs_ms"]) and got["hr_bpm"] == pytest.approx(
+            direct["hr_bpm"]
+        )
         plain = httpx.post(f"{url}/v1/predict", files=files, timeout=120).json()
         assert "measurements" not in plain
 

@@ -16,8 +16,9 @@ REGISTERED = list_models()
 
 def _window(model, batch: int = 2) -> torch.Tensor:
     c = model.info.contract
-    return torch.from_numpy(np.random.default_rng(0).standard_normal((batch, c.n_leads, c.n_samples))
-                            .astype(np.float32))
+    return torch.from_numpy(
+        np.random.default_rng(0).standard_normal((batch, c.n_leads, c.n_samples)).astype(np.float32)
+    )
 
 
 @pytest.mark.parametrize("name", [*REGISTERED, *PRESETS])
@@ -38,7 +39,11 @@ def test_create_forward_save_load(name, tmp_path):
     assert probs.shape == logits.shape and np.isfinite(probs).all()
     path = save_model(model, tmp_path / f"{name}.safetensors")
     back = load_model(path)
-    assert back.info.contract == info.contract and back.info.labels == info.labels and back.info.task == info.task
+    assert (
+        back.info.contract == info.contract
+        and back.info.labels == info.labels
+        and back.info.task == info.task
+    )
     with torch.inference_mode():
         np.testing.assert_array_equal(back(x).numpy(), logits.numpy())
 

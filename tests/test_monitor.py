@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from ecgfounder.monitor import EpisodeRules, burden, find_episodes, monitor, owned_spans, window_starts_s
 
 
@@ -32,8 +32,15 @@ def assembled(tmp_path_factory, data_dir):
             truth.append((cls, t, t + len(x) / fields["fs"]))
             t += len(x) / fields["fs"]
     folder = tmp_path_factory.mktemp("long")
-    wfdb.wrsamp("long", fs=300, units=["mV"], sig_name=["ECG"], p_signal=np.concatenate(parts)[:, None],
-                fmt=["16"], write_dir=str(folder))
+    wfdb.wrsamp(
+        "long",
+        fs=300,
+        units=["mV"],
+        sig_name=["ECG"],
+        p_signal=np.concatenate(parts)[:, None],
+        fmt=["16"],
+        write_dir=str(folder),
+    )
     af_span = (min(a for c, a, _ in truth if c == "A"), max(b for c, _, b in truth if c == "A"))
     return folder / "long.hea", af_span, t
 
@@ -56,15 +63,21 @@ def test_af_episodes_and_burden_on_an_assembled_record(assembled, tmp_path):
     spans = owned_spans(table["start_s"].to_numpy(), 10.0, 5.0, duration)
     ok = (table["quality"] == "ok").to_numpy()
     owned = (spans[:, 1] - spans[:, 0]) * ok
-    assert s["burden_expected"]["AF"] == pytest.approx((table["AF"].to_numpy() * owned).sum() / owned.sum(), abs=1e-6)
+    assert s["burden_expected"]["AF"] == pytest.approx(
+        (table["AF"].to_numpy() * owned).sum() / owned.sum(), abs=1e-6
+    )
     assert abs(s["burden_expected"]["AF"] - truth) <= 0.1
     assert s["duration_s"] == pytest.approx(duration, abs=0.01)
     assert s["analysed_s"] + s["excluded_s"] == pytest.approx(s["duration_s"], abs=0.01)
-    assert 50 < s["heart_rate"]["mean_bpm"] < 120 and len(s["heart_rate"]["per_minute"]) == int(np.ceil(duration / 60))
+    assert 50 < s["heart_rate"]["mean_bpm"] < 120 and len(s["heart_rate"]["per_minute"]) == int(
+        np.ceil(duration / 60)
+    )
     for name in ("windows.csv", "episodes.csv", "summary.json", "report.pdf"):
         assert (tmp_path / name).is_file()
     pdf = (tmp_path / "report.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 1 + len(af[:3])
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 1 + len(
+        af[:3]
+    )
     table = result.windows
     assert {"start_s", "end_s", "AF", "normal", "quality", "hr_bpm", "rr_cv"} <= set(table.columns)
     during = table[(table.start_s >= af0 + 10) & (table.end_s <= af1 - 10) & (table.quality == "ok")]
@@ -80,8 +93,9 @@ def test_chunked_reading_equals_whole_reading(assembled):
     labels = ["normal", "AF", "other", "noisy"]
     np.testing.assert_allclose(small.windows[labels].to_numpy(), whole.windows[labels].to_numpy(), atol=1e-6)
     assert list(small.windows["quality"]) == list(whole.windows["quality"])
-    assert [(e.label, e.start_s, e.end_s) for e in small.episodes] == [(e.label, e.start_s, e.end_s)
-                                                                       for e in whole.episodes]
+    assert [(e.label, e.start_s, e.end_s) for e in small.episodes] == [
+        (e.label, e.start_s, e.end_s) for e in whole.episodes
+    ]
 
 
 def test_a_damaged_span_is_excluded_not_an_abort(assembled, monkeypatch):
@@ -118,8 +132,17 @@ def test_a_header_cannot_make_monitor_walk_past_its_data(tmp_path):
 @pytest.mark.slow
 def test_cli_monitor(assembled, tmp_path):
     path, _, _ = assembled
-    r = run_cli("monitor", str(path), "--model", "cinc2017-rhythm-tiny",
-                        "--out", str(tmp_path), "--no-progress", "--labels", "AF")
+    r = run_cli(
+        "monitor",
+        str(path),
+        "--model",
+        "cinc2017-rhythm-tiny",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--labels",
+        "AF",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out["burden"]) == {"AF"} and out["episodes"]["AF"] >= 1
@@ -139,7 +162,9 @@ def test_episode_rules():
     assert len(eps) == 1 and 50 <= eps[0].start_s <= 60 and 120 <= eps[0].end_s <= 130
     assert burden(eps, spans, valid) == pytest.approx(eps[0].duration_s / 200)
     valid[(starts >= 90) & (starts < 100)] = False  # excluded windows split it and are not counted
-    split = find_episodes("AF", spans, p, valid, EpisodeRules(smooth_windows=1, min_duration_s=20, merge_gap_s=0))
+    split = find_episodes(
+        "AF", spans, p, valid, EpisodeRules(smooth_windows=1, min_duration_s=20, merge_gap_s=0)
+    )
     assert len(split) == 2
     short = np.zeros(len(starts))
     short[(starts >= 50) & (starts < 60)] = 0.9
@@ -194,8 +219,15 @@ def test_monitor_and_predict_give_the_same_probabilities_for_the_same_window(ass
     # shorter than a window: 6 s
     short = tmp_path / "short"
     x = rec.signal[0, : int(6 * rec.fs)].astype(np.float64)
-    wfdb.wrsamp("short", fs=rec.fs, units=["mV"], sig_name=["ECG"], p_signal=x[:, None], fmt=["16"],
-                write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "short",
+        fs=rec.fs,
+        units=["mV"],
+        sig_name=["ECG"],
+        p_signal=x[:, None],
+        fmt=["16"],
+        write_dir=str(tmp_path),
+    )
     one = monitor(short.with_suffix(".hea"), "cinc2017-rhythm-tiny", progress=False, heart_rate=False)
     want = pred.predict([str(short.with_suffix(".hea"))])
     np.testing.assert_allclose(one.windows[labels].to_numpy()[0], want[labels].to_numpy()[0], atol=1e-5)

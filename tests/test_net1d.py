@@ -16,8 +16,9 @@ from ecgfounder.models.net1d import same_padding
 def test_state_dict_reproduces_manifest_exactly(manifest, variant):
     spec = manifest[variant]
     model = Net1D(**spec["config"])
-    got = [[name, list(t.shape), str(t.dtype).removeprefix("torch.")]
-           for name, t in model.state_dict().items()]
+    got = [
+        [name, list(t.shape), str(t.dtype).removeprefix("torch.")] for name, t in model.state_dict().items()
+    ]
     assert len(got) == len(spec["state_dict"]) == 509
     for i, (mine, ref) in enumerate(zip(got, spec["state_dict"])):
         assert mine == ref, f"entry {i} differs"
@@ -97,10 +98,17 @@ def test_wrong_lead_count_is_a_clear_error(small_config):
         model(torch.randn(12, 5000))
 
 
-@pytest.mark.parametrize("length,kernel,stride,expected", [
-    (5000, 16, 2, (7, 7)), (2500, 16, 1, (7, 8)), (625, 2, 1, (0, 1)), (625, 16, 2, (7, 8)),
-    (1, 16, 2, (7, 8)), (10, 1, 1, (0, 0)),
-])
+@pytest.mark.parametrize(
+    "length,kernel,stride,expected",
+    [
+        (5000, 16, 2, (7, 7)),
+        (2500, 16, 1, (7, 8)),
+        (625, 2, 1, (0, 1)),
+        (625, 16, 2, (7, 8)),
+        (1, 16, 2, (7, 8)),
+        (10, 1, 1, (0, 0)),
+    ],
+)
 def test_same_padding(length, kernel, stride, expected):
     assert same_padding(length, kernel, stride) == expected
     left, right = expected
@@ -129,11 +137,29 @@ def test_presets_build_and_grow_in_size():
 
 def test_invalid_config_is_rejected():
     with pytest.raises(ValueError, match="groups"):
-        Net1DConfig(in_channels=12, base_filters=16, ratio=1, filter_list=(200,), m_blocks_list=(1,),
-                    kernel_size=16, stride=2, groups_width=16, n_classes=2).validate()
+        Net1DConfig(
+            in_channels=12,
+            base_filters=16,
+            ratio=1,
+            filter_list=(200,),
+            m_blocks_list=(1,),
+            kernel_size=16,
+            stride=2,
+            groups_width=16,
+            n_classes=2,
+        ).validate()
     with pytest.raises(ValueError, match="shrink"):
-        Net1D(in_channels=12, base_filters=64, ratio=1, filter_list=[32], m_blocks_list=[1],
-              kernel_size=16, stride=2, groups_width=16, n_classes=2)
+        Net1D(
+            in_channels=12,
+            base_filters=64,
+            ratio=1,
+            filter_list=[32],
+            m_blocks_list=[1],
+            kernel_size=16,
+            stride=2,
+            groups_width=16,
+            n_classes=2,
+        )
 
 
 def test_use_do_trains_with_dropout_and_evaluates_without(small_config):

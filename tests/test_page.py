@@ -18,15 +18,27 @@ from conftest import ROOT, serving  # noqa: E402
 from ecgfounder import load_model  # noqa: E402
 from ecgfounder.serve import ServeSettings  # noqa: E402
 
-CHROMIUM = os.environ.get("ECGFOUNDER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    os.environ.get("ECGFOUNDER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
 ARTIFACTS = Path(os.environ.get("ECGFOUNDER_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 # Flags from this workplace's notes: no sandbox as root, and no background traffic to the internet.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)"
+)
 def test_upload_a_ludb_record_and_see_plot_findings_and_explanation(data_dir, tmp_path):
     base = data_dir / "ludb" / "data" / "1"
     settings = ServeSettings(model="cinc2017-rhythm-tiny")
@@ -62,12 +74,16 @@ def test_upload_a_ludb_record_and_see_plot_findings_and_explanation(data_dir, tm
     assert not outside, outside  # no CDN, nothing from the network
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)"
+)
 def test_page_shows_a_clear_error_for_a_bad_file(tmp_path):
     bad = tmp_path / "broken.hea"
     bad.write_bytes(b"not a header")
-    with serving(ServeSettings(model="cinc2017-rhythm-tiny"), load_model("cinc2017-rhythm-tiny")) as (url, _), \
-            sync_api.sync_playwright() as pw:
+    with (
+        serving(ServeSettings(model="cinc2017-rhythm-tiny"), load_model("cinc2017-rhythm-tiny")) as (url, _),
+        sync_api.sync_playwright() as pw,
+    ):
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page()
         page.goto(url + "/")

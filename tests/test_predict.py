@@ -24,8 +24,7 @@ def model_1lead(fixtures_dir, tmp_path_factory):
     """The 1-lead fixture checkpoint saved in our format with label names."""
     m = load_model(small_checkpoint(fixtures_dir, 1, 0))
     path = tmp_path_factory.mktemp("m") / "small-1lead.safetensors"
-    save_model(m, path, name="small-1lead", labels=[f"finding {c}" for c in "ABCDEFG"],
-               thresholds=[0.55] * 7)
+    save_model(m, path, name="small-1lead", labels=[f"finding {c}" for c in "ABCDEFG"], thresholds=[0.55] * 7)
     return path
 
 
@@ -94,7 +93,9 @@ def test_records_and_arrays_as_inputs(model_1lead, data_dir):
     df = p.predict([rec, (arr, 300.0), np.zeros((2, 5000))])
     assert df.loc[0, "error"] == "" and df.loc[1, "error"] == ""
     labels = list(p.labels)
-    np.testing.assert_allclose(df.loc[0, labels].to_numpy(float), df.loc[1, labels].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(
+        df.loc[0, labels].to_numpy(float), df.loc[1, labels].to_numpy(float), atol=1e-6
+    )
     assert "expected (1, samples)" in df.loc[2, "error"]
 
 
@@ -127,8 +128,9 @@ def test_embed_records_and_windows(model_1lead, data_dir):
     model = load_model(model_1lead)
     prep = prepare(read_ecg(paths[0]), model.info.contract)
     with torch.no_grad():
-        np.testing.assert_allclose(per.vectors, model.forward_features(torch.from_numpy(prep.windows)).numpy(),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            per.vectors, model.forward_features(torch.from_numpy(prep.windows)).numpy(), atol=1e-6
+        )
 
 
 def test_expand_inputs_globs_manifest_and_multi_exam_hdf5(ecg_dir, tmp_path):
@@ -143,7 +145,8 @@ def test_expand_inputs_globs_manifest_and_multi_exam_hdf5(ecg_dir, tmp_path):
     with h5py.File(tmp_path / "exams.h5", "w") as f:
         f["tracings"] = np.zeros((3, 4096, 12), dtype=np.float32)
     assert [s.key for s in expand_inputs([tmp_path / "exams.h5"])] == [
-        f"{tmp_path / 'exams.h5'}[{i}]" for i in range(3)]
+        f"{tmp_path / 'exams.h5'}[{i}]" for i in range(3)
+    ]
 
 
 def _cli(*args: str) -> CliResult:
@@ -156,8 +159,17 @@ def test_cli_predict_with_a_corrupt_file_in_the_batch(model_1lead, ecg_dir, tmp_
     bad.write_text("corrupt 1 300 9000\ncorrupt.mat 16+24 1000/mV 16 0 0 0 0 ECG\n")
     (tmp_path / "corrupt.mat").write_bytes(b"\x00" * 10)
     out = tmp_path / "pred.csv"
-    res = _cli("predict", str(ecg_dir / "cinc"), str(bad), "--model", str(model_1lead), "-o", str(out),
-               "--workers", "1")
+    res = _cli(
+        "predict",
+        str(ecg_dir / "cinc"),
+        str(bad),
+        "--model",
+        str(model_1lead),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+    )
     assert res.returncode == 1, res.stderr
     assert f"error: {bad}: " in res.stderr and "Traceback" not in res.stderr
     import pandas as pd
@@ -165,8 +177,17 @@ def test_cli_predict_with_a_corrupt_file_in_the_batch(model_1lead, ecg_dir, tmp_
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 9 and (df["error"] != "").sum() == 1
     assert df.loc[df["record"] == str(bad), "error"].iloc[0].startswith("cannot read WFDB record")
-    res = _cli("predict", str(ecg_dir / "cinc" / "A00001.hea"), "--model", str(model_1lead), "--format", "jsonl",
-               "--per-window", "--workers", "0")
+    res = _cli(
+        "predict",
+        str(ecg_dir / "cinc" / "A00001.hea"),
+        "--model",
+        str(model_1lead),
+        "--format",
+        "jsonl",
+        "--per-window",
+        "--workers",
+        "0",
+    )
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["window"] for r in rows] == [0, 1, 2] and rows[1]["start_s"] == 10.0
@@ -176,7 +197,9 @@ def test_cli_predict_with_a_corrupt_file_in_the_batch(model_1lead, ecg_dir, tmp_
 def test_cli_parquet_and_embed_outputs(model_1lead, ecg_dir, tmp_path):
     import pandas as pd
 
-    res = _cli("predict", str(ecg_dir / "ludb"), "--model", str(model_1lead), "-o", str(tmp_path / "p.parquet"))
+    res = _cli(
+        "predict", str(ecg_dir / "ludb"), "--model", str(model_1lead), "-o", str(tmp_path / "p.parquet")
+    )
     assert res.returncode == 0, res.stderr
     df = pd.read_parquet(tmp_path / "p.parquet")
     assert len(df) == 4 and "finding A" in df.columns
@@ -185,8 +208,15 @@ def test_cli_parquet_and_embed_outputs(model_1lead, ecg_dir, tmp_path):
     vecs = np.load(tmp_path / "e.npy")
     ids = pd.read_csv(tmp_path / "e.ids.csv")
     assert vecs.shape == (8, 64) and len(ids) == 8 and ids["record"].str.endswith(".hea").all()
-    res = _cli("embed", str(ecg_dir / "cinc" / "A00005.hea"), "--model", str(model_1lead), "--per-window",
-               "-o", str(tmp_path / "e.parquet"))
+    res = _cli(
+        "embed",
+        str(ecg_dir / "cinc" / "A00005.hea"),
+        "--model",
+        str(model_1lead),
+        "--per-window",
+        "-o",
+        str(tmp_path / "e.parquet"),
+    )
     emb = pd.read_parquet(tmp_path / "e.parquet")
     assert list(emb["window"]) == list(range(6)) and len(emb["embedding"].iloc[0]) == 64
 
@@ -233,7 +263,7 @@ def test_writers_and_thresholds_in_process(tmp_path, data_dir):
         assert writer.count == 2 and list(table["record"]) == [str(f) for f in files]
         np.testing.assert_allclose(table[["normal", "AF", "other", "noisy"]].sum(1), 1.0, atol=1e-5)
     emb = EmbeddingWriter(str(tmp_path / "e.npy"))
-    for key, window, start, vec, err in predictor.iter_embed(files):
+    for key, window, start, vec, _err in predictor.iter_embed(files):
         emb.write(key, window, start, vec)
     emb.close()
     assert np.load(tmp_path / "e.npy").shape == (2, 64)

@@ -42,8 +42,13 @@ def test_torch_version_matches_official(ref, case):
 @pytest.mark.skipif(not numba_available(), reason="numba not installed")
 def test_numba_equals_scipy_on_batches_and_threads(ref):
     rng = np.random.default_rng(0)
-    x = np.stack([ref["ptb_s0010_12lead_input"], ref["ptb_s0010_flat_lead_input"],
-                  rng.normal(size=(12, 5000)).cumsum(-1) * 0.01])
+    x = np.stack(
+        [
+            ref["ptb_s0010_12lead_input"],
+            ref["ptb_s0010_flat_lead_input"],
+            rng.normal(size=(12, 5000)).cumsum(-1) * 0.01,
+        ]
+    )
     a = preprocess(x, backend="scipy", dtype=np.float64)
     b = preprocess(x, backend="numba", workers=1, dtype=np.float64)
     c = preprocess(x, backend="numba", workers=2, dtype=np.float64)
@@ -60,8 +65,14 @@ def test_running_median_kernel_equals_medfilt_with_ties(n):
     from ecgfounder.signal._kernels import median_row
 
     rng = np.random.default_rng(n)
-    for x in (rng.normal(size=n), np.round(rng.normal(size=n) * 3), np.zeros(n), np.sort(rng.normal(size=n)),
-              np.sort(rng.normal(size=n))[::-1].copy(), np.cumsum(rng.normal(size=n))):
+    for x in (
+        rng.normal(size=n),
+        np.round(rng.normal(size=n) * 3),
+        np.zeros(n),
+        np.sort(rng.normal(size=n)),
+        np.sort(rng.normal(size=n))[::-1].copy(),
+        np.cumsum(rng.normal(size=n)),
+    ):
         out = np.empty(n)
         median_row(x.astype(np.float64), 201, out)
         assert np.array_equal(out, sps.medfilt(x, 201))

@@ -23,8 +23,9 @@ def test_quick_start_commands(tmp_path):
     assert commands[0].startswith("ecgfounder read") and commands[1].startswith("ecgfounder predict")
     for command in commands:
         args = command.split()[1:]
-        r = subprocess.run([sys.executable, "-m", "ecgfounder", *args], cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "ecgfounder", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0, (command, r.stderr)
         assert r.stdout.strip(), command
     assert "A00001" in r.stdout and "normal" in r.stdout
@@ -37,7 +38,10 @@ def test_python_blocks_run_in_order(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     torch.manual_seed(0)
-    for name, file in (("ecgfounder-12lead", "12_lead_ECGFounder.pth"), ("ecgfounder-1lead", "1_lead_ECGFounder.pth")):
+    for name, file in (
+        ("ecgfounder-12lead", "12_lead_ECGFounder.pth"),
+        ("ecgfounder-1lead", "1_lead_ECGFounder.pth"),
+    ):
         torch.save({"state_dict": create_model(name).state_dict()}, weights / file)
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
     assert len(blocks) >= 3
@@ -47,6 +51,8 @@ def test_python_blocks_run_in_order(tmp_path):
     script = work / "readme_blocks.py"
     script.write_text("\n".join(f"# --- block {i}\n{b}" for i, b in enumerate(blocks)))
     env = {**os.environ, "ECGFOUNDER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, str(script)], cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [sys.executable, str(script)], cwd=work, capture_output=True, text=True, timeout=300, env=env
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (work / "af-1lead.safetensors").is_file()  # the fine-tuning block saved its model

@@ -21,8 +21,12 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ecgfounder"
 # Code that applies patterns to text from files or requests.
-SCANNED = [*sorted((SRC / "io").glob("*.py")), SRC / "serve" / "errors.py", SRC / "serve" / "uploads.py",
-           *sorted((SRC / "eval").glob("mapping*.py"))]
+SCANNED = [
+    *sorted((SRC / "io").glob("*.py")),
+    SRC / "serve" / "errors.py",
+    SRC / "serve" / "uploads.py",
+    *sorted((SRC / "eval").glob("mapping*.py")),
+]
 RE_FUNCS = {"compile", "match", "search", "fullmatch", "sub", "subn", "split", "findall", "finditer"}
 
 
@@ -31,24 +35,67 @@ def _patterns() -> list[tuple[str, str, int, str]]:
     for path in SCANNED:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RE_FUNCS
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in RE_FUNCS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "re"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 flags = 0
                 for kw in node.keywords:
-                    if kw.arg == "flags" and isinstance(kw.value, ast.Attribute) and kw.value.attr == "IGNORECASE":
+                    if (
+                        kw.arg == "flags"
+                        and isinstance(kw.value, ast.Attribute)
+                        and kw.value.attr == "IGNORECASE"
+                    ):
                         flags = re.IGNORECASE
                 # compiled patterns: searched (the worst case); inline calls: run as the code runs them
-                how = "search" if node.func.attr in ("compile", "sub", "subn", "split", "findall", "finditer") \
+                how = (
+                    "search"
+                    if node.func.attr in ("compile", "sub", "subn", "split", "findall", "finditer")
                     else node.func.attr
+                )
                 found.append((f"{path.name}:{node.lineno}", node.args[0].value, flags, how))
     return found
 
 
 PATTERNS = _patterns()
 N = 6000
-ATOMS = [" ", "\t", "(", "[", ")", "a", "A", "0", "1.", ":", "=", "/", "\\", ".", "-", "<", "<a>", "a:", "x(",
-         "1e", "a ", "/a", ",", ";", "lead", "<a> :", "0 ", "a/", "C:\\a\\"]
+ATOMS = [
+    " ",
+    "\t",
+    "(",
+    "[",
+    ")",
+    "a",
+    "A",
+    "0",
+    "1.",
+    ":",
+    "=",
+    "/",
+    "\\",
+    ".",
+    "-",
+    "<",
+    "<a>",
+    "a:",
+    "x(",
+    "1e",
+    "a ",
+    "/a",
+    ",",
+    ";",
+    "lead",
+    "<a> :",
+    "0 ",
+    "a/",
+    "C:\\a\\",
+]
 PREFIXES = ["", "a:x", "x", "<diagnoses>:", "/", "fs: 5"]
 SUFFIXES = ["", "y", "!", ")"]
 

@@ -13,8 +13,8 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from ecgfounder import load_model  # noqa: E402
 from conftest import serving  # noqa: E402
+from ecgfounder import load_model  # noqa: E402
 from ecgfounder.serve import ServeSettings  # noqa: E402
 
 
@@ -26,8 +26,10 @@ def server():
 
 
 def _wfdb_files(base: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [("file", (p.name, p.read_bytes(), "application/octet-stream"))
-            for p in (base.with_suffix(".hea"), base.with_suffix(".dat"))]
+    return [
+        ("file", (p.name, p.read_bytes(), "application/octet-stream"))
+        for p in (base.with_suffix(".hea"), base.with_suffix(".dat"))
+    ]
 
 
 def test_health_models_and_openapi(server):
@@ -36,10 +38,17 @@ def test_health_models_and_openapi(server):
     m = httpx.get(f"{url}/v1/models").json()["models"][0]
     assert m["name"] == "cinc2017-rhythm-tiny" and m["labels"] == ["normal", "AF", "other", "noisy"]
     assert m["aggregate"] == "logit"
-    assert m["contract"] == {"fs": 500.0, "n_samples": 5000, "leads": ["I"], "units": "mV",
-                             "preprocessing": "ecgfounder"}
+    assert m["contract"] == {
+        "fs": 500.0,
+        "n_samples": 5000,
+        "leads": ["I"],
+        "units": "mV",
+        "preprocessing": "ecgfounder",
+    }
     spec = httpx.get(f"{url}/openapi.json").json()
-    assert {"/v1/predict", "/v1/embed", "/v1/models", "/healthz", "/v1/plot", "/v1/explain"} <= set(spec["paths"])
+    assert {"/v1/predict", "/v1/embed", "/v1/models", "/healthz", "/v1/plot", "/v1/explain"} <= set(
+        spec["paths"]
+    )
 
 
 def test_predict_upload_matches_the_predictor(server, data_dir):
@@ -50,11 +59,18 @@ def test_predict_upload_matches_the_predictor(server, data_dir):
     r = httpx.post(f"{url}/v1/predict", files=_wfdb_files(base), timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
-    ref = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False).predict([base.with_suffix(".hea")]).iloc[0]
+    ref = (
+        Predictor("cinc2017-rhythm-tiny", workers=0, progress=False)
+        .predict([base.with_suffix(".hea")])
+        .iloc[0]
+    )
     for label in ("normal", "AF", "other", "noisy"):
         assert body["probabilities"][label] == pytest.approx(float(ref[label]), abs=1e-5)
     assert body["top_findings"][0]["label"] == ref["findings"].split(" (")[0] or ref["findings"] == ""
-    assert body["provenance"]["model"] == "cinc2017-rhythm-tiny" and "500 Hz" in body["provenance"]["preprocessing"]
+    assert (
+        body["provenance"]["model"] == "cinc2017-rhythm-tiny"
+        and "500 Hz" in body["provenance"]["preprocessing"]
+    )
     assert body["leads"][:3] == ["I", "II", "III"] and body["n_windows"] == 1
     # a single-file format (CinC's .mat needs its .hea: send both) and per-window output
     cinc = data_dir / "cinc2017-dev" / "A00004"
@@ -108,17 +124,35 @@ HOSTILE = {
     "wrong content type": dict(content=b"hello", headers={"content-type": "text/plain"}),
     "no content type": dict(content=b"hello"),
     "zip bomb": dict(files={"file": ("bomb.zip", _zip_bomb())}),
-    "XML external entity": dict(files={"file": ("x.xml", b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e SYSTEM '
-                                                 b'"file:///etc/passwd">]><RestingECG>&e;</RestingECG>')}),
-    "entity expansion": dict(files={"file": ("x.xml", b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaa">'
-                                              b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><r>&b;</r>')}),
-    "NaN-filled array": dict(content=b'{"signal": [[NaN, NaN, NaN, NaN]], "fs": 500, "leads": ["I"]}',
-                             headers={"content-type": "application/json"}),
+    "XML external entity": dict(
+        files={
+            "file": (
+                "x.xml",
+                b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e SYSTEM '
+                b'"file:///etc/passwd">]><RestingECG>&e;</RestingECG>',
+            )
+        }
+    ),
+    "entity expansion": dict(
+        files={
+            "file": (
+                "x.xml",
+                b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaa">'
+                b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><r>&b;</r>',
+            )
+        }
+    ),
+    "NaN-filled array": dict(
+        content=b'{"signal": [[NaN, NaN, NaN, NaN]], "fs": 500, "leads": ["I"]}',
+        headers={"content-type": "application/json"},
+    ),
     "0 Hz sampling rate": dict(json={"signal": [[0.1] * 5000], "fs": 0, "leads": ["I"]}),
     "negative sampling rate": dict(json={"signal": [[0.1] * 5000], "fs": -500, "leads": ["I"]}),
     "string signal": dict(json={"signal": "abc", "fs": 500}),
     "ragged signal": dict(json={"signal": [[1, 2, 3], [1]], "fs": 500, "leads": ["I", "II"]}),
-    "deeply nested JSON": dict(content=b"[" * 100_000 + b"]" * 100_000, headers={"content-type": "application/json"}),
+    "deeply nested JSON": dict(
+        content=b"[" * 100_000 + b"]" * 100_000, headers={"content-type": "application/json"}
+    ),
     "broken JSON": dict(content=b'{"signal": [1, 2', headers={"content-type": "application/json"}),
     "garbage .hea": dict(files={"file": ("r.hea", b"\xff\xfe garbage \x00\x01")}),
     "header without data": dict(files={"file": ("r.hea", b"r 1 500 5000\nr.dat 16 200 16 0 0 0 0 I\n")}),
@@ -126,8 +160,15 @@ HOSTILE = {
     "path traversal name": dict(files={"file": ("../../etc/x.npy", b"\x93NUMPY garbage")}),
     "too long recording": dict(json={"signal": [[0.0] * (500 * 200)], "fs": 500, "leads": ["I"]}),
     "empty multipart": dict(files={"other": ("a.txt", b"x")}),
-    "bad npy": dict(files={"file": ("a.npy", b"\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, "
-                                             b"'shape': (999999999999,), }")}),
+    "bad npy": dict(
+        files={
+            "file": (
+                "a.npy",
+                b"\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, "
+                b"'shape': (999999999999,), }",
+            )
+        }
+    ),
 }
 
 
@@ -173,15 +214,19 @@ def test_concurrent_requests_share_model_batches(server, data_dir):
 
 
 def test_api_key_and_cors_settings(data_dir):
-    settings = ServeSettings(model="cinc2017-rhythm-tiny", api_key="s3cret", cors_origins=["http://example.org"])
+    settings = ServeSettings(
+        model="cinc2017-rhythm-tiny", api_key="s3cret", cors_origins=["http://example.org"]
+    )
     with serving(settings, load_model("cinc2017-rhythm-tiny")) as (url, _):
         assert httpx.get(f"{url}/healthz").status_code == 200  # liveness stays open
         r = httpx.get(f"{url}/v1/models")
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorised"
         assert httpx.get(f"{url}/v1/models", headers={"X-API-Key": "wrong"}).status_code == 401
         assert httpx.get(f"{url}/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
-        pre = httpx.options(f"{url}/v1/models", headers={"Origin": "http://example.org",
-                                                          "Access-Control-Request-Method": "GET"})
+        pre = httpx.options(
+            f"{url}/v1/models",
+            headers={"Origin": "http://example.org", "Access-Control-Request-Method": "GET"},
+        )
         assert pre.headers.get("access-control-allow-origin") == "http://example.org"
 
 
@@ -193,8 +238,11 @@ def test_cors_is_off_by_default(server):
 
 def test_a_header_without_its_signal_file_is_a_422_that_says_so(server):
     url, _ = server
-    r = httpx.post(f"{url}/v1/predict", files={"file": ("r.hea", b"r 1 500 5000\nr.dat 16 200 16 0 0 0 0 I\n")},
-                   timeout=60)
+    r = httpx.post(
+        f"{url}/v1/predict",
+        files={"file": ("r.hea", b"r 1 500 5000\nr.dat 16 200 16 0 0 0 0 I\n")},
+        timeout=60,
+    )
     assert r.status_code == 422
     err = r.json()["error"]
     assert "r.dat named by r.hea is missing" in err["message"] and err["file"] == "r.hea"
@@ -218,7 +266,9 @@ def test_serve_runs_an_exported_onnx_model(tmp_path, data_dir):
         probs = r.json()["probabilities"]
         ex = httpx.post(f"{url}/v1/explain", files=files, timeout=60)
         assert ex.status_code == 422 and ex.json()["error"]["code"] == "explain_unavailable"
-    with serving(ServeSettings(model="cinc2017-rhythm-tiny", workers=1), load_model("cinc2017-rhythm-tiny")) as (url, _):
+    with serving(
+        ServeSettings(model="cinc2017-rhythm-tiny", workers=1), load_model("cinc2017-rhythm-tiny")
+    ) as (url, _):
         ref = httpx.post(f"{url}/v1/predict", files=files, timeout=60).json()["probabilities"]
     for label, p in ref.items():
         assert probs[label] == pytest.approx(p, abs=1e-4)

@@ -9,16 +9,27 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from ecgfounder.eval import evaluate_arrays
 from ecgfounder.eval.subgroups import band_values, evaluate_subgroups
 
 
 def test_age_bands_quartiles_and_unknowns():
     ages = [12, 39.5, 40, 59, 60, 79.9, 80, 95, None, float("nan"), ""]
-    assert list(band_values(ages, "age")) == ["<40", "<40", "40-59", "40-59", "60-79", "60-79", "80+", "80+",
-                                              "unknown", "unknown", "unknown"]
+    assert list(band_values(ages, "age")) == [
+        "<40",
+        "<40",
+        "40-59",
+        "40-59",
+        "60-79",
+        "60-79",
+        "80+",
+        "80+",
+        "unknown",
+        "unknown",
+        "unknown",
+    ]
     assert list(band_values([10, 50, 70], "Age", age_bands=[18, 65])) == ["<18", "18-64", "65+"]
     q = band_values(np.arange(100.0), "qt_ms")
     assert len(set(q)) == 4 and sum(v.startswith("q1 ") for v in q) == 25
@@ -31,8 +42,8 @@ def test_a_real_gap_is_found_and_no_gap_is_not_claimed():
     n = 1200
     y = rng.integers(0, 2, (n, 1)).astype(float)
     group = np.where(np.arange(n) % 2 == 0, "A", "B")
-    sharp = y[:, 0] * 0.6 + rng.random(n) * 0.7     # AUROC ~0.96
-    blurred = y[:, 0] * 0.3 + rng.random(n) * 0.7   # AUROC ~0.8
+    sharp = y[:, 0] * 0.6 + rng.random(n) * 0.7  # AUROC ~0.96
+    blurred = y[:, 0] * 0.3 + rng.random(n) * 0.7  # AUROC ~0.8
     p = np.where(group == "A", sharp, blurred)[:, None]
     report = evaluate_subgroups(y, p, ["x"], {"site": group}, n_boot=300)
     gap = next(g for g in report.gaps if g["metric"] == "auroc")
@@ -60,12 +71,16 @@ def ludb_predictions(tmp_path_factory, data_dir):
     meta = pd.read_csv(data_dir / "ludb" / "ludb.csv")
     files = [str(data_dir / "ludb" / "data" / f"{i}.hea") for i in meta["ID"]]
     out = folder / "pred.csv"
-    r = run_cli("predict", *files, "--model", "cinc2017-rhythm",
-                        "--lead", "I", "-o", str(out))
+    r = run_cli("predict", *files, "--model", "cinc2017-rhythm", "--lead", "I", "-o", str(out))
     assert r.returncode == 0, r.stderr
     rhythm = meta["Rhythms"].str.strip()
-    labels = pd.DataFrame({"record": files, "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
-                           "normal": (rhythm == "Sinus rhythm").astype(int)})
+    labels = pd.DataFrame(
+        {
+            "record": files,
+            "AF": rhythm.str.startswith("Atrial fibrillation").astype(int),
+            "normal": (rhythm == "Sinus rhythm").astype(int),
+        }
+    )
     labels.to_csv(folder / "labels.csv", index=False)
     return folder, meta, files
 
@@ -73,9 +88,22 @@ def ludb_predictions(tmp_path_factory, data_dir):
 def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
     folder, meta, files = ludb_predictions
     out = folder / "by"
-    r = run_cli("evaluate", "--predictions", str(folder / "pred.csv"),
-                        "--labels", str(folder / "labels.csv"), "--by", "sex,age", "--records", *files,
-                        "--bootstrap", "300", "--no-plots", "--output-dir", str(out))
+    r = run_cli(
+        "evaluate",
+        "--predictions",
+        str(folder / "pred.csv"),
+        "--labels",
+        str(folder / "labels.csv"),
+        "--by",
+        "sex,age",
+        "--records",
+        *files,
+        "--bootstrap",
+        "300",
+        "--no-plots",
+        "--output-dir",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "subgroups.json").read_text())
     groups = {(g["column"], g["group"]): g for g in res["groups"]}
@@ -91,8 +119,13 @@ def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
     labels = pd.read_csv(folder / "labels.csv")
     thr = res["thresholds"]
     male = (sexes == "M").to_numpy()
-    alone = evaluate_arrays(labels[["AF", "normal"]].to_numpy()[male], pred[["AF", "normal"]].to_numpy()[male],
-                            ["AF", "normal"], thresholds=thr, n_boot=10)
+    alone = evaluate_arrays(
+        labels[["AF", "normal"]].to_numpy()[male],
+        pred[["AF", "normal"]].to_numpy()[male],
+        ["AF", "normal"],
+        thresholds=thr,
+        n_boot=10,
+    )
     row = next(x for x in groups[("sex", "M")]["labels"] if x["label"] == "normal")
     ref = next(x for x in alone.labels if x["label"] == "normal")
     for k in ("auroc", "sensitivity", "specificity", "f1"):
@@ -101,7 +134,9 @@ def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
     for gap in res["gaps"]:
         members = [g for (c, _), g in groups.items() if c == gap["column"]]
         vals = {g["group"]: next(x for x in g["labels"] if x["label"] == gap["label"]) for g in members}
-        trusted = {k: v[gap["metric"]] for k, v in vals.items() if not v.get("low_count") and not v.get("status")}
+        trusted = {
+            k: v[gap["metric"]] for k, v in vals.items() if not v.get("low_count") and not v.get("status")
+        }
         assert gap["gap"] == pytest.approx(max(trusted.values()) - min(trusted.values()))
         assert gap["gap_lo"] <= gap["gap"] <= gap["gap_hi"]
     # AF has fewer than 10 positives in every sex and age group: no AF gap is claimed
@@ -113,9 +148,20 @@ def test_cli_subgroups_by_sex_and_age_read_from_the_records(ludb_predictions):
 
 def test_cli_subgroups_missing_column_is_a_clear_error(ludb_predictions):
     folder, _, _ = ludb_predictions
-    r = run_cli("evaluate", "--predictions", str(folder / "pred.csv"),
-                        "--labels", str(folder / "labels.csv"), "--by", "site", "--output-dir", str(folder / "x"))
-    assert r.returncode == 2 and "'site'" in r.stderr and "--records" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(
+        "evaluate",
+        "--predictions",
+        str(folder / "pred.csv"),
+        "--labels",
+        str(folder / "labels.csv"),
+        "--by",
+        "site",
+        "--output-dir",
+        str(folder / "x"),
+    )
+    assert (
+        r.returncode == 2 and "'site'" in r.stderr and "--records" in r.stderr and "Traceback" not in r.stderr
+    )
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
@@ -131,8 +177,21 @@ def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path,
     moved = pd.read_csv(folder / "labels.csv")
     moved["record"] = [f"elsewhere/ludb/data/{i}.hea" for i in meta["ID"]]  # written on another machine
     moved.iloc[:180].to_csv(tmp_path / "labels.csv", index=False)
-    r = _evaluate("--predictions", str(folder / "pred.csv"), "--labels", str(tmp_path / "labels.csv"), "--by", "sex",
-                  "--records", str(link / "data"), "--bootstrap", "50", "--no-plots", "--output-dir", str(tmp_path / "a"))
+    r = _evaluate(
+        "--predictions",
+        str(folder / "pred.csv"),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--by",
+        "sex",
+        "--records",
+        str(link / "data"),
+        "--bootstrap",
+        "50",
+        "--no-plots",
+        "--output-dir",
+        str(tmp_path / "a"),
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "a" / "subgroups.json").read_text())
     groups = {g["group"]: g["n"] for g in res["groups"]}
@@ -143,9 +202,22 @@ def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path,
     other = tmp_path / "other"
     other.mkdir()
     (other / "x.hea").write_text("x 1 500 5000\nx.dat 16 200 16 0 0 0 0 I\n")
-    r = _evaluate("--predictions", str(folder / "pred.csv"), "--labels", str(tmp_path / "labels.csv"), "--by", "sex",
-                  "--records", str(other), "--no-plots", "--output-dir", str(tmp_path / "b"))
-    assert r.returncode == 2 and "no record in common with the records read for age and sex" in r.stderr, r.stderr
+    r = _evaluate(
+        "--predictions",
+        str(folder / "pred.csv"),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--by",
+        "sex",
+        "--records",
+        str(other),
+        "--no-plots",
+        "--output-dir",
+        str(tmp_path / "b"),
+    )
+    assert r.returncode == 2 and "no record in common with the records read for age and sex" in r.stderr, (
+        r.stderr
+    )
     assert "Traceback" not in r.stderr
 
 
@@ -159,15 +231,31 @@ def test_regression_subgroups_by_sex_and_age_band(tmp_path, data_dir):
     female = (meta["Sex"].str.strip() == "F").to_numpy()
     pred = age + np.random.default_rng(0).normal(0, 4, len(age)) + np.where(female, 8.0, 0.0)
     pd.DataFrame({"record": files, "age": pred}).to_csv(tmp_path / "pred.csv", index=False)
-    pd.DataFrame({"record": [f"{i}.hea" for i in meta["ID"]], "age": age}).to_csv(tmp_path / "labels.csv", index=False)
-    r = _evaluate("--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
-                  "--by", "sex,age", "--records", str(data_dir / "ludb" / "data"), "--bootstrap", "200", "--no-plots",
-                  "--output-dir", str(tmp_path / "ev"))
+    pd.DataFrame({"record": [f"{i}.hea" for i in meta["ID"]], "age": age}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    r = _evaluate(
+        "--predictions",
+        str(tmp_path / "pred.csv"),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--by",
+        "sex,age",
+        "--records",
+        str(data_dir / "ludb" / "data"),
+        "--bootstrap",
+        "200",
+        "--no-plots",
+        "--output-dir",
+        str(tmp_path / "ev"),
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "ev" / "subgroups.json").read_text())
     assert res["task"] == "regression"
     groups = {(g["column"], g["group"]): g for g in res["groups"]}
-    assert groups[("sex", "F")]["n"] == 85 and sum(g["n"] for (c, _), g in groups.items() if c == "age") == 200
+    assert (
+        groups[("sex", "F")]["n"] == 85 and sum(g["n"] for (c, _), g in groups.items() if c == "age") == 200
+    )
     bias = next(g for g in res["gaps"] if g["column"] == "sex" and g["metric"] == "bias")
     assert bias["high_group"] == "F" and bias["gap_lo"] < 8 < bias["gap_hi"]
     assert "| age |" in r.stdout and "mae" in r.stdout.lower()

@@ -110,8 +110,22 @@ def test_preprocessed_signal_is_filtered_but_in_mv(ludb1):
 
 def test_cli_plot_writes_the_figure(ludb1, tmp_path, capsys):
     out = tmp_path / "ludb1.svg"
-    assert main(["plot", str(ludb1), "--output", str(out), "--fiducials", "--model", "cinc2017-rhythm-tiny",
-                 "--lead", "II"]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(ludb1),
+                "--output",
+                str(out),
+                "--fiducials",
+                "--model",
+                "cinc2017-rhythm-tiny",
+                "--lead",
+                "II",
+            ]
+        )
+        == 0
+    )
     assert "274 x 176 mm" in capsys.readouterr().out
     assert "Findings:" in out.read_text()
     assert main(["plot", str(tmp_path / "missing.hea")]) == 2
@@ -122,6 +136,8 @@ def test_header_says_what_is_drawn_and_what_an_explanation_is_about(data_dir):
     fig, _ = plot_ecg(rec, layout="single", max_rows=1, findings="AF logit -2.10", findings_label="Explained")
     texts = [t.get_text() for t in fig.texts]
     assert any("0-10 s shown of 30.0 s" in t for t in texts), texts
-    assert any(t.startswith("Explained: AF") for t in texts) and not any(t.startswith("Findings") for t in texts)
+    assert any(t.startswith("Explained: AF") for t in texts) and not any(
+        t.startswith("Findings") for t in texts
+    )
     whole, _ = plot_ecg(rec, layout="single", max_rows=3)
     assert any(t.endswith("30.0 s") and "shown" not in t for t in (x.get_text() for x in whole.texts))

@@ -21,23 +21,41 @@ def _record(folder, header: str, data_name: str | None):
 
 CASES = {
     # wfdb-python #351 / #415: CinC 2020-2021 write the date first, with dashes
-    "date before time (CinC 2021)": ("r 1 500 5000 05-May-2020 09:49:17\nr.dat 16 1000/mV 16 0 0 0 0 I\n", "r.dat",
-                                     "read as '09:49:17 05/05/2020'"),
+    "date before time (CinC 2021)": (
+        "r 1 500 5000 05-May-2020 09:49:17\nr.dat 16 1000/mV 16 0 0 0 0 I\n",
+        "r.dat",
+        "read as '09:49:17 05/05/2020'",
+    ),
     # wfdb-python #128: CinC 2017's ISO date
-    "ISO date (CinC 2017)": ("r 1 500 5000 2014-05-08 05:05:15\nr.dat 16 1000/mV 16 0 0 0 0 I\n", "r.dat",
-                             "read as '05:05:15 08/05/2014'"),
+    "ISO date (CinC 2017)": (
+        "r 1 500 5000 2014-05-08 05:05:15\nr.dat 16 1000/mV 16 0 0 0 0 I\n",
+        "r.dat",
+        "read as '05:05:15 08/05/2014'",
+    ),
     # wfdb-python #307 / #415: Cerebral Perfusion gives only the year
-    "year only (Cerebral Perfusion)": ("r 1 500 5000 2006\nr.dat 16 1000/mV 16 0 0 0 0 I\n", "r.dat",
-                                       "'2006' read as 'absent'"),
+    "year only (Cerebral Perfusion)": (
+        "r 1 500 5000 2006\nr.dat 16 1000/mV 16 0 0 0 0 I\n",
+        "r.dat",
+        "'2006' read as 'absent'",
+    ),
     # physionet #84: MGH/MF mgh025 has a three-digit year
-    "truncated year (MGH/MF)": ("r 1 500 5000 10:00:00 01/01/199\nr.dat 16 1000/mV 16 0 0 0 0 I\n", "r.dat",
-                                "read as '10:00:00'"),
+    "truncated year (MGH/MF)": (
+        "r 1 500 5000 10:00:00 01/01/199\nr.dat 16 1000/mV 16 0 0 0 0 I\n",
+        "r.dat",
+        "read as '10:00:00'",
+    ),
     # wfdb-python #528: PTB-XL+ median beats name the file with a folder; the file sits beside
-    "folder in the names (PTB-XL+)": ("ge/r 1 500 5000\nge/r.dat 16 1000/mV 16 0 0 0 0 I\n", "r.dat",
-                                      "signal file 'ge/r.dat' read as 'r.dat'"),
+    "folder in the names (PTB-XL+)": (
+        "ge/r 1 500 5000\nge/r.dat 16 1000/mV 16 0 0 0 0 I\n",
+        "r.dat",
+        "signal file 'ge/r.dat' read as 'r.dat'",
+    ),
     # python-classifier-2021 #4: converted headers lost the extension of the signal file
-    "signal file without extension (CinC 2021 tools)": ("r 1 500 5000\nr 16+24 1000/mV 16 0 0 0 0 I\n", "r.mat",
-                                                       "signal file 'r' read as 'r.mat'"),
+    "signal file without extension (CinC 2021 tools)": (
+        "r 1 500 5000\nr 16+24 1000/mV 16 0 0 0 0 I\n",
+        "r.mat",
+        "signal file 'r' read as 'r.mat'",
+    ),
 }
 
 
@@ -67,8 +85,11 @@ def test_multisegment_declaring_more_segments_than_listed(tmp_path):
 
 
 def test_valid_headers_are_not_touched(data_dir):
-    for path in (data_dir / "ludb" / "data" / "1.hea", data_dir / "wfdb-samples" / "100.hea",
-                 data_dir / "cinc2017-dev" / "A00001.hea"):
+    for path in (
+        data_dir / "ludb" / "data" / "1.hea",
+        data_dir / "wfdb-samples" / "100.hea",
+        data_dir / "cinc2017-dev" / "A00001.hea",
+    ):
         assert not any(n.startswith("header repaired") for n in read_ecg(path).notes), path
 
 

@@ -17,7 +17,18 @@ __all__ = ["InputContract", "STANDARD_12_LEADS"]
 
 #: The standard 12-lead order used by ECGFounder (and by PTB-XL, CinC 2020/2021, LUDB).
 STANDARD_12_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 
 
@@ -69,6 +80,9 @@ class InputContract:
         return cls(**dict(d))
 
     def describe(self) -> str:
-        return (f"{self.n_leads} lead{'s' if self.n_leads != 1 else ''} [{' '.join(self.leads)}], {self.fs:g} Hz, "
-                f"{self.n_samples} samples ({self.duration_s:g} s), {self.units}, "
-                f"preprocessing {self.preprocessing!r}")
+        return (
+            f"{self.n_leads} lead{'s' if self.n_leads != 1 else ''} [{' '.join(self.leads)}], {self.fs:g} "
+            f"Hz, "
+            f"{self.n_samples} samples ({self.duration_s:g} s), {self.units}, "
+            f"preprocessing {self.preprocessing!r}"
+        )

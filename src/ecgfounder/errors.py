@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["ECGFounderError", "CheckpointError", "WeightsUnavailableError", "ContractError",
-           "ECGInputError", "clip"]
+__all__ = [
+    "ECGFounderError",
+    "CheckpointError",
+    "WeightsUnavailableError",
+    "ContractError",
+    "ECGInputError",
+    "clip",
+]
 
 
 def clip(text: str, limit: int = 200) -> str:

@@ -83,8 +83,10 @@ class RecordMatch:
 
     def describe(self, left: str, right: str, n_left: int, n_right: int) -> str:
         """One line: ``178 of 180 labels records matched the predictions (by the last 2 path parts)``."""
-        return (f"{len(self.pairs)} of {n_right} {right} records matched {len(self.pairs)} of {n_left} {left} "
-                f"records ({self.how})")
+        return (
+            f"{len(self.pairs)} of {n_right} {right} records matched {len(self.pairs)} of {n_left} {left} "
+            f"records ({self.how})"
+        )
 
 
 def _tails(split: list[tuple[tuple[str, ...], str]], k: int) -> list[tuple[tuple[str, ...], str]]:
@@ -121,8 +123,12 @@ def match_records(left: Sequence[str], right: Sequence[str]) -> RecordMatch:
                 pairs.append((i, j))
                 taken.add(j)
         if len(pairs) > len(exact):
-            return _result(pairs, f"by the last {k} path part{'s' if k > 1 else ''}, WFDB suffixes aside",
-                           len(left), len(right))
+            return _result(
+                pairs,
+                f"by the last {k} path part{'s' if k > 1 else ''}, WFDB suffixes aside",
+                len(left),
+                len(right),
+            )
         break
     return _result(exact, "exact keys", len(left), len(right))
 
@@ -130,4 +136,6 @@ def match_records(left: Sequence[str], right: Sequence[str]) -> RecordMatch:
 def _result(pairs: list[tuple[int, int]], how: str, n_left: int, n_right: int) -> RecordMatch:
     li = {i for i, _ in pairs}
     rj = {j for _, j in pairs}
-    return RecordMatch(pairs, how, [i for i in range(n_left) if i not in li], [j for j in range(n_right) if j not in rj])
+    return RecordMatch(
+        pairs, how, [i for i in range(n_left) if i not in li], [j for j in range(n_right) if j not in rj]
+    )

@@ -9,13 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["model_options", "scoring_options", "model_overrides", "make_predictor", "add_train_options",
-           "read_thresholds", "add_verbose", "quiet_third_party"]
+__all__ = [
+    "model_options",
+    "scoring_options",
+    "model_overrides",
+    "make_predictor",
+    "add_train_options",
+    "read_thresholds",
+    "add_verbose",
+    "quiet_third_party",
+]
 
 
 def add_verbose(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--verbose", action="store_true",
-                   help="also show the warnings and log lines of PyTorch and ONNX (tracer, exporter, deprecations)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the warnings and log lines of PyTorch and ONNX (tracer, exporter, deprecations)",
+    )
 
 
 @contextlib.contextmanager
@@ -29,11 +40,15 @@ def quiet_third_party(verbose: bool = False) -> Iterator[None]:
     import logging
     import warnings
 
-    loggers = [logging.getLogger(name) for name in ("torch", "torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    loggers = [
+        logging.getLogger(name) for name in ("torch", "torch.onnx", "torch.export", "onnxscript", "onnx_ir")
+    ]
     levels = [lg.level for lg in loggers]
     with warnings.catch_warnings():
         for category in (FutureWarning, DeprecationWarning, UserWarning):
-            warnings.filterwarnings("ignore", category=category, module=r"(torch|onnx|onnxscript|onnx_ir|copyreg)")
+            warnings.filterwarnings(
+                "ignore", category=category, module=r"(torch|onnx|onnxscript|onnx_ir|copyreg)"
+            )
         try:
             from torch.jit import TracerWarning
 
@@ -57,38 +72,71 @@ def read_thresholds(path: str) -> dict[str, float]:
 
 
 def model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--template", metavar="NAME",
-                   help="registered model whose input contract and labels apply to a file "
-                        "without metadata")
+    p.add_argument(
+        "--template",
+        metavar="NAME",
+        help="registered model whose input contract and labels apply to a file without metadata",
+    )
     bn = p.add_mutually_exclusive_group()
-    bn.add_argument("--use-bn", dest="use_bn", action="store_true", default=None,
-                    help="force BatchNorm on (default: inferred from the file)")
-    bn.add_argument("--no-use-bn", dest="use_bn", action="store_false",
-                    help="force BatchNorm off")
+    bn.add_argument(
+        "--use-bn",
+        dest="use_bn",
+        action="store_true",
+        default=None,
+        help="force BatchNorm on (default: inferred from the file)",
+    )
+    bn.add_argument("--no-use-bn", dest="use_bn", action="store_false", help="force BatchNorm off")
 
 
 def scoring_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="ECG files, folders (scanned recursively), glob patterns or a manifest CSV "
-                        "with a 'path' column")
-    p.add_argument("--model",
-                   help="registered model name or model file (default: ecgfounder-12lead for 12-lead inputs, "
-                        "ecgfounder-1lead for single-lead ones)")
-    p.add_argument("--per-window", action="store_true",
-                   help="one row per 10 s window instead of per record (timelines of long records)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="ECG files, folders (scanned recursively), glob patterns or a manifest CSV with a 'path' column",
+    )
+    p.add_argument(
+        "--model",
+        help="registered model name or model file (default: ecgfounder-12lead for 12-lead inputs, "
+        "ecgfounder-1lead for single-lead ones)",
+    )
+    p.add_argument(
+        "--per-window",
+        action="store_true",
+        help="one row per 10 s window instead of per record (timelines of long records)",
+    )
     p.add_argument("--lead", help="channel to use for a single-lead model (e.g. II, ECG)")
-    p.add_argument("--stride", type=float, metavar="SECONDS",
-                   help="window step for records longer than the window (default: the window)")
+    p.add_argument(
+        "--stride",
+        type=float,
+        metavar="SECONDS",
+        help="window step for records longer than the window (default: the window)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="windows per model call (default 64)")
-    p.add_argument("--workers", type=int, help="reading processes (0: none; default: CPUs - 1, at most 8; none with 2 CPUs or fewer)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="reading processes (0: none; default: CPUs - 1, at most 8; none with 2 CPUs or fewer)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default="fp32",
-                   help="bf16: autocast (GPU, or CPUs with native bf16); fp16: GPU; int8: CPU, "
-                        "ONNX Runtime static quantisation calibrated on --calibration")
-    p.add_argument("--calibration", nargs="+", metavar="INPUT",
-                   help="ECG files/folders to calibrate int8 activation ranges on (64 windows)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (pays a one-off compilation; CUDA graphs on GPU)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "int8"],
+        default="fp32",
+        help="bf16: autocast (GPU, or CPUs with native bf16); fp16: GPU; int8: CPU, "
+        "ONNX Runtime static quantisation calibrated on --calibration",
+    )
+    p.add_argument(
+        "--calibration",
+        nargs="+",
+        metavar="INPUT",
+        help="ECG files/folders to calibrate int8 activation ranges on (64 windows)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (pays a one-off compilation; CUDA graphs on GPU)",
+    )
     p.add_argument("--fs", type=float, help="sampling rate for files that do not state it")
     p.add_argument("--leads", help="comma-separated lead names for files that do not name them")
     p.add_argument("--units", help="signal units for files that do not state them")
@@ -128,20 +176,36 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
         conformal = load_conformal(args.conformal)
     from ..infer import Predictor
     from ..models import load_model
-
     from ..models.checkpoint import is_torchscript
 
-    exported = str(args.model).lower().endswith(".onnx") or (Path(args.model).is_file() and is_torchscript(args.model))
-    model = args.model if exported else load_model(args.model, **model_overrides(args))  # exports run as they are
+    exported = str(args.model).lower().endswith(".onnx") or (
+        Path(args.model).is_file() and is_torchscript(args.model)
+    )
+    model = (
+        args.model if exported else load_model(args.model, **model_overrides(args))
+    )  # exports run as they are
     try:
-        return Predictor(model, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                         workers=args.workers, lead=args.lead, stride_s=args.stride,
-                         aggregate=getattr(args, "aggregate", None), thresholds=thresholds,
-                         progress=False if args.no_progress else None, fs=args.fs,
-                         leads=args.leads.split(",") if args.leads else None, units=args.units,
-                         on_error=on_error, calibration=args.calibration, compile=args.compile,
-                         conformal=conformal, measure=bool(getattr(args, "measure", False)),
-                         artifact_checks=not getattr(args, "no_artifact_checks", False))
+        return Predictor(
+            model,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            lead=args.lead,
+            stride_s=args.stride,
+            aggregate=getattr(args, "aggregate", None),
+            thresholds=thresholds,
+            progress=False if args.no_progress else None,
+            fs=args.fs,
+            leads=args.leads.split(",") if args.leads else None,
+            units=args.units,
+            on_error=on_error,
+            calibration=args.calibration,
+            compile=args.compile,
+            conformal=conformal,
+            measure=bool(getattr(args, "measure", False)),
+            artifact_checks=not getattr(args, "no_artifact_checks", False),
+        )
     except ValueError as exc:
         from ..errors import ECGFounderError
 
@@ -152,10 +216,13 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (``--key value``), as config overrides."""
     import dataclasses
 
-    from ..train.config import FIELD_HELP, TrainConfig
+    from ..train.config import TrainConfig
 
-    return {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f"cfg_{f.name}", None) is not None}
+    return {
+        f.name: getattr(args, f"cfg_{f.name}")
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f"cfg_{f.name}", None) is not None
+    }
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -168,5 +235,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("settings (override the YAML file)")
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else None
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", metavar="V",
-                           help=f"{FIELD_HELP[f.name]} (default: {default})".replace("%", "%%"))
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f"cfg_{f.name}",
+            metavar="V",
+            help=f"{FIELD_HELP[f.name]} (default: {default})".replace("%", "%%"),
+        )

@@ -13,21 +13,60 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ECGFounderError
-from .commands import (conformal, convert, distill, embed, evaluate, explain, export, info, labels, measure, models,
-                       monitor, plot, predict, prepare, read, serve, split, train)
+from .commands import (
+    conformal,
+    convert,
+    distill,
+    embed,
+    evaluate,
+    explain,
+    export,
+    info,
+    labels,
+    measure,
+    models,
+    monitor,
+    plot,
+    predict,
+    prepare,
+    read,
+    serve,
+    split,
+    train,
+)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The commands, in the order ``ecgfounder --help`` lists them.
-COMMANDS = (models, read, predict, measure, embed, monitor, split, train, distill, prepare, evaluate, conformal, export,
-            info, labels, plot, explain, serve, convert)
+COMMANDS = (
+    models,
+    read,
+    predict,
+    measure,
+    embed,
+    monitor,
+    split,
+    train,
+    distill,
+    prepare,
+    evaluate,
+    conformal,
+    export,
+    info,
+    labels,
+    plot,
+    explain,
+    serve,
+    convert,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecgfounder",
-        description="ECGFounder ECG foundation model: read ECGs, predict, embed, train, evaluate; load, inspect "
-                    "and convert models.",
+        description="ECGFounder ECG foundation model: read ECGs, predict, embed, train, evaluate; load, "
+        "inspect "
+        "and convert models.",
     )
     parser.add_argument("--version", action="version", version=f"ecgfounder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -38,24 +38,41 @@ class WindowCache:
         return len(self.first)
 
     def record_windows(self, i: int) -> np.ndarray:
-        return self.windows[self.first[i]:self.first[i] + self.count[i]]
+        return self.windows[self.first[i] : self.first[i] + self.count[i]]
 
     def usable(self, indices: np.ndarray) -> np.ndarray:
         return np.asarray([i for i in indices if self.count[i] > 0], dtype=np.int64)
 
     @staticmethod
     def key(manifest: Manifest, contract: InputContract, stride_s: float | None, lead: str | None) -> str:
-        blob = json.dumps({"manifest": manifest.fingerprint(), "contract": contract.to_dict(),
-                           "stride_s": stride_s, "lead": lead, "version": 1}, sort_keys=True)
+        blob = json.dumps(
+            {
+                "manifest": manifest.fingerprint(),
+                "contract": contract.to_dict(),
+                "stride_s": stride_s,
+                "lead": lead,
+                "version": 1,
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
-    def build(cls, manifest: Manifest, contract: InputContract, root: str | Path, *,
-              stride_s: float | None = None, lead: str | None = None, workers: int = 1,
-              progress: bool = False, log: Any = None) -> WindowCache:
+    def build(
+        cls,
+        manifest: Manifest,
+        contract: InputContract,
+        root: str | Path,
+        *,
+        stride_s: float | None = None,
+        lead: str | None = None,
+        workers: int = 1,
+        progress: bool = False,
+        log: Any = None,
+    ) -> WindowCache:
         """Read and prepare every record once (in ``workers`` processes), or reuse a finished cache."""
-        from ..signal.stream import PrepareOptions, prepared_stream
         from ..io.sources import Source
+        from ..signal.stream import PrepareOptions, prepared_stream
 
         directory = Path(root) / cls.key(manifest, contract, stride_s, lead)
         if (directory / "meta.json").is_file():
@@ -70,7 +87,9 @@ class WindowCache:
 
             bar = tqdm(total=len(manifest), unit="ECG", desc="caching")
         with os.fdopen(fd, "wb") as raw:
-            for i, prep in enumerate(prepared_stream((Source.from_key(p) for p in manifest.paths), opts, workers)):
+            for i, prep in enumerate(
+                prepared_stream((Source.from_key(p) for p in manifest.paths), opts, workers)
+            ):
                 if prep.error is not None or prep.windows is None:
                     records.append({"first": total, "count": 0, "error": prep.error})
                     if log is not None:
@@ -88,19 +107,28 @@ class WindowCache:
             os.unlink(tmp_name)
             from ..errors import ECGFounderError
 
-            raise ECGFounderError(f"no record of the manifest could be used (first error: "
-                                  f"{next((r['error'] for r in records if r.get('error')), 'none')})")
+            raise ECGFounderError(
+                f"no record of the manifest could be used (first error: "
+                f"{next((r['error'] for r in records if r.get('error')), 'none')})"
+            )
         shape = (total, contract.n_leads, contract.n_samples)
         with open(directory / "windows.npy.tmp", "wb") as out:
             np.lib.format.write_array_header_1_0(
-                out, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                out, {"descr": "<f4", "fortran_order": False, "shape": shape}
+            )
             with open(tmp_name, "rb") as src:
                 while block := src.read(1 << 22):
                     out.write(block)
         os.unlink(tmp_name)
         os.replace(directory / "windows.npy.tmp", directory / "windows.npy")
         (directory / "records.json").write_text(json.dumps(records))
-        meta = {"contract": contract.to_dict(), "stride_s": stride_s, "lead": lead,
-                "manifest": manifest.fingerprint(), "records": len(manifest), "windows": total}
+        meta = {
+            "contract": contract.to_dict(),
+            "stride_s": stride_s,
+            "lead": lead,
+            "manifest": manifest.fingerprint(),
+            "records": len(manifest),
+            "windows": total,
+        }
         (directory / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks it complete
         return cls(directory)

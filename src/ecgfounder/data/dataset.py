@@ -22,12 +22,12 @@ __all__ = ["Augment", "RecordDataset", "WindowDataset", "FeatureDataset"]
 class Augment:
     """Augmentations on normalised windows (train only); 0 turns one off."""
 
-    scale: float = 0.0          # amplitude x U(1 - scale, 1 + scale)
-    noise: float = 0.0          # Gaussian noise of this standard deviation
-    wander: float = 0.0         # baseline wander: a 0.05-0.5 Hz sine of this amplitude
-    lead_dropout: float = 0.0   # each lead zeroed with this probability (never all of them)
-    invert: float = 0.0         # the window's sign flipped with this probability (electrodes swapped:
-                                # a watch worn on the other wrist, a reversed lead)
+    scale: float = 0.0  # amplitude x U(1 - scale, 1 + scale)
+    noise: float = 0.0  # Gaussian noise of this standard deviation
+    wander: float = 0.0  # baseline wander: a 0.05-0.5 Hz sine of this amplitude
+    lead_dropout: float = 0.0  # each lead zeroed with this probability (never all of them)
+    invert: float = 0.0  # the window's sign flipped with this probability (electrodes swapped:
+    # a watch worn on the other wrist, a reversed lead)
     fs: float = 500.0
 
     @property
@@ -57,8 +57,9 @@ class RecordDataset(Dataset):
     """Item ``i`` is one window of record ``records[i]``: a random one (seeded by seed, epoch, i)
     when ``train``, the first otherwise."""
 
-    def __init__(self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool, seed: int = 0
+    ) -> None:
         self.cache = cache
         self.records = np.asarray(records, dtype=np.int64)
         self.targets = targets
@@ -84,8 +85,16 @@ class RecordDataset(Dataset):
 class WindowDataset(RecordDataset):
     """Preprocessed windows (augmented when training) and targets."""
 
-    def __init__(self, cache: WindowCache, records: np.ndarray, targets: np.ndarray, *, train: bool,
-                 seed: int = 0, augment: Augment | None = None) -> None:
+    def __init__(
+        self,
+        cache: WindowCache,
+        records: np.ndarray,
+        targets: np.ndarray,
+        *,
+        train: bool,
+        seed: int = 0,
+        augment: Augment | None = None,
+    ) -> None:
         super().__init__(cache, records, targets, train=train, seed=seed)
         self.augment = augment if augment is not None and augment.active else None
 
@@ -100,8 +109,16 @@ class WindowDataset(RecordDataset):
 class FeatureDataset(RecordDataset):
     """Linear probing: cached embeddings of the windows instead of the windows."""
 
-    def __init__(self, features: np.ndarray, cache: WindowCache, records: np.ndarray, targets: np.ndarray,
-                 *, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        cache: WindowCache,
+        records: np.ndarray,
+        targets: np.ndarray,
+        *,
+        train: bool,
+        seed: int = 0,
+    ) -> None:
         super().__init__(cache, records, targets, train=train, seed=seed)
         self.features = features
 

@@ -18,9 +18,19 @@ import numpy as np
 from ..errors import ECGFounderError
 from ..records import record_ids
 
-__all__ = ["Manifest", "load_manifest", "cinc2017_manifest", "cinc2021_manifest", "ptbxl_manifest", "ludb_manifest",
-           "code15_manifest", "CODE15_LABELS",
-           "assign_splits", "CINC2017_CLASSES", "PTBXL_GROUPS"]
+__all__ = [
+    "Manifest",
+    "load_manifest",
+    "cinc2017_manifest",
+    "cinc2021_manifest",
+    "ptbxl_manifest",
+    "ludb_manifest",
+    "code15_manifest",
+    "CODE15_LABELS",
+    "assign_splits",
+    "CINC2017_CLASSES",
+    "PTBXL_GROUPS",
+]
 
 #: The six abnormalities labelled in CODE-15% (exams.csv) and CODE-test.
 CODE15_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
@@ -44,9 +54,17 @@ class Manifest:
     (:func:`ecgfounder.records.record_ids`).
     """
 
-    def __init__(self, paths: Sequence[str], y: np.ndarray, labels: Sequence[str], task: str,
-                 splits: Sequence[str], patients: Sequence[str] | None = None,
-                 dropped: Sequence[tuple[str, str]] = (), ids: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        y: np.ndarray,
+        labels: Sequence[str],
+        task: str,
+        splits: Sequence[str],
+        patients: Sequence[str] | None = None,
+        dropped: Sequence[tuple[str, str]] = (),
+        ids: Sequence[str] | None = None,
+    ) -> None:
         if task not in ("multiclass", "multilabel", "regression"):
             raise ValueError(f"task must be multiclass, multilabel or regression (got {task!r})")
         self.paths = [str(p) for p in paths]
@@ -57,7 +75,11 @@ class Manifest:
         self.patients = list(patients) if patients is not None else None
         self.dropped = list(dropped)  # (path, reason) of records of the source left out
         self.ids = [str(i) for i in ids] if ids is not None else record_ids(self.paths)
-        if len(self.paths) != len(self.y) or len(self.splits) != len(self.paths) or len(self.ids) != len(self.paths):
+        if (
+            len(self.paths) != len(self.y)
+            or len(self.splits) != len(self.paths)
+            or len(self.ids) != len(self.paths)
+        ):
             raise ValueError("paths, ids, targets and splits differ in length")
         if len(set(self.ids)) != len(self.ids):
             twice = _first_duplicate(self.ids)
@@ -70,13 +92,22 @@ class Manifest:
         return np.flatnonzero(self.splits == split)
 
     def subset(self, index: np.ndarray) -> Manifest:
-        return Manifest([self.paths[i] for i in index], self.y[index], self.labels, self.task,
-                        self.splits[index], [self.patients[i] for i in index] if self.patients else None,
-                        self.dropped, [self.ids[i] for i in index])
+        return Manifest(
+            [self.paths[i] for i in index],
+            self.y[index],
+            self.labels,
+            self.task,
+            self.splits[index],
+            [self.patients[i] for i in index] if self.patients else None,
+            self.dropped,
+            [self.ids[i] for i in index],
+        )
 
     def with_splits(self, splits: Sequence[str]) -> Manifest:
         """The same records with other splits."""
-        return Manifest(self.paths, self.y, self.labels, self.task, splits, self.patients, self.dropped, self.ids)
+        return Manifest(
+            self.paths, self.y, self.labels, self.task, splits, self.patients, self.dropped, self.ids
+        )
 
     def write_split(self, split: str, out_dir: str | Path) -> tuple[Path, Path]:
         """``manifest.csv`` (a ``path`` column, for ``ecgfounder predict``) and ``labels.csv``
@@ -128,18 +159,33 @@ class Manifest:
         if not names:
             raise ECGFounderError("the label groups leave no label")
         if self.task == "multiclass":
-            lookup = np.array([names.index(target[lab]) if target[lab] is not None else -1 for lab in self.labels] + [-1])
+            lookup = np.array(
+                [names.index(target[lab]) if target[lab] is not None else -1 for lab in self.labels] + [-1]
+            )
             y = lookup[np.where(self.y >= 0, self.y, len(self.labels))]
             keep = np.flatnonzero(y >= 0)
-            dropped = self.dropped + [(self.paths[i], "its class is in no group") for i in np.flatnonzero(y < 0)
-                                      if self.y[i] >= 0]
-            return Manifest([self.paths[i] for i in keep], y[keep], names, self.task, self.splits[keep],
-                            [self.patients[i] for i in keep] if self.patients else None, dropped,
-                            [self.ids[i] for i in keep])
+            dropped = self.dropped + [
+                (self.paths[i], "its class is in no group") for i in np.flatnonzero(y < 0) if self.y[i] >= 0
+            ]
+            return Manifest(
+                [self.paths[i] for i in keep],
+                y[keep],
+                names,
+                self.task,
+                self.splits[keep],
+                [self.patients[i] for i in keep] if self.patients else None,
+                dropped,
+                [self.ids[i] for i in keep],
+            )
         if self.task != "multilabel":
             raise ECGFounderError("label groups apply to classification tasks")
-        y = np.stack([np.nanmax(np.where([[target[lab] == g for lab in self.labels]], self.y, 0.0), axis=1)
-                      for g in names], axis=1).astype(np.float32)
+        y = np.stack(
+            [
+                np.nanmax(np.where([[target[lab] == g for lab in self.labels]], self.y, 0.0), axis=1)
+                for g in names
+            ],
+            axis=1,
+        ).astype(np.float32)
         return Manifest(self.paths, y, names, self.task, self.splits, self.patients, self.dropped, self.ids)
 
 
@@ -163,8 +209,15 @@ def _folder(folder: str | Path, layout: str) -> Path:
     return path
 
 
-def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: float,
-                  groups: Sequence[str] | None = None, strata: np.ndarray | None = None) -> np.ndarray:
+def assign_splits(
+    n: int,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    groups: Sequence[str] | None = None,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
     """Deterministic random splits. With ``groups`` (patient ids) every patient's records land in one
     split. With ``strata`` (class indices) each class is split in the same proportions."""
     rng = np.random.default_rng(seed)
@@ -184,13 +237,20 @@ def assign_splits(n: int, *, seed: int, val_fraction: float, test_fraction: floa
         n_test = int(round(test_fraction * len(idx)))
         n_val = int(round(val_fraction * len(idx)))
         splits[idx[:n_test]] = "test"
-        splits[idx[n_test:n_test + n_val]] = "val"
-        splits[idx[n_test + n_val:]] = "train"
+        splits[idx[n_test : n_test + n_val]] = "val"
+        splits[idx[n_test + n_val :]] = "train"
     return splits
 
 
-def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: Sequence[str] | None = None,
-                  seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+def load_manifest(
+    path: str | Path,
+    *,
+    task: str = "multilabel",
+    label_columns: Sequence[str] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Manifest:
     """Read a manifest CSV. Label columns: ``label_columns``, else every column other than
     ``path``, ``split``, ``patient_id``, ``record`` (multi-class: the ``label`` column). Without a
     ``split`` column, splits are drawn (patient-level when ``patient_id`` exists)."""
@@ -198,8 +258,11 @@ def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: 
 
     path = Path(path)
     if not path.is_file():
-        raise ECGFounderError(f"{path}: no such file (the manifest CSV)" if not path.exists() else
-                              f"{path}: is a folder, not a manifest CSV")
+        raise ECGFounderError(
+            f"{path}: no such file (the manifest CSV)"
+            if not path.exists()
+            else f"{path}: is a folder, not a manifest CSV"
+        )
     try:
         df = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001
@@ -228,13 +291,25 @@ def load_manifest(path: str | Path, *, task: str = "multilabel", label_columns: 
     if "split" in df.columns:
         splits = df["split"].astype(str).str.lower().to_numpy(dtype=object)
     else:
-        splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                               groups=patients, strata=y if task == "multiclass" else None)
+        splits = assign_splits(
+            len(df),
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            groups=patients,
+            strata=y if task == "multiclass" else None,
+        )
     return Manifest(paths, y, labels, task, splits, patients, ids=ids)
 
 
-def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float = 0.1,
-                      test_fraction: float = 0.1, limit: int | None = None) -> Manifest:
+def cinc2017_manifest(
+    folder: str | Path,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    limit: int | None = None,
+) -> Manifest:
     """The CinC 2017 layout (``REFERENCE.csv``: record,class with N, A, O, ~): a multi-class task
     with readable class names, stratified splits (the set has no patient ids). ``limit`` keeps a
     stratified random subset of that many records."""
@@ -251,18 +326,32 @@ def cinc2017_manifest(folder: str | Path, *, seed: int = 0, val_fraction: float 
     codes = list(CINC2017_CLASSES)
     y = np.array([codes.index(c) for c in classes], dtype=np.int64)
     if limit is not None and limit < len(names):
-        keep = assign_splits(len(names), seed=seed + 1, val_fraction=0, test_fraction=limit / len(names),
-                             strata=y)
+        keep = assign_splits(
+            len(names), seed=seed + 1, val_fraction=0, test_fraction=limit / len(names), strata=y
+        )
         idx = np.flatnonzero(keep == "test")
         names, y = [names[i] for i in idx], y[idx]
-    splits = assign_splits(len(names), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                           strata=y)
-    return Manifest([str(folder / f"{n}.hea") for n in names], y, list(CINC2017_CLASSES.values()),
-                    "multiclass", splits, ids=names)
+    splits = assign_splits(
+        len(names), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, strata=y
+    )
+    return Manifest(
+        [str(folder / f"{n}.hea") for n in names],
+        y,
+        list(CINC2017_CLASSES.values()),
+        "multiclass",
+        splits,
+        ids=names,
+    )
 
 
-def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None, seed: int = 0,
-                      val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+def cinc2021_manifest(
+    folder: str | Path,
+    *,
+    codes: Sequence[str] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Manifest:
     """WFDB records with CinC 2020/2021 headers (``# Dx: code,code``): a multi-label task over the
     SNOMED CT codes (``codes``, default every code seen), random splits."""
     from ..errors import ECGInputError
@@ -284,13 +373,19 @@ def cinc2021_manifest(folder: str | Path, *, codes: Sequence[str] | None = None,
     y = np.array([[float(code in c) for code in labels] for _, c in per_record], dtype=np.float32)
     splits = assign_splits(len(per_record), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     stems = [h.stem for h, _ in per_record]  # CinC record names (A0001, HR00001, E00001, ...) are unique
-    ids = stems if len(set(stems)) == len(stems) else [h.relative_to(folder).with_suffix("").as_posix()
-                                                        for h, _ in per_record]
-    return Manifest([str(h) for h, _ in per_record], y, labels, "multilabel", splits, dropped=unreadable, ids=ids)
+    ids = (
+        stems
+        if len(set(stems)) == len(stems)
+        else [h.relative_to(folder).with_suffix("").as_posix() for h, _ in per_record]
+    )
+    return Manifest(
+        [str(h) for h, _ in per_record], y, labels, "multilabel", splits, dropped=unreadable, ids=ids
+    )
 
 
-def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: int = 500,
-                   min_likelihood: float = 0.0) -> Manifest:
+def ptbxl_manifest(
+    folder: str | Path, *, group: str = "superdiagnostic", rate: int = 500, min_likelihood: float = 0.0
+) -> Manifest:
     """PTB-XL (``ptbxl_database.csv``, ``scp_statements.csv``, ``records500/`` or ``records100/``):
     a multi-label task over a statement group, with the standard folds (1-8 train, 9 validation,
     10 test; folds keep each patient in one fold).
@@ -339,9 +434,16 @@ def ptbxl_manifest(folder: str | Path, *, group: str = "superdiagnostic", rate: 
     return Manifest(paths, y, labels, "multilabel", splits, patients, ids=[str(int(i)) for i in db.index])
 
 
-def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), task: str = "multilabel",
-                  min_count: int = 1, seed: int = 0, val_fraction: float = 0.1,
-                  test_fraction: float = 0.1) -> Manifest:
+def ludb_manifest(
+    folder: str | Path,
+    *,
+    columns: Sequence[str] = ("Rhythms",),
+    task: str = "multilabel",
+    min_count: int = 1,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Manifest:
     """LUDB (``ludb.csv`` + ``data/N.hea``): a multi-label task over the statements of the chosen
     ``ludb.csv`` columns (a cell may hold several, one a line; statements seen fewer than
     ``min_count`` times are left out); ``task="multiclass"`` for columns with one statement per
@@ -364,9 +466,18 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
         ages = pd.to_numeric(raw, errors="coerce")
         keep = np.flatnonzero(ages.notna().to_numpy())
         y = ages.to_numpy(dtype=np.float32)[keep, None]
-        dropped = [(paths[i], f"age {df['Age'].iloc[i]!r} is not a number") for i in np.flatnonzero(ages.isna())]
-        return Manifest([paths[i] for i in keep], y, ["age"], "regression", splits[keep], dropped=dropped,
-                        ids=[ids[i] for i in keep])
+        dropped = [
+            (paths[i], f"age {df['Age'].iloc[i]!r} is not a number") for i in np.flatnonzero(ages.isna())
+        ]
+        return Manifest(
+            [paths[i] for i in keep],
+            y,
+            ["age"],
+            "regression",
+            splits[keep],
+            dropped=dropped,
+            ids=[ids[i] for i in keep],
+        )
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ECGFounderError(f"{table}: no column(s) {missing}; columns: {', '.join(df.columns)}")
@@ -380,11 +491,21 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
     if task == "multiclass":  # one statement per record (e.g. the electric axis): its classes
         classes = sorted({next(iter(st)) for st in sets if len(st) == 1})
         keep = [i for i, st in enumerate(sets) if len(st) == 1]
-        dropped = [(paths[i], "no statement" if not st else f"{len(st)} statements for a one-of-N task")
-                   for i, st in enumerate(sets) if len(st) != 1]
+        dropped = [
+            (paths[i], "no statement" if not st else f"{len(st)} statements for a one-of-N task")
+            for i, st in enumerate(sets)
+            if len(st) != 1
+        ]
         y = np.array([classes.index(next(iter(sets[i]))) for i in keep], dtype=np.int64)
-        return Manifest([paths[i] for i in keep], y, classes, "multiclass", splits[keep], dropped=dropped,
-                        ids=[ids[i] for i in keep])
+        return Manifest(
+            [paths[i] for i in keep],
+            y,
+            classes,
+            "multiclass",
+            splits[keep],
+            dropped=dropped,
+            ids=[ids[i] for i in keep],
+        )
     counts: dict[str, int] = {}
     for st in sets:
         for lab in st:
@@ -394,8 +515,14 @@ def ludb_manifest(folder: str | Path, *, columns: Sequence[str] = ("Rhythms",), 
     return Manifest(paths, y, labels, "multilabel", splits, ids=ids)
 
 
-def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS, seed: int = 0,
-                    val_fraction: float = 0.1, test_fraction: float = 0.1) -> Manifest:
+def code15_manifest(
+    folder: str | Path,
+    *,
+    labels: Sequence[str] = CODE15_LABELS,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Manifest:
     """CODE-15% (``exams.csv`` + ``exams_part*.hdf5``): a multi-label task over the six
     abnormalities, patient-level random splits. Records are addressed as ``file.hdf5[i]`` (exam
     ``i`` of the file, found through each file's ``exam_id`` dataset). A CODE-test folder
@@ -412,11 +539,19 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
         df = pd.read_csv(gold)
         tracings = folder / "ecg_tracings.hdf5"
         y = df[list(labels)].astype(float).to_numpy(dtype=np.float32)
-        return Manifest([f"{tracings}[{i}]" for i in range(len(df))], y, list(labels), "multilabel",
-                        np.array(["test"] * len(df), dtype=object), ids=[f"code-test/{i}" for i in range(len(df))])
+        return Manifest(
+            [f"{tracings}[{i}]" for i in range(len(df))],
+            y,
+            list(labels),
+            "multilabel",
+            np.array(["test"] * len(df), dtype=object),
+            ids=[f"code-test/{i}" for i in range(len(df))],
+        )
     if not table.is_file():
-        raise ECGFounderError(f"{folder}: neither exams.csv (CODE-15%) nor ecg_tracings.hdf5 + "
-                              "annotations/gold_standard.csv (CODE-test)")
+        raise ECGFounderError(
+            f"{folder}: neither exams.csv (CODE-15%) nor ecg_tracings.hdf5 + "
+            "annotations/gold_standard.csv (CODE-test)"
+        )
     df = pd.read_csv(table)
     where: dict[int, str] = {}
     for h5 in sorted(folder.glob("*.hdf5")) + sorted(folder.glob("*.h5")):
@@ -432,7 +567,15 @@ def code15_manifest(folder: str | Path, *, labels: Sequence[str] = CODE15_LABELS
     df = df.iloc[keep].reset_index(drop=True)
     y = df[list(labels)].astype(float).to_numpy(dtype=np.float32)
     patients = df["patient_id"].astype(str).tolist() if "patient_id" in df.columns else None
-    splits = assign_splits(len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                           groups=patients)
-    return Manifest([where[int(e)] for e in df["exam_id"]], y, list(labels), "multilabel", splits, patients,
-                    ids=[str(int(e)) for e in df["exam_id"]])
+    splits = assign_splits(
+        len(df), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, groups=patients
+    )
+    return Manifest(
+        [where[int(e)] for e in df["exam_id"]],
+        y,
+        list(labels),
+        "multilabel",
+        splits,
+        patients,
+        ids=[str(int(e)) for e in df["exam_id"]],
+    )

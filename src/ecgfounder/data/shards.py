@@ -27,11 +27,19 @@ from .manifest import Manifest
 __all__ = ["write_shards", "ShardStream"]
 
 
-def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Path, *,
-                 shard_records: int = 1024, stride_s: float | None = 5.0, lead: str | None = None,
-                 workers: int = 1, progress: bool = False) -> Path:
-    from ..signal.stream import PrepareOptions, prepared_stream
+def write_shards(
+    manifest: Manifest,
+    contract: InputContract,
+    out_dir: str | Path,
+    *,
+    shard_records: int = 1024,
+    stride_s: float | None = 5.0,
+    lead: str | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> Path:
     from ..io.sources import Source
+    from ..signal.stream import PrepareOptions, prepared_stream
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,7 +58,9 @@ def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Pat
         if not recs:
             return
         name = f"shard-{len(shards):05d}"
-        windows = np.concatenate(buf) if buf else np.zeros((0, contract.n_leads, contract.n_samples), np.float32)
+        windows = (
+            np.concatenate(buf) if buf else np.zeros((0, contract.n_leads, contract.n_samples), np.float32)
+        )
         np.save(out / f"{name}.npy", windows.astype(np.float32, copy=False))
         (out / f"{name}.json").write_text(json.dumps(recs))
         counts = {s: sum(r["split"] == s for r in recs) for s in ("train", "val", "test")}
@@ -68,10 +78,17 @@ def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Pat
         if not recs:
             first = 0
         y = manifest.y[i]
-        recs.append({"path": manifest.paths[i], "split": str(manifest.splits[i]),
-                     "y": y.tolist() if isinstance(y, np.ndarray) else (int(y) if manifest.task == "multiclass"
-                                                                          else float(y)),
-                     "first": first, "count": int(len(prep.windows))})
+        recs.append(
+            {
+                "path": manifest.paths[i],
+                "split": str(manifest.splits[i]),
+                "y": y.tolist()
+                if isinstance(y, np.ndarray)
+                else (int(y) if manifest.task == "multiclass" else float(y)),
+                "first": first,
+                "count": int(len(prep.windows)),
+            }
+        )
         buf.append(prep.windows)
         first += len(prep.windows)
         if len(recs) >= shard_records:
@@ -79,8 +96,14 @@ def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Pat
     flush()
     if bar is not None:
         bar.close()
-    index = {"contract": contract.to_dict(), "labels": manifest.labels, "task": manifest.task,
-             "stride_s": stride_s, "shards": shards, "unusable_records": errors}
+    index = {
+        "contract": contract.to_dict(),
+        "labels": manifest.labels,
+        "task": manifest.task,
+        "stride_s": stride_s,
+        "shards": shards,
+        "unusable_records": errors,
+    }
     (out / "index.json").write_text(json.dumps(index, indent=2))
     return out
 
@@ -88,8 +111,16 @@ def write_shards(manifest: Manifest, contract: InputContract, out_dir: str | Pat
 class ShardStream(IterableDataset):
     """Items ``(window, target, record_path)`` of one split, this process's shards only."""
 
-    def __init__(self, directory: str | Path, split: str = "train", *, rank: int = 0, world: int = 1,
-                 seed: int = 0, train: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        split: str = "train",
+        *,
+        rank: int = 0,
+        world: int = 1,
+        seed: int = 0,
+        train: bool = True,
+    ) -> None:
         self.directory = Path(directory)
         index_path = self.directory / "index.json"
         if not index_path.is_file():
@@ -106,9 +137,12 @@ class ShardStream(IterableDataset):
 
     def my_shards(self) -> list[dict[str, Any]]:
         shards = self.index["shards"]
-        order = np.random.default_rng([self.seed, self.epoch, 11]).permutation(len(shards)) if self.train \
+        order = (
+            np.random.default_rng([self.seed, self.epoch, 11]).permutation(len(shards))
+            if self.train
             else np.arange(len(shards))
-        return [shards[i] for i in order[self.rank::self.world]]
+        )
+        return [shards[i] for i in order[self.rank :: self.world]]
 
     def records_per_rank(self) -> list[int]:
         """How many records of the split each process reads this epoch."""
@@ -124,8 +158,11 @@ class ShardStream(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, str]]:
         for shard in self.my_shards():
-            recs = [r for r in json.loads((self.directory / f"{shard['name']}.json").read_text())
-                    if r["split"] == self.split]
+            recs = [
+                r
+                for r in json.loads((self.directory / f"{shard['name']}.json").read_text())
+                if r["split"] == self.split
+            ]
             if not recs:
                 continue
             windows = np.load(self.directory / f"{shard['name']}.npy", mmap_mode="r")
@@ -140,10 +177,17 @@ class ShardStream(IterableDataset):
     def iter_records(self) -> Iterator[tuple[np.ndarray, Any, str]]:
         """Every record of the split with all its windows (evaluation), in shard order."""
         for shard in self.index["shards"]:
-            recs = [r for r in json.loads((self.directory / f"{shard['name']}.json").read_text())
-                    if r["split"] == self.split]
+            recs = [
+                r
+                for r in json.loads((self.directory / f"{shard['name']}.json").read_text())
+                if r["split"] == self.split
+            ]
             if not recs:
                 continue
             windows = np.load(self.directory / f"{shard['name']}.npy", mmap_mode="r")
             for r in recs:
-                yield np.array(windows[r["first"]:r["first"] + r["count"]], dtype=np.float32), r["y"], r["path"]
+                yield (
+                    np.array(windows[r["first"] : r["first"] + r["count"]], dtype=np.float32),
+                    r["y"],
+                    r["path"],
+                )

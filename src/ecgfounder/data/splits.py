@@ -31,9 +31,17 @@ def _order(keys: Sequence[str], seed: int) -> np.ndarray:
     return np.argsort(np.array(digest), kind="stable")
 
 
-def make_splits(paths: Sequence[str], *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                folds: int = 0, patients: Sequence[str] | None = None,
-                strata: Sequence[Any] | None = None, ids: Sequence[str] | None = None) -> Any:
+def make_splits(
+    paths: Sequence[str],
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    folds: int = 0,
+    patients: Sequence[str] | None = None,
+    strata: Sequence[Any] | None = None,
+    ids: Sequence[str] | None = None,
+) -> Any:
     """A DataFrame ``record, path, split[, fold][, patient_id]``. ``ids``: the records' stable ids
     (default: :func:`~ecgfounder.records.record_ids` of ``paths``); the assignment hashes them, never
     the paths. Units of assignment are patients when ``patients`` is given, else records; with
@@ -87,19 +95,25 @@ def read_splits(path: str | Path) -> Any:
     import pandas as pd
 
     try:
-        table = pd.read_csv(path, dtype={"record": str, "path": str, "patient_id": str})  # ids stay text: "007"
+        table = pd.read_csv(
+            path, dtype={"record": str, "path": str, "patient_id": str}
+        )  # ids stay text: "007"
     except Exception as exc:  # noqa: BLE001
         raise ECGFounderError(f"{path}: cannot read the split file ({exc})") from None
     if "split" not in table.columns or not {"record", "path"} & set(table.columns):
-        raise ECGFounderError(f"{path}: a split file needs 'record' (or 'path') and 'split' columns "
-                              f"(has {', '.join(map(str, table.columns))})")
+        raise ECGFounderError(
+            f"{path}: a split file needs 'record' (or 'path') and 'split' columns "
+            f"(has {', '.join(map(str, table.columns))})"
+        )
     bad = sorted(set(table["split"].astype(str)) - {"train", "val", "test"})
     if bad:
         raise ECGFounderError(f"{path}: unknown split name(s) {', '.join(bad[:5])} (train, val, test)")
     return table
 
 
-def apply_splits(man: Manifest, splits: Any, *, fold: int | None = None, source: str = "split file") -> Manifest:
+def apply_splits(
+    man: Manifest, splits: Any, *, fold: int | None = None, source: str = "split file"
+) -> Manifest:
     """``man`` with the splits of a split file, joined on the record ids (a file without a
     ``record`` column, from an older version, is joined on its paths: see
     :func:`~ecgfounder.records.match_records`). With ``fold`` k: the records of fold k are the
@@ -115,9 +129,11 @@ def apply_splits(man: Manifest, splits: Any, *, fold: int | None = None, source:
         pairs = dict(match.pairs)
     missing = [man.paths[i] for i in range(len(man)) if i not in pairs]
     if missing:
-        raise ECGFounderError(f"{source}: {len(missing)} of {len(man)} record(s) of the data are not in it, "
-                              f"e.g. {man.ids[man.paths.index(missing[0])]} ({missing[0]}); was it written for "
-                              "this data set?")
+        raise ECGFounderError(
+            f"{source}: {len(missing)} of {len(man)} record(s) of the data are not in it, "
+            f"e.g. {man.ids[man.paths.index(missing[0])]} ({missing[0]}); was it written for "
+            "this data set?"
+        )
     split_col = splits["split"].astype(str).tolist()
     fold_col = splits["fold"].astype(int).tolist() if has_fold else None
     new = []
@@ -126,7 +142,9 @@ def apply_splits(man: Manifest, splits: Any, *, fold: int | None = None, source:
         split = split_col[j]
         if fold is not None:
             if fold_col is None:
-                raise ECGFounderError(f"{source}: has no fold column (write it with `ecgfounder split --folds K`)")
+                raise ECGFounderError(
+                    f"{source}: has no fold column (write it with `ecgfounder split --folds K`)"
+                )
             if split != "test":
                 split = "val" if fold_col[j] == fold else "train"
         new.append(split)

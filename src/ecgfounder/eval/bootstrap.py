@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resample_weights", "RankedScores", "weighted_auroc", "weighted_average_precision",
-           "weighted_confusion"]
+__all__ = [
+    "resample_weights",
+    "RankedScores",
+    "weighted_auroc",
+    "weighted_average_precision",
+    "weighted_confusion",
+]
 
 
-def resample_weights(n: int, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None = None,
-                     dtype: type = np.float32) -> np.ndarray:
+def resample_weights(
+    n: int, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None = None, dtype: type = np.float32
+) -> np.ndarray:
     """(n_boot, n) multiplicities of ``n`` records in ``n_boot`` bootstrap resamples. With ``groups``
     (patient ids, integer-coded 0..G-1) patients are drawn and each record gets its patient's count."""
     if groups is None:
@@ -66,7 +72,7 @@ class RankedScores:
         pos_g / P: AP = sum_g precision_g pos_g / P.
         """
         ww = np.ascontiguousarray(w[:, self.order], dtype=np.float32)
-        cw = np.cumsum(ww, axis=1)          # exact: integer counts < 2**24
+        cw = np.cumsum(ww, axis=1)  # exact: integer counts < 2**24
         cp = np.cumsum(ww * self.y, axis=1)
         zero = np.zeros((len(w), 1), dtype=np.float64)
         below_w = np.concatenate([zero, cw[:, self.starts[1:] - 1]], axis=1)

@@ -34,10 +34,10 @@ __all__ = ["ConformalSets", "fit_conformal", "fit_conformal_tables", "load_confo
 
 @dataclass
 class ConformalSets:
-    kind: str                     # "multiclass" or "multilabel"
+    kind: str  # "multiclass" or "multilabel"
     alpha: float
     labels: list[str]
-    thresholds: list[float]       # multiclass: one score threshold; multilabel: per-label probability threshold
+    thresholds: list[float]  # multiclass: one score threshold; multilabel: per-label probability threshold
     n_calibration: int
     max_set_size: int
 
@@ -66,10 +66,14 @@ class ConformalSets:
 
     def guarantee(self) -> str:
         if self.kind == "multiclass":
-            return (f"P(true class in the set) >= {1 - self.alpha:g} on average over records exchangeable "
-                    f"with the {self.n_calibration} calibration records")
-        return (f"per label, P(label in the set | label present) >= {1 - self.alpha:g} for records "
-                f"exchangeable with the calibration records")
+            return (
+                f"P(true class in the set) >= {1 - self.alpha:g} on average over records exchangeable "
+                f"with the {self.n_calibration} calibration records"
+            )
+        return (
+            f"per label, P(label in the set | label present) >= {1 - self.alpha:g} for records "
+            f"exchangeable with the calibration records"
+        )
 
 
 def load_conformal(path: str | Path) -> ConformalSets:
@@ -78,21 +82,33 @@ def load_conformal(path: str | Path) -> ConformalSets:
         sets = ConformalSets(**blob)
         sets.labels = [str(v) for v in sets.labels]
         sets.thresholds = [float(v) for v in sets.thresholds]
-        if sets.kind not in ("multiclass", "multilabel") or not 0 < float(sets.alpha) < 1 or \
-                len(sets.thresholds) != (1 if sets.kind == "multiclass" else len(sets.labels)):
+        if (
+            sets.kind not in ("multiclass", "multilabel")
+            or not 0 < float(sets.alpha) < 1
+            or len(sets.thresholds) != (1 if sets.kind == "multiclass" else len(sets.labels))
+        ):
             raise ValueError("inconsistent fields")
         return sets
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise ECGFounderError(f"{path}: not a conformal file written by `ecgfounder conformal` "
-                              f"({type(exc).__name__}: {clip(str(exc), 100)})") from None
+        raise ECGFounderError(
+            f"{path}: not a conformal file written by `ecgfounder conformal` "
+            f"({type(exc).__name__}: {clip(str(exc), 100)})"
+        ) from None
 
 
 def _quantile_level(n: int, alpha: float) -> float:
     return min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
 
 
-def fit_conformal(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], *, alpha: float = 0.1,
-                  kind: str = "auto", max_set_size: int | None = None) -> ConformalSets:
+def fit_conformal(
+    probs: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    *,
+    alpha: float = 0.1,
+    kind: str = "auto",
+    max_set_size: int | None = None,
+) -> ConformalSets:
     """Fit on calibration probabilities ``probs`` (N, L) and 0/1 labels ``y`` (N, L). ``kind``:
     ``auto`` (one-of-N when every row of ``y`` has exactly one 1), ``multiclass`` or ``multilabel``."""
     if not 0 < alpha < 1:
@@ -110,7 +126,9 @@ def fit_conformal(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], *, al
         if not (y.sum(1) == 1).all():
             raise ECGFounderError("one-of-N conformal sets need exactly one label per record")
         if n < math.ceil(1 / alpha) - 1:
-            raise ECGFounderError(f"{n} calibration records are too few for alpha {alpha} (need >= {math.ceil(1 / alpha) - 1})")
+            raise ECGFounderError(
+                f"{n} calibration records are too few for alpha {alpha} (need >= {math.ceil(1 / alpha) - 1})"
+            )
         scores = 1.0 - probs[y.astype(bool)]
         thresholds = [float(np.quantile(scores, _quantile_level(n, alpha), method="higher"))]
         size = max_set_size if max_set_size is not None else max(1, len(labels) // 2)
@@ -129,8 +147,15 @@ def fit_conformal(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], *, al
     return ConformalSets(kind, float(alpha), list(labels), thresholds, n, int(size))
 
 
-def fit_conformal_tables(predictions: Any, labels: Any, *, alpha: float = 0.1, id_column: str = "record",
-                         kind: str = "auto", max_set_size: int | None = None) -> ConformalSets:
+def fit_conformal_tables(
+    predictions: Any,
+    labels: Any,
+    *,
+    alpha: float = 0.1,
+    id_column: str = "record",
+    kind: str = "auto",
+    max_set_size: int | None = None,
+) -> ConformalSets:
     """Fit on a predictions table (``ecgfounder predict`` output) and a 0/1 labels table."""
     from .evaluate import read_table
 
@@ -143,5 +168,11 @@ def fit_conformal_tables(predictions: Any, labels: Any, *, alpha: float = 0.1, i
     cols = [c for c in true.columns if c != id_column and c in pred.columns]
     if merged.empty or not cols:
         raise ECGFounderError("the predictions and labels tables share no records or labels")
-    return fit_conformal(merged[cols].to_numpy(float), merged[[f"{c}__true" for c in cols]].to_numpy(float), cols,
-                         alpha=alpha, kind=kind, max_set_size=max_set_size)
+    return fit_conformal(
+        merged[cols].to_numpy(float),
+        merged[[f"{c}__true" for c in cols]].to_numpy(float),
+        cols,
+        alpha=alpha,
+        kind=kind,
+        max_set_size=max_set_size,
+    )

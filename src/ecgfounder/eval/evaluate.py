@@ -16,12 +16,23 @@ from typing import Any
 
 import numpy as np
 
-from .report_files import write_tables
 from .bootstrap import RankedScores, resample_weights, weighted_confusion
 from .calibration import apply_temperature, calibration, fit_temperature
+from .report_files import write_tables
 
-__all__ = ["evaluate_arrays", "evaluate_tables", "evaluate_joined", "join_tables", "Joined", "EvalReport", "youden_threshold", "calibration",
-           "fit_temperature", "infer_task", "MIN_COUNT"]
+__all__ = [
+    "evaluate_arrays",
+    "evaluate_tables",
+    "evaluate_joined",
+    "join_tables",
+    "Joined",
+    "EvalReport",
+    "youden_threshold",
+    "calibration",
+    "fit_temperature",
+    "infer_task",
+    "MIN_COUNT",
+]
 
 _POINT_METRICS = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
 
@@ -43,8 +54,13 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
 def _rates(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "ppv": tp / (tp + fp),
-                "npv": tn / (tn + fn), "f1": 2 * tp / (2 * tp + fp + fn)}
+        return {
+            "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp),
+            "ppv": tp / (tp + fp),
+            "npv": tn / (tn + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+        }
 
 
 @dataclass
@@ -72,9 +88,16 @@ class EvalReport:
         return pd.DataFrame([{k: v for k, v in row.items() if k != "reliability"} for row in self.labels])
 
     def to_json(self) -> dict[str, Any]:
-        return {"records": self.n_records, "bootstrap": self.n_boot, "level": self.level,
-                "threshold_rule": self.threshold_rule, "macro": self.macro, "micro": self.micro,
-                "labels": self.labels, **self.extra}
+        return {
+            "records": self.n_records,
+            "bootstrap": self.n_boot,
+            "level": self.level,
+            "threshold_rule": self.threshold_rule,
+            "macro": self.macro,
+            "micro": self.micro,
+            "labels": self.labels,
+            **self.extra,
+        }
 
     def to_markdown(self) -> str:
         def fmt(row: Mapping[str, Any], key: str) -> str:
@@ -85,52 +108,89 @@ class EvalReport:
             ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None and np.isfinite(lo) else ""
             return f"{v:.3f}{ci}"
 
-        head = ("| label | n+ | n- | AUROC | AUPRC | threshold | sensitivity | specificity | PPV | NPV | F1 |\n"
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+        head = (
+            "| label | n+ | n- | AUROC | AUPRC | threshold | sensitivity | specificity | PPV | NPV | F1 |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        )
         lines = []
         for r in self.labels:
             r = {**r, "label": f"{r['label']} †" if r.get("low_count") else r["label"]}
             if r.get("status"):
-                lines.append(f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | {r['status']} |  |  |  |  |  |  |  |")
+                lines.append(
+                    f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | {r['status']} |  |  |  |  |  |  |  |"
+                )
                 continue
-            lines.append(f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | " + " | ".join(
-                [fmt(r, "auroc"), fmt(r, "auprc"), f"{r['threshold']:.3f}"] +
-                [fmt(r, k) for k in ("sensitivity", "specificity", "ppv", "npv", "f1")]) + " |")
-        macro = (f"| **macro** ({self.macro['n_labels']} labels) |  |  | {fmt(self.macro, 'auroc')} | "
-                 f"{fmt(self.macro, 'auprc')} |  |  |  |  |  | {fmt(self.macro, 'f1')} |")
+            lines.append(
+                f"| {r['label']} | {r['n_pos']} | {r['n_neg']} | "
+                + " | ".join(
+                    [fmt(r, "auroc"), fmt(r, "auprc"), f"{r['threshold']:.3f}"]
+                    + [fmt(r, k) for k in ("sensitivity", "specificity", "ppv", "npv", "f1")]
+                )
+                + " |"
+            )
+        macro = (
+            f"| **macro** ({self.macro['n_labels']} labels) |  |  | {fmt(self.macro, 'auroc')} | "
+            f"{fmt(self.macro, 'auprc')} |  |  |  |  |  | {fmt(self.macro, 'f1')} |"
+        )
         tail = [macro]
         if "auroc" in self.micro:
-            tail.append(f"| **micro** |  |  | {fmt(self.micro, 'auroc')} | {fmt(self.micro, 'auprc')} |  |  |  |  |  |  |")
+            tail.append(
+                f"| **micro** |  |  | {fmt(self.micro, 'auroc')} | {fmt(self.micro, 'auprc')} |  |  |  |  | "
+                f" |  |"
+            )
         notes = []
         if self.macro.get("labels_with_low_counts"):
-            notes.append(f"† fewer than {self.macro['min_count']} positives or negatives: intervals unreliable; "
-                         + ("included in" if self.macro.get("low_counts_included") else "left out of")
-                         + " the macro means.")
+            notes.append(
+                f"† fewer than {self.macro['min_count']} positives or negatives: intervals unreliable; "
+                + ("included in" if self.macro.get("low_counts_included") else "left out of")
+                + " the macro means."
+            )
         if self.micro.get("note"):
             notes.append(f"Micro average {self.micro['note']}.")
-        if any(str(r.get(f"{k}_interval", "")).startswith("wilson") for r in self.labels for k in _PROPORTIONS):
-            notes.append("Sensitivity, specificity, PPV and NPV on fewer than "
-                         f"{MIN_COUNT} cases, or whose bootstrap interval had zero width, carry Wilson score "
-                         "intervals of their counts.")
-        if any(str(r.get(f"{k}_interval", "")).startswith("none") for r in self.labels for k in _POINT_METRICS):
-            notes.append("Values printed without an interval: every bootstrap resample gave the same value "
-                         "(too few cases, or perfect separation: a bootstrap cannot give an interval).")
+        if any(
+            str(r.get(f"{k}_interval", "")).startswith("wilson") for r in self.labels for k in _PROPORTIONS
+        ):
+            notes.append(
+                "Sensitivity, specificity, PPV and NPV on fewer than "
+                f"{MIN_COUNT} cases, or whose bootstrap interval had zero width, carry Wilson score "
+                "intervals of their counts."
+            )
+        if any(
+            str(r.get(f"{k}_interval", "")).startswith("none") for r in self.labels for k in _POINT_METRICS
+        ):
+            notes.append(
+                "Values printed without an interval: every bootstrap resample gave the same value "
+                "(too few cases, or perfect separation: a bootstrap cannot give an interval)."
+            )
         top = self.extra.get("most_probable_class")
         top_text = ""
         if top:
+
             def cell(m: Mapping[str, float]) -> str:
                 ci = f" ({m['lo']:.3f}-{m['hi']:.3f})" if np.isfinite(m.get("lo", np.nan)) else ""
                 return f"{m['value']:.3f}{ci}"
 
-            top_text = ("\nThe most probable class as the prediction (no threshold):\n\n"
-                        "| metric | value (95% CI) |\n| --- | --- |\n"
-                        + (f"| **CinC 2017 challenge score** (mean F1 of normal, AF, other) | "
-                           f"{cell(top['challenge_f1'])} |\n" if "challenge_f1" in top else "")
-                        + f"| accuracy | {cell(top['accuracy'])} |\n"
-                        + "".join(f"| F1 {name} | {cell(m)} |\n" for name, m in top["f1"].items()))
-        return (f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
-                f"thresholds of the table (sensitivity to F1): {self.threshold_rule}.\n\n" + head
-                + "\n".join(lines + tail) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "") + top_text)
+            top_text = (
+                "\nThe most probable class as the prediction (no threshold):\n\n"
+                "| metric | value (95% CI) |\n| --- | --- |\n"
+                + (
+                    f"| **CinC 2017 challenge score** (mean F1 of normal, AF, other) | "
+                    f"{cell(top['challenge_f1'])} |\n"
+                    if "challenge_f1" in top
+                    else ""
+                )
+                + f"| accuracy | {cell(top['accuracy'])} |\n"
+                + "".join(f"| F1 {name} | {cell(m)} |\n" for name, m in top["f1"].items())
+            )
+        return (
+            f"{self.n_records} records; 95% CIs from {self.n_boot} bootstrap resamples of {self.level}s; "
+            f"thresholds of the table (sensitivity to F1): {self.threshold_rule}.\n\n"
+            + head
+            + "\n".join(lines + tail)
+            + "\n"
+            + ("\n" + "\n".join(notes) + "\n" if notes else "")
+            + top_text
+        )
 
     def write(self, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
         """metrics.csv, metrics.json, metrics.md and (``plots``) roc.png, pr.png, reliability.png."""
@@ -166,16 +226,20 @@ class _TopClass:
         truth = y.astype(bool)
         guess = np.eye(k, dtype=bool)[probs.argmax(1)]
         # per class: TP, FP, FN counts as one matrix product with the resampling weights
-        self.cells = np.concatenate([truth & guess, ~truth & guess, truth & ~guess], axis=1).astype(np.float32)
+        self.cells = np.concatenate([truth & guess, ~truth & guess, truth & ~guess], axis=1).astype(
+            np.float32
+        )
         self.correct = (truth & guess).any(1).astype(np.float32)
-        self.scored = [labels.index(c) for c in CINC2017_SCORED] if set(labels) >= set(CINC2017_SCORED) else None
+        self.scored = (
+            [labels.index(c) for c in CINC2017_SCORED] if set(labels) >= set(CINC2017_SCORED) else None
+        )
         self.draws: dict[str, list[np.ndarray]] = {"accuracy": [], "f1": [], "challenge_f1": []}
         self.point = self._metrics(np.ones((1, n), dtype=np.float32))
 
     def _metrics(self, w: np.ndarray) -> dict[str, np.ndarray]:
         k = len(self.labels)
         c = (w @ self.cells).astype(np.float64)
-        tp, fp, fn = c[:, :k], c[:, k:2 * k], c[:, 2 * k:]
+        tp, fp, fn = c[:, :k], c[:, k : 2 * k], c[:, 2 * k :]
         with np.errstate(invalid="ignore", divide="ignore"):
             f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)  # as scikit-learn's default
             acc = (w @ self.correct) / w.sum(1)
@@ -196,22 +260,32 @@ class _TopClass:
         out: dict[str, Any] = {"rule": "the most probable class (no threshold)"}
         lo, hi = interval(self.draws["accuracy"])
         out["accuracy"] = {"value": float(self.point["accuracy"][0]), "lo": lo, "hi": hi}
-        f1_draws = np.concatenate(self.draws["f1"]) if self.draws["f1"] else np.full((1, len(self.labels)), np.nan)
+        f1_draws = (
+            np.concatenate(self.draws["f1"]) if self.draws["f1"] else np.full((1, len(self.labels)), np.nan)
+        )
         out["f1"] = {}
         for j, name in enumerate(self.labels):
             lo, hi = interval([f1_draws[:, j]])
             out["f1"][name] = {"value": float(self.point["f1"][0, j]), "lo": lo, "hi": hi}
         if self.scored is not None:
             lo, hi = interval(self.draws["challenge_f1"])
-            out["challenge_f1"] = {"value": float(self.point["challenge_f1"][0]), "lo": lo, "hi": hi,
-                                   "definition": "CinC 2017 challenge score: mean F1 of normal, AF and other, "
-                                                 "each record's most probable class its prediction"}
+            out["challenge_f1"] = {
+                "value": float(self.point["challenge_f1"][0]),
+                "lo": lo,
+                "hi": hi,
+                "definition": "CinC 2017 challenge score: mean F1 of normal, AF and other, "
+                "each record's most probable class its prediction",
+            }
         return out
 
 
 #: The counts behind each proportion: (successes, trials) from the confusion cells.
-_PROPORTIONS = {"sensitivity": ("tp", ("tp", "fn")), "specificity": ("tn", ("tn", "fp")),
-                "ppv": ("tp", ("tp", "fp")), "npv": ("tn", ("tn", "fn"))}
+_PROPORTIONS = {
+    "sensitivity": ("tp", ("tp", "fn")),
+    "specificity": ("tn", ("tn", "fp")),
+    "ppv": ("tp", ("tp", "fp")),
+    "npv": ("tn", ("tn", "fn")),
+}
 
 
 def wilson_interval(successes: float, trials: float, ci: float = 0.95) -> tuple[float, float]:
@@ -247,11 +321,21 @@ def _honest_interval(row: dict[str, Any], key: str, conf: Mapping[str, float], c
         row[f"{key}_interval"] = "none: every bootstrap resample gave the same value (too few cases)"
 
 
-def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
-                    thresholds: str | float | Sequence[float] = "youden", n_boot: int = 1000,
-                    seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
-                    chunk: int = 100, min_count: int = MIN_COUNT, include_low_counts: bool = False,
-                    keep_draws: bool = False) -> EvalReport:
+def evaluate_arrays(
+    y: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    *,
+    thresholds: str | float | Sequence[float] = "youden",
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
+    ci: float = 0.95,
+    chunk: int = 100,
+    min_count: int = MIN_COUNT,
+    include_low_counts: bool = False,
+    keep_draws: bool = False,
+) -> EvalReport:
     """Evaluate ``probs`` (N, L) against 0/1 ``y`` (N, L). ``thresholds``: ``"youden"`` (chosen on
     these data per label), a number for all labels, or one per label. ``groups``: patient ids for a
     patient-level bootstrap. Bootstrap resamples are processed ``chunk`` at a time. Labels with
@@ -269,8 +353,10 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
     rng = np.random.default_rng(seed)
     alpha = (1 - ci) / 2
     if isinstance(thresholds, str):
-        rule = ("Youden-optimal on these data (chosen on the records they are scored on: thresholded metrics "
-                "are optimistic; give thresholds chosen elsewhere, e.g. on validation data, with --thresholds)")
+        rule = (
+            "Youden-optimal on these data (chosen on the records they are scored on: thresholded metrics "
+            "are optimistic; give thresholds chosen elsewhere, e.g. on validation data, with --thresholds)"
+        )
         thr = np.array([youden_threshold(y[:, j], probs[:, j]) for j in range(n_labels)])
     elif np.isscalar(thresholds):
         rule = f"fixed at {float(thresholds):g}"  # type: ignore[arg-type]
@@ -310,8 +396,12 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
             if ranked[j] is None:
                 continue
             au, ap = ranked[j].auroc_ap(w)
-            conf = {"tp": counts[:, j], "fp": counts[:, n_labels + j], "tn": counts[:, 2 * n_labels + j],
-                    "fn": counts[:, 3 * n_labels + j]}
+            conf = {
+                "tp": counts[:, j],
+                "fp": counts[:, n_labels + j],
+                "tn": counts[:, 2 * n_labels + j],
+                "fn": counts[:, 3 * n_labels + j],
+            }
             vals = {"auroc": au, "auprc": ap, **_rates(conf)}
             for k, v in vals.items():
                 per_label[j][k].append(v)
@@ -342,8 +432,11 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
             rows.append(row)
             continue
         au, ap = ranked[j].auroc_ap(ones)  # the label's scores were sorted once, above
-        point = {"auroc": au[0], "auprc": ap[0],
-                 **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], pred[:, j], ones)).items()}}
+        point = {
+            "auroc": au[0],
+            "auprc": ap[0],
+            **{k: v[0] for k, v in _rates(weighted_confusion(y[:, j], pred[:, j], ones)).items()},
+        }
         row["threshold"] = float(thr[j])
         if low[j]:
             row["low_count"] = True
@@ -357,10 +450,13 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         row["reliability"] = cal["reliability"]
         rows.append(row)
     ok = [r for r, m in zip(rows, in_macro) if m]
-    macro: dict[str, Any] = {"n_labels": len(ok),
-                             "labels_without_positives": [r["label"] for r in rows if r.get("status")],
-                             "labels_with_low_counts": [r["label"] for r in rows if r.get("low_count")],
-                             "min_count": min_count, "low_counts_included": include_low_counts}
+    macro: dict[str, Any] = {
+        "n_labels": len(ok),
+        "labels_without_positives": [r["label"] for r in rows if r.get("status")],
+        "labels_with_low_counts": [r["label"] for r in rows if r.get("low_count")],
+        "min_count": min_count,
+        "low_counts_included": include_low_counts,
+    }
     for k in _POINT_METRICS:
         macro[k] = float(np.mean([r[k] for r in ok])) if ok else float("nan")
         macro[f"{k}_lo"], macro[f"{k}_hi"] = interval(boots[k])
@@ -373,14 +469,24 @@ def evaluate_arrays(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
         micro["auroc"], micro["auprc"] = float(au[0]), float(ap[0])
         for k in ("auroc", "auprc"):
             micro[f"{k}_lo"], micro[f"{k}_hi"] = interval(micro_boot[k])
-    report = EvalReport(labels=rows, macro=macro, micro=micro, n_records=n, n_boot=n_boot,
-                        level="patient" if groups is not None else "record", threshold_rule=rule)
+    report = EvalReport(
+        labels=rows,
+        macro=macro,
+        micro=micro,
+        n_records=n,
+        n_boot=n_boot,
+        level="patient" if groups is not None else "record",
+        threshold_rule=rule,
+    )
     if top is not None:
         report.extra["most_probable_class"] = top.summary(interval)
     report.arrays = (y, probs, list(labels))
     if keep_draws:
-        report.draws = {name: {k: np.concatenate(per_label[j][k]) for k in _POINT_METRICS}
-                        for j, name in enumerate(labels) if valid[j]}
+        report.draws = {
+            name: {k: np.concatenate(per_label[j][k]) for k in _POINT_METRICS}
+            for j, name in enumerate(labels)
+            if valid[j]
+        }
         report.draws["macro"] = {k: np.concatenate(boots[k]) for k in _POINT_METRICS}
     return report
 
@@ -397,14 +503,18 @@ def infer_task(y: np.ndarray, labels: Sequence[str], task: str = "auto") -> str:
     if all(binary):
         if not known.all():
             bad = [name for j, name in enumerate(labels) if not known[:, j].all()]
-            raise ValueError(f"label column(s) {', '.join(bad[:5])} have missing values: fill or drop those rows")
+            raise ValueError(
+                f"label column(s) {', '.join(bad[:5])} have missing values: fill or drop those rows"
+            )
         return "classification"
     cont = [name for name, b in zip(labels, binary) if not b]
     example = next(v for j, b in enumerate(binary) if not b for v in y[known[:, j], j] if v not in (0.0, 1.0))
     if task == "classification" or any(binary):
-        raise ValueError(f"label column(s) {', '.join(cont[:5])} hold values other than 0 and 1 (e.g. {example:g}): "
-                         "classification needs 0/1 labels; for a continuous target evaluate it alone with "
-                         "--task regression")
+        raise ValueError(
+            f"label column(s) {', '.join(cont[:5])} hold values other than 0 and 1 (e.g. {example:g}): "
+            "classification needs 0/1 labels; for a continuous target evaluate it alone with "
+            "--task regression"
+        )
     return "regression"
 
 
@@ -428,11 +538,15 @@ class Joined:
         """A sentence when fewer than all records were matched (None when every row has its partner)."""
         if not self.unmatched and not self.unmatched_labels:
             return None
-        return (f"{len(self.table)} records evaluated ({self.how}); {self.unmatched_labels} labelled record(s) "
-                f"have no prediction and {self.unmatched} prediction row(s) no label")
+        return (
+            f"{len(self.table)} records evaluated ({self.how}); {self.unmatched_labels} labelled record(s) "
+            f"have no prediction and {self.unmatched} prediction row(s) no label"
+        )
 
 
-def align_tables(left: Any, right: Any, id_column: str = "record", *, what: str = "labels") -> tuple[Any, Any]:
+def align_tables(
+    left: Any, right: Any, id_column: str = "record", *, what: str = "labels"
+) -> tuple[Any, Any]:
     """Rows of ``left`` and ``right`` (DataFrames) paired by record, wherever each table was written:
     exact ids, else the shortest tail of path parts naming every record once
     (:func:`ecgfounder.records.match_records`). Returns (merged table, the match); ``right``'s
@@ -444,8 +558,10 @@ def align_tables(left: Any, right: Any, id_column: str = "record", *, what: str 
     match = match_records(left[id_column].astype(str).tolist(), right[id_column].astype(str).tolist())
     if not match.pairs:
         show = lambda df: ", ".join(map(str, df[id_column].astype(str).head(2)))  # noqa: E731
-        raise ValueError(f"no {id_column} in common with the {what} (e.g. {show(left)} against {show(right)}): "
-                         "neither the same keys nor the same file names")
+        raise ValueError(
+            f"no {id_column} in common with the {what} (e.g. {show(left)} against {show(right)}): "
+            "neither the same keys nor the same file names"
+        )
     li = [i for i, _ in match.pairs]
     rj = [j for _, j in match.pairs]
     a = left.iloc[li].reset_index(drop=True)
@@ -454,9 +570,15 @@ def align_tables(left: Any, right: Any, id_column: str = "record", *, what: str 
     return pd.concat([a, b], axis=1), match
 
 
-def join_tables(predictions: Any, truth: Any, *, id_column: str = "record",
-                label_columns: Sequence[str] | None = None, patient_column: str | None = None,
-                exclude: Sequence[str] = ()) -> Joined:
+def join_tables(
+    predictions: Any,
+    truth: Any,
+    *,
+    id_column: str = "record",
+    label_columns: Sequence[str] | None = None,
+    patient_column: str | None = None,
+    exclude: Sequence[str] = (),
+) -> Joined:
     """Join a prediction table with a label table on ``id_column`` (files or DataFrames; rows of
     failed predictions dropped; records matched wherever each table was written, see
     :func:`align_tables`); the labels are the label-table columns the predictions also have
@@ -475,14 +597,18 @@ def join_tables(predictions: Any, truth: Any, *, id_column: str = "record",
     shared = [c for c in (label_columns or true.columns) if c not in skip and c in pred.columns]
     if not shared:
         have = [c for c in pred.columns if c not in skip][:6]
-        raise ValueError(f"no label column appears in both tables (labels: "
-                         f"{', '.join(c for c in true.columns if c not in skip)[:200]}; predictions: "
-                         f"{', '.join(have)}{' ...' if len(pred.columns) > 6 else ''})")
+        raise ValueError(
+            f"no label column appears in both tables (labels: "
+            f"{', '.join(c for c in true.columns if c not in skip)[:200]}; predictions: "
+            f"{', '.join(have)}{' ...' if len(pred.columns) > 6 else ''})"
+        )
     merged, match = align_tables(pred, true, id_column)
     y = merged[[f"{c}__true" for c in shared]].to_numpy(dtype=np.float64)
     p = merged[shared].to_numpy(dtype=np.float64)
     patients = merged[patient_column].tolist() if patient_column else None
-    return Joined(merged, shared, y, p, patients, len(match.left_unmatched), len(match.right_unmatched), match.how)
+    return Joined(
+        merged, shared, y, p, patients, len(match.left_unmatched), len(match.right_unmatched), match.how
+    )
 
 
 def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any:
@@ -492,7 +618,9 @@ def evaluate_joined(joined: Joined, *, task: str = "auto", **kwargs: Any) -> Any
     if task == "regression":
         from .regression import evaluate_regression
 
-        rkw = {k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci", "keep_draws")}  # thresholds etc. do not apply
+        rkw = {
+            k: v for k, v in kwargs.items() if k in ("n_boot", "seed", "ci", "keep_draws")
+        }  # thresholds etc. do not apply
         report = evaluate_regression(y, p, shared, groups=joined.patients, **rkw)
         record_join_extra(report.extra, joined)
         return report
@@ -515,21 +643,30 @@ def record_join_extra(extra: dict[str, Any], joined: Joined) -> None:
         extra["join_note"] = note
 
 
-def evaluate_tables(predictions: Any, truth: Any, *, id_column: str = "record",
-                    label_columns: Sequence[str] | None = None, patient_column: str | None = None,
-                    task: str = "auto", **kwargs: Any) -> Any:
+def evaluate_tables(
+    predictions: Any,
+    truth: Any,
+    *,
+    id_column: str = "record",
+    label_columns: Sequence[str] | None = None,
+    patient_column: str | None = None,
+    task: str = "auto",
+    **kwargs: Any,
+) -> Any:
     """Join a prediction table (``ecgfounder predict`` output: ``record`` + a probability column per
     label) with a label table (``record`` + 0/1 columns) and evaluate the labels both share.
     ``task``: ``auto`` (0/1 labels: classification, an :class:`EvalReport`; continuous labels:
     regression, a :class:`~ecgfounder.eval.regression.RegressionReport`), ``classification`` (any
     value other than 0/1 is an error) or ``regression``."""
-    joined = join_tables(predictions, truth, id_column=id_column, label_columns=label_columns,
-                         patient_column=patient_column)
+    joined = join_tables(
+        predictions, truth, id_column=id_column, label_columns=label_columns, patient_column=patient_column
+    )
     return evaluate_joined(joined, task=task, **kwargs)
 
 
-def fit_temperature_tables(predictions: Any, labels: Any, *, id_column: str = "record",
-                           mapping: Any = None) -> tuple[float, int]:
+def fit_temperature_tables(
+    predictions: Any, labels: Any, *, id_column: str = "record", mapping: Any = None
+) -> tuple[float, int]:
     """Fit temperature scaling on a (validation) predictions table against its labels table (files
     or DataFrames; ``mapping`` applied to the predictions first). Returns (temperature, records)."""
     pred = predictions if not isinstance(predictions, (str, Path)) else read_table(predictions)
@@ -540,7 +677,9 @@ def fit_temperature_tables(predictions: Any, labels: Any, *, id_column: str = "r
     if not cols:
         raise ValueError("temperature fitting: the predictions and labels tables share no label column")
     merged, _ = align_tables(pred, true, id_column)
-    temperature = fit_temperature(merged[[f"{c}__true" for c in cols]].to_numpy(float), merged[cols].to_numpy(float))
+    temperature = fit_temperature(
+        merged[[f"{c}__true" for c in cols]].to_numpy(float), merged[cols].to_numpy(float)
+    )
     return temperature, len(merged)
 
 
@@ -552,7 +691,9 @@ def read_table(path: str | Path) -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise ECGFounderError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, not a table")
+        raise ECGFounderError(
+            f"{path}: no such file" if not path.exists() else f"{path}: is a folder, not a table"
+        )
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)

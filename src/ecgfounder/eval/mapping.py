@@ -6,8 +6,9 @@ maps to one or more ECGFounder labels; its zero-shot probability is the highest 
 
 Shipped: ``cinc2017`` (CinC 2017 classes), ``snomed_cinc2021`` (SNOMED CT codes of the CinC
 2020/2021 data), ``ptbxl_scp`` (PTB-XL SCP statements), ``ludb`` (LUDB rhythm and hypertrophy
-statements), ``code15`` (the six CODE-15% / CODE-test abnormalities). Written by us from the code definitions (SNOMED CT, the PTB-XL statement table, the
-LUDB and CinC documentation) and ECGFounder's label names.
+statements), ``code15`` (the six CODE-15% / CODE-test abnormalities). Written by us from the code
+definitions (SNOMED CT, the PTB-XL statement table, the LUDB and CinC documentation) and
+ECGFounder's label names.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ MAPPINGS = ("cinc2017", "snomed_cinc2021", "ptbxl_scp", "ludb", "code15")
 @dataclass
 class LabelMapping:
     name: str
-    targets: dict[str, tuple[str, ...]]          # code -> ECGFounder labels
+    targets: dict[str, tuple[str, ...]]  # code -> ECGFounder labels
     names: dict[str, str] = field(default_factory=dict)
     unmapped: dict[str, str] = field(default_factory=dict)  # code -> why not
 
@@ -42,8 +43,10 @@ class LabelMapping:
         for code, labels in self.targets.items():
             missing = [lab for lab in labels if lab not in predictions.columns]
             if missing:
-                raise ValueError(f"mapping {self.name}: prediction table lacks {', '.join(missing)} "
-                                 "(is it from a 150-label ECGFounder model?)")
+                raise ValueError(
+                    f"mapping {self.name}: prediction table lacks {', '.join(missing)} "
+                    "(is it from a 150-label ECGFounder model?)"
+                )
             out[code] = predictions[list(labels)].to_numpy(dtype=np.float64).max(axis=1)
         return out
 

@@ -55,5 +55,5 @@ def task_metrics(task: str, y_true: np.ndarray, output: np.ndarray, labels: Sequ
     else:
         err = output - y_true
         m["mae"] = float(np.mean(np.abs(err)))
-        m["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+        m["rmse"] = float(np.sqrt(np.mean(err**2)))
     return m

@@ -29,8 +29,9 @@ def pr_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return tp / max(1, yy.sum()), tp / (last + 1)
 
 
-def plot_curves(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], out_dir: str | Path,
-                max_labels: int = 12) -> dict[str, Path]:
+def plot_curves(
+    y: np.ndarray, probs: np.ndarray, labels: Sequence[str], out_dir: str | Path, max_labels: int = 12
+) -> dict[str, Path]:
     """``roc.png``, ``pr.png`` and ``reliability.png`` for the labels with positives (the
     ``max_labels`` most frequent when there are more)."""
     import matplotlib
@@ -60,8 +61,13 @@ def plot_curves(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], out_dir
             else:
                 cal = calibration(y[:, j], probs[:, j])
                 pts = cal["reliability"]
-                ax.plot([p["mean_predicted"] for p in pts], [p["observed"] for p in pts], marker="o", lw=1.3,
-                        label=f"{labels[j]} (ECE {cal['ece']:.3f})")
+                ax.plot(
+                    [p["mean_predicted"] for p in pts],
+                    [p["observed"] for p in pts],
+                    marker="o",
+                    lw=1.3,
+                    label=f"{labels[j]} (ECE {cal['ece']:.3f})",
+                )
         if kind == "roc":
             ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
             ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")

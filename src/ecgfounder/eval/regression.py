@@ -29,13 +29,18 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = N
     err = pred - y
     mean = lambda v: (w @ v) / total  # noqa: E731
     my, mp = mean(y), mean(pred)
-    vy = mean(y * y) - my ** 2
-    vp = mean(pred * pred) - mp ** 2
+    vy = mean(y * y) - my**2
+    vp = mean(pred * pred) - mp**2
     cov = mean(y * pred) - my * mp
     mse = mean(err * err)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"mae": mean(np.abs(err)), "rmse": np.sqrt(mse), "bias": mean(err),
-                "pearson_r": cov / np.sqrt(vy * vp), "r2": 1 - mse / vy}
+        return {
+            "mae": mean(np.abs(err)),
+            "rmse": np.sqrt(mse),
+            "bias": mean(err),
+            "pearson_r": cov / np.sqrt(vy * vp),
+            "r2": 1 - mse / vy,
+        }
 
 
 @dataclass
@@ -55,8 +60,14 @@ class RegressionReport:
         return pd.DataFrame(self.labels)
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": "regression", "records": self.n_records, "bootstrap": self.n_boot, "level": self.level,
-                "labels": self.labels, **self.extra}
+        return {
+            "task": "regression",
+            "records": self.n_records,
+            "bootstrap": self.n_boot,
+            "level": self.level,
+            "labels": self.labels,
+            **self.extra,
+        }
 
     def to_markdown(self) -> str:
         def fmt(row: dict[str, Any], key: str) -> str:
@@ -66,9 +77,13 @@ class RegressionReport:
             # brackets and a comma: bias, r and R² can be negative ("-0.859 [-3.455, 1.710]")
             return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{v:.3f}"
 
-        lines = [f"{self.n_records} records; 95% CIs [low, high] from {self.n_boot} bootstrap resamples of "
-                 f"{self.level}s; bias = mean(prediction - truth).", "",
-                 "| target | n | MAE | RMSE | bias | Pearson r | R² |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines = [
+            f"{self.n_records} records; 95% CIs [low, high] from {self.n_boot} bootstrap resamples of "
+            f"{self.level}s; bias = mean(prediction - truth).",
+            "",
+            "| target | n | MAE | RMSE | bias | Pearson r | R² |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for r in self.labels:
             lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(fmt(r, k) for k in _METRICS) + " |")
         return "\n".join(lines) + "\n"
@@ -82,9 +97,17 @@ class RegressionReport:
         return paths
 
 
-def evaluate_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], *, n_boot: int = 1000,
-                        seed: int = 0, groups: Sequence[Any] | None = None, ci: float = 0.95,
-                        keep_draws: bool = False) -> RegressionReport:
+def evaluate_regression(
+    y: np.ndarray,
+    pred: np.ndarray,
+    labels: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
+    ci: float = 0.95,
+    keep_draws: bool = False,
+) -> RegressionReport:
     """Evaluate predictions ``pred`` (N, L) of continuous targets ``y`` (N, L); rows where a target is
     missing (NaN) are left out for that target. ``keep_draws`` keeps the bootstrap values in
     ``report.draws``."""
@@ -114,8 +137,11 @@ def evaluate_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], 
             row[k] = float(point[k][0]) if len(yj) else float("nan")
             v = draws[name][k]
             v = v[np.isfinite(v)]
-            row[f"{k}_lo"], row[f"{k}_hi"] = ((float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
-                                              if len(v) else (float("nan"), float("nan")))
+            row[f"{k}_lo"], row[f"{k}_hi"] = (
+                (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha)))
+                if len(v)
+                else (float("nan"), float("nan"))
+            )
         rows.append(row)
     report = RegressionReport(rows, len(y), n_boot, "patient" if groups is not None else "record")
     report.arrays = (y, pred, list(labels))
@@ -141,19 +167,25 @@ def plot_regression(y: np.ndarray, pred: np.ndarray, labels: Sequence[str], out:
             t, p = y[keep, j], pred[keep, j]
             if kind == "scatter":
                 ax.scatter(t, p, s=8, alpha=0.6)
-                lo, hi = (float(min(t.min(), p.min())), float(max(t.max(), p.max()))) if len(t) else (0.0, 1.0)
+                lo, hi = (
+                    (float(min(t.min(), p.min())), float(max(t.max(), p.max()))) if len(t) else (0.0, 1.0)
+                )
                 ax.plot([lo, hi], [lo, hi], "k--", lw=1)
                 ax.set_xlabel(f"{name} (truth)")
                 ax.set_ylabel(f"{name} (predicted)")
             else:
                 m, d = (t + p) / 2, p - t
-                bias, sd = (float(d.mean()), float(d.std(ddof=1))) if len(d) > 1 else (float("nan"), float("nan"))
+                bias, sd = (
+                    (float(d.mean()), float(d.std(ddof=1))) if len(d) > 1 else (float("nan"), float("nan"))
+                )
                 ax.scatter(m, d, s=8, alpha=0.6)
                 for v, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
                     ax.axhline(v, color="k", ls=style, lw=1)
                 ax.set_xlabel(f"mean of prediction and truth ({name})")
                 ax.set_ylabel("prediction - truth")
-                ax.set_title(f"bias {bias:.2f}, limits {bias - 1.96 * sd:.2f} to {bias + 1.96 * sd:.2f}", fontsize=9)
+                ax.set_title(
+                    f"bias {bias:.2f}, limits {bias - 1.96 * sd:.2f} to {bias + 1.96 * sd:.2f}", fontsize=9
+                )
         fig.tight_layout()
         paths[kind] = out / f"{kind}.png"
         fig.savefig(paths[kind], dpi=110)

@@ -66,8 +66,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def _wander(x: np.ndarray, fs: float, k: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(x.shape[-1]) / fs
-    w = sum(rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * rng.uniform(lo, hi) * t + rng.uniform(0, 2 * np.pi))
-            for lo, hi in ((0.05, 0.15), (0.15, 0.5)))
+    w = sum(
+        rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * rng.uniform(lo, hi) * t + rng.uniform(0, 2 * np.pi))
+        for lo, hi in ((0.05, 0.15), (0.15, 0.5))
+    )
     w = w / max(np.ptp(w), 1e-12)
     return x + k * beat_amplitude(x, fs)[:, None] * w[None, :]
 
@@ -81,6 +83,7 @@ def _powerline(f0: float) -> Callable[..., np.ndarray]:
         drift = 1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t)
         amp = np.sqrt(2.0) * _noise_scale(x, fs, snr_db)
         return x + amp * drift * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+
     return add
 
 
@@ -92,7 +95,9 @@ def _emg(x: np.ndarray, fs: float, snr_db: float, rng: np.random.Generator) -> n
     from scipy.signal import butter, sosfiltfilt
 
     hi = min(150.0, 0.45 * fs)
-    noise = sosfiltfilt(butter(4, [20.0, hi], "bandpass", fs=fs, output="sos"), rng.standard_normal(x.shape), axis=-1)
+    noise = sosfiltfilt(
+        butter(4, [20.0, hi], "bandpass", fs=fs, output="sos"), rng.standard_normal(x.shape), axis=-1
+    )
     t = np.arange(x.shape[-1]) / fs
     envelope = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t + rng.uniform(0, 2 * np.pi))
     return x + _noise_scale(x, fs, snr_db) * _unit(noise * envelope)
@@ -108,10 +113,12 @@ def _motion(x: np.ndarray, fs: float, k: float, rng: np.random.Generator) -> np.
     for _ in range(3):
         length = int(rng.uniform(0.3, 1.0) * fs)
         start = int(rng.integers(0, max(1, n - length)))
-        burst = sosfiltfilt(sos, rng.standard_normal((x.shape[0], length + int(fs))), axis=-1)[:, int(fs) // 2:][:, :length]
+        burst = sosfiltfilt(sos, rng.standard_normal((x.shape[0], length + int(fs))), axis=-1)[
+            :, int(fs) // 2 :
+        ][:, :length]
         burst = burst * np.hanning(length)[None, :]
         burst = burst / np.maximum(np.ptp(burst, axis=-1, keepdims=True), 1e-12)
-        out[:, start:start + length] += k * amp[:, None] * burst
+        out[:, start : start + length] += k * amp[:, None] * burst
     return out
 
 
@@ -121,7 +128,7 @@ def _lead_off(x: np.ndarray, fs: float, seconds: float, rng: np.random.Generator
     n = x.shape[-1]
     length = n if not np.isfinite(seconds) else min(n, int(seconds * fs))
     start = int(rng.integers(0, n - length + 1))
-    out[lead, start:start + length] = x[lead, start] if length < n else 0.0
+    out[lead, start : start + length] = x[lead, start] if length < n else 0.0
     return out
 
 
@@ -145,8 +152,14 @@ def swap_limb_electrodes(signal: np.ndarray, leads: list[str] | tuple[str, ...],
     a, b = swap.split("/")
     elec[a], elec[b] = elec[b], elec[a]
     ra, la, ll = elec["RA"], elec["LA"], elec["LL"]
-    new = {"I": la - ra, "II": ll - ra, "III": ll - la, "aVR": ra - (la + ll) / 2,
-           "aVL": la - (ra + ll) / 2, "aVF": ll - (ra + la) / 2}
+    new = {
+        "I": la - ra,
+        "II": ll - ra,
+        "III": ll - la,
+        "aVR": ra - (la + ll) / 2,
+        "aVL": la - (ra + ll) / 2,
+        "aVF": ll - (ra + la) / 2,
+    }
     out = signal.copy()
     for name, value in new.items():
         if name in pos:
@@ -155,27 +168,45 @@ def swap_limb_electrodes(signal: np.ndarray, leads: list[str] | tuple[str, ...],
 
 
 def _limb_swap(swap: str) -> Callable[..., np.ndarray]:
-    def apply(x: np.ndarray, fs: float, severity: float, rng: np.random.Generator,
-              leads: tuple[str, ...] = ()) -> np.ndarray:
+    def apply(
+        x: np.ndarray, fs: float, severity: float, rng: np.random.Generator, leads: tuple[str, ...] = ()
+    ) -> np.ndarray:
         return swap_limb_electrodes(x, list(leads), swap)
+
     apply.needs_leads = True  # type: ignore[attr-defined]
     return apply
 
 
 #: name -> function(signal, fs, severity, rng) -> signal
 CORRUPTIONS: dict[str, Callable[..., np.ndarray]] = {
-    "baseline_wander": _wander, "powerline_50hz": _powerline(50.0), "powerline_60hz": _powerline(60.0),
-    "white_noise": _white, "emg": _emg, "motion": _motion, "lead_off": _lead_off, "gain": _gain,
-    "inverted": _inverted, "limb_swap_LA/RA": _limb_swap("LA/RA"), "limb_swap_RA/LL": _limb_swap("RA/LL"),
+    "baseline_wander": _wander,
+    "powerline_50hz": _powerline(50.0),
+    "powerline_60hz": _powerline(60.0),
+    "white_noise": _white,
+    "emg": _emg,
+    "motion": _motion,
+    "lead_off": _lead_off,
+    "gain": _gain,
+    "inverted": _inverted,
+    "limb_swap_LA/RA": _limb_swap("LA/RA"),
+    "limb_swap_RA/LL": _limb_swap("RA/LL"),
     "limb_swap_LA/LL": _limb_swap("LA/LL"),
 }
 _SNR = (24.0, 12.0, 6.0, 0.0, -6.0)
 #: the graded severities of each corruption, mildest first (the last is the most severe)
 SEVERITIES: dict[str, tuple[float, ...]] = {
-    "baseline_wander": (0.5, 1.0, 2.0, 4.0), "powerline_50hz": _SNR, "powerline_60hz": _SNR,
-    "white_noise": _SNR, "emg": _SNR, "motion": (2.0, 5.0, 10.0, 20.0), "lead_off": (1.0, 2.5, 5.0, float("inf")),
-    "gain": (0.001, 0.1, 0.5, 2.0, 10.0, 1000.0), "inverted": (1.0,), "limb_swap_LA/RA": (1.0,),
-    "limb_swap_RA/LL": (1.0,), "limb_swap_LA/LL": (1.0,),
+    "baseline_wander": (0.5, 1.0, 2.0, 4.0),
+    "powerline_50hz": _SNR,
+    "powerline_60hz": _SNR,
+    "white_noise": _SNR,
+    "emg": _SNR,
+    "motion": (2.0, 5.0, 10.0, 20.0),
+    "lead_off": (1.0, 2.5, 5.0, float("inf")),
+    "gain": (0.001, 0.1, 0.5, 2.0, 10.0, 1000.0),
+    "inverted": (1.0,),
+    "limb_swap_LA/RA": (1.0,),
+    "limb_swap_RA/LL": (1.0,),
+    "limb_swap_LA/LL": (1.0,),
 }
 #: the level(s) a quality flag must catch
 MOST_SEVERE: dict[str, tuple[float, ...]] = {k: (v[-1],) for k, v in SEVERITIES.items()}
@@ -190,4 +221,6 @@ def corrupt(record: ECGRecord, name: str, severity: float, rng: np.random.Genera
     x = np.asarray(record.signal, dtype=np.float64)
     kwargs: dict[str, Any] = {"leads": tuple(record.leads)} if getattr(fn, "needs_leads", False) else {}
     out = fn(x, record.fs, severity, rng, **kwargs)
-    return record.replace(signal=out.astype(np.float32), notes=[*record.notes, f"corrupted: {name} {severity:g}"])
+    return record.replace(
+        signal=out.astype(np.float32), notes=[*record.notes, f"corrupted: {name} {severity:g}"]
+    )

@@ -28,12 +28,27 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import (MIN_COUNT, EvalReport, Joined, record_join_extra, align_tables, evaluate_arrays, infer_task,
-                       join_tables, read_table)
+from .evaluate import (
+    MIN_COUNT,
+    EvalReport,
+    Joined,
+    align_tables,
+    evaluate_arrays,
+    infer_task,
+    join_tables,
+    read_table,
+    record_join_extra,
+)
 from .regression import RegressionReport, evaluate_regression
 
-__all__ = ["SubgroupReport", "evaluate_subgroups", "evaluate_subgroups_tables", "band_values",
-           "AGE_BANDS", "UNKNOWN"]
+__all__ = [
+    "SubgroupReport",
+    "evaluate_subgroups",
+    "evaluate_subgroups_tables",
+    "band_values",
+    "AGE_BANDS",
+    "UNKNOWN",
+]
 
 #: Default age-band edges (years): <40, 40-59, 60-79, 80+.
 AGE_BANDS: tuple[float, ...] = (40.0, 60.0, 80.0)
@@ -47,13 +62,19 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
-def band_values(values: Sequence[Any], column: str = "", age_bands: Sequence[float] | None = None) -> np.ndarray:
+def band_values(
+    values: Sequence[Any], column: str = "", age_bands: Sequence[float] | None = None
+) -> np.ndarray:
     """The group of each value as a string: age bands for an age column (or when ``age_bands`` is
     given), quartile bands for another numeric column with more than 12 distinct values, the value
     itself otherwise; missing values are ``unknown``."""
     raw = list(values)
-    missing = np.array([v is None or (isinstance(v, float) and not np.isfinite(v)) or str(v).strip() in ("", "nan")
-                        for v in raw])
+    missing = np.array(
+        [
+            v is None or (isinstance(v, float) and not np.isfinite(v)) or str(v).strip() in ("", "nan")
+            for v in raw
+        ]
+    )
     try:
         num = np.array([np.nan if m else float(v) for v, m in zip(raw, missing)], dtype=np.float64)
     except (TypeError, ValueError):
@@ -65,14 +86,22 @@ def band_values(values: Sequence[Any], column: str = "", age_bands: Sequence[flo
     is_age = column.strip().lower() in _AGE_NAMES
     if age_bands is not None or is_age:
         edges = sorted(age_bands if age_bands is not None else AGE_BANDS)
-        names = [f"<{_num(edges[0])}"] + [f"{_num(a)}-{_num(b - 1) if float(b).is_integer() else '<' + _num(b)}"
-                                          for a, b in zip(edges, edges[1:])] + [f"{_num(edges[-1])}+"]
+        names = (
+            [f"<{_num(edges[0])}"]
+            + [
+                f"{_num(a)}-{_num(b - 1) if float(b).is_integer() else '<' + _num(b)}"
+                for a, b in zip(edges, edges[1:])
+            ]
+            + [f"{_num(edges[-1])}+"]
+        )
     elif len(np.unique(num[known])) > 12:
         q = np.quantile(num[known], [0.25, 0.5, 0.75])
         edges = list(np.unique(q))
         bounds = [float(num[known].min()), *edges, float(num[known].max())]
-        names = [f"q{i + 1} [{_num(round(a, 3))}, {_num(round(b, 3))}{']' if i == len(edges) else ')'}"
-                 for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        names = [
+            f"q{i + 1} [{_num(round(a, 3))}, {_num(round(b, 3))}{']' if i == len(edges) else ')'}"
+            for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+        ]
     else:
         out[known] = [_num(v) for v in num[known]]
         return out
@@ -83,6 +112,7 @@ def band_values(values: Sequence[Any], column: str = "", age_bands: Sequence[flo
 
 def _order(groups: Sequence[str]) -> list[str]:
     """Groups in a readable order: bands by their lower edge, other values alphabetically, unknown last."""
+
     def key(g: str) -> tuple[int, float, str]:
         if g == UNKNOWN:
             return (2, 0.0, g)
@@ -92,6 +122,7 @@ def _order(groups: Sequence[str]) -> list[str]:
             return (0, float(digits) - (0.5 if g.startswith("<") else 0.0), g)
         except ValueError:
             return (1, 0.0, g)
+
     return sorted(set(groups), key=key)
 
 
@@ -116,19 +147,36 @@ class SubgroupReport:
         rows = []
         for g in self.groups:
             for r in g["report"].labels:
-                row = {"column": g["column"], "group": g["group"], "n": g["n"],
-                       **{k: v for k, v in r.items() if k != "reliability"}}
+                row = {
+                    "column": g["column"],
+                    "group": g["group"],
+                    "n": g["n"],
+                    **{k: v for k, v in r.items() if k != "reliability"},
+                }
                 rows.append(row)
         return pd.DataFrame(rows)
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": self.task, "metrics": list(self.metrics), "min_count": self.min_count,
-                "thresholds": (self.overall.thresholds if isinstance(self.overall, EvalReport) else None),
-                "groups": [{"column": g["column"], "group": g["group"], "n": g["n"],
-                            "labels": [{k: v for k, v in r.items() if k != "reliability"} for r in g["report"].labels],
-                            **({"macro": g["report"].macro} if isinstance(g["report"], EvalReport) else {})}
-                           for g in self.groups],
-                "gaps": self.gaps, "notes": self.notes}
+        return {
+            "task": self.task,
+            "metrics": list(self.metrics),
+            "min_count": self.min_count,
+            "thresholds": (self.overall.thresholds if isinstance(self.overall, EvalReport) else None),
+            "groups": [
+                {
+                    "column": g["column"],
+                    "group": g["group"],
+                    "n": g["n"],
+                    "labels": [
+                        {k: v for k, v in r.items() if k != "reliability"} for r in g["report"].labels
+                    ],
+                    **({"macro": g["report"].macro} if isinstance(g["report"], EvalReport) else {}),
+                }
+                for g in self.groups
+            ],
+            "gaps": self.gaps,
+            "notes": self.notes,
+        }
 
     def to_markdown(self) -> str:
         def fmt(r: dict[str, Any], k: str) -> str:
@@ -138,11 +186,18 @@ class SubgroupReport:
             lo, hi = r.get(f"{k}_lo"), r.get(f"{k}_hi")
             return f"{v:.3f} ({lo:.3f}-{hi:.3f})" if lo is not None and np.isfinite(lo) else f"{v:.3f}"
 
-        out = ["Subgroups: every metric per group with a 95% bootstrap CI (resampled within the group); "
-               + ("thresholds of the whole evaluation held fixed in every group. " if self.task == "classification" else "")
-               + f"† fewer than {self.min_count} "
-               + ("positives or negatives" if self.task == "classification" else "records")
-               + ": shown, never used for a gap.", ""]
+        out = [
+            "Subgroups: every metric per group with a 95% bootstrap CI (resampled within the group); "
+            + (
+                "thresholds of the whole evaluation held fixed in every group. "
+                if self.task == "classification"
+                else ""
+            )
+            + f"† fewer than {self.min_count} "
+            + ("positives or negatives" if self.task == "classification" else "records")
+            + ": shown, never used for a gap.",
+            "",
+        ]
         columns = list(dict.fromkeys(g["column"] for g in self.groups))
         labels = [r["label"] for r in self.overall.labels]
         for column in columns:
@@ -150,8 +205,13 @@ class SubgroupReport:
                 out.append(f"### {column}: {label}")
                 out.append("")
                 if self.task == "classification":
-                    out.append("| group | n | n+ | " + " | ".join(m.upper() if m in ("auroc", "auprc", "ppv", "npv") else m
-                                                            for m in self.metrics) + " |")
+                    out.append(
+                        "| group | n | n+ | "
+                        + " | ".join(
+                            m.upper() if m in ("auroc", "auprc", "ppv", "npv") else m for m in self.metrics
+                        )
+                        + " |"
+                    )
                 else:
                     out.append("| group | n | " + " | ".join(self.metrics) + " |")
                 out.append("| --- " * (len(self.metrics) + (3 if self.task == "classification" else 2)) + "|")
@@ -164,14 +224,22 @@ class SubgroupReport:
                         cells = [r["status"]] + [""] * (len(self.metrics) - 1)
                     else:
                         cells = [fmt(r, m) for m in self.metrics]
-                    count = [str(g["n"])] + ([str(r.get("n_pos", ""))] if self.task == "classification" else [])
+                    count = [str(g["n"])] + (
+                        [str(r.get("n_pos", ""))] if self.task == "classification" else []
+                    )
                     out.append(f"| {name} | " + " | ".join(count + cells) + " |")
                 gaps = [x for x in self.gaps if x["column"] == column and x["label"] == label]
                 if gaps:
                     out.append("")
-                    out.append("Largest gap (highest - lowest group, 95% CI): " + "; ".join(
-                        f"{x['metric']} {x['gap']:.3f} ({x['gap_lo']:.3f} to {x['gap_hi']:.3f}), "
-                        f"{x['high_group']} vs {x['low_group']}" for x in gaps) + ".")
+                    out.append(
+                        "Largest gap (highest - lowest group, 95% CI): "
+                        + "; ".join(
+                            f"{x['metric']} {x['gap']:.3f} ({x['gap_lo']:.3f} to {x['gap_hi']:.3f}), "
+                            f"{x['high_group']} vs {x['low_group']}"
+                            for x in gaps
+                        )
+                        + "."
+                    )
                 out.append("")
         if self.notes:
             out += [f"Note: {n}" for n in self.notes] + [""]
@@ -186,18 +254,32 @@ class SubgroupReport:
         """subgroups.csv, subgroups.json, subgroups.md in ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"subgroups_csv": out / "subgroups.csv", "subgroups_json": out / "subgroups.json",
-                 "subgroups_markdown": out / "subgroups.md"}
+        paths = {
+            "subgroups_csv": out / "subgroups.csv",
+            "subgroups_json": out / "subgroups.json",
+            "subgroups_markdown": out / "subgroups.md",
+        }
         self.to_frame().to_csv(paths["subgroups_csv"], index=False)
         paths["subgroups_json"].write_text(json.dumps(self.to_json(), indent=2, default=float))
         paths["subgroups_markdown"].write_text(self.to_markdown())
         return paths
 
 
-def evaluate_subgroups(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], by: dict[str, Sequence[Any]], *,
-                       task: str = "auto", thresholds: Any = "youden", n_boot: int = 1000, seed: int = 0,
-                       patients: Sequence[Any] | None = None, min_count: int = MIN_COUNT,
-                       age_bands: Sequence[float] | None = None, ci: float = 0.95) -> SubgroupReport:
+def evaluate_subgroups(
+    y: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    by: dict[str, Sequence[Any]],
+    *,
+    task: str = "auto",
+    thresholds: Any = "youden",
+    n_boot: int = 1000,
+    seed: int = 0,
+    patients: Sequence[Any] | None = None,
+    min_count: int = MIN_COUNT,
+    age_bands: Sequence[float] | None = None,
+    ci: float = 0.95,
+) -> SubgroupReport:
     """Evaluate ``probs`` against ``y`` (N, L) overall and in each group of each column of ``by``
     (column -> N values); see the module for the method."""
     y = np.asarray(y, dtype=np.float64)
@@ -211,7 +293,8 @@ def evaluate_subgroups(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
     common = {"n_boot": n_boot, "ci": ci, "keep_draws": True}
     if task == "classification":
         overall: EvalReport | RegressionReport = evaluate_arrays(
-            y, probs, labels, thresholds=thresholds, seed=seed, groups=patients, min_count=min_count, **common)
+            y, probs, labels, thresholds=thresholds, seed=seed, groups=patients, min_count=min_count, **common
+        )
         thr = [t if np.isfinite(t) else 0.5 for t in overall.thresholds]
         metrics = _CLASS_METRICS
     else:
@@ -230,10 +313,19 @@ def evaluate_subgroups(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
             sub_pat = list(pat[keep]) if pat is not None else None
             if task == "classification":
                 rep: EvalReport | RegressionReport = evaluate_arrays(
-                    y[keep], probs[keep], labels, thresholds=thr, seed=seed + k, groups=sub_pat,
-                    min_count=min_count, **common)
+                    y[keep],
+                    probs[keep],
+                    labels,
+                    thresholds=thr,
+                    seed=seed + k,
+                    groups=sub_pat,
+                    min_count=min_count,
+                    **common,
+                )
             else:
-                rep = evaluate_regression(y[keep], probs[keep], labels, seed=seed + k, groups=sub_pat, **common)
+                rep = evaluate_regression(
+                    y[keep], probs[keep], labels, seed=seed + k, groups=sub_pat, **common
+                )
             column_rows.append({"column": column, "group": group, "n": int(keep.sum()), "report": rep})
         rows += column_rows
         usable_groups = [g for g in column_rows if g["group"] != UNKNOWN]
@@ -245,8 +337,16 @@ def evaluate_subgroups(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
                 cand = []
                 for g in usable_groups:
                     r = next(x for x in g["report"].labels if x["label"] == label)
-                    low = (r.get("low_count") or r.get("status")) if task == "classification" else r["n"] < min_count
-                    if low or not np.isfinite(r.get(metric, np.nan)) or label not in (g["report"].draws or {}):
+                    low = (
+                        (r.get("low_count") or r.get("status"))
+                        if task == "classification"
+                        else r["n"] < min_count
+                    )
+                    if (
+                        low
+                        or not np.isfinite(r.get(metric, np.nan))
+                        or label not in (g["report"].draws or {})
+                    ):
                         continue
                     cand.append((r[metric], g))
                 if len(cand) < 2:
@@ -255,19 +355,42 @@ def evaluate_subgroups(y: np.ndarray, probs: np.ndarray, labels: Sequence[str], 
                 diff = hi_g["report"].draws[label][metric] - lo_g["report"].draws[label][metric]
                 diff = diff[np.isfinite(diff)]
                 a = (1 - ci) / 2
-                gap_lo, gap_hi = ((float(np.quantile(diff, a)), float(np.quantile(diff, 1 - a)))
-                                  if len(diff) else (float("nan"), float("nan")))
-                gaps.append({"column": column, "label": label, "metric": metric, "high_group": hi_g["group"],
-                             "high": float(hi_v), "low_group": lo_g["group"], "low": float(lo_v),
-                             "gap": float(hi_v - lo_v), "gap_lo": gap_lo, "gap_hi": gap_hi,
-                             "groups_compared": len(cand)})
+                gap_lo, gap_hi = (
+                    (float(np.quantile(diff, a)), float(np.quantile(diff, 1 - a)))
+                    if len(diff)
+                    else (float("nan"), float("nan"))
+                )
+                gaps.append(
+                    {
+                        "column": column,
+                        "label": label,
+                        "metric": metric,
+                        "high_group": hi_g["group"],
+                        "high": float(hi_v),
+                        "low_group": lo_g["group"],
+                        "low": float(lo_v),
+                        "gap": float(hi_v - lo_v),
+                        "gap_lo": gap_lo,
+                        "gap_hi": gap_hi,
+                        "groups_compared": len(cand),
+                    }
+                )
     return SubgroupReport(task, overall, rows, gaps, metrics, min_count, notes)
 
 
-def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *, covariates: Any = None,
-                              id_column: str = "record", label_columns: Sequence[str] | None = None,
-                              patient_column: str | None = None, task: str = "auto",
-                              temperature: float | None = None, **kwargs: Any) -> SubgroupReport:
+def evaluate_subgroups_tables(
+    predictions: Any,
+    truth: Any,
+    by: Sequence[str],
+    *,
+    covariates: Any = None,
+    id_column: str = "record",
+    label_columns: Sequence[str] | None = None,
+    patient_column: str | None = None,
+    task: str = "auto",
+    temperature: float | None = None,
+    **kwargs: Any,
+) -> SubgroupReport:
     """:func:`evaluate_subgroups` on tables: each grouping column is taken from the labels table,
     else the predictions table, else ``covariates`` (a table with ``id_column``, e.g. age and sex
     read from the records), joined by record. A grouping column that is also a predicted target
@@ -276,9 +399,17 @@ def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *
 
     pred = predictions if isinstance(predictions, pd.DataFrame) else read_table(predictions)
     true = truth if isinstance(truth, pd.DataFrame) else read_table(truth)
-    predicted = [c for c in by if c in pred.columns and c in true.columns and pd.api.types.is_numeric_dtype(pred[c])]
-    joined: Joined = join_tables(pred, true, id_column=id_column, label_columns=label_columns,
-                                 patient_column=patient_column, exclude=[c for c in by if c not in predicted])
+    predicted = [
+        c for c in by if c in pred.columns and c in true.columns and pd.api.types.is_numeric_dtype(pred[c])
+    ]
+    joined: Joined = join_tables(
+        pred,
+        true,
+        id_column=id_column,
+        label_columns=label_columns,
+        patient_column=patient_column,
+        exclude=[c for c in by if c not in predicted],
+    )
     table = joined.table
     cov = None
     notes_join = None
@@ -291,8 +422,10 @@ def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *
         aligned, match = align_tables(table[[id_column]], cov, id_column, what="records read for age and sex")
         covered = len({i for i, _ in match.pairs})
         if covered < len(table):
-            notes_join = (f"{len(table) - covered} of {len(table)} evaluated records are not among the records read "
-                          f"for the covariates ({match.how}): their group is 'unknown'")
+            notes_join = (
+                f"{len(table) - covered} of {len(table)} evaluated records are not among the records read "
+                f"for the covariates ({match.how}): their group is 'unknown'"
+            )
         cov = aligned.drop_duplicates(id_column).set_index(id_column)
     values: dict[str, Sequence[Any]] = {}
     for column in by:
@@ -303,16 +436,25 @@ def evaluate_subgroups_tables(predictions: Any, truth: Any, by: Sequence[str], *
         elif cov is not None and column in cov.columns:
             values[column] = cov[column].reindex(table[id_column]).tolist()
         else:
-            where = "the labels table, the predictions table" + (" or the covariates" if cov is not None else "")
-            raise ValueError(f"grouping column {column!r} is in none of {where}"
-                             + ("" if cov is not None else "; age and sex can be read from the records "
-                                "(--records INPUT... on the command line)"))
+            where = "the labels table, the predictions table" + (
+                " or the covariates" if cov is not None else ""
+            )
+            raise ValueError(
+                f"grouping column {column!r} is in none of {where}"
+                + (
+                    ""
+                    if cov is not None
+                    else "; age and sex can be read from the records (--records INPUT... on the command line)"
+                )
+            )
     p = joined.p
     if temperature is not None:
         from .calibration import apply_temperature
 
         p = apply_temperature(p, temperature)
-    report = evaluate_subgroups(joined.y, p, joined.labels, values, task=task, patients=joined.patients, **kwargs)
+    report = evaluate_subgroups(
+        joined.y, p, joined.labels, values, task=task, patients=joined.patients, **kwargs
+    )
     record_join_extra(report.overall.extra, joined)
     if covariates is not None and notes_join:
         report.notes.append(notes_join)

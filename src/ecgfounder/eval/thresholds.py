@@ -27,8 +27,9 @@ def parse_threshold_rule(rule: str) -> tuple[str, float]:
             v = float("nan")
         if 0 <= v <= 1:
             return kind, v
-    raise ECGFounderError(f"threshold rule {rule!r}: use youden, sensitivity:S, specificity:S or fixed:T "
-                          "(S, T between 0 and 1)")
+    raise ECGFounderError(
+        f"threshold rule {rule!r}: use youden, sensitivity:S, specificity:S or fixed:T (S, T between 0 and 1)"
+    )
 
 
 def _one(y: np.ndarray, score: np.ndarray, kind: str, target: float) -> float:
@@ -71,5 +72,7 @@ def read_thresholds(path: str) -> dict[str, float]:
         rows = list(csv.DictReader(text.splitlines()))
         return {r["label"]: float(r["threshold"]) for r in rows}
     except (ValueError, KeyError, AttributeError) as exc:
-        raise ECGFounderError(f"{path}: cannot read thresholds ({exc}); expected JSON "
-                              "{label: threshold} or CSV label,threshold") from None
+        raise ECGFounderError(
+            f"{path}: cannot read thresholds ({exc}); expected JSON "
+            "{label: threshold} or CSV label,threshold"
+        ) from None

@@ -38,14 +38,14 @@ Method = Literal["integrated-gradients", "gradcam", "occlusion"]
 class Explanation:
     """Attributions over (leads, samples) of one prepared window for one label."""
 
-    values: np.ndarray            # (leads, samples), in units of f
+    values: np.ndarray  # (leads, samples), in units of f
     leads: list[str]
     fs: float
-    start_s: float                # where the window starts in the record
+    start_s: float  # where the window starts in the record
     label: str
     method: str
-    target: str                   # "logit" or "probability"
-    score: float                  # f(x)
+    target: str  # "logit" or "probability"
+    score: float  # f(x)
     baseline_score: float | None  # f(baseline) (integrated gradients, occlusion)
     record: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -62,11 +62,19 @@ class Explanation:
         step = max(1, int(np.ceil(self.values.shape[1] / max_points)))
         n = self.values.shape[1] // step * step
         curve = self.values[:, :n].reshape(len(self.leads), -1, step).mean(-1)
-        return {"record": self.record, "label": self.label, "method": self.method, "target": self.target,
-                "score": self.score, "baseline_score": self.baseline_score, "start_s": self.start_s,
-                "fs": self.fs / step, "lead_importance": self.lead_importance,
-                "values": {lead: [round(float(v), 6) for v in row] for lead, row in zip(self.leads, curve)},
-                **({"details": self.details} if self.details else {})}
+        return {
+            "record": self.record,
+            "label": self.label,
+            "method": self.method,
+            "target": self.target,
+            "score": self.score,
+            "baseline_score": self.baseline_score,
+            "start_s": self.start_s,
+            "fs": self.fs / step,
+            "lead_importance": self.lead_importance,
+            "values": {lead: [round(float(v), 6) for v in row] for lead, row in zip(self.leads, curve)},
+            **({"details": self.details} if self.details else {}),
+        }
 
 
 def _pick(logits: Any, model: Any, index: int, target: str) -> Any:
@@ -85,10 +93,19 @@ def _score_fn(model: Any, index: int, target: str):
     return lambda x: _pick(model(x), model, index, target)
 
 
-def explain_window(model: Any, window: np.ndarray, index: int, *, method: Method = "integrated-gradients",
-                   target: Literal["logit", "probability"] = "logit", steps: int = 64,
-                   occlusion_s: float = 0.5, fs: float = 500.0, batch_size: int = 32,
-                   baseline: np.ndarray | None = None) -> tuple[np.ndarray, float, float | None, dict[str, Any]]:
+def explain_window(
+    model: Any,
+    window: np.ndarray,
+    index: int,
+    *,
+    method: Method = "integrated-gradients",
+    target: Literal["logit", "probability"] = "logit",
+    steps: int = 64,
+    occlusion_s: float = 0.5,
+    fs: float = 500.0,
+    batch_size: int = 32,
+    baseline: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, float | None, dict[str, Any]]:
     """Attributions (leads, samples) of output ``index`` for one prepared window; also f(x),
     f(baseline) and method details. ``model`` maps (B, leads, samples) to logits."""
     import torch
@@ -110,11 +127,11 @@ def explain_window(model: Any, window: np.ndarray, index: int, *, method: Method
         weights_t = torch.as_tensor(weights / 2, dtype=torch.float32)
         grad_sum = torch.zeros_like(x)
         for i in range(0, steps, batch_size):
-            a = alphas[i:i + batch_size].view(-1, 1, 1)
+            a = alphas[i : i + batch_size].view(-1, 1, 1)
             path = (b + a * (x - b)).requires_grad_(True)
             out = f(path)
             (g,) = torch.autograd.grad(out.sum(), path)
-            grad_sum += (g * weights_t[i:i + batch_size].view(-1, 1, 1)).sum(0, keepdim=True)
+            grad_sum += (g * weights_t[i : i + batch_size].view(-1, 1, 1)).sum(0, keepdim=True)
         values = ((x - b) * grad_sum)[0].detach().numpy()
         details = {"steps": steps, "completeness_gap": float(values.sum() - (fx - fb))}
     elif method == "gradcam":
@@ -143,24 +160,32 @@ def explain_window(model: Any, window: np.ndarray, index: int, *, method: Method
         count = np.zeros((n_leads, n))
         with torch.no_grad():
             for i in range(0, len(jobs), batch_size):
-                chunk = jobs[i:i + batch_size]
+                chunk = jobs[i : i + batch_size]
                 batch = x.repeat(len(chunk), 1, 1)
                 for k, (lead, s) in enumerate(chunk):
-                    batch[k, lead, s:s + width] = b[0, lead, s:s + width]
+                    batch[k, lead, s : s + width] = b[0, lead, s : s + width]
                 drops = fx - f(batch).numpy()
                 for k, (lead, s) in enumerate(chunk):
-                    total[lead, s:s + width] += drops[k] / width
-                    count[lead, s:s + width] += 1
+                    total[lead, s : s + width] += drops[k] / width
+                    count[lead, s : s + width] += 1
         values = (total / np.maximum(count, 1)).astype(np.float32)
         details = {"window_s": width / fs, "stride_s": step / fs, "forward_passes": len(jobs)}
         fb = None
     return values.astype(np.float32), fx, fb, details
 
 
-def explain(model: Any, ecg: Any, label: str | int, *, method: Method = "integrated-gradients",
-            window: int | None = None, lead: str | None = None,
-            target: Literal["logit", "probability"] = "logit", steps: int = 64,
-            occlusion_s: float = 0.5) -> Explanation:
+def explain(
+    model: Any,
+    ecg: Any,
+    label: str | int,
+    *,
+    method: Method = "integrated-gradients",
+    window: int | None = None,
+    lead: str | None = None,
+    target: Literal["logit", "probability"] = "logit",
+    steps: int = 64,
+    occlusion_s: float = 0.5,
+) -> Explanation:
     """Explain ``label`` for an ECG (file path, :class:`~ecgfounder.ECGRecord` or
     :class:`~ecgfounder.PreparedECG`), prepared by the model's input contract.
 
@@ -187,9 +212,14 @@ def explain(model: Any, ecg: Any, label: str | int, *, method: Method = "integra
         index, name = labels.index(label), label
     else:
         close = [x for x in labels if label.lower() in x.lower()][:5]
-        raise ECGFounderError(f"label {label!r} is not one of the model's labels"
-                              + (f" (did you mean: {', '.join(close)}?)" if close else
-                                 f" (`ecgfounder labels {spec}` lists them)"))
+        raise ECGFounderError(
+            f"label {label!r} is not one of the model's labels"
+            + (
+                f" (did you mean: {', '.join(close)}?)"
+                if close
+                else f" (`ecgfounder labels {spec}` lists them)"
+            )
+        )
     from ..io.leads import canonical_lead
 
     names = list(contract.leads)
@@ -210,12 +240,29 @@ def explain(model: Any, ecg: Any, label: str | int, *, method: Method = "integra
             window = int(torch.argmax(f(torch.as_tensor(windows))).item()) if len(windows) > 1 else 0
     if not 0 <= window < len(windows):
         raise ECGFounderError(f"window {window} out of range: the record has {len(windows)}")
-    values, fx, fb, details = explain_window(model, windows[window], index, method=method, target=target,
-                                             steps=steps, occlusion_s=occlusion_s, fs=contract.fs)
+    values, fx, fb, details = explain_window(
+        model,
+        windows[window],
+        index,
+        method=method,
+        target=target,
+        steps=steps,
+        occlusion_s=occlusion_s,
+        fs=contract.fs,
+    )
     details["window"] = window
     details["record_lead"] = names[0] if len(names) == 1 else None
     rec = prep.record
-    return Explanation(values=values, leads=names, fs=contract.fs,
-                       start_s=float(prep.starts_s[window]), label=name, method=method, target=target,
-                       score=fx, baseline_score=fb, record=rec.record_id or str(rec.source or ""),
-                       details=details)
+    return Explanation(
+        values=values,
+        leads=names,
+        fs=contract.fs,
+        start_s=float(prep.starts_s[window]),
+        label=name,
+        method=method,
+        target=target,
+        score=fx,
+        baseline_score=fb,
+        record=rec.record_id or str(rec.source or ""),
+        details=details,
+    )

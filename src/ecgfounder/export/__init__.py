@@ -21,8 +21,15 @@ from torch import nn
 from .._version import __version__
 from ..errors import ECGFounderError, clip
 
-__all__ = ["export_model", "export_int8", "quantize_model", "calibration_windows", "OnnxModel", "TorchScriptModel",
-           "model_metadata"]
+__all__ = [
+    "export_model",
+    "export_int8",
+    "quantize_model",
+    "calibration_windows",
+    "OnnxModel",
+    "TorchScriptModel",
+    "model_metadata",
+]
 
 
 class _Both(nn.Module):
@@ -39,21 +46,35 @@ class _Both(nn.Module):
 
 def model_metadata(model: Any) -> dict[str, str]:
     info = model.info
-    meta = {"ecgfounder_version": __version__, "config": json.dumps(model.config.to_dict()),
-            "task": info.task if info else "multilabel"}
+    meta = {
+        "ecgfounder_version": __version__,
+        "config": json.dumps(model.config.to_dict()),
+        "task": info.task if info else "multilabel",
+    }
     if info is not None:
         meta.update({k: json.dumps(v) for k, v in info.to_metadata().items()})
     return meta
 
 
-def export_model(model: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
-                 check: bool = True, atol: float = 1e-4, batch: int = 2) -> dict[str, Any]:
+def export_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    *,
+    check: bool = True,
+    atol: float = 1e-4,
+    batch: int = 2,
+) -> dict[str, Any]:
     """Write ``model`` as ``onnx``, ``torchscript`` or ``safetensors`` (default: from the suffix) and,
     with ``check``, compare the exported model's outputs with PyTorch's on random inputs of the
     contract's shape (raises :class:`ECGFounderError` beyond ``atol``). Returns a summary."""
     path = Path(path)
-    fmt = fmt or {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript",
-                  ".safetensors": "safetensors"}.get(path.suffix.lower())
+    fmt = fmt or {
+        ".onnx": "onnx",
+        ".pt": "torchscript",
+        ".ts": "torchscript",
+        ".safetensors": "safetensors",
+    }.get(path.suffix.lower())
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ECGFounderError(f"{path}: export format must be onnx, torchscript or safetensors")
     model = model.eval().to("cpu")
@@ -72,9 +93,15 @@ def export_model(model: Any, path: str | os.PathLike[str], fmt: str | None = Non
     if fmt == "onnx":
         import onnx
 
-        program = torch.onnx.export(wrapped, (x,), input_names=["ecg"], output_names=["logits", "features"],
-                                    dynamic_shapes={"ecg": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                    verbose=False)
+        program = torch.onnx.export(
+            wrapped,
+            (x,),
+            input_names=["ecg"],
+            output_names=["logits", "features"],
+            dynamic_shapes={"ecg": {0: torch.export.Dim("batch")}},
+            dynamo=True,
+            verbose=False,
+        )
         proto = program.model_proto
         for key, value in meta.items():
             entry = proto.metadata_props.add()
@@ -90,22 +117,31 @@ def export_model(model: Any, path: str | os.PathLike[str], fmt: str | None = Non
         def runner(a: np.ndarray) -> tuple[np.ndarray, ...]:
             with torch.no_grad():
                 return tuple(t.numpy() for t in loaded(torch.from_numpy(a)))
-    summary: dict[str, Any] = {"format": fmt, "path": str(path), "inputs": f"ecg (batch, {contract.n_leads}, "
-                               f"{contract.n_samples}) float32", "outputs": ["logits", "features"]}
+
+    summary: dict[str, Any] = {
+        "format": fmt,
+        "path": str(path),
+        "inputs": f"ecg (batch, {contract.n_leads}, {contract.n_samples}) float32",
+        "outputs": ["logits", "features"],
+    }
     if check:
         probe = torch.randn(batch + 1, contract.n_leads, contract.n_samples)  # another batch size
         with torch.no_grad():
             ref_logits, ref_feats = wrapped(probe)
         got_logits, got_feats = runner(probe.numpy()) if fmt == "torchscript" else runner.run(probe.numpy())
-        diff = max(float(np.abs(got_logits - ref_logits.numpy()).max()),
-                   float(np.abs(got_feats - ref_feats.numpy()).max()))
+        diff = max(
+            float(np.abs(got_logits - ref_logits.numpy()).max()),
+            float(np.abs(got_feats - ref_feats.numpy()).max()),
+        )
         summary["max_abs_diff"] = diff
         if diff > atol:
             raise ECGFounderError(f"{path}: exported model differs from PyTorch by {diff:.2e} (> {atol:g})")
     return summary
 
 
-def calibration_windows(inputs: Any, contract: Any, *, limit: int = 64, lead: str | None = None) -> np.ndarray:
+def calibration_windows(
+    inputs: Any, contract: Any, *, limit: int = 64, lead: str | None = None
+) -> np.ndarray:
     """Preprocessed windows (N, leads, samples) from files/folders/globs, for int8 calibration.
 
     Reads inputs in order until ``limit`` windows are collected; unreadable files are skipped (and
@@ -135,8 +171,9 @@ def calibration_windows(inputs: Any, contract: Any, *, limit: int = 64, lead: st
     return np.concatenate(out).astype(np.float32)
 
 
-def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.ndarray, *,
-                   per_channel: bool = True) -> dict[str, Any]:
+def quantize_model(
+    model: Any, path: str | os.PathLike[str], calibration: np.ndarray, *, per_channel: bool = True
+) -> dict[str, Any]:
     """Write an int8 ONNX model: exported in fp32, then statically quantised by ONNX Runtime (QDQ,
     int8 weights per output channel, uint8 activations) with activation ranges calibrated on
     ``calibration`` windows (N, leads, samples) preprocessed as the contract says.
@@ -158,7 +195,7 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter([{"ecg": calibration[i:i + 8]} for i in range(0, len(calibration), 8)])
+            self._batches = iter([{"ecg": calibration[i : i + 8]} for i in range(0, len(calibration), 8)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._batches, None)
@@ -168,13 +205,19 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
         export_model(model, fp32)
         quant_pre_process(str(fp32), str(pre))
         path.parent.mkdir(parents=True, exist_ok=True)
-        quantize_static(str(pre), str(path), _Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+        quantize_static(
+            str(pre),
+            str(path),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        )
         proto = onnx.load(str(path))
         del proto.metadata_props[:]
-        meta = {**model_metadata(model), "precision": "int8",
-                "calibration_windows": str(len(calibration))}
+        meta = {**model_metadata(model), "precision": "int8", "calibration_windows": str(len(calibration))}
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
@@ -182,14 +225,21 @@ def quantize_model(model: Any, path: str | os.PathLike[str], calibration: np.nda
         ref, got = OnnxModel(fp32), OnnxModel(path)
         act = model.info.activate if model.info is not None else (lambda z: 1.0 / (1.0 + np.exp(-z)))
 
-        diffs = [np.abs(act(got.run(calibration[i:i + 16])[0]) - act(ref.run(calibration[i:i + 16])[0])).max()
-                 for i in range(0, len(calibration), 16)]
-    return {"format": "onnx-int8", "path": str(path), "calibration_windows": len(calibration),
-            "max_prob_diff_on_calibration": float(max(diffs))}
+        diffs = [
+            np.abs(act(got.run(calibration[i : i + 16])[0]) - act(ref.run(calibration[i : i + 16])[0])).max()
+            for i in range(0, len(calibration), 16)
+        ]
+    return {
+        "format": "onnx-int8",
+        "path": str(path),
+        "calibration_windows": len(calibration),
+        "max_prob_diff_on_calibration": float(max(diffs)),
+    }
 
 
-def export_int8(model: Any, path: str | os.PathLike[str], calibration: Any, *, lead: str | None = None,
-                limit: int = 64) -> dict[str, Any]:
+def export_int8(
+    model: Any, path: str | os.PathLike[str], calibration: Any, *, lead: str | None = None, limit: int = 64
+) -> dict[str, Any]:
     """Write a statically quantised int8 ONNX model, calibrated on ``limit`` windows prepared from
     the ``calibration`` ECG files or folders (what ``ecgfounder export --int8`` does)."""
     if Path(path).suffix.lower() != ".onnx":
@@ -206,8 +256,9 @@ class OnnxModel:
     runs it for the Predictor and the service.
     """
 
-    def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], providers: list[str] | None = None, threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         from ..models import Net1DConfig
@@ -218,14 +269,16 @@ class OnnxModel:
             options = ort.SessionOptions()
             if threads:
                 options.intra_op_num_threads = int(threads)
-            self.session = ort.InferenceSession(self.path, options,
-                                                providers=providers or ort.get_available_providers())
+            self.session = ort.InferenceSession(
+                self.path, options, providers=providers or ort.get_available_providers()
+            )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise ECGFounderError(f"{path}: not a loadable ONNX model ({clip(str(exc), 200)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "config" not in meta:
-            raise ECGFounderError(f"{path}: ONNX file without ecgfounder metadata (export it with "
-                                  "`ecgfounder export`)")
+            raise ECGFounderError(
+                f"{path}: ONNX file without ecgfounder metadata (export it with `ecgfounder export`)"
+            )
         self.config = Net1DConfig.from_dict(json.loads(meta["config"]))
         self.info = ModelInfo.from_metadata(meta)
         self.info.provenance = {**self.info.provenance, "file": self.path, "file_format": "onnx"}
@@ -234,7 +287,9 @@ class OnnxModel:
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, features = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        logits, features = self.session.run(
+            None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)}
+        )
         return logits, features
 
 
@@ -255,10 +310,13 @@ class TorchScriptModel:
         try:
             self.module = torch.jit.load(self.path, map_location="cpu", _extra_files=extra).eval()
         except Exception as exc:  # noqa: BLE001 - torch raises its own types on damaged archives
-            raise ECGFounderError(f"{path}: not a loadable TorchScript archive ({type(exc).__name__})") from None
+            raise ECGFounderError(
+                f"{path}: not a loadable TorchScript archive ({type(exc).__name__})"
+            ) from None
         if not extra["ecgfounder.json"]:
-            raise ECGFounderError(f"{path}: TorchScript file without ecgfounder metadata (export it with "
-                                  "`ecgfounder export`)")
+            raise ECGFounderError(
+                f"{path}: TorchScript file without ecgfounder metadata (export it with `ecgfounder export`)"
+            )
         meta = json.loads(extra["ecgfounder.json"])
         self.config = Net1DConfig.from_dict(json.loads(meta["config"]))
         self.info = ModelInfo.from_metadata(meta)

@@ -13,11 +13,25 @@ if TYPE_CHECKING:
     from .backends import Backend, OnnxBackend, TorchBackend, load_backend
     from .predictor import Embeddings, Predictor
 
-__all__ = ["Predictor", "Embeddings", "Source", "expand_inputs", "Backend", "TorchBackend", "OnnxBackend",
-           "load_backend"]
+__all__ = [
+    "Predictor",
+    "Embeddings",
+    "Source",
+    "expand_inputs",
+    "Backend",
+    "TorchBackend",
+    "OnnxBackend",
+    "load_backend",
+]
 
-_LAZY = {"Predictor": "predictor", "Embeddings": "predictor", "Backend": "backends", "TorchBackend": "backends",
-         "OnnxBackend": "backends", "load_backend": "backends"}
+_LAZY = {
+    "Predictor": "predictor",
+    "Embeddings": "predictor",
+    "Backend": "backends",
+    "TorchBackend": "backends",
+    "OnnxBackend": "backends",
+    "load_backend": "backends",
+}
 
 
 def __getattr__(name: str) -> Any:

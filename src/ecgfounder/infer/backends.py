@@ -21,7 +21,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "TorchBackend", "OnnxBackend", "ExportedBackend", "load_backend", "Precision", "PRECISIONS"]
+__all__ = [
+    "Backend",
+    "TorchBackend",
+    "OnnxBackend",
+    "ExportedBackend",
+    "load_backend",
+    "Precision",
+    "PRECISIONS",
+]
 
 log = logging.getLogger("ecgfounder")
 
@@ -35,11 +43,11 @@ class Backend(Protocol):
     batch size the backend was made for, and returns float32 ``(logits (B, outputs), features (B,
     num_features))``."""
 
-    info: Any             # ModelInfo: contract, labels, task
-    config: Any           # Net1DConfig: in_channels, n_classes...
+    info: Any  # ModelInfo: contract, labels, task
+    config: Any  # Net1DConfig: in_channels, n_classes...
     num_features: int
     precision: str
-    runtime: str          # "torch", "torch-compiled", "onnxruntime", "torchscript"
+    runtime: str  # "torch", "torch-compiled", "onnxruntime", "torchscript"
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -48,8 +56,15 @@ class TorchBackend:
     """A PyTorch model (``Net1D``). ``compile``: ``torch.compile`` with batches padded to
     ``batch_size`` (one graph for the whole run; ``reduce-overhead``, i.e. CUDA graphs, on a GPU)."""
 
-    def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
-                 compile: bool = False, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        device: str | None = None,
+        precision: Precision = "fp32",
+        compile: bool = False,
+        batch_size: int = 64,
+    ) -> None:
         import torch
 
         if precision not in ("fp32", "bf16", "fp16"):
@@ -73,8 +88,9 @@ class TorchBackend:
                 f = net.forward_features(x)
                 return net.forward_head(f), f
 
-            self._compiled = torch.compile(both, dynamic=False,
-                                           mode="reduce-overhead" if self.device.type == "cuda" else None)
+            self._compiled = torch.compile(
+                both, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else None
+            )
             self.runtime = "torch-compiled"
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +101,10 @@ class TorchBackend:
         if self._compiled is not None and n < self.batch_size:  # one graph for every batch
             chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.float32)])
         x = torch.from_numpy(chunk).to(self.device, non_blocking=True)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self._dtype,
-                                                    enabled=self._dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self._dtype, enabled=self._dtype is not None),
+        ):
             if self._compiled is not None:
                 logits, feats = self._compiled(x)
             else:
@@ -130,9 +148,16 @@ class ExportedBackend:
         return np.asarray(logits, np.float32), np.asarray(feats, np.float32)
 
 
-def load_backend(model: Any, *, device: str | None = None, precision: Precision = "fp32",
-                 compile: bool = False, batch_size: int = 64, calibration: Any = None,
-                 lead: str | None = None) -> Backend:
+def load_backend(
+    model: Any,
+    *,
+    device: str | None = None,
+    precision: Precision = "fp32",
+    compile: bool = False,
+    batch_size: int = 64,
+    calibration: Any = None,
+    lead: str | None = None,
+) -> Backend:
     """The backend for ``model``: a :class:`Backend` (returned as is), an ``OnnxModel``, a loaded
     PyTorch model, a registered name or a model file (``.onnx`` runs in ONNX Runtime).
 
@@ -160,7 +185,9 @@ def load_backend(model: Any, *, device: str | None = None, precision: Precision 
         return OnnxBackend(model)
     if isinstance(model, TorchScriptModel):
         if precision != "fp32":
-            raise ValueError(f"a TorchScript export runs in fp32, the precision it was exported in, not {precision}")
+            raise ValueError(
+                f"a TorchScript export runs in fp32, the precision it was exported in, not {precision}"
+            )
         return ExportedBackend(model, "torchscript")
     if isinstance(model, Backend) and not hasattr(model, "forward_features"):
         return model
@@ -175,13 +202,21 @@ def _quantised(model: Any, calibration: Any, lead: str | None) -> OnnxBackend:
     from ..export import OnnxModel, calibration_windows, quantize_model
 
     if calibration is None:
-        raise ValueError("precision int8 needs calibration ECGs (calibration=files or folder; "
-                         "CLI --calibration): a few dozen records like the ones to be scored")
-    windows = calibration if isinstance(calibration, np.ndarray) else \
-        calibration_windows(calibration, model.info.contract, lead=lead)
+        raise ValueError(
+            "precision int8 needs calibration ECGs (calibration=files or folder; "
+            "CLI --calibration): a few dozen records like the ones to be scored"
+        )
+    windows = (
+        calibration
+        if isinstance(calibration, np.ndarray)
+        else calibration_windows(calibration, model.info.contract, lead=lead)
+    )
     tmp = tempfile.TemporaryDirectory(prefix="ecgfounder-int8-")
     path = Path(tmp.name) / "model.int8.onnx"
     summary = quantize_model(model, path, windows)
-    log.info("int8 model calibrated on %d windows; largest probability change on them %.4f",
-             summary["calibration_windows"], summary["max_prob_diff_on_calibration"])
+    log.info(
+        "int8 model calibrated on %d windows; largest probability change on them %.4f",
+        summary["calibration_windows"],
+        summary["max_prob_diff_on_calibration"],
+    )
     return OnnxBackend(OnnxModel(path, threads=torch.get_num_threads()), keep=tmp)

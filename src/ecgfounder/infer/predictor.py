@@ -34,8 +34,19 @@ __all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS"]
 
 log = logging.getLogger("ecgfounder")
 
-RESERVED_COLUMNS = ("record", "window", "start_s", "error", "findings", "flags", "n_windows",
-                    "duration_s", "notes", "model", "preprocessing")
+RESERVED_COLUMNS = (
+    "record",
+    "window",
+    "start_s",
+    "error",
+    "findings",
+    "flags",
+    "n_windows",
+    "duration_s",
+    "notes",
+    "model",
+    "preprocessing",
+)
 
 
 def _seconds(value: float | None) -> float | None:
@@ -77,12 +88,14 @@ class Predictor:
     batch pays the compilation; on CUDA with CUDA graphs, ``mode="reduce-overhead"``); batches are
     padded to ``batch_size`` so one compiled graph serves the whole run. ``workers``:
     reading/preprocessing processes (``0``: in this process; default: one less than the CPU count,
-    at most 8, and none on a machine with 2 CPUs or fewer, where they only slow the model). ``lead``: the channel to use for a single-lead model.
-    ``stride_s``: window step for records longer than the window. ``aggregate``: how a record's window
+    at most 8, and none on a machine with 2 CPUs or fewer, where they only slow the model).
+    ``lead``: the channel to use for a single-lead model. ``stride_s``: window step for records
+    longer than the window. ``aggregate``: how a record's window
     probabilities are combined: ``mean``, ``max`` or ``logit`` (mean window logit, i.e. the
     normalised geometric mean for a softmax model; :func:`~ecgfounder.models.outputs.aggregate`);
-    default the model's own (``model.info.aggregate``), else ``mean``. ``thresholds``: one number, a mapping label ->
-    number, or a sequence per label; default the model's stored thresholds, else 0.5.
+    default the model's own (``model.info.aggregate``), else ``mean``. ``thresholds``: one number,
+    a mapping label -> number, or a sequence per label; default the model's stored thresholds,
+    else 0.5.
     ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
     ``conformal``: a :class:`~ecgfounder.eval.conformal.ConformalSets`; record rows then get
     ``conformal_set`` and ``abstain`` (per-window rows do not: the sets were calibrated per record).
@@ -92,29 +105,52 @@ class Predictor:
     and electrode flags (docs/trust.md; about 3 ms per 12-lead record).
     """
 
-    def __init__(self, model: Any, *, device: str | None = None, precision: Precision = "fp32",
-                 batch_size: int = 64, workers: int | None = None, lead: str | None = None,
-                 stride_s: float | None = None, aggregate: Literal["mean", "max", "logit"] | None = None,
-                 thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
-                 progress: bool | None = None, fs: float | None = None,
-                 leads: Sequence[str] | None = None, units: str | None = None,
-                 contract: InputContract | None = None,
-                 on_error: Callable[[str, str], None] | None = None,
-                 calibration: Any = None, compile: bool = False, conformal: Any = None,
-                 measure: bool = False, artifact_checks: bool = True) -> None:
-        self.backend: Backend = load_backend(model, device=device, precision=precision, compile=compile,
-                                    batch_size=batch_size, calibration=calibration, lead=lead)
+    def __init__(
+        self,
+        model: Any,
+        *,
+        device: str | None = None,
+        precision: Precision = "fp32",
+        batch_size: int = 64,
+        workers: int | None = None,
+        lead: str | None = None,
+        stride_s: float | None = None,
+        aggregate: Literal["mean", "max", "logit"] | None = None,
+        thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
+        progress: bool | None = None,
+        fs: float | None = None,
+        leads: Sequence[str] | None = None,
+        units: str | None = None,
+        contract: InputContract | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+        calibration: Any = None,
+        compile: bool = False,
+        conformal: Any = None,
+        measure: bool = False,
+        artifact_checks: bool = True,
+    ) -> None:
+        self.backend: Backend = load_backend(
+            model,
+            device=device,
+            precision=precision,
+            compile=compile,
+            batch_size=batch_size,
+            calibration=calibration,
+            lead=lead,
+        )
         self.precision = self.backend.precision
         model = self.backend  # what follows reads only the interface every backend has
         self.batch_size = max(1, int(batch_size))
         info = getattr(model, "info", None)
         self.contract = contract or (info.contract if info is not None else None)
         if self.contract is None:
-            raise ValueError("the model carries no input contract (leads, rate, length); pass "
-                             "contract=InputContract(...)")
+            raise ValueError(
+                "the model carries no input contract (leads, rate, length); pass contract=InputContract(...)"
+            )
         if self.contract.n_leads != model.config.in_channels:
-            raise ValueError(f"contract names {self.contract.n_leads} leads, the model takes "
-                             f"{model.config.in_channels}")
+            raise ValueError(
+                f"contract names {self.contract.n_leads} leads, the model takes {model.config.in_channels}"
+            )
         n = model.config.n_classes
         labels = list(info.labels) if info is not None and info.labels else [f"output_{i}" for i in range(n)]
         reserved = RESERVED_COLUMNS
@@ -133,28 +169,48 @@ class Predictor:
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
         self.progress = progress
-        quality = QualityThresholds() if artifact_checks else QualityThresholds(
-            artifacts=ArtifactThresholds(enabled=False))
-        self.options = PrepareOptions(self.contract, lead, stride_s, fs, tuple(leads) if leads else None, units,
-                                      extras=extras, quality=quality)
-        self.model_name = (info.name if info is not None and info.name else
-                           (info.provenance.get("file") if info is not None else None)) or "Net1D"
+        quality = (
+            QualityThresholds()
+            if artifact_checks
+            else QualityThresholds(artifacts=ArtifactThresholds(enabled=False))
+        )
+        self.options = PrepareOptions(
+            self.contract,
+            lead,
+            stride_s,
+            fs,
+            tuple(leads) if leads else None,
+            units,
+            extras=extras,
+            quality=quality,
+        )
+        self.model_name = (
+            info.name
+            if info is not None and info.name
+            else (info.provenance.get("file") if info is not None else None)
+        ) or "Net1D"
         self.runtime = self.backend.runtime
-        used = ' '.join(self.contract.leads)
+        used = " ".join(self.contract.leads)
         if lead:
             from ..io.leads import canonical_lead
 
             lead = canonical_lead(lead) or lead
         if lead and self.contract.n_leads == 1 and lead != self.contract.leads[0]:
-            used = f"{lead} (in the model's lead {self.contract.leads[0]} input)"  # --lead: the lead actually fed
-        self.preprocessing = (f"{self.contract.preprocessing}: {self.contract.n_leads} lead{'s' if self.contract.n_leads != 1 else ''} "
-                              f"{used}, {self.contract.fs:g} Hz, {self.contract.n_samples} samples")
+            # --lead: the lead actually fed
+            used = f"{lead} (in the model's lead {self.contract.leads[0]} input)"
+        self.preprocessing = (
+            f"{self.contract.preprocessing}: {self.contract.n_leads} "
+            f"lead{'s' if self.contract.n_leads != 1 else ''} "
+            f"{used}, {self.contract.fs:g} Hz, {self.contract.n_samples} samples"
+        )
         self.on_error = on_error
         self.conformal = conformal
         if conformal is not None:
             missing = [name for name in conformal.labels if name not in self.labels]
             if missing:
-                raise ValueError(f"the conformal file's labels {', '.join(missing[:5])} are not outputs of the model")
+                raise ValueError(
+                    f"the conformal file's labels {', '.join(missing[:5])} are not outputs of the model"
+                )
 
     @staticmethod
     def _thresholds(value: Any, info: Any, labels: list[str]) -> np.ndarray:
@@ -183,7 +239,8 @@ class Predictor:
 
     def _items(self, inputs: Any) -> Iterator[Source | ECGRecord | PreparedItem]:
         if isinstance(inputs, (str, os.PathLike, ECGRecord, np.ndarray)) or (
-                isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], np.ndarray)):
+            isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], np.ndarray)
+        ):
             inputs = [inputs]
         for i, item in enumerate(inputs):
             if isinstance(item, (str, os.PathLike)):
@@ -206,8 +263,11 @@ class Predictor:
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2 or arr.shape[0] != self.contract.n_leads:
-            raise ECGInputError(f"array[{i}]", f"expected ({self.contract.n_leads}, samples) in the "
-                                f"contract's lead order {' '.join(self.contract.leads)}, got {arr.shape}")
+            raise ECGInputError(
+                f"array[{i}]",
+                f"expected ({self.contract.n_leads}, samples) in the "
+                f"contract's lead order {' '.join(self.contract.leads)}, got {arr.shape}",
+            )
         return ECGRecord(signal=arr, fs=float(fs), leads=self.contract.leads, record_id=f"array[{i}]")
 
     def _prepared(self, items: Iterable[Source | ECGRecord | PreparedItem]) -> Iterator[PreparedItem]:
@@ -221,7 +281,7 @@ class Predictor:
         Runs in batches of ``batch_size`` on the backend."""
         outs = []
         for i in range(0, len(windows), self.batch_size):
-            logits, feats = self.backend.run(windows[i:i + self.batch_size])
+            logits, feats = self.backend.run(windows[i : i + self.batch_size])
             outs.append(feats if features else self._activate(logits))
         if not outs:
             return np.zeros((0, self.backend.num_features if features else len(self.labels)), np.float32)
@@ -245,7 +305,7 @@ class Predictor:
             out = self.forward(np.concatenate([w for _, w in batch]), features)
             pos = 0
             for slot, w in batch:
-                slot[1] = out[pos:pos + len(w)]
+                slot[1] = out[pos : pos + len(w)]
                 pos += len(w)
             batch.clear()
             batched = 0
@@ -297,15 +357,28 @@ class Predictor:
         for prep, probs in self._scored(inputs, features=False):
             self._report(prep)
             base = {"record": prep.key}
-            meta = {"flags": ";".join(prep.flags), "error": prep.error or "", "model": self.model_name,
-                    "preprocessing": self.preprocessing}
+            meta = {
+                "flags": ";".join(prep.flags),
+                "error": prep.error or "",
+                "model": self.model_name,
+                "preprocessing": self.preprocessing,
+            }
             if self.options.extras is not None:
                 from ..measurement.core import MEASURE_COLUMNS
 
-                meta.update(prep.extras or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS})
+                meta.update(
+                    prep.extras
+                    or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS}
+                )
             if probs is None:
-                row = {**base, **({"window": None, "start_s": None} if per_window else {}),
-                       "findings": "", **meta, "n_windows": 0, "duration_s": _seconds(prep.duration_s)}
+                row = {
+                    **base,
+                    **({"window": None, "start_s": None} if per_window else {}),
+                    "findings": "",
+                    **meta,
+                    "n_windows": 0,
+                    "duration_s": _seconds(prep.duration_s),
+                }
                 row = {**row, **dict.fromkeys(self.labels, math.nan)}
                 if self.conformal is not None and not per_window:
                     row.update(conformal_set="", abstain=True)
@@ -313,15 +386,30 @@ class Predictor:
                 continue
             if per_window:
                 for w, (p, start) in enumerate(zip(probs, prep.starts_s)):
-                    yield {**base, "window": w, "start_s": _seconds(start), "findings": self._findings(p), **meta,
-                           "n_windows": len(probs), "duration_s": _seconds(prep.duration_s),
-                           **dict(zip(self.labels, map(float, p)))}
+                    yield {
+                        **base,
+                        "window": w,
+                        "start_s": _seconds(start),
+                        "findings": self._findings(p),
+                        **meta,
+                        "n_windows": len(probs),
+                        "duration_s": _seconds(prep.duration_s),
+                        **dict(zip(self.labels, map(float, p))),
+                    }
             else:
                 p = self.record_probabilities(probs)
-                row = {**base, "findings": self._findings(p), **meta, "n_windows": len(probs),
-                       "duration_s": _seconds(prep.duration_s), **dict(zip(self.labels, map(float, p)))}
+                row = {
+                    **base,
+                    "findings": self._findings(p),
+                    **meta,
+                    "n_windows": len(probs),
+                    "duration_s": _seconds(prep.duration_s),
+                    **dict(zip(self.labels, map(float, p))),
+                }
                 if self.conformal is not None:
-                    label_set = self.conformal.sets(np.array([[row[name] for name in self.conformal.labels]]))[0]
+                    label_set = self.conformal.sets(
+                        np.array([[row[name] for name in self.conformal.labels]])
+                    )[0]
                     row["conformal_set"] = "; ".join(label_set)
                     row["abstain"] = self.conformal.abstain(label_set)
                 yield row
@@ -355,8 +443,9 @@ class Predictor:
         hits = hits[np.argsort(-probs[hits], kind="stable")]
         return "; ".join(f"{self.labels[i]} ({probs[i]:.2f})" for i in hits)
 
-    def iter_embed(self, inputs: Any, *, per_window: bool = False
-                   ) -> Iterator[tuple[str, int | None, float | None, np.ndarray | None, str | None]]:
+    def iter_embed(
+        self, inputs: Any, *, per_window: bool = False
+    ) -> Iterator[tuple[str, int | None, float | None, np.ndarray | None, str | None]]:
         """(record, window, start_s, vector, error) one by one; vector None where the input failed."""
         for prep, feats in self._scored(inputs, features=True):
             self._report(prep)
@@ -381,8 +470,10 @@ class Predictor:
             starts.append(s)
             vectors.append(vec.astype(np.float32))
         dim = self.backend.num_features
-        return Embeddings(records=records,
-                          vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
-                          windows=windows if per_window else None, start_s=starts if per_window else None,
-                          errors=errors)
-
+        return Embeddings(
+            records=records,
+            vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+            windows=windows if per_window else None,
+            start_s=starts if per_window else None,
+            errors=errors,
+        )

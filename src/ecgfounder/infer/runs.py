@@ -24,8 +24,18 @@ from typing import Any
 from ..errors import ECGFounderError
 from ..io.sources import SCAN_SUFFIXES, Source, expand_inputs
 
-__all__ = ["suggest_model", "NoInputsError", "collect_inputs", "shard_of", "shard_from_env", "shard_path",
-           "check_output", "predict_to_file", "RunSummary", "OutputExistsError"]
+__all__ = [
+    "suggest_model",
+    "NoInputsError",
+    "collect_inputs",
+    "shard_of",
+    "shard_from_env",
+    "shard_path",
+    "check_output",
+    "predict_to_file",
+    "RunSummary",
+    "OutputExistsError",
+]
 
 
 class NoInputsError(ECGFounderError):
@@ -44,11 +54,14 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str] | Source]) -> list[So
     sources += list(expand_inputs([s for s in given if not isinstance(s, Source)]))
     shown = ", ".join(str(g) for g in given[:5]) + (" ..." if len(given) > 5 else "")
     if sources and not any(_exists(s.path) for s in sources):  # the cause, before any model or layout message
-        raise NoInputsError(f"{shown}: no such file or folder" if len(given) == 1 else
-                            f"none of the inputs exists ({shown})")
+        raise NoInputsError(
+            f"{shown}: no such file or folder" if len(given) == 1 else f"none of the inputs exists ({shown})"
+        )
     if not sources:
-        raise NoInputsError(f"no ECG inputs found in {shown or 'nothing'} (folders are searched recursively "
-                            f"for {' '.join(SCAN_SUFFIXES)}; CSV ECGs are named one by one or by a glob)")
+        raise NoInputsError(
+            f"no ECG inputs found in {shown or 'nothing'} (folders are searched recursively "
+            f"for {' '.join(SCAN_SUFFIXES)}; CSV ECGs are named one by one or by a glob)"
+        )
     return sources
 
 
@@ -64,8 +77,11 @@ def suggest_model(inputs: Iterable[Any], tries: int = 5) -> tuple[str, str]:
     from ..contract import STANDARD_12_LEADS
     from ..io.reader import read_ecg
 
-    sources = inputs if isinstance(inputs, list) and all(isinstance(s, Source) for s in inputs) else \
-        collect_inputs(inputs)
+    sources = (
+        inputs
+        if isinstance(inputs, list) and all(isinstance(s, Source) for s in inputs)
+        else collect_inputs(inputs)
+    )
     for src in sources[:tries]:
         try:
             rec = read_ecg(src.path, index=src.index or 0)
@@ -75,7 +91,10 @@ def suggest_model(inputs: Iterable[Any], tries: int = 5) -> tuple[str, str]:
         needed = set(STANDARD_12_LEADS) - {"III", "aVR", "aVL", "aVF"}
         if needed <= have:
             return "ecgfounder-12lead", f"{Path(src.path).name} has 12 leads"
-        return "ecgfounder-1lead", f"{Path(src.path).name} has {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''}, not 12"
+        return (
+            "ecgfounder-1lead",
+            f"{Path(src.path).name} has {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''}, not 12",
+        )
     return "ecgfounder-12lead", "no input could be read to choose from"
 
 
@@ -111,7 +130,7 @@ class RunSummary:
     rows: int
     records: int
     failed: int
-    resumed: int          # records kept from an interrupted run
+    resumed: int  # records kept from an interrupted run
     shard: tuple[int, int] | None = None
 
 
@@ -149,8 +168,14 @@ def _done_records(partial: Path, fmt: str) -> set[str]:
     return {keys[i] for i in keep}
 
 
-def check_output(output: str | os.PathLike[str], *, fmt: str | None = None, overwrite: bool = False,
-                 resume: bool = False, shard: tuple[int, int] | None = None) -> tuple[Path, str]:
+def check_output(
+    output: str | os.PathLike[str],
+    *,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> tuple[Path, str]:
     """The file a run writes (a shard's own name under ``shard``) and its format, or the error the
     run would raise: an existing output without ``overwrite``/``resume`` (:class:`OutputExistsError`),
     resuming into Parquet. Cheap, so a command can call it before loading a model."""
@@ -161,14 +186,24 @@ def check_output(output: str | os.PathLike[str], *, fmt: str | None = None, over
     if resume and fmt == "parquet":
         raise ECGFounderError("resumable runs write CSV or JSON lines (convert to Parquet afterwards)")
     if out.exists() and not resume and not overwrite:
-        raise OutputExistsError(f"{out} exists; choose another output, or --overwrite (replace it) or "
-                                "--resume (it is complete: nothing to do)")
+        raise OutputExistsError(
+            f"{out} exists; choose another output, or --overwrite (replace it) or "
+            "--resume (it is complete: nothing to do)"
+        )
     return out, fmt
 
 
-def predict_to_file(predictor: Any, inputs: Iterable[Any], output: str | os.PathLike[str], *,
-                    fmt: str | None = None, per_window: bool = False, overwrite: bool = False,
-                    resume: bool = False, shard: tuple[int, int] | None = None) -> RunSummary:
+def predict_to_file(
+    predictor: Any,
+    inputs: Iterable[Any],
+    output: str | os.PathLike[str],
+    *,
+    fmt: str | None = None,
+    per_window: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> RunSummary:
     """Score ``inputs`` with ``predictor`` into ``output`` (CSV, JSON lines or Parquet; resuming
     needs CSV or JSON lines). See the module's description."""
     from .writers import TableWriter

@@ -89,8 +89,10 @@ class TableWriter:
 
         if not self._rows:
             return
-        table = pa.Table.from_pylist([{k: _clean(v) for k, v in r.items()} for r in self._rows],
-                                     schema=self._pq.schema_arrow if self._pq is not None else None)
+        table = pa.Table.from_pylist(
+            [{k: _clean(v) for k, v in r.items()} for r in self._rows],
+            schema=self._pq.schema_arrow if self._pq is not None else None,
+        )
         if self._pq is None:
             self._pq = pq.ParquetWriter(self.path, table.schema)
         self._pq.write_table(table)
@@ -142,11 +144,13 @@ class EmbeddingWriter:
             self.dim = vec.size
         if self.fmt == "npy":
             self._tmp.write(vec.tobytes())
-            self._ids_csv.writerow([self.count, record, "" if window is None else window,
-                                    "" if start_s is None else start_s])
+            self._ids_csv.writerow(
+                [self.count, record, "" if window is None else window, "" if start_s is None else start_s]
+            )
         else:
-            self._table.write({"record": record, "window": window, "start_s": start_s,
-                               "embedding": vec.tolist()})
+            self._table.write(
+                {"record": record, "window": window, "start_s": start_s, "embedding": vec.tolist()}
+            )
         self.count += 1
 
     def close(self) -> None:
@@ -158,8 +162,13 @@ class EmbeddingWriter:
         shape = (self.count, self.dim or 0)
         with open(self.path, "wb") as out:
             np.lib.format.write_array_header_1_0(
-                out, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
-                      "shape": shape})
+                out,
+                {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                    "fortran_order": False,
+                    "shape": shape,
+                },
+            )
             with open(self._tmp.name, "rb") as src:
                 while block := src.read(1 << 22):
                     out.write(block)

@@ -16,9 +16,19 @@ from .units import to_mv_factor
 __all__ = ["build_record", "parse_header_comments"]
 
 
-def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Sequence[str | None],
-                 *, source: str | None, record_id: str = "", default_units: str = "mV",
-                 notes: Iterable[str] = (), ecg_file: bool = False, **fields: Any) -> ECGRecord:
+def build_record(
+    signal: np.ndarray,
+    fs: float,
+    names: Sequence[str],
+    units: Sequence[str | None],
+    *,
+    source: str | None,
+    record_id: str = "",
+    default_units: str = "mV",
+    notes: Iterable[str] = (),
+    ecg_file: bool = False,
+    **fields: Any,
+) -> ECGRecord:
     """Build a record from ``signal`` (channels, samples) in the file's units.
 
     Non-ECG channels are dropped (noted), every ECG channel is converted to mV from its declared
@@ -68,17 +78,30 @@ def build_record(signal: np.ndarray, fs: float, names: Sequence[str], units: Seq
     for unit, chans in converted.items():
         notes.append(f"converted {unit} to mV: {' '.join(chans)}")
     if unconfirmed:
-        notes.append(f"not known to be ECG (name not an ECG lead, no voltage unit): {', '.join(unconfirmed)}; "
-                     "used for a model only when chosen (lead=/--lead)")
+        notes.append(
+            f"not known to be ECG (name not an ECG lead, no voltage unit): {', '.join(unconfirmed)}; "
+            "used for a model only when chosen (lead=/--lead)"
+        )
         fields["meta"] = {**fields.get("meta", {}), "unconfirmed_channels": unconfirmed}
     if not keep_rows:
-        raise ECGInputError(source, "no ECG channels in the file"
-                            + (f" (found only {', '.join(dropped)})" if dropped else ""))
+        raise ECGInputError(
+            source, "no ECG channels in the file" + (f" (found only {', '.join(dropped)})" if dropped else "")
+        )
     if not any(np.isfinite(row).any() for row in keep_rows):
-        raise ECGInputError(source, f"every sample of every ECG channel is missing (the record is one gap of "
-                            f"{signal.shape[1] / fs:.1f} s: no signal was recorded)")
-    return ECGRecord(signal=np.stack(keep_rows).astype(np.float32), fs=float(fs), leads=tuple(keep_names),
-                     record_id=record_id, source=source, notes=notes, **fields)
+        raise ECGInputError(
+            source,
+            f"every sample of every ECG channel is missing (the record is one gap of "
+            f"{signal.shape[1] / fs:.1f} s: no signal was recorded)",
+        )
+    return ECGRecord(
+        signal=np.stack(keep_rows).astype(np.float32),
+        fs=float(fs),
+        leads=tuple(keep_names),
+        record_id=record_id,
+        source=source,
+        notes=notes,
+        **fields,
+    )
 
 
 _AGE = re.compile(r"<?\bage\b>?\s*:\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -86,8 +109,11 @@ _SEX = re.compile(r"<?\b(?:sex|gender)\b>?\s*:\s*([A-Za-z]+)", re.IGNORECASE)
 _DX = re.compile(r"^\s*dx\s*:\s*(.+)$", re.IGNORECASE)
 _MITDB = re.compile(r"^\s*(\d{1,3})\s+([MF])\s+\d")
 _DIAG_HEADER = re.compile(r"^\s*(?:<diagnoses>|diagnoses)\s*:\s*(.*)$", re.IGNORECASE)
-_PTB_DIAG = re.compile(r"^\s*(reason for admission|additional diagnoses|acute infarction \(localization\))"
-                       r"\s*:\s*(.+)$", re.IGNORECASE)
+_PTB_DIAG = re.compile(
+    r"^\s*(reason for admission|additional diagnoses|acute infarction \(localization\))"
+    r"\s*:\s*(.+)$",
+    re.IGNORECASE,
+)
 _NONE = {"", "n/a", "na", "no", "none", "(none)", "unknown"}
 
 
@@ -142,5 +168,4 @@ def parse_header_comments(comments: Sequence[str]) -> dict[str, Any]:
             m2 = re.search(r"<diagnoses>\s*:\s*(.*?)(?:<\w+>\s*:|$)", text, re.IGNORECASE)
             if m2 and m2.group(1).strip().lower() not in _NONE:
                 diagnoses.append(m2.group(1).strip())
-    return {"age": age, "sex": sex, "diagnoses": tuple(d for d in diagnoses if d),
-            "codes": tuple(codes)}
+    return {"age": age, "sex": sex, "diagnoses": tuple(d for d in diagnoses if d), "codes": tuple(codes)}

@@ -17,8 +17,9 @@ from ..resampling import resample
 __all__ = ["to_common_rate"]
 
 
-def to_common_rate(rows: Sequence[np.ndarray], rates: Sequence[float],
-                   names: Sequence[str]) -> tuple[np.ndarray, float, list[str]]:
+def to_common_rate(
+    rows: Sequence[np.ndarray], rates: Sequence[float], names: Sequence[str]
+) -> tuple[np.ndarray, float, list[str]]:
     """``(signal (channels, samples), rate, notes)`` with every row at the highest of ``rates``.
 
     Rows are cut to the shortest length after resampling (they cover the same time span, up to a

@@ -20,8 +20,9 @@ __all__ = ["read_ludb_fiducials", "read_wfdb_annotations"]
 _LUDB_EXTENSIONS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 
 
-def read_wfdb_annotations(record: str | os.PathLike[str], extensions: Mapping[str, str]
-                          ) -> dict[str, list[tuple[float, str]]]:
+def read_wfdb_annotations(
+    record: str | os.PathLike[str], extensions: Mapping[str, str]
+) -> dict[str, list[tuple[float, str]]]:
     """``{lead: [(time_s, symbol), ...]}`` for each ``lead: extension`` whose file exists."""
     import wfdb
 

@@ -74,8 +74,15 @@ class LongRecording:
             from .ishne import ishne_span
 
             head = self._state["head"]
-            return build_record(ishne_span(self.path, head, start, stop), self.fs, head["leads"],
-                                ["mV"] * head["n_leads"], source=str(self.path), record_id=self.path.stem, ecg_file=True)
+            return build_record(
+                ishne_span(self.path, head, start, stop),
+                self.fs,
+                head["leads"],
+                ["mV"] * head["n_leads"],
+                source=str(self.path),
+                record_id=self.path.stem,
+                ecg_file=True,
+            )
         whole: ECGRecord = self._state["record"]
         return whole.replace(signal=whole.signal[:, start:stop])
 
@@ -83,12 +90,26 @@ class LongRecording:
         import wfdb
 
         try:
-            rec = wfdb.rdrecord(self._state["base"], sampfrom=start, sampto=stop, physical=True, return_res=64,
-                                channels=self._state["channels"])
+            rec = wfdb.rdrecord(
+                self._state["base"],
+                sampfrom=start,
+                sampto=stop,
+                physical=True,
+                return_res=64,
+                channels=self._state["channels"],
+            )
         except Exception as exc:  # noqa: BLE001 - a damaged span: the caller excludes it
-            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}") from None
-        return build_record(np.asarray(rec.p_signal, dtype=np.float64).T, self.fs, list(rec.sig_name),
-                            list(rec.units), source=str(self.path), record_id=self.path.stem)
+            raise ECGInputError(
+                self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}"
+            ) from None
+        return build_record(
+            np.asarray(rec.p_signal, dtype=np.float64).T,
+            self.fs,
+            list(rec.sig_name),
+            list(rec.units),
+            source=str(self.path),
+            record_id=self.path.stem,
+        )
 
     def _read_edf(self, start: int, stop: int) -> ECGRecord:
         import pyedflib
@@ -98,11 +119,17 @@ class LongRecording:
             with pyedflib.EdfReader(str(self.path)) as r:
                 rows = [r.readSignal(i, start=start, n=stop - start) for i in channels]
         except Exception as exc:  # noqa: BLE001
-            raise ECGInputError(self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}") from None
-        return build_record(np.stack(rows), self.fs, labels, dims, source=str(self.path), record_id=self.path.stem)
+            raise ECGInputError(
+                self.path, f"samples {start}..{stop}: {type(exc).__name__}: {clip(str(exc), 120)}"
+            ) from None
+        return build_record(
+            np.stack(rows), self.fs, labels, dims, source=str(self.path), record_id=self.path.stem
+        )
 
 
-def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None, **read_args: Any) -> LongRecording:
+def open_long(
+    path: str | os.PathLike[str], *, limits: ReadLimits | None = None, **read_args: Any
+) -> LongRecording:
     """Open a recording for reading span by span (see the module). The first span is read once to
     check the file, so errors come here rather than in the middle of a run."""
     p = Path(path)
@@ -121,7 +148,9 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
         try:
             head = wfdb.rdheader(str(base))
         except Exception as exc:  # noqa: BLE001
-            raise ECGInputError(p, f"cannot read the WFDB header ({type(exc).__name__}: {clip(str(exc), 150)})") from None
+            raise ECGInputError(
+                p, f"cannot read the WFDB header ({type(exc).__name__}: {clip(str(exc), 150)})"
+            ) from None
         multi_segment = getattr(head, "n_seg", None) is not None
         if multi_segment or any((s or 1) > 1 for s in (getattr(head, "samps_per_frame", None) or [])):
             # several samples per frame, or several segments: read_ecg handles them (whole, under the budget)
@@ -139,12 +168,17 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
             notes.append(f"the header declares {n} samples, the data files hold {held}: read those")
             n = held
         if n > MAX_LONG_SAMPLES_S * float(head.fs):
-            raise ECGInputError(p, f"the record declares {n / float(head.fs) / 86400:.1f} days; at most "
-                                f"{MAX_LONG_SAMPLES_S / 86400:g} are analysed")
+            raise ECGInputError(
+                p,
+                f"the record declares {n / float(head.fs) / 86400:.1f} days; at most "
+                f"{MAX_LONG_SAMPLES_S / 86400:g} are analysed",
+            )
         if n <= 0:
             whole = read_ecg(p, limits=limits, **read_args)
             return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
-        long = LongRecording(p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels}, notes)
+        long = LongRecording(
+            p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels}, notes
+        )
         first = long.read(0, min(n, int(head.fs * 10)))
         long.leads = first.leads
         return long
@@ -166,9 +200,18 @@ def open_long(path: str | os.PathLike[str], *, limits: ReadLimits | None = None,
         if len({rates[i] for i in channels}) > 1:
             whole = read_ecg(p, limits=limits, **read_args)  # channels at several rates: read whole
             return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
-        long = LongRecording(p, rates[channels[0]], min(counts[i] for i in channels), (), "edf",
-                             {"channels": channels, "labels": [labels[i] for i in channels],
-                              "dims": [dims[i] for i in channels]})
+        long = LongRecording(
+            p,
+            rates[channels[0]],
+            min(counts[i] for i in channels),
+            (),
+            "edf",
+            {
+                "channels": channels,
+                "labels": [labels[i] for i in channels],
+                "dims": [dims[i] for i in channels],
+            },
+        )
         long.leads = long.read(0, min(long.n_samples, int(long.fs * 10))).leads
         return long
     if fmt == "ishne":

@@ -53,7 +53,9 @@ def _dcmread(path: Path, limits: ReadLimits | None) -> Any:
         return pydicom.dcmread(str(path))
     with open(path, "rb") as fh:
         fh.seek(_meta_end(fh))
-        data = inflate_capped(path, fh, wbits=-zlib.MAX_WBITS, limits=limits, what="the deflated DICOM data set")
+        data = inflate_capped(
+            path, fh, wbits=-zlib.MAX_WBITS, limits=limits, what="the deflated DICOM data set"
+        )
     ds = read_dataset(io.BytesIO(data), is_implicit_VR=False, is_little_endian=True)
     ds.file_meta = meta
     return ds
@@ -71,19 +73,29 @@ def read_dicom(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     except ECGInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidDicomError, EOFError, ...
-        raise ECGInputError(path, f"not a readable DICOM file ({type(exc).__name__}: {clip(str(exc), 120)})") from None
+        raise ECGInputError(
+            path, f"not a readable DICOM file ({type(exc).__name__}: {clip(str(exc), 120)})"
+        ) from None
     groups = ds.get("WaveformSequence")
     if not groups:
         raise ECGInputError(path, "DICOM file has no Waveform Sequence (not a waveform ECG)")
     # Prefer the rhythm group with the most channels.
-    best = max(range(len(groups)), key=lambda i: (
-        str(groups[i].get("MultiplexGroupLabel", "")).upper() == "RHYTHM",
-        int(groups[i].get("NumberOfWaveformChannels", 0))))
+    best = max(
+        range(len(groups)),
+        key=lambda i: (
+            str(groups[i].get("MultiplexGroupLabel", "")).upper() == "RHYTHM",
+            int(groups[i].get("NumberOfWaveformChannels", 0)),
+        ),
+    )
     group = groups[best]
     try:
-        check_declared(path, channels=int(group.get("NumberOfWaveformChannels", 0) or 0),
-                       samples=int(group.get("NumberOfWaveformSamples", 0) or 0), limits=limits,
-                       what="the DICOM waveform")
+        check_declared(
+            path,
+            channels=int(group.get("NumberOfWaveformChannels", 0) or 0),
+            samples=int(group.get("NumberOfWaveformSamples", 0) or 0),
+            limits=limits,
+            what="the DICOM waveform",
+        )
     except (TypeError, ValueError):
         raise ECGInputError(path, "DICOM waveform channel or sample count is not a number") from None
     try:
@@ -97,12 +109,23 @@ def read_dicom(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
             unit_seq = ch.get("ChannelSensitivityUnitsSequence")
             units.append(str(unit_seq[0].CodeValue) if unit_seq else None)
     except Exception as exc:  # noqa: BLE001 - missing elements, bad lengths
-        raise ECGInputError(path, f"cannot decode the DICOM waveform ({type(exc).__name__}: {clip(str(exc), 150)})") from None
+        raise ECGInputError(
+            path, f"cannot decode the DICOM waveform ({type(exc).__name__}: {clip(str(exc), 150)})"
+        ) from None
     age = None
     raw_age = str(ds.get("PatientAge", "") or "")
     if raw_age[:-1].isdigit() and raw_age.endswith("Y"):
         age = float(raw_age[:-1])
     sex = {"M": "M", "F": "F"}.get(str(ds.get("PatientSex", "")))
-    return build_record(np.asarray(arr, dtype=np.float64), fs, names, units, source=str(path), ecg_file=True,
-                        record_id=str(ds.get("SOPInstanceUID", path.stem)), age=age, sex=sex,
-                        meta={"format": "dicom"})
+    return build_record(
+        np.asarray(arr, dtype=np.float64),
+        fs,
+        names,
+        units,
+        source=str(path),
+        ecg_file=True,
+        record_id=str(ds.get("SOPInstanceUID", path.stem)),
+        age=age,
+        sex=sex,
+        meta={"format": "dicom"},
+    )

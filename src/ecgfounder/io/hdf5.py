@@ -35,20 +35,29 @@ def _safe_dataset(path: Path, fh, name: str, limits: ReadLimits | None):
     if link is None:
         return None
     if not isinstance(link, h5py.HardLink):
-        kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(type(link).__name__, "a link")
-        raise ECGInputError(path, f"HDF5 object {name!r} is {kind}; links are refused "
-                            "(a link could make this file read another one)")
+        kind = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(
+            type(link).__name__, "a link"
+        )
+        raise ECGInputError(
+            path,
+            f"HDF5 object {name!r} is {kind}; links are refused "
+            "(a link could make this file read another one)",
+        )
     ds = fh[name]
     if not isinstance(ds, h5py.Dataset):
         raise ECGInputError(path, f"HDF5 object {name!r} is not a dataset")
     if ds.is_virtual:
-        raise ECGInputError(path, f"HDF5 dataset {name!r} is a virtual dataset; refused (it maps other files)")
+        raise ECGInputError(
+            path, f"HDF5 dataset {name!r} is a virtual dataset; refused (it maps other files)"
+        )
     if ds.external:
         raise ECGInputError(path, f"HDF5 dataset {name!r} keeps its data in external files; refused")
     if ds.dtype.kind not in "iuf":
         raise ECGInputError(path, f"HDF5 dataset {name!r} is not numeric ({ds.dtype})")
     if ds.chunks:
-        check_bytes(path, int(np.prod(ds.chunks)) * ds.dtype.itemsize, limits, f"one chunk of dataset {name!r}")
+        check_bytes(
+            path, int(np.prod(ds.chunks)) * ds.dtype.itemsize, limits, f"one chunk of dataset {name!r}"
+        )
     return ds
 
 
@@ -72,12 +81,17 @@ def _check_chunk_reads(path: Path, ds, limits: ReadLimits | None) -> None:
     item = int(ds.dtype.itemsize)
     touched = -(-samples // max(c1, 1)) * -(-leads // max(c2, 1)) * c0 * c1 * c2 * item
     exam = samples * leads * item
-    cap = min(limits.max_bytes if limits is not None else ReadLimits.from_env().max_bytes,
-              max(CHUNK_READ_FLOOR, CHUNK_READ_FACTOR * exam))
+    cap = min(
+        limits.max_bytes if limits is not None else ReadLimits.from_env().max_bytes,
+        max(CHUNK_READ_FLOOR, CHUNK_READ_FACTOR * exam),
+    )
     if touched > cap:
-        raise ECGInputError(path, f"reading one exam would decompress {touched:,} bytes (chunks of "
-                            f"{c0} x {c1} x {c2}) for an exam of {exam:,} bytes; the limit is {cap:,} "
-                            f"(ReadLimits.max_bytes, and {CHUNK_READ_FACTOR} times the exam)")
+        raise ECGInputError(
+            path,
+            f"reading one exam would decompress {touched:,} bytes (chunks of "
+            f"{c0} x {c1} x {c2}) for an exam of {exam:,} bytes; the limit is {cap:,} "
+            f"(ReadLimits.max_bytes, and {CHUNK_READ_FACTOR} times the exam)",
+        )
 
 
 def _open(path: Path, limits: ReadLimits | None = None):
@@ -90,7 +104,9 @@ def _open(path: Path, limits: ReadLimits | None = None):
     try:
         ds = _safe_dataset(path, fh, "tracings", limits)
         if ds is None or len(ds.shape) != 3 or ds.shape[2] != 12:
-            raise ECGInputError(path, "no 'tracings' dataset of shape (N, samples, 12): not the CODE-15 layout")
+            raise ECGInputError(
+                path, "no 'tracings' dataset of shape (N, samples, 12): not the CODE-15 layout"
+            )
         check_declared(path, channels=12, samples=int(ds.shape[1]), limits=limits, what="each exam")
         _check_chunk_reads(path, ds, limits)
         _safe_dataset(path, fh, "exam_id", limits)
@@ -119,10 +135,19 @@ def _record(path: Path, fh, ds, index: int) -> ECGRecord:
     nonzero = np.flatnonzero(np.any(x != 0, axis=0))
     if nonzero.size and (nonzero[0] > 0 or nonzero[-1] < x.shape[1] - 1):
         notes.append(f"trimmed zero padding: samples {nonzero[0]}..{nonzero[-1]} of {x.shape[1]}")
-        x = x[:, nonzero[0]:nonzero[-1] + 1]
+        x = x[:, nonzero[0] : nonzero[-1] + 1]
     rid = str(int(exam)) if exam is not None else f"{path.stem}[{index}]"
-    return build_record(x, CODE15_FS, list(STANDARD_12_LEADS), ["mV"] * 12, source=f"{path}[{index}]", ecg_file=True,
-                        record_id=rid, notes=notes, meta={"format": "code15-hdf5", "index": index})
+    return build_record(
+        x,
+        CODE15_FS,
+        list(STANDARD_12_LEADS),
+        ["mV"] * 12,
+        source=f"{path}[{index}]",
+        ecg_file=True,
+        record_id=rid,
+        notes=notes,
+        meta={"format": "code15-hdf5", "index": index},
+    )
 
 
 def read_code15(path: str | Path, index: int = 0, limits: ReadLimits | None = None) -> ECGRecord:

@@ -25,8 +25,28 @@ __all__ = ["read_ishne", "ishne_header", "ishne_span", "write_ishne", "LEAD_CODE
 MAGIC = b"ISHNE1.0"
 HEADER_END = 522
 #: ISHNE lead specification codes.
-LEAD_CODES = {0: "unknown", 1: "bipolar", 2: "X", 3: "Y", 4: "Z", 5: "I", 6: "II", 7: "III", 8: "aVR", 9: "aVL",
-              10: "aVF", 11: "V1", 12: "V2", 13: "V3", 14: "V4", 15: "V5", 16: "V6", 17: "ES", 18: "AS", 19: "AI"}
+LEAD_CODES = {
+    0: "unknown",
+    1: "bipolar",
+    2: "X",
+    3: "Y",
+    4: "Z",
+    5: "I",
+    6: "II",
+    7: "III",
+    8: "aVR",
+    9: "aVL",
+    10: "aVF",
+    11: "V1",
+    12: "V2",
+    13: "V3",
+    14: "V4",
+    15: "V5",
+    16: "V6",
+    17: "ES",
+    18: "AS",
+    19: "AI",
+}
 
 
 def _date(values: tuple[int, int, int]) -> dt.date | None:
@@ -60,18 +80,26 @@ def ishne_header(path: str | Path) -> dict[str, Any]:
     if fs <= 0:
         raise ECGInputError(path, f"ISHNE header declares a sampling rate of {fs} Hz")
     if ecg_offset < HEADER_END or n_samples < 0:
-        raise ECGInputError(path, f"ISHNE header is inconsistent (ECG block at byte {ecg_offset}, "
-                            f"{n_samples} samples)")
+        raise ECGInputError(
+            path, f"ISHNE header is inconsistent (ECG block at byte {ecg_offset}, {n_samples} samples)"
+        )
     available = (path.stat().st_size - ecg_offset) // (2 * n_leads)
     age = None
     if birth and recorded and recorded >= birth:
         age = float((recorded - birth).days // 365.25)
-    return {"n_samples": int(n_samples), "available": int(max(available, 0)), "ecg_offset": int(ecg_offset),
-            "n_leads": int(n_leads), "fs": float(fs),
-            "leads": [LEAD_CODES.get(int(c), f"lead{i + 1}") for i, c in enumerate(specs[:n_leads])],
-            "resolution_nv": [int(r) for r in resolution[:n_leads]], "sex": {1: "M", 2: "F"}.get(int(sex)),
-            "age": age, "start_time": "%02d:%02d:%02d" % start if all(v >= 0 for v in start) else None,
-            "record_date": recorded.isoformat() if recorded else None}
+    return {
+        "n_samples": int(n_samples),
+        "available": int(max(available, 0)),
+        "ecg_offset": int(ecg_offset),
+        "n_leads": int(n_leads),
+        "fs": float(fs),
+        "leads": [LEAD_CODES.get(int(c), f"lead{i + 1}") for i, c in enumerate(specs[:n_leads])],
+        "resolution_nv": [int(r) for r in resolution[:n_leads]],
+        "sex": {1: "M", 2: "F"}.get(int(sex)),
+        "age": age,
+        "start_time": "{:02d}:{:02d}:{:02d}".format(*start) if all(v >= 0 for v in start) else None,
+        "record_date": recorded.isoformat() if recorded else None,
+    }
 
 
 def ishne_span(path: str | Path, head: dict[str, Any], start: int, stop: int) -> np.ndarray:
@@ -97,19 +125,37 @@ def read_ishne(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
     check_declared(path, channels=head["n_leads"], samples=n, limits=limits, what="the ISHNE file")
     notes = []
     if head["n_samples"] > head["available"]:
-        notes.append(f"the header declares {head['n_samples']} samples, the file holds {head['available']}: "
-                     "read those")
+        notes.append(
+            f"the header declares {head['n_samples']} samples, the file holds {head['available']}: read those"
+        )
     if any(r <= 0 for r in head["resolution_nv"]):
         notes.append("a lead without an amplitude resolution: read as 1 nV per unit")
-    return build_record(ishne_span(path, head, 0, n), head["fs"], head["leads"], ["mV"] * head["n_leads"],
-                        source=str(path), record_id=path.stem, notes=notes, ecg_file=True, age=head["age"],
-                        sex=head["sex"], meta={"format": "ishne", "start_time": head["start_time"],
-                                               "record_date": head["record_date"]})
+    return build_record(
+        ishne_span(path, head, 0, n),
+        head["fs"],
+        head["leads"],
+        ["mV"] * head["n_leads"],
+        source=str(path),
+        record_id=path.stem,
+        notes=notes,
+        ecg_file=True,
+        age=head["age"],
+        sex=head["sex"],
+        meta={"format": "ishne", "start_time": head["start_time"], "record_date": head["record_date"]},
+    )
 
 
-def write_ishne(path: str | Path, signal_mv: np.ndarray, fs: int, leads: list[str], *,
-                resolution_nv: int = 1000, sex: int = 0, birth: tuple[int, int, int] = (0, 0, 0),
-                recorded: tuple[int, int, int] = (0, 0, 0)) -> Path:
+def write_ishne(
+    path: str | Path,
+    signal_mv: np.ndarray,
+    fs: int,
+    leads: list[str],
+    *,
+    resolution_nv: int = 1000,
+    sex: int = 0,
+    birth: tuple[int, int, int] = (0, 0, 0),
+    recorded: tuple[int, int, int] = (0, 0, 0),
+) -> Path:
     """Write an ISHNE file (the CRC is left 0); used by the tests and for exporting Holters."""
     codes = {v: k for k, v in LEAD_CODES.items()}
     x = np.asarray(signal_mv, dtype=np.float64)

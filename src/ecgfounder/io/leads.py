@@ -17,22 +17,39 @@ from ..contract import STANDARD_12_LEADS
 from ..errors import ContractError
 from .record import ECGRecord
 
-__all__ = ["canonical_lead", "is_non_ecg_channel", "names_ecg", "derive_limb_leads", "select_leads",
-           "STANDARD_12_LEADS", "LIMB_LEADS"]
+__all__ = [
+    "canonical_lead",
+    "is_non_ecg_channel",
+    "names_ecg",
+    "derive_limb_leads",
+    "select_leads",
+    "STANDARD_12_LEADS",
+    "LIMB_LEADS",
+]
 
 LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
 _CANON = {name.lower(): name for name in (*STANDARD_12_LEADS, "VX", "VY", "VZ")}
 _ROMAN = {"i": "I", "ii": "II", "iii": "III"}
 _EXTRA = {
-    "mlii": "II", "ml2": "II", "mli": "I", "mliii": "III", "di": "I", "dii": "II", "diii": "III",
-    "x": "VX", "y": "VY", "z": "VZ",
+    "mlii": "II",
+    "ml2": "II",
+    "mli": "I",
+    "mliii": "III",
+    "di": "I",
+    "dii": "II",
+    "diii": "III",
+    "x": "VX",
+    "y": "VY",
+    "z": "VZ",
 }
-_PREFIX = re.compile(r"^(mdc[_ ]ecg[_ ]lead[_ ]|ecg[_ ]?lead|ekg[_ ]?lead|lead|ecg|ekg|ableitung)[\s_\-:]*",
-                     re.IGNORECASE)
+_PREFIX = re.compile(
+    r"^(mdc[_ ]ecg[_ ]lead[_ ]|ecg[_ ]?lead|ekg[_ ]?lead|lead|ecg|ekg|ableitung)[\s_\-:]*", re.IGNORECASE
+)
 # Each alternative starts at one place per run of its characters (a literal "(", or the first of a
 # run of separators), so a search is linear in the label's length.
-_SUFFIX = re.compile(r"\((einthoven|goldberger|wilson|modified)\)\s*$|(?<![\s_\-])[\s_\-]+(ref|le|ref\.?)$",
-                     re.IGNORECASE)
+_SUFFIX = re.compile(
+    r"\((einthoven|goldberger|wilson|modified)\)\s*$|(?<![\s_\-])[\s_\-]+(ref|le|ref\.?)$", re.IGNORECASE
+)
 #: Labels longer than this are not lead names (the longest known, "MDC_ECG_LEAD_AVF (Goldberger)", has 29).
 MAX_LEAD_LABEL = 64
 _NON_ECG = re.compile(
@@ -46,9 +63,11 @@ _NON_ECG = re.compile(
     re.IGNORECASE,
 )
 # EEG electrodes of the 10-20/10-10 systems, alone or as a bipolar pair ("Fp1", "C3-A2", "EEG Fpz-Cz")
-_EEG = re.compile(r"^(?:eeg\s*)?(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)(?:z|\d{1,2})"
-                  r"(?:\s*[-\u2013/]\s*(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)?(?:z|\d{1,2}|ref|avg))?$",
-                  re.IGNORECASE)
+_EEG = re.compile(
+    r"^(?:eeg\s*)?(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)(?:z|\d{1,2})"
+    r"(?:\s*[-\u2013/]\s*(?:fp|af|f|fc|ft|c|cp|tp|t|p|po|o|a|m|i)?(?:z|\d{1,2}|ref|avg))?$",
+    re.IGNORECASE,
+)
 _ECG_WORD = re.compile(r"ecg|ekg|\bml|\bmcl|lead", re.IGNORECASE)
 _NON_ECG_UNITS = {"mmhg", "%", "nu", "bpm", "degc", "°c", "cmh2o", "l/min", "g", "mg/dl"}
 
@@ -107,8 +126,9 @@ def derive_limb_leads(record: ECGRecord) -> ECGRecord:
     return out
 
 
-def select_leads(record: ECGRecord, leads: Sequence[str], *, derive: bool = True,
-                 lead: str | None = None) -> ECGRecord:
+def select_leads(
+    record: ECGRecord, leads: Sequence[str], *, derive: bool = True, lead: str | None = None
+) -> ECGRecord:
     """The record with exactly ``leads``, in that order (a model's contract).
 
     ``derive``: rebuild missing limb leads from I and II. For a single-lead contract, ``lead``
@@ -123,23 +143,28 @@ def select_leads(record: ECGRecord, leads: Sequence[str], *, derive: bool = True
         if lead is not None:
             src = canonical_lead(lead) or lead
             if src not in rec.leads:
-                raise ContractError(f"{rec.name}: lead {lead!r} asked for is not in the record "
-                                    f"(it has {' '.join(rec.leads)})")
+                raise ContractError(
+                    f"{rec.name}: lead {lead!r} asked for is not in the record (it has {' '.join(rec.leads)})"
+                )
         elif wanted in rec.leads:
             src = wanted
         elif rec.n_leads == 1:
             src = rec.leads[0]
             if src in rec.meta.get("unconfirmed_channels", ()):
-                raise ContractError(f"{rec.name}: the only channel, {src!r}, is not known to be ECG (its name is "
-                                    f"not an ECG lead and the file gives no voltage unit); to use it as lead "
-                                    f"{wanted} choose it explicitly (lead={src!r} / --lead {src})")
+                raise ContractError(
+                    f"{rec.name}: the only channel, {src!r}, is not known to be ECG (its name is "
+                    f"not an ECG lead and the file gives no voltage unit); to use it as lead "
+                    f"{wanted} choose it explicitly (lead={src!r} / --lead {src})"
+                )
         elif derive and wanted in LIMB_LEADS and {"I", "II"} <= set(rec.leads):
             rec = derive_limb_leads(rec)
             src = wanted
         else:
-            raise ContractError(f"{rec.name}: the model takes lead {wanted}, which the record lacks; "
-                                f"it has {' '.join(rec.leads)}. Choose one explicitly (lead=... / "
-                                f"--lead ...)")
+            raise ContractError(
+                f"{rec.name}: the model takes lead {wanted}, which the record lacks; "
+                f"it has {' '.join(rec.leads)}. Choose one explicitly (lead=... / "
+                f"--lead ...)"
+            )
         out = rec.replace(signal=rec.signal[[rec.leads.index(src)]], leads=(wanted,))
         if src != wanted:
             out.notes.append(f"used channel {src!r} as lead {wanted}")
@@ -149,11 +174,16 @@ def select_leads(record: ECGRecord, leads: Sequence[str], *, derive: bool = True
     missing = [name for name in leads if name not in rec.leads]
     if missing:
         absent = [x for x in ("I", "II") if x not in rec.leads]
-        hint = (f" (limb leads are derived from I and II; {' and '.join(absent)} "
-                f"{'is' if len(absent) == 1 else 'are'} absent)"
-                if any(m in LIMB_LEADS for m in missing) and absent else "")
-        raise ContractError(f"{rec.name}: the model needs leads {' '.join(leads)}; missing "
-                            f"{' '.join(missing)}{hint}; the record has {' '.join(rec.leads)}")
+        hint = (
+            f" (limb leads are derived from I and II; {' and '.join(absent)} "
+            f"{'is' if len(absent) == 1 else 'are'} absent)"
+            if any(m in LIMB_LEADS for m in missing) and absent
+            else ""
+        )
+        raise ContractError(
+            f"{rec.name}: the model needs leads {' '.join(leads)}; missing "
+            f"{' '.join(missing)}{hint}; the record has {' '.join(rec.leads)}"
+        )
     order = [rec.leads.index(name) for name in leads]
     out = rec.replace(signal=rec.signal[order], leads=leads)
     dropped = [name for name in rec.leads if name not in leads]

@@ -23,8 +23,7 @@ from typing import BinaryIO
 
 from ..errors import ECGInputError
 
-__all__ = ["ReadLimits", "DEFAULT_LIMITS", "check_declared", "check_bytes", "inflate_capped",
-           "read_capped"]
+__all__ = ["ReadLimits", "DEFAULT_LIMITS", "check_declared", "check_bytes", "inflate_capped", "read_capped"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,16 @@ def _resolve(limits: ReadLimits | None) -> ReadLimits:
     return limits if limits is not None else ReadLimits.from_env()
 
 
-def check_declared(source: object, *, channels: int, samples: int, limits: ReadLimits | None,
-                   what: str = "the file", values: int | None = None, values_text: str = "") -> None:
+def check_declared(
+    source: object,
+    *,
+    channels: int,
+    samples: int,
+    limits: ReadLimits | None,
+    what: str = "the file",
+    values: int | None = None,
+    values_text: str = "",
+) -> None:
     """Refuse a declared (channels x samples) signal larger than the budget.
 
     ``values``: the number of values the file makes a reader produce where that is more than
@@ -82,22 +89,33 @@ def check_declared(source: object, *, channels: int, samples: int, limits: ReadL
     if channels < 0 or samples < 0 or (values is not None and values < 0):
         raise ECGInputError(str(source), f"{what} declares a negative size ({channels} x {samples})")
     if channels > lim.max_channels:
-        raise ECGInputError(str(source), f"{what} declares {channels:,} channels; the reading limit is "
-                            f"{lim.max_channels:,} (ReadLimits.max_channels)")
+        raise ECGInputError(
+            str(source),
+            f"{what} declares {channels:,} channels; the reading limit is "
+            f"{lim.max_channels:,} (ReadLimits.max_channels)",
+        )
     if values is not None and values > lim.max_values:
-        raise ECGInputError(str(source), f"{what} declares {values_text or f'{values:,} values'} = {values:,} "
-                            f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)")
+        raise ECGInputError(
+            str(source),
+            f"{what} declares {values_text or f'{values:,} values'} = {values:,} "
+            f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)",
+        )
     if channels * samples > lim.max_values:
-        raise ECGInputError(str(source), f"{what} declares {channels:,} x {samples:,} = {channels * samples:,} "
-                            f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)")
+        raise ECGInputError(
+            str(source),
+            f"{what} declares {channels:,} x {samples:,} = {channels * samples:,} "
+            f"values; the reading limit is {lim.max_values:,} (ReadLimits.max_values)",
+        )
 
 
-def check_bytes(source: object, n_bytes: int, limits: ReadLimits | None, what: str = "the file",
-                field: str = "max_bytes") -> None:
+def check_bytes(
+    source: object, n_bytes: int, limits: ReadLimits | None, what: str = "the file", field: str = "max_bytes"
+) -> None:
     cap = getattr(_resolve(limits), field)
     if n_bytes > cap:
-        raise ECGInputError(str(source), f"{what} holds {n_bytes:,} bytes; the reading limit is "
-                            f"{cap:,} (ReadLimits.{field})")
+        raise ECGInputError(
+            str(source), f"{what} holds {n_bytes:,} bytes; the reading limit is {cap:,} (ReadLimits.{field})"
+        )
 
 
 def _chunks(fh: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
@@ -105,8 +123,9 @@ def _chunks(fh: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def inflate_capped(source: object, fh: BinaryIO, *, wbits: int, limits: ReadLimits | None,
-                   what: str = "compressed data") -> bytes:
+def inflate_capped(
+    source: object, fh: BinaryIO, *, wbits: int, limits: ReadLimits | None, what: str = "compressed data"
+) -> bytes:
     """Decompress a zlib/deflate stream from ``fh``, refusing once the output passes ``max_bytes``."""
     cap = _resolve(limits).max_bytes
     d = zlib.decompressobj(wbits)
@@ -116,20 +135,26 @@ def inflate_capped(source: object, fh: BinaryIO, *, wbits: int, limits: ReadLimi
             while chunk:
                 out += d.decompress(chunk, cap + 1 - len(out))
                 if len(out) > cap:
-                    raise ECGInputError(str(source), f"{what} unpacks to more than the reading limit of {cap:,} bytes "
-                                        "(ReadLimits.max_bytes)")
+                    raise ECGInputError(
+                        str(source),
+                        f"{what} unpacks to more than the reading limit of {cap:,} bytes "
+                        "(ReadLimits.max_bytes)",
+                    )
                 chunk = d.unconsumed_tail
         out += d.flush()
     except zlib.error as exc:
         raise ECGInputError(str(source), f"{what} is not valid deflate data ({exc})") from None
     if len(out) > cap:
-        raise ECGInputError(str(source), f"{what} unpacks to more than the reading limit of {cap:,} bytes "
-                            "(ReadLimits.max_bytes)")
+        raise ECGInputError(
+            str(source),
+            f"{what} unpacks to more than the reading limit of {cap:,} bytes (ReadLimits.max_bytes)",
+        )
     return bytes(out)
 
 
-def read_capped(source: object, fh: BinaryIO, n_bytes: int, limits: ReadLimits | None,
-                what: str = "the file") -> bytes:
+def read_capped(
+    source: object, fh: BinaryIO, n_bytes: int, limits: ReadLimits | None, what: str = "the file"
+) -> bytes:
     """Read at most ``n_bytes`` (checked against ``max_bytes`` first) in bounded chunks."""
     check_bytes(source, n_bytes, limits, what)
     parts, left = [], n_bytes

@@ -20,9 +20,24 @@ OUT_OF_MEMORY = "not enough memory to read the file"
 
 FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15", "ishne")
 _SUFFIX = {
-    ".hea": "wfdb", ".dat": "wfdb", ".mat": "wfdb", ".edf": "edf", ".bdf": "edf", ".rec": "edf",
-    ".xml": "xml", ".dcm": "dicom", ".dicom": "dicom", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".npy": "numpy", ".npz": "numpy", ".h5": "code15", ".hdf5": "code15", ".hdf": "code15", ".ecg": "ishne",
+    ".hea": "wfdb",
+    ".dat": "wfdb",
+    ".mat": "wfdb",
+    ".edf": "edf",
+    ".bdf": "edf",
+    ".rec": "edf",
+    ".xml": "xml",
+    ".dcm": "dicom",
+    ".dicom": "dicom",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".npy": "numpy",
+    ".npz": "numpy",
+    ".h5": "code15",
+    ".hdf5": "code15",
+    ".hdf": "code15",
+    ".ecg": "ishne",
 }
 
 
@@ -33,8 +48,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if fmt == "wfdb" and p.suffix.lower() in (".dat", ".mat") and not p.with_suffix(".hea").is_file():
         fmt = "numpy" if p.suffix.lower() == ".mat" else None
         if fmt == "numpy":
-            raise ECGInputError(p, "a .mat file without a WFDB header (.hea) beside it; MATLAB files "
-                                "are read only as part of a WFDB record")
+            raise ECGInputError(
+                p,
+                "a .mat file without a WFDB header (.hea) beside it; MATLAB files "
+                "are read only as part of a WFDB record",
+            )
     if fmt:
         return fmt
     if not p.suffix and Path(str(p) + ".hea").is_file():
@@ -56,14 +74,24 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "edf"
     if head.lstrip().startswith(b"<"):
         return "xml"
-    raise ECGInputError(p, f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
-                        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV (Apple Health ECG exports too), .npy/.npz, "
-                        "CODE-15 HDF5, ISHNE Holter (.ecg)")
+    raise ECGInputError(
+        p,
+        f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
+        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV (Apple Health ECG exports too), .npy/.npz, "
+        "CODE-15 HDF5, ISHNE Holter (.ecg)",
+    )
 
 
-def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: float | None = None,
-             leads: Sequence[str] | None = None, units: str | None = None, index: int = 0,
-             limits: ReadLimits | None = None) -> ECGRecord:
+def read_ecg(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    fs: float | None = None,
+    leads: Sequence[str] | None = None,
+    units: str | None = None,
+    index: int = 0,
+    limits: ReadLimits | None = None,
+) -> ECGRecord:
     """Read one ECG into an :class:`ECGRecord` (float32 mV, canonical lead names, metadata).
 
     ``format`` overrides detection (one of :data:`FORMATS`). ``fs``, ``leads`` and ``units`` are
@@ -86,34 +114,44 @@ def read_ecg(path: str | os.PathLike[str], *, format: str | None = None, fs: flo
     try:
         if fmt == "wfdb":
             from .wfdb_io import read_wfdb
+
             return read_wfdb(p, limits)
         if fmt == "edf":
             from .edf import read_edf
+
             return read_edf(p, limits)
         if fmt == "xml":
             from .xml_formats import read_xml
+
             return read_xml(p, limits)
         if fmt == "dicom":
             from .dicom import read_dicom
+
             return read_dicom(p, limits)
         if fmt == "csv":
             from .tabular import read_delimited
+
             return read_delimited(p, fs=fs, leads=leads, units=units, limits=limits)
         if fmt == "numpy":
             from .tabular import read_numpy
+
             return read_numpy(p, fs=fs, leads=leads, units=units, limits=limits)
         if fmt == "code15":
             from .hdf5 import read_code15
+
             return read_code15(p, index=index, limits=limits)
         if fmt == "ishne":
             from .ishne import read_ishne
+
             return read_ishne(p, limits)
     except ECGInputError:
         raise
     except MemoryError:
         raise ECGInputError(p, OUT_OF_MEMORY) from None
     except Exception as exc:  # noqa: BLE001 - the promise: only our error type leaves read_ecg
-        raise ECGInputError(p, f"cannot read as {fmt} ({type(exc).__name__}: {clip(str(exc), 200)})") from None
+        raise ECGInputError(
+            p, f"cannot read as {fmt} ({type(exc).__name__}: {clip(str(exc), 200)})"
+        ) from None
     raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
@@ -136,6 +174,11 @@ def read_demographics(inputs: Iterable[str | os.PathLike[str]], **read_kwargs: A
 def write_npz(record: ECGRecord, path: str | os.PathLike[str]) -> Path:
     """Save a record as ``.npz`` (signal in mV, fs, leads, units) that :func:`read_ecg` reads back."""
     path = Path(path)
-    np.savez(path, signal=record.signal, fs=np.float64(record.fs), leads=np.array(record.leads),
-             units=np.array(record.units))
+    np.savez(
+        path,
+        signal=record.signal,
+        fs=np.float64(record.fs),
+        leads=np.array(record.leads),
+        units=np.array(record.units),
+    )
     return path

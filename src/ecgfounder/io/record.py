@@ -74,6 +74,10 @@ class ECGRecord:
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
-        return (f"ECGRecord({self.record_id or self.source!r}, {self.n_leads} lead{'s' if self.n_leads != 1 else ''} "
-                f"[{' '.join(self.leads)}], {self.fs:g} Hz, {self.duration_s:.2f} s, mV"
-                + (f", flags={self.flags}" if self.flags else "") + ")")
+        return (
+            f"ECGRecord({self.record_id or self.source!r}, {self.n_leads} "
+            f"lead{'s' if self.n_leads != 1 else ''} "
+            f"[{' '.join(self.leads)}], {self.fs:g} Hz, {self.duration_s:.2f} s, mV"
+            + (f", flags={self.flags}" if self.flags else "")
+            + ")"
+        )

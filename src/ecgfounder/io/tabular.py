@@ -16,8 +16,21 @@ from .record import ECGRecord
 
 __all__ = ["read_delimited", "read_numpy", "read_apple_health_ecg"]
 
-_TIME_COLS = {"time", "t", "time_s", "times", "seconds", "sec", "s", "time_ms", "ms", "timestamp", "sample",
-              "index", "samples"}
+_TIME_COLS = {
+    "time",
+    "t",
+    "time_s",
+    "times",
+    "seconds",
+    "sec",
+    "s",
+    "time_ms",
+    "ms",
+    "timestamp",
+    "sample",
+    "index",
+    "samples",
+}
 
 
 def _name_and_unit(col: str, default: str) -> tuple[str, str]:
@@ -34,17 +47,18 @@ def _name_and_unit(col: str, default: str) -> tuple[str, str]:
     end = len(text) - 1
     after = max(text.rfind(")", 0, end), text.rfind("]", 0, end)) + 1
     opens = [i for i in (text.find("(", after, end), text.find("[", after, end)) if i >= 0]
-    if not opens or not text[min(opens) + 1:end].strip():
+    if not opens or not text[min(opens) + 1 : end].strip():
         return text, default
     k = min(opens)
-    return text[:k].strip(), text[k + 1:end].strip()
+    return text[:k].strip(), text[k + 1 : end].strip()
 
 
 _SEPARATORS = (",", ";", "\t")
 _META_KEY = re.compile(r"[A-Za-z][A-Za-z0-9 _()\[\]/.\-]{0,60}")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
-_META_KEYS = re.compile(r"^(units?|amplitude units?|leads?|channels?|lead names|gains?|adc gains?|resolution)\b",
-                        re.IGNORECASE)
+_META_KEYS = re.compile(
+    r"^(units?|amplitude units?|leads?|channels?|lead names|gains?|adc gains?|resolution)\b", re.IGNORECASE
+)
 _FS_KEYS = re.compile(r"^(sampl\w*\s*(rate|freq\w*)|fs|frequency|sample\s*rate|hz)\b", re.IGNORECASE)
 
 
@@ -56,7 +70,7 @@ def _meta_line(line: str) -> tuple[str, str] | None:
     cut = min((i for i in (line.find(":", 0, 80), line.find("=", 0, 80)) if i >= 0), default=-1)
     if cut < 0:
         return None
-    key, value = line[:cut].strip(), line[cut + 1:].strip()
+    key, value = line[:cut].strip(), line[cut + 1 :].strip()
     if not value or not _META_KEY.fullmatch(key):
         return None
     return key, value
@@ -80,14 +94,17 @@ def _guess_separator(lines: list[str]) -> str | None:
         counts = {len(_split(line, sep)) for line in lines}
         if len(counts) != 1:
             continue
-        numeric = sum(all(_NUMBER.match(c.replace(",", ".") if sep != "," else c) for c in _split(line, sep))
-                      for line in lines)
+        numeric = sum(
+            all(_NUMBER.match(c.replace(",", ".") if sep != "," else c) for c in _split(line, sep))
+            for line in lines
+        )
         score = (numeric, counts.pop())
         if best is None or score > best:
             best, choice = score, sep
     if best is None:
-        raise ValueError("no separator (comma, semicolon, tab or spaces) splits the lines into the same "
-                         "number of cells")
+        raise ValueError(
+            "no separator (comma, semicolon, tab or spaces) splits the lines into the same number of cells"
+        )
     return choice
 
 
@@ -115,8 +132,11 @@ def _raise_first_non_number(path: Path, df, skipped: int, decimal: str) -> None:
         bad = pd.to_numeric(col, errors="coerce").isna() & col.notna() & (col != "")
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ECGInputError(path, f"line {skipped + row + 1}: {str(col.iloc[row])[:40]!r} "
-                                f"(column {int(c) + 1}) is not a number")
+            raise ECGInputError(
+                path,
+                f"line {skipped + row + 1}: {str(col.iloc[row])[:40]!r} "
+                f"(column {int(c) + 1}) is not a number",
+            )
 
 
 _APPLE_KEYS = ("sample rate", "lead", "unit")
@@ -124,7 +144,9 @@ _APPLE_PERSONAL = ("name", "date of birth")
 
 
 def _apple_export(head: str) -> bool:
-    keys = {line.split(",", 1)[0].strip().strip('"').lower() for line in head.splitlines()[:20] if "," in line}
+    keys = {
+        line.split(",", 1)[0].strip().strip('"').lower() for line in head.splitlines()[:20] if "," in line
+    }
     return all(k in keys for k in _APPLE_KEYS)
 
 
@@ -166,15 +188,32 @@ def read_apple_health_ecg(path: str | Path, *, limits: ReadLimits | None = None)
     unit = meta.get("unit", "µV") or "µV"
     lead = re.sub(r"(?i)^lead\s+", "", meta.get("lead", "I")) or "I"
     classification = meta.get("classification")
-    return build_record(np.asarray(values)[None, :], fs, [lead], [unit], source=str(path), record_id=path.stem,
-                        ecg_file=True, diagnoses=(f"Apple Watch classification: {classification}",)
-                        if classification else (),
-                        meta={"format": "apple-health-ecg", "recorded": meta.get("recorded date"),
-                              "device": meta.get("device"), "software": meta.get("software version")})
+    return build_record(
+        np.asarray(values)[None, :],
+        fs,
+        [lead],
+        [unit],
+        source=str(path),
+        record_id=path.stem,
+        ecg_file=True,
+        diagnoses=(f"Apple Watch classification: {classification}",) if classification else (),
+        meta={
+            "format": "apple-health-ecg",
+            "recorded": meta.get("recorded date"),
+            "device": meta.get("device"),
+            "software": meta.get("software version"),
+        },
+    )
 
 
-def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-                   units: str | None = None, limits: ReadLimits | None = None) -> ECGRecord:
+def read_delimited(
+    path: str | Path,
+    *,
+    fs: float | None = None,
+    leads: Sequence[str] | None = None,
+    units: str | None = None,
+    limits: ReadLimits | None = None,
+) -> ECGRecord:
     """Delimited text with one column per lead (CSV, TSV, semicolon or space separated).
 
     The separator is one of comma, semicolon, tab or whitespace, chosen by which splits the first
@@ -221,8 +260,9 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
                 skip = i + 1
                 continue
             m = _meta_line(stripped)
-            if m and (not any(sep in m[1] for sep in _SEPARATORS) or _FS_KEYS.match(m[0])
-                      or _META_KEYS.match(m[0])):
+            if m and (
+                not any(sep in m[1] for sep in _SEPARATORS) or _FS_KEYS.match(m[0]) or _META_KEYS.match(m[0])
+            ):
                 _metadata(m[0], m[1], meta)
                 skip = i + 1
                 continue
@@ -246,14 +286,25 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
     if header is not None:
         names_in_file = _split(header, sep)
         if len(names_in_file) != n_cols:
-            raise ECGInputError(path, f"the header names {len(names_in_file)} columns but the sample lines have "
-                                f"{n_cols} (separator {sep or 'whitespace'!r})")
+            raise ECGInputError(
+                path,
+                f"the header names {len(names_in_file)} columns but the sample lines have "
+                f"{n_cols} (separator {sep or 'whitespace'!r})",
+            )
     decimal = "."
     if sep in (";", "\t", None) and any("," in c for c in _split(sample_lines[0], sep)):
         decimal = ","
-    kwargs = dict(sep=r"\s+" if sep is None else sep, engine="c", header=None,
-                  skiprows=skip + (1 if header is not None else 0), comment="#", decimal=decimal,
-                  usecols=range(n_cols), skip_blank_lines=True, encoding="utf-8-sig")
+    kwargs = dict(
+        sep=r"\s+" if sep is None else sep,
+        engine="c",
+        header=None,
+        skiprows=skip + (1 if header is not None else 0),
+        comment="#",
+        decimal=decimal,
+        usecols=range(n_cols),
+        skip_blank_lines=True,
+        encoding="utf-8-sig",
+    )
     try:
         try:
             df = pd.read_csv(path, dtype=np.float64, **kwargs)
@@ -265,8 +316,11 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
     except ECGInputError:
         raise
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError) as exc:
-        raise ECGInputError(path, f"not a readable delimited text file ({type(exc).__name__}: "
-                            f"{clip(str(exc).splitlines()[0], 150) if str(exc) else ''})") from None
+        raise ECGInputError(
+            path,
+            f"not a readable delimited text file ({type(exc).__name__}: "
+            f"{clip(str(exc).splitlines()[0], 150) if str(exc) else ''})",
+        ) from None
     if df.empty:
         raise ECGInputError(path, "table holds no samples")
     if names_in_file is not None:
@@ -301,18 +355,25 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
                 fs = round(1.0 / (step * scale), 6)
                 notes.append(f"sampling rate {fs:g} Hz taken from column {time_col!r}")
     if fs is None:
-        raise ECGInputError(path, "sampling rate unknown: the table has no time column or rate line; pass fs=")
+        raise ECGInputError(
+            path, "sampling rate unknown: the table has no time column or rate line; pass fs="
+        )
     if not values:
         raise ECGInputError(path, "table holds no signal columns")
     data = np.stack(list(values.values()))
     if meta.get("gain"):
         gains = [float(g) for g in re.findall(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", meta["gain"])]
         if len(gains) not in (1, data.shape[0]) or not all(np.isfinite(g) and g > 0 for g in gains):
-            raise ECGInputError(path, f"gain line {meta['gain'][:60]!r}: expected one positive gain or one per "
-                                f"column ({data.shape[0]})")
+            raise ECGInputError(
+                path,
+                f"gain line {meta['gain'][:60]!r}: expected one positive gain or one per "
+                f"column ({data.shape[0]})",
+            )
         data = data / np.asarray(gains, dtype=np.float64)[:, None] if len(gains) > 1 else data / gains[0]
-        notes.append(f"values divided by the gain of the file's metadata line ({meta['gain'][:40]}) to give "
-                     f"{units or 'mV'}")
+        notes.append(
+            f"values divided by the gain of the file's metadata line ({meta['gain'][:40]}) to give "
+            f"{units or 'mV'}"
+        )
     if leads is not None:
         if len(leads) != data.shape[0]:
             raise ECGInputError(path, f"{len(leads)} lead names given for {data.shape[0]} columns")
@@ -326,9 +387,17 @@ def read_delimited(path: str | Path, *, fs: float | None = None, leads: Sequence
         names = ["ECG"] if data.shape[0] == 1 else [f"ch{i + 1}" for i in range(data.shape[0])]
         col_units = [default_units] * data.shape[0]
         notes.append("no header: columns named " + " ".join(names) + " (pass leads= to name them)")
-    return build_record(data, float(fs), names, col_units, source=str(path), record_id=path.stem,
-                        default_units=default_units,
-                        notes=notes, meta={"format": "csv"})
+    return build_record(
+        data,
+        float(fs),
+        names,
+        col_units,
+        source=str(path),
+        record_id=path.stem,
+        default_units=default_units,
+        notes=notes,
+        meta={"format": "csv"},
+    )
 
 
 def _npy_array(source: Path, fp, limits: ReadLimits | None, *, what: str, meta: bool = False) -> np.ndarray:
@@ -349,7 +418,9 @@ def _npy_array(source: Path, fp, limits: ReadLimits | None, *, what: str, meta: 
     n = int(np.prod(shape, dtype=object)) if shape else 1
     if meta:
         if n * dtype.itemsize > 1 << 20:
-            raise ECGInputError(source, f"{what}: {n * dtype.itemsize:,} bytes is too large for a metadata array")
+            raise ECGInputError(
+                source, f"{what}: {n * dtype.itemsize:,} bytes is too large for a metadata array"
+            )
     else:
         if len(shape) not in (1, 2):
             raise ECGInputError(source, f"{what}: expected a (leads, samples) array, got shape {shape}")
@@ -361,15 +432,21 @@ def _npy_array(source: Path, fp, limits: ReadLimits | None, *, what: str, meta: 
     view = memoryview(flat.view(np.uint8)) if n else memoryview(b"")
     pos = 0
     while pos < len(view):
-        got = fp.readinto(view[pos:pos + (1 << 20)])
+        got = fp.readinto(view[pos : pos + (1 << 20)])
         if not got:
             raise ECGInputError(source, f"{what}: the data ends after {pos:,} of {len(view):,} bytes")
         pos += got
     return arr
 
 
-def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-               units: str | None = None, limits: ReadLimits | None = None) -> ECGRecord:
+def read_numpy(
+    path: str | Path,
+    *,
+    fs: float | None = None,
+    leads: Sequence[str] | None = None,
+    units: str | None = None,
+    limits: ReadLimits | None = None,
+) -> ECGRecord:
     """``.npy`` holding (leads, samples) or (samples, leads); ``.npz`` with ``signal`` (or ``ecg``,
     ``x``, ``data``) and optionally ``fs``, ``leads``, ``units`` arrays (what :func:`write_npz` writes).
 
@@ -383,7 +460,9 @@ def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str
                 names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
                 key = next((k for k in ("signal", "ecg", "x", "data") if k in names), None)
                 if key is None:
-                    raise ECGInputError(path, f"no signal array in the archive (keys: {', '.join(list(names)[:20])})")
+                    raise ECGInputError(
+                        path, f"no signal array in the archive (keys: {', '.join(list(names)[:20])})"
+                    )
 
                 def member(k: str, meta: bool) -> np.ndarray:
                     with zf.open(names[k]) as fp:
@@ -401,12 +480,30 @@ def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str
                 arr = _npy_array(path, fp, limits, what="the array")
     except ECGInputError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, IndexError, RuntimeError,
-            NotImplementedError) as exc:
-        raise ECGInputError(path, f"not a readable NumPy file ({type(exc).__name__}: {clip(str(exc), 150)})") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2) or arr.size == 0:
-        raise ECGInputError(path, f"expected a numeric (leads, samples) array, got "
-                            f"{getattr(arr, 'dtype', type(arr))} of shape {getattr(arr, 'shape', '?')}")
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        IndexError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
+        raise ECGInputError(
+            path, f"not a readable NumPy file ({type(exc).__name__}: {clip(str(exc), 150)})"
+        ) from None
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.dtype.kind not in "iuf"
+        or arr.ndim not in (1, 2)
+        or arr.size == 0
+    ):
+        raise ECGInputError(
+            path,
+            f"expected a numeric (leads, samples) array, got "
+            f"{getattr(arr, 'dtype', type(arr))} of shape {getattr(arr, 'shape', '?')}",
+        )
     if fs is None:
         raise ECGInputError(path, "sampling rate unknown: pass fs= (or store 'fs' in the .npz)")
     notes = []
@@ -425,5 +522,13 @@ def read_numpy(path: str | Path, *, fs: float | None = None, leads: Sequence[str
     if len(leads) != arr.shape[0]:
         raise ECGInputError(path, f"{len(leads)} lead names for an array of shape {arr.shape}")
     u = units or file_units or "mV"
-    return build_record(arr.astype(np.float64), float(fs), list(leads), [u] * len(leads),
-                        source=str(path), record_id=path.stem, notes=notes, meta={"format": "numpy"})
+    return build_record(
+        arr.astype(np.float64),
+        float(fs),
+        list(leads),
+        [u] * len(leads),
+        source=str(path),
+        record_id=path.stem,
+        notes=notes,
+        meta={"format": "numpy"},
+    )

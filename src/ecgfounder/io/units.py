@@ -5,10 +5,20 @@ from __future__ import annotations
 __all__ = ["to_mv_factor"]
 
 _FACTORS = {
-    "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
-    "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3,
-    "v": 1e3, "volt": 1e3, "volts": 1e3,
-    "nv": 1e-6, "nanovolt": 1e-6, "nanovolts": 1e-6,
+    "mv": 1.0,
+    "millivolt": 1.0,
+    "millivolts": 1.0,
+    "uv": 1e-3,
+    "µv": 1e-3,
+    "μv": 1e-3,
+    "microvolt": 1e-3,
+    "microvolts": 1e-3,
+    "v": 1e3,
+    "volt": 1e3,
+    "volts": 1e3,
+    "nv": 1e-6,
+    "nanovolt": 1e-6,
+    "nanovolts": 1e-6,
 }
 
 

@@ -64,34 +64,46 @@ def check_wfdb_header(path: Path, header: Path, limits: ReadLimits | None, depth
         if n_seg > 10_000 or n_seg < 0:
             raise ECGInputError(path, f"the WFDB header declares {n_seg:,} segments; at most 10,000 are read")
         check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the multi-segment WFDB header")
-        for line in lines[1:1 + n_seg]:
+        for line in lines[1 : 1 + n_seg]:
             seg_name = line.split()[0]
             if seg_name == "~":
                 continue
             if not _plain_name(seg_name):
-                raise ECGInputError(path, f"segment {seg_name[:60]!r} is not a plain record name in the "
-                                    "header's folder; refused")
+                raise ECGInputError(
+                    path,
+                    f"segment {seg_name[:60]!r} is not a plain record name in the header's folder; refused",
+                )
             seg_header = header.with_name(seg_name + ".hea")
             if depth == 0 and seg_header.is_file():
                 check_wfdb_header(path, seg_header, lim, depth + 1)
         return
     check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the WFDB header")
     if len(lines) - 1 < n_sig:
-        raise ECGInputError(path, f"the WFDB header declares {n_sig} signals but has {len(lines) - 1} signal lines")
+        raise ECGInputError(
+            path, f"the WFDB header declares {n_sig} signals but has {len(lines) - 1} signal lines"
+        )
     files: dict[str, str] = {}
     per_frame = 0
-    for line in lines[1:1 + n_sig]:
+    for line in lines[1 : 1 + n_sig]:
         fields = line.split()
         file_name = fields[0]
         if not _plain_name(file_name):
-            raise ECGInputError(path, f"signal file {file_name[:60]!r} is not a plain file name in the header's "
-                                "folder; refused")
+            raise ECGInputError(
+                path,
+                f"signal file {file_name[:60]!r} is not a plain file name in the header's folder; refused",
+            )
         files.setdefault(file_name, fields[1] if len(fields) > 1 else "16")
         per_frame += _samples_per_frame(path, fields[1] if len(fields) > 1 else "16")
     # A frame holds samples_per_frame values of each signal: the reader makes frames x sum(spf) values.
-    check_declared(path, channels=n_sig, samples=n_samp, limits=lim, what="the WFDB header",
-                   values=n_samp * per_frame,
-                   values_text=f"{n_samp:,} frames x {per_frame:,} samples per frame (all signals)")
+    check_declared(
+        path,
+        channels=n_sig,
+        samples=n_samp,
+        limits=lim,
+        what="the WFDB header",
+        values=n_samp * per_frame,
+        values_text=f"{n_samp:,} frames x {per_frame:,} samples per frame (all signals)",
+    )
     if n_samp == 0:  # no length in the header: wfdb reads as much as the data files hold
         values = 0.0
         for file_name, fmt in files.items():
@@ -107,13 +119,25 @@ def _samples_per_frame(path: Path, fmt: str) -> int:
         return 1
     spf = fmt.split("x", 1)[1].split(":")[0].split("+")[0]
     if not (spf.isascii() and spf.isdigit() and len(spf) <= 12) or int(spf) < 1:
-        raise ECGInputError(path, f"WFDB signal format {fmt[:40]!r}: samples per frame must be a positive integer")
+        raise ECGInputError(
+            path, f"WFDB signal format {fmt[:40]!r}: samples per frame must be a positive integer"
+        )
     return int(spf)
 
 
 # Bytes per stored value of the WFDB formats (the FLAC formats compress: counted as 1 byte).
-_BYTES_PER_VALUE = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "310": 4 / 3,
-                    "311": 4 / 3, "24": 3.0, "32": 4.0}
+_BYTES_PER_VALUE = {
+    "8": 1.0,
+    "80": 1.0,
+    "16": 2.0,
+    "61": 2.0,
+    "160": 2.0,
+    "212": 1.5,
+    "310": 4 / 3,
+    "311": 4 / 3,
+    "24": 3.0,
+    "32": 4.0,
+}
 
 
 def _master_of_layout(header: Path) -> str | None:
@@ -122,8 +146,11 @@ def _master_of_layout(header: Path) -> str | None:
     for other in sorted(header.parent.glob("*.hea"))[:500]:
         if other == header or other.stat().st_size > 1 << 20:
             continue
-        lines = [ln.split() for ln in other.read_text(errors="replace").splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
+        lines = [
+            ln.split()
+            for ln in other.read_text(errors="replace").splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")
+        ]
         if lines and "/" in lines[0][0] and any(ln and ln[0] == name for ln in lines[1:]):
             return other.name
     return None
@@ -131,8 +158,12 @@ def _master_of_layout(header: Path) -> str | None:
 
 def _is_layout(head: object) -> bool:
     files = getattr(head, "file_name", None) or []
-    return getattr(head, "n_seg", None) is None and (getattr(head, "sig_len", 0) or 0) == 0 and \
-        bool(files) and all(f in ("~", None, "") for f in files)
+    return (
+        getattr(head, "n_seg", None) is None
+        and (getattr(head, "sig_len", 0) or 0) == 0
+        and bool(files)
+        and all(f in ("~", None, "") for f in files)
+    )
 
 
 _TIME = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -198,7 +229,9 @@ def repair_header_text(text: str, folder: Path) -> tuple[str, list[str]]:
             name = tail
     stem, dot, ext = name.rpartition(".")
     if dot and n_seg is None and ext.lower() in _RECORD_SUFFIXES and stem:
-        notes.append(f"record name {name!r} read as {stem!r}")  # CinC 2020/2021 Georgia: "E00009.mat 12 500 ..."
+        notes.append(
+            f"record name {name!r} read as {stem!r}"
+        )  # CinC 2020/2021 Georgia: "E00009.mat 12 500 ..."
         name = stem
     rest = tokens[4:]
     if rest:
@@ -267,8 +300,11 @@ def _repaired_copy(header: Path, text: str) -> tuple[str, Path]:
         seg_header = header.with_name(seg + ".hea")
         if seg_header.is_file():  # a segment: its header and its data files
             wanted.add(seg_header.name)
-            wanted |= {ln.split()[0] for ln in seg_header.read_text(errors="replace").splitlines()[1:]
-                       if ln.strip() and not ln.startswith("#") and _plain_name(ln.split()[0])}
+            wanted |= {
+                ln.split()[0]
+                for ln in seg_header.read_text(errors="replace").splitlines()[1:]
+                if ln.strip() and not ln.startswith("#") and _plain_name(ln.split()[0])
+            }
     for f in wanted:
         src = header.with_name(f)
         if src.is_file() and not (Path(tmp) / f).exists():
@@ -284,7 +320,7 @@ def _missing_files(header: Path, text: str) -> list[str]:
         n_sig = int(lines[0][1])
     except ValueError:
         return []
-    names = {ln[0] for ln in lines[1:1 + n_sig] if ln and ln[0] != "~"}
+    names = {ln[0] for ln in lines[1 : 1 + n_sig] if ln and ln[0] != "~"}
     return sorted(n for n in names if _plain_name(n) and not header.with_name(n).is_file())
 
 
@@ -295,8 +331,13 @@ def header_comments(path: str | Path, limits: ReadLimits | None = None) -> list[
     path = Path(path)
     header = path if path.suffix.lower() == ".hea" else Path(str(wfdb_record_base(path)) + ".hea")
     try:
-        check_bytes(path, header.stat().st_size, limits if limits is not None else ReadLimits.from_env(),
-                    "the WFDB header", field="max_header_bytes")
+        check_bytes(
+            path,
+            header.stat().st_size,
+            limits if limits is not None else ReadLimits.from_env(),
+            "the WFDB header",
+            field="max_header_bytes",
+        )
         text = header.read_bytes().decode("latin-1")
     except OSError as exc:
         raise ECGInputError(path, f"cannot open the WFDB header ({exc.strerror or exc})") from None
@@ -329,8 +370,11 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
         check_wfdb_header(path, Path(str(base) + ".hea"), lim)
         missing = _missing_files(header, text)
         if missing:
-            raise ECGInputError(path, f"the signal file {', '.join(missing)} named by {header.name} is missing "
-                                "(a WFDB record is the .hea with its .dat/.mat beside it)")
+            raise ECGInputError(
+                path,
+                f"the signal file {', '.join(missing)} named by {header.name} is missing "
+                "(a WFDB record is the .hea with its .dat/.mat beside it)",
+            )
         return _read_checked(path, base, header, notes)
     finally:
         if tmpdir is not None:
@@ -346,17 +390,27 @@ def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECG
         head = wfdb.rdheader(str(base))
         if _is_layout(head):
             master = _master_of_layout(header)
-            raise ECGInputError(path, "a layout header (the signal list of a multi-segment record; it holds no "
-                                "samples): open " + (f"the record's master header, {master}" if master else
-                                                     "the record's master header (the .hea listing the segments)"))
+            raise ECGInputError(
+                path,
+                "a layout header (the signal list of a multi-segment record; it holds no "
+                "samples): open "
+                + (
+                    f"the record's master header, {master}"
+                    if master
+                    else "the record's master header (the .hea listing the segments)"
+                ),
+            )
         spf = list(getattr(head, "samps_per_frame", None) or [])
         multirate = getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in spf)
         rec = wfdb.rdrecord(str(base), physical=True, m2s=True, return_res=64, smooth_frames=not multirate)
     except ECGInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types on damaged files
-        raise ECGInputError(path, f"cannot read WFDB record ({type(exc).__name__}: "
-                            f"{clip(str(exc).splitlines()[0], 200) if str(exc) else 'no details'})") from None
+        raise ECGInputError(
+            path,
+            f"cannot read WFDB record ({type(exc).__name__}: "
+            f"{clip(str(exc).splitlines()[0], 200) if str(exc) else 'no details'})",
+        ) from None
     names = [str(n) if n else f"ch{i + 1}" for i, n in enumerate(rec.sig_name or [None] * rec.n_sig)]
     units = list(rec.units or ["mV"] * len(names))
     comments = list(rec.comments or [])
@@ -379,5 +433,14 @@ def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECG
         if rec.p_signal is None or rec.p_signal.size == 0:
             raise ECGInputError(path, "WFDB record holds no samples")
         signal, fs = np.asarray(rec.p_signal, dtype=np.float64).T, float(rec.fs)
-    return build_record(signal, fs, names, units, source=str(path), record_id=str(rec.record_name), notes=notes,
-                        meta={"format": "wfdb", "header_comments": comments}, **info)
+    return build_record(
+        signal,
+        fs,
+        names,
+        units,
+        source=str(path),
+        record_id=str(rec.record_name),
+        notes=notes,
+        meta={"format": "wfdb", "header_comments": comments},
+        **info,
+    )

@@ -39,8 +39,9 @@ def _parse(path: Path, limits: ReadLimits | None) -> Any:
     try:
         return DET.parse(str(path)).getroot()
     except DefusedXmlException as exc:
-        raise ECGInputError(path, f"refused unsafe XML ({type(exc).__name__}: entities or DTD "
-                            "declarations are not allowed)") from None
+        raise ECGInputError(
+            path, f"refused unsafe XML ({type(exc).__name__}: entities or DTD declarations are not allowed)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - ParseError and friends
         raise ECGInputError(path, f"not well-formed XML ({clip(str(exc), 150)})") from None
 
@@ -53,8 +54,10 @@ def read_xml(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
         return _muse(path, root, limits)
     if tag == "AnnotatedECG":
         return _hl7(path, root, limits)
-    raise ECGInputError(path, f"unknown XML ECG format (root element <{tag}>; expected GE MUSE "
-                        "<RestingECG> or HL7 <AnnotatedECG>)")
+    raise ECGInputError(
+        path,
+        f"unknown XML ECG format (root element <{tag}>; expected GE MUSE <RestingECG> or HL7 <AnnotatedECG>)",
+    )
 
 
 def read_muse(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
@@ -71,9 +74,11 @@ def _text(el: Any, tag: str) -> str | None:
 
 
 # Statement lines that name or sign for a person (over-reader, technician...): personal data, not findings.
-_PERSONAL = re.compile(r"\b(confirmed|reviewed|over-?read|interpreted|edited|referred|requested|acquired|signed|"
-                       r"approved|read|verified)\s+by\b|\b(technician|physician|operator)\s*:|\bdr\.\s",
-                       re.IGNORECASE)
+_PERSONAL = re.compile(
+    r"\b(confirmed|reviewed|over-?read|interpreted|edited|referred|requested|acquired|signed|"
+    r"approved|read|verified)\s+by\b|\b(technician|physician|operator)\s*:|\bdr\.\s",
+    re.IGNORECASE,
+)
 
 
 def _muse_statements(root: Any) -> tuple[str, ...]:
@@ -116,13 +121,18 @@ def _muse_rate(path: Path, base_text: str | None, exponent_text: str | None) -> 
         base = float(base_text or "nan")
         exponent = int(exponent_text or "0")
     except ValueError:
-        raise ECGInputError(path, "MUSE XML sampling rate (SampleBase, SampleExponent) is not a number") from None
+        raise ECGInputError(
+            path, "MUSE XML sampling rate (SampleBase, SampleExponent) is not a number"
+        ) from None
     if abs(exponent) > MUSE_MAX_EXPONENT:
-        raise ECGInputError(path, f"MUSE XML SampleExponent {exponent} is out of range (|exponent| <= "
-                            f"{MUSE_MAX_EXPONENT})")
-    fs = base * 10.0 ** exponent
+        raise ECGInputError(
+            path, f"MUSE XML SampleExponent {exponent} is out of range (|exponent| <= {MUSE_MAX_EXPONENT})"
+        )
+    fs = base * 10.0**exponent
     if not (np.isfinite(fs) and fs > 0):
-        raise ECGInputError(path, f"MUSE XML sampling rate {base_text} x 10^{exponent} is not a positive number")
+        raise ECGInputError(
+            path, f"MUSE XML sampling rate {base_text} x 10^{exponent} is not a positive number"
+        )
     return fs
 
 
@@ -142,7 +152,9 @@ def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
             raw = np.frombuffer(base64.b64decode("".join(data.split()), validate=True), dtype="<i2")
             per_bit = float(_text(lead, "LeadAmplitudeUnitsPerBit") or 1.0)
         except (binascii.Error, ValueError) as exc:
-            raise ECGInputError(path, f"lead {name}: waveform data is not valid base64 int16 ({exc})") from None
+            raise ECGInputError(
+                path, f"lead {name}: waveform data is not valid base64 int16 ({exc})"
+            ) from None
         unit = (_text(lead, "LeadAmplitudeUnits") or "MICROVOLTS").lower()
         names.append(name)
         rows.append(raw.astype(np.float64) * per_bit)
@@ -161,9 +173,19 @@ def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
             age = None
         sex = {"male": "M", "female": "F"}.get((_text(demo, "Gender") or "").lower())
     statements = _muse_statements(root)
-    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path), ecg_file=True,
-                       record_id=_text(demo, "PatientID") if demo is not None else path.stem,
-                       age=age, sex=sex, diagnoses=statements, meta={"format": "ge-muse-xml"})
+    rec = build_record(
+        np.stack([r[:length] for r in rows]),
+        fs,
+        names,
+        units,
+        source=str(path),
+        ecg_file=True,
+        record_id=_text(demo, "PatientID") if demo is not None else path.stem,
+        age=age,
+        sex=sex,
+        diagnoses=statements,
+        meta={"format": "ge-muse-xml"},
+    )
     derived = derive_limb_leads(rec)
     return derived
 
@@ -216,6 +238,15 @@ def _hl7(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
     sex = {"M": "M", "F": "F"}.get(gender.get("code", "") if gender is not None else "")
     id_el = root.find(f"{HL7}id")
     rid = (id_el.get("root", "") if id_el is not None else "") or path.stem
-    rec = build_record(np.stack([r[:length] for r in rows]), fs, names, units, source=str(path), ecg_file=True,
-                       record_id=rid, sex=sex, meta={"format": "hl7-aecg"})
+    rec = build_record(
+        np.stack([r[:length] for r in rows]),
+        fs,
+        names,
+        units,
+        source=str(path),
+        ecg_file=True,
+        record_id=rid,
+        sex=sex,
+        meta={"format": "hl7-aecg"},
+    )
     return derive_limb_leads(rec)

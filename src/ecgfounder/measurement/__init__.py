@@ -6,5 +6,18 @@ from .delineate import delineate, load_delineator
 from .intervals import GlobalBeat, global_beats, summarise_beats
 from .reference import Wave, ludb_waves, reference_measurements
 
-__all__ = ["measure", "measure_inputs", "measure_row", "Measurements", "MEASURE_COLUMNS", "delineate", "load_delineator", "GlobalBeat",
-           "global_beats", "summarise_beats", "Wave", "ludb_waves", "reference_measurements"]
+__all__ = [
+    "measure",
+    "measure_inputs",
+    "measure_row",
+    "Measurements",
+    "MEASURE_COLUMNS",
+    "delineate",
+    "load_delineator",
+    "GlobalBeat",
+    "global_beats",
+    "summarise_beats",
+    "Wave",
+    "ludb_waves",
+    "reference_measurements",
+]

@@ -32,12 +32,32 @@ from ..io.record import ECGRecord
 from .intervals import GlobalBeat, global_beats, summarise_beats
 from .reference import Wave
 
-__all__ = ["Measurements", "measure", "measure_row", "measure_inputs", "measurements_line", "shift_beats",
-           "MEASURE_COLUMNS", "FIDUCIALS"]
+__all__ = [
+    "Measurements",
+    "measure",
+    "measure_row",
+    "measure_inputs",
+    "measurements_line",
+    "shift_beats",
+    "MEASURE_COLUMNS",
+    "FIDUCIALS",
+]
 
 #: the columns ``predict --measure`` adds, in order
-MEASURE_COLUMNS = ("hr_bpm", "rr_ms", "p_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms",
-                   "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "measure_flags")
+MEASURE_COLUMNS = (
+    "hr_bpm",
+    "rr_ms",
+    "p_ms",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_bazett_ms",
+    "qtc_fridericia_ms",
+    "p_axis_deg",
+    "qrs_axis_deg",
+    "t_axis_deg",
+    "measure_flags",
+)
 
 
 @dataclass
@@ -62,7 +82,8 @@ class Measurements:
 
     def to_dict(self) -> dict[str, Any]:
         """The values of :data:`MEASURE_COLUMNS` (flags joined by ``;``)."""
-        # to 0.1 ms, bpm and degree: finer than a 500 Hz sample (2 ms), without float noise (147.9999999999997)
+        # to 0.1 ms, bpm and degree: finer than a 500 Hz sample (2 ms), without float noise
+        # (147.9999999999997)
         out: dict[str, Any] = {k: _round(getattr(self, k), 1) for k in MEASURE_COLUMNS[:-1]}
         out["measure_flags"] = ";".join(self.flags)
         return out
@@ -74,7 +95,8 @@ class Measurements:
         return pd.DataFrame([b.__dict__ for b in self.beats])
 
     def summary_line(self) -> str:
-        """One line as printed ECGs show it: ``HR 72 bpm  PR 160 ms  QRS 92 ms  QT/QTcB 380/410 ms  P/QRS/T axis 50/30/40°``."""
+        """One line as printed ECGs show it:
+        ``HR 72 bpm  PR 160 ms  QRS 92 ms  QT/QTcB 380/410 ms  P/QRS/T axis 50/30/40°``."""
         return measurements_line(self.to_dict())
 
 
@@ -89,12 +111,16 @@ def _round(value: Any, digits: int) -> Any:
 
 def measurements_line(values: dict[str, Any]) -> str:
     """The header line of a printed ECG from measurement values (``--`` where not measured)."""
+
     def v(key: str) -> str:
         x = values.get(key)
         return "--" if x is None or not np.isfinite(x) else f"{x:.0f}"
-    line = (f"HR {v('hr_bpm')} bpm  PR {v('pr_ms')} ms  QRS {v('qrs_ms')} ms  "
-            f"QT/QTcB {v('qt_ms')}/{v('qtc_bazett_ms')} ms  "
-            f"P/QRS/T axis {v('p_axis_deg')}/{v('qrs_axis_deg')}/{v('t_axis_deg')}°")
+
+    line = (
+        f"HR {v('hr_bpm')} bpm  PR {v('pr_ms')} ms  QRS {v('qrs_ms')} ms  "
+        f"QT/QTcB {v('qt_ms')}/{v('qtc_bazett_ms')} ms  "
+        f"P/QRS/T axis {v('p_axis_deg')}/{v('qrs_axis_deg')}/{v('t_axis_deg')}°"
+    )
     flags = values.get("measure_flags")
     return line + (f"  ({flags.replace(';', ', ')})" if flags else "")
 
@@ -111,14 +137,21 @@ def _axis_leads(signal: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, n
     return None
 
 
-def _axes(beats: Sequence[GlobalBeat], signal: np.ndarray, fs: float, leads: Sequence[str]) -> tuple[float, float, float] | None:
+def _axes(
+    beats: Sequence[GlobalBeat], signal: np.ndarray, fs: float, leads: Sequence[str]
+) -> tuple[float, float, float] | None:
     from scipy.signal import butter, sosfiltfilt
 
     pair = _axis_leads(signal, leads)
     if pair is None:
         return None
-    band = sosfiltfilt(butter(2, [0.5, 40.0] if fs > 90 else 0.5, "bandpass" if fs > 90 else "highpass",
-                              fs=fs, output="sos"), np.stack(pair).astype(np.float64), axis=-1)
+    band = sosfiltfilt(
+        butter(
+            2, [0.5, 40.0] if fs > 90 else 0.5, "bandpass" if fs > 90 else "highpass", fs=fs, output="sos"
+        ),
+        np.stack(pair).astype(np.float64),
+        axis=-1,
+    )
     n = band.shape[-1]
 
     def area(a: float, b: float, base: np.ndarray) -> np.ndarray | None:
@@ -135,9 +168,12 @@ def _axes(beats: Sequence[GlobalBeat], signal: np.ndarray, fs: float, leads: Seq
         on = int(round(b.qrs_onset * fs))
         if on < int(0.02 * fs):
             continue
-        base = band[:, on - int(0.02 * fs):on].mean(-1)   # the PR segment just before the QRS
-        for key, (a, z) in {"p": (b.p_onset, b.p_offset), "qrs": (b.qrs_onset, b.qrs_offset),
-                            "t": (b.qrs_offset, b.t_offset)}.items():
+        base = band[:, on - int(0.02 * fs) : on].mean(-1)  # the PR segment just before the QRS
+        for key, (a, z) in {
+            "p": (b.p_onset, b.p_offset),
+            "qrs": (b.qrs_onset, b.qrs_offset),
+            "t": (b.qrs_offset, b.t_offset),
+        }.items():
             got = area(a, z, base)
             if got is not None:
                 sums[key] += got
@@ -147,6 +183,7 @@ def _axes(beats: Sequence[GlobalBeat], signal: np.ndarray, fs: float, leads: Seq
         if counts[key] < 2 or not np.any(sums[key]):
             return float("nan")
         return float(math.degrees(math.atan2(sums[key][1], sums[key][0])))
+
     return angle("p"), angle("qrs"), angle("t")
 
 
@@ -177,12 +214,21 @@ FIDUCIALS = ("p_onset", "p_offset", "qrs_onset", "qrs_offset", "t_offset")
 
 def shift_beats(beats: Sequence[GlobalBeat], shifts_ms: Mapping[str, float]) -> list[GlobalBeat]:
     """Beats with each fiducial moved by ``shifts_ms[name]`` milliseconds (a calibration)."""
-    return [replace(b, **{k: getattr(b, k) + float(shifts_ms.get(k, 0.0)) / 1000 for k in FIDUCIALS}) for b in beats]
+    return [
+        replace(b, **{k: getattr(b, k) + float(shifts_ms.get(k, 0.0)) / 1000 for k in FIDUCIALS})
+        for b in beats
+    ]
 
 
-def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet", agree: int = 1,
-            model: Any = None, probabilities: np.ndarray | None = None,
-            shifts_ms: Mapping[str, float] | None = None) -> Measurements:
+def measure(
+    record: ECGRecord | str | os.PathLike[str],
+    *,
+    method: str = "unet",
+    agree: int = 1,
+    model: Any = None,
+    probabilities: np.ndarray | None = None,
+    shifts_ms: Mapping[str, float] | None = None,
+) -> Measurements:
     """Measurements of one record (an :class:`~ecgfounder.io.record.ECGRecord` or a file
     :func:`~ecgfounder.read_ecg` reads). ``method``: ``unet`` (bundled LUDB-trained delineator,
     default) or ``neurokit``; ``agree``: the k-th earliest onset / latest offset over the leads
@@ -199,7 +245,9 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
     if record.duration_s < 2.0 or record.n_samples < 64:
         from ..errors import ECGInputError
 
-        raise ECGInputError(record.name, f"{record.duration_s:.2f} s is too short to measure (2 s and two beats needed)")
+        raise ECGInputError(
+            record.name, f"{record.duration_s:.2f} s is too short to measure (2 s and two beats needed)"
+        )
     flags: list[str] = []
     if record.duration_s > MAX_SECONDS and probabilities is None:
         record = record.replace(signal=record.signal[:, : int(round(MAX_SECONDS * record.fs))])
@@ -209,7 +257,9 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
     if method == "unet" and model is None and probabilities is None:
         model = load_delineator()
     if shifts_ms is None:
-        shifts_ms = dict(getattr(model, "provenance", {}).get("fiducial_shifts_ms", {})) if method == "unet" else {}
+        shifts_ms = (
+            dict(getattr(model, "provenance", {}).get("fiducial_shifts_ms", {})) if method == "unet" else {}
+        )
     waves = delineate(sig, record.fs, leads, method=method, model=model, probabilities=probabilities)
     beats = global_beats(waves, agree=agree, min_leads=3)
     if shifts_ms:
@@ -244,10 +294,21 @@ def measure(record: ECGRecord | str | os.PathLike[str], *, method: str = "unet",
             flags.append("no_axes")
     p_axis = axes[0] if "no_p_waves" not in flags else nan
     return Measurements(
-        hr_bpm=s["hr_bpm"], rr_ms=s["rr_ms"], p_ms=s["p_ms"], pr_ms=s["pr_ms"], qrs_ms=s["qrs_ms"], qt_ms=qt,
+        hr_bpm=s["hr_bpm"],
+        rr_ms=s["rr_ms"],
+        p_ms=s["p_ms"],
+        pr_ms=s["pr_ms"],
+        qrs_ms=s["qrs_ms"],
+        qt_ms=qt,
         qtc_bazett_ms=qt / math.sqrt(rr) if np.isfinite(qt) and np.isfinite(rr) else nan,
         qtc_fridericia_ms=qt / rr ** (1 / 3) if np.isfinite(qt) and np.isfinite(rr) else nan,
-        p_axis_deg=p_axis, qrs_axis_deg=axes[1], t_axis_deg=axes[2], flags=flags, beats=beats, waves=waves)
+        p_axis_deg=p_axis,
+        qrs_axis_deg=axes[1],
+        t_axis_deg=axes[2],
+        flags=flags,
+        beats=beats,
+        waves=waves,
+    )
 
 
 def measure_row(record: ECGRecord) -> dict[str, Any]:
@@ -261,8 +322,9 @@ def measure_row(record: ECGRecord) -> dict[str, Any]:
         return {**{k: float("nan") for k in MEASURE_COLUMNS[:-1]}, "measure_flags": f"not_measured: {exc}"}
 
 
-def measure_inputs(inputs: Sequence[str | os.PathLike[str]], *, method: str = "unet", agree: int = 1,
-                   **read_kwargs: Any) -> Any:
+def measure_inputs(
+    inputs: Sequence[str | os.PathLike[str]], *, method: str = "unet", agree: int = 1, **read_kwargs: Any
+) -> Any:
     """Rows ``{record, n_beats, <MEASURE_COLUMNS>, error}`` for every input (files, folders,
     globs, manifests, as ``predict`` takes them), one at a time; a file that cannot be read gets
     ``error`` and the rest go on."""
@@ -276,5 +338,10 @@ def measure_inputs(inputs: Sequence[str | os.PathLike[str]], *, method: str = "u
             yield {"record": src.key, "n_beats": len(m.beats), **m.to_dict(), "error": ""}
         except (ECGFounderError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            yield {"record": src.key, "n_beats": 0, **{k: float("nan") for k in MEASURE_COLUMNS[:-1]},
-                   "measure_flags": "", "error": reason}
+            yield {
+                "record": src.key,
+                "n_beats": 0,
+                **{k: float("nan") for k in MEASURE_COLUMNS[:-1]},
+                "measure_flags": "",
+                "error": reason,
+            }

@@ -20,10 +20,19 @@ import numpy as np
 from ..errors import clip
 from .reference import Wave
 
-__all__ = ["delineate", "load_delineator", "save_delineator", "update_delineator_metadata", "segment", "waves_from_classes",
-           "DEFAULT_DELINEATOR"]
+__all__ = [
+    "delineate",
+    "load_delineator",
+    "save_delineator",
+    "update_delineator_metadata",
+    "segment",
+    "waves_from_classes",
+    "DEFAULT_DELINEATOR",
+]
 
-DEFAULT_DELINEATOR = Path(__file__).resolve().parents[1] / "models" / "weights" / "ludb-delineator.safetensors"
+DEFAULT_DELINEATOR = (
+    Path(__file__).resolve().parents[1] / "models" / "weights" / "ludb-delineator.safetensors"
+)
 _MIN_S = {"P": 0.02, "QRS": 0.03, "T": 0.04}
 _KINDS = {1: "P", 2: "QRS", 3: "T"}
 
@@ -35,7 +44,9 @@ def save_delineator(model: Any, path: str | os.PathLike[str], provenance: dict[s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"ecgfounder_delineator": json.dumps({"width": model.width, **provenance})})
+    save_file(
+        state, str(path), metadata={"ecgfounder_delineator": json.dumps({"width": model.width, **provenance})}
+    )
     return path
 
 
@@ -109,8 +120,15 @@ def waves_from_classes(classes: np.ndarray, band: np.ndarray, fs: float) -> list
     return waves
 
 
-def delineate(signal: np.ndarray, fs: float, leads: Sequence[str], *, method: str = "unet",
-              model: Any = None, probabilities: np.ndarray | None = None) -> dict[str, list[Wave]]:
+def delineate(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    *,
+    method: str = "unet",
+    model: Any = None,
+    probabilities: np.ndarray | None = None,
+) -> dict[str, list[Wave]]:
     """``{lead: [Wave, ...]}`` for a (leads, samples) mV signal. ``method``: ``unet`` (bundled
     LUDB-trained U-Net, or ``model``; ``probabilities`` from :func:`segment` skip the network) or
     ``neurokit`` (neurokit2's ``prominence`` delineation; extra ``measure``)."""
@@ -134,7 +152,9 @@ def _neurokit(signal: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, 
     except ImportError:
         from ..errors import ECGFounderError
 
-        raise ECGFounderError("neurokit delineation needs neurokit2: pip install 'ecgfounder[measure]'") from None
+        raise ECGFounderError(
+            "neurokit delineation needs neurokit2: pip install 'ecgfounder[measure]'"
+        ) from None
     sig = np.asarray(signal, dtype=np.float64)
     ref = list(leads).index("II") if "II" in leads else 0
     with warnings.catch_warnings():
@@ -152,15 +172,24 @@ def _neurokit(signal: np.ndarray, fs: float, leads: Sequence[str]) -> dict[str, 
                 continue
             g = {k: np.asarray(v, dtype=np.float64) / fs for k, v in w.items()}
             for j, r in enumerate(rpeaks / fs):
-                def at(key: str) -> float:
+
+                def at(key: str, g: dict = g, j: int = j) -> float:
                     v = g.get(key)
                     return float(v[j]) if v is not None and j < len(v) else float("nan")
-                trip = {"P": (at("ECG_P_Onsets"), at("ECG_P_Peaks"), at("ECG_P_Offsets")),
-                        "QRS": (min(at("ECG_R_Onsets"), at("ECG_Q_Peaks")) if np.isfinite(at("ECG_Q_Peaks"))
-                                else at("ECG_R_Onsets"), float(r),
-                                max(at("ECG_R_Offsets"), at("ECG_S_Peaks")) if np.isfinite(at("ECG_S_Peaks"))
-                                else at("ECG_R_Offsets")),
-                        "T": (at("ECG_T_Onsets"), at("ECG_T_Peaks"), at("ECG_T_Offsets"))}
+
+                trip = {
+                    "P": (at("ECG_P_Onsets"), at("ECG_P_Peaks"), at("ECG_P_Offsets")),
+                    "QRS": (
+                        min(at("ECG_R_Onsets"), at("ECG_Q_Peaks"))
+                        if np.isfinite(at("ECG_Q_Peaks"))
+                        else at("ECG_R_Onsets"),
+                        float(r),
+                        max(at("ECG_R_Offsets"), at("ECG_S_Peaks"))
+                        if np.isfinite(at("ECG_S_Peaks"))
+                        else at("ECG_R_Offsets"),
+                    ),
+                    "T": (at("ECG_T_Onsets"), at("ECG_T_Peaks"), at("ECG_T_Offsets")),
+                }
                 for kind, (a, p, b) in trip.items():
                     if np.isfinite(a) and np.isfinite(b) and a < b:
                         waves.append(Wave(kind, a, p if np.isfinite(p) else (a + b) / 2, b))

@@ -66,21 +66,33 @@ def global_beats(waves: Mapping[str, Sequence], *, agree: int = 1, min_leads: in
             qrs = min(q, key=lambda w: abs(w.peak - c))
             q_on.append(qrs.onset)
             q_off.append(qrs.offset)
-            p = [w for w in ws if w.kind == "P" and w.offset <= qrs.onset + 0.01 and qrs.onset - w.onset < 0.45]
+            p = [
+                w for w in ws if w.kind == "P" and w.offset <= qrs.onset + 0.01 and qrs.onset - w.onset < 0.45
+            ]
             if p:
                 p_on.append(p[-1].onset)
                 p_off.append(p[-1].offset)
-            t = [w for w in ws if w.kind == "T" and w.onset >= qrs.offset - 0.02 and w.offset - qrs.onset < 0.8]
+            t = [
+                w for w in ws if w.kind == "T" and w.onset >= qrs.offset - 0.02 and w.offset - qrs.onset < 0.8
+            ]
             if t:
                 t_off.append(t[0].offset)
         if len(q_on) < need:
             continue
         nan = float("nan")
         has_p, has_t = len(p_on) >= need, len(t_off) >= need
-        beats.append(GlobalBeat(
-            qrs_peak=c, qrs_onset=_kth(q_on, agree, False), qrs_offset=_kth(q_off, agree, True),
-            p_onset=_kth(p_on, agree, False) if has_p else nan, p_offset=_kth(p_off, agree, True) if has_p else nan,
-            t_offset=_kth(t_off, agree, True) if has_t else nan, n_leads=len(q_on), n_p_leads=len(p_on)))
+        beats.append(
+            GlobalBeat(
+                qrs_peak=c,
+                qrs_onset=_kth(q_on, agree, False),
+                qrs_offset=_kth(q_off, agree, True),
+                p_onset=_kth(p_on, agree, False) if has_p else nan,
+                p_offset=_kth(p_off, agree, True) if has_p else nan,
+                t_offset=_kth(t_off, agree, True) if has_t else nan,
+                n_leads=len(q_on),
+                n_p_leads=len(p_on),
+            )
+        )
     return beats
 
 
@@ -88,14 +100,17 @@ def summarise_beats(beats: Sequence[GlobalBeat], min_beats: int = 2) -> dict[str
     """``hr_bpm``, ``rr_ms`` (mean RR), ``p_ms``, ``pr_ms``, ``qrs_ms``, ``qt_ms`` (medians over the
     beats having the wave; NaN with fewer than ``min_beats``), ``p_fraction`` (share of beats with
     a P wave) and ``rr_cv`` (RR standard deviation / mean)."""
+
     def med(values: list[float]) -> float:
         v = [x for x in values if np.isfinite(x)]
         return float(np.median(v) * 1000) if len(v) >= min_beats else float("nan")
 
-    out = {"p_ms": med([b.p_offset - b.p_onset for b in beats]),
-           "pr_ms": med([b.qrs_onset - b.p_onset for b in beats]),
-           "qrs_ms": med([b.qrs_offset - b.qrs_onset for b in beats]),
-           "qt_ms": med([b.t_offset - b.qrs_onset for b in beats])}
+    out = {
+        "p_ms": med([b.p_offset - b.p_onset for b in beats]),
+        "pr_ms": med([b.qrs_onset - b.p_onset for b in beats]),
+        "qrs_ms": med([b.qrs_offset - b.qrs_onset for b in beats]),
+        "qt_ms": med([b.t_offset - b.qrs_onset for b in beats]),
+    }
     rr = np.diff([b.qrs_peak for b in beats])
     out["rr_ms"] = float(rr.mean() * 1000) if len(rr) else float("nan")
     out["hr_bpm"] = 60000.0 / out["rr_ms"] if len(rr) else float("nan")

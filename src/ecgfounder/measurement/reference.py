@@ -53,10 +53,10 @@ def wave_mask(waves: list[Wave], n: int, fs: float) -> tuple[np.ndarray, np.ndar
     codes = {"P": 1, "QRS": 2, "T": 3}
     for w in waves:
         a, b = int(round(w.onset * fs)), int(round(w.offset * fs)) + 1
-        cls[max(0, a):min(n, b)] = codes[w.kind]
+        cls[max(0, a) : min(n, b)] = codes[w.kind]
     a = int(round(min(w.onset for w in waves) * fs))
     b = int(round(max(w.offset for w in waves) * fs)) + 1
-    known[max(0, a):min(n, b)] = True
+    known[max(0, a) : min(n, b)] = True
     return cls, known
 
 

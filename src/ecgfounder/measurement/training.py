@@ -81,7 +81,9 @@ def trained_on(provenance: dict[str, Any], record: str) -> bool | None:
         return None
     if provenance.get("fold") is None:
         return True
-    return fold_of(record, int(provenance["folds"]), int(provenance.get("seed", 0))) != int(provenance["fold"])
+    return fold_of(record, int(provenance["folds"]), int(provenance.get("seed", 0))) != int(
+        provenance["fold"]
+    )
 
 
 def check_out_of_sample(pairs: Sequence[tuple[str, dict[str, Any]]], *, allow_in_sample: bool = False) -> str:
@@ -93,15 +95,26 @@ def check_out_of_sample(pairs: Sequence[tuple[str, dict[str, Any]]], *, allow_in
         if trained_on(prov, record):
             if allow_in_sample:
                 return "IN-SAMPLE"
-            raise ValueError(f"record {Path(record).stem} was in the training data of the model that scores it "
-                             f"(fold {prov.get('fold')}, {prov.get('trained_on')} training records of "
-                             f"{prov.get('data')}): these figures would be in-sample")
+            raise ValueError(
+                f"record {Path(record).stem} was in the training data of the model that scores it "
+                f"(fold {prov.get('fold')}, {prov.get('trained_on')} training records of "
+                f"{prov.get('data')}): these figures would be in-sample"
+            )
     return "out-of-sample"
 
 
-def train_delineator(data: Sequence[LeadData], *, epochs: int = 12, width: int = 8, batch_size: int = 32,
-                     lr: float = 3e-3, seed: int = 0, crop: int = 2000, progress: bool = True,
-                     log: Callable[[str], None] | None = None) -> Any:
+def train_delineator(
+    data: Sequence[LeadData],
+    *,
+    epochs: int = 12,
+    width: int = 8,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    crop: int = 2000,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Any:
     """A delineator trained on every lead of ``data`` (cross-entropy on the annotated span;
     random 8 s crops, Gaussian noise and baseline drift as augmentation; one-cycle LR)."""
     import torch
@@ -125,14 +138,19 @@ def train_delineator(data: Sequence[LeadData], *, epochs: int = 12, width: int =
         order = rng.permutation(n_items)
         total, count = 0.0, 0
         for b in range(0, n_items, batch_size):
-            idx = order[b:b + batch_size]
+            idx = order[b : b + batch_size]
             starts = rng.integers(0, n - crop + 1, len(idx))
-            xb = np.stack([xs[i, s:s + crop] for i, s in zip(idx, starts)])
-            yb = np.stack([ys[i, s:s + crop] for i, s in zip(idx, starts)])
+            xb = np.stack([xs[i, s : s + crop] for i, s in zip(idx, starts)])
+            yb = np.stack([ys[i, s : s + crop] for i, s in zip(idx, starts)])
             t = np.arange(crop) / 250.0
-            drift = rng.normal(0, 0.3, (len(idx), 1)) * np.sin(2 * np.pi * rng.uniform(0.05, 0.5, (len(idx), 1)) * t
-                                                                + rng.uniform(0, 6.3, (len(idx), 1)))
-            xb = xb * rng.uniform(0.8, 1.25, (len(idx), 1)) + rng.normal(0, 1, xb.shape) * rng.uniform(0, 0.08, (len(idx), 1)) + drift
+            drift = rng.normal(0, 0.3, (len(idx), 1)) * np.sin(
+                2 * np.pi * rng.uniform(0.05, 0.5, (len(idx), 1)) * t + rng.uniform(0, 6.3, (len(idx), 1))
+            )
+            xb = (
+                xb * rng.uniform(0.8, 1.25, (len(idx), 1))
+                + rng.normal(0, 1, xb.shape) * rng.uniform(0, 0.08, (len(idx), 1))
+                + drift
+            )
             xt = torch.from_numpy(xb.astype(np.float32))[:, None, :]
             yt = torch.from_numpy(yb)
             loss = loss_fn(model(xt), yt)

@@ -7,11 +7,27 @@ from .hub import resolve_weights
 from .labels import ecgfounder_labels
 from .net1d import Net1D
 from .outputs import activate
-from .registry import (ModelEntry, WeightSource, get_model_entry, list_models, register_model,
-                       unregister_model)
+from .registry import ModelEntry, WeightSource, get_model_entry, list_models, register_model, unregister_model
 
 __all__ = [
-    "Net1D", "Net1DConfig", "PRESETS", "get_preset", "ModelInfo", "adapt_leads", "create_model", "load_model",
-    "save_model", "infer_config", "read_checkpoint", "resolve_weights", "ecgfounder_labels",
-    "activate", "ModelEntry", "WeightSource", "get_model_entry", "list_models", "register_model", "unregister_model",
+    "Net1D",
+    "Net1DConfig",
+    "PRESETS",
+    "get_preset",
+    "ModelInfo",
+    "adapt_leads",
+    "create_model",
+    "load_model",
+    "save_model",
+    "infer_config",
+    "read_checkpoint",
+    "resolve_weights",
+    "ecgfounder_labels",
+    "activate",
+    "ModelEntry",
+    "WeightSource",
+    "get_model_entry",
+    "list_models",
+    "register_model",
+    "unregister_model",
 ]

@@ -28,8 +28,15 @@ from ..errors import CheckpointError, clip
 from .config import Net1DConfig
 
 __all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "read_checkpoint", "infer_config", "check_state_dict",
-    "write_checkpoint", "sha256_file", "strip_prefixes", "is_torchscript",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "read_checkpoint",
+    "infer_config",
+    "check_state_dict",
+    "write_checkpoint",
+    "sha256_file",
+    "strip_prefixes",
+    "is_torchscript",
 ]
 
 FORMAT_NAME = "ecgfounder"
@@ -74,27 +81,35 @@ def is_torchscript(path: str | os.PathLike[str]) -> bool:
 
 def _torch_load(path: Path) -> Any:
     if is_torchscript(path):
-        raise CheckpointError(path, "a TorchScript export (`ecgfounder export ... -o FILE.pt`): `predict`, "
-                              "`embed`, `serve` and `info` run it as it is (torch.jit.load, no pickled Python "
-                              "code); fine-tuning and `load_model` need the weights (.safetensors or .pth)")
+        raise CheckpointError(
+            path,
+            "a TorchScript export (`ecgfounder export ... -o FILE.pt`): `predict`, "
+            "`embed`, `serve` and `info` run it as it is (torch.jit.load, no pickled Python "
+            "code); fine-tuning and `load_model` need the weights (.safetensors or .pth)",
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(path, "refused to load: the file holds pickled Python objects other "
-                              "than tensors and plain containers, which could run code when "
-                              "unpickled (loaded with weights_only=True; details: "
-                              f"{clip(str(exc).splitlines()[0], 200)})") from None
+        raise CheckpointError(
+            path,
+            "refused to load: the file holds pickled Python objects other "
+            "than tensors and plain containers, which could run code when "
+            "unpickled (loaded with weights_only=True; details: "
+            f"{clip(str(exc).splitlines()[0], 200)})",
+        ) from None
     except (EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(path, f"file is truncated or corrupt ({type(exc).__name__})") from None
     except RuntimeError as exc:
         msg = str(exc)
         if "zip" in msg.lower() or "central directory" in msg or "PytorchStreamReader" in msg:
-            raise CheckpointError(path, "file is truncated or corrupt (not a readable PyTorch zip "
-                                  "archive)") from None
+            raise CheckpointError(
+                path, "file is truncated or corrupt (not a readable PyTorch zip archive)"
+            ) from None
         raise CheckpointError(path, f"cannot be read as a PyTorch checkpoint ({clip(msg, 300)})") from None
     except Exception as exc:  # noqa: BLE001 - any other failure of an untrusted file is reported
-        raise CheckpointError(path, "cannot be read as a PyTorch checkpoint "
-                              f"({type(exc).__name__}: {clip(str(exc), 300)})") from None
+        raise CheckpointError(
+            path, f"cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {clip(str(exc), 300)})"
+        ) from None
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -103,24 +118,29 @@ def _unwrap(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in obj and isinstance(obj[key], Mapping):
-                extras = {k: v for k, v in obj.items()
-                          if k != key and isinstance(v, (int, float, str, bool))}
+                extras = {k: v for k, v in obj.items() if k != key and isinstance(v, (int, float, str, bool))}
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(path, "holds no state dict (expected a mapping of tensor names to "
-                              "tensors, or a dict with key 'state_dict')")
+        raise CheckpointError(
+            path,
+            "holds no state dict (expected a mapping of tensor names to "
+            "tensors, or a dict with key 'state_dict')",
+        )
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
-        raise CheckpointError(path, f"state dict has {len(bad)} entries that are not tensors: "
-                              f"{', '.join(bad[:_MAX_LISTED])}")
+        raise CheckpointError(
+            path, f"state dict has {len(bad)} entries that are not tensors: {', '.join(bad[:_MAX_LISTED])}"
+        )
     try:
         return strip_prefixes(obj), extras
     except ValueError as exc:
         raise CheckpointError(path, str(exc)) from None
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str] | None, dict[str, Any]]:
+def read_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Tensor], dict[str, str] | None, dict[str, Any]]:
     """Read a model file: ``(state_dict, our_metadata_or_None, extras)``.
 
     ``our_metadata`` is the safetensors metadata when the file is in our format, else ``None``.
@@ -140,8 +160,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
                 metadata = fh.metadata() or {}
                 state = {k: fh.get_tensor(k) for k in fh.keys()}
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise CheckpointError(path, "not a readable safetensors file (truncated or corrupt: "
-                                  f"{clip(str(exc), 200)})") from None
+            raise CheckpointError(
+                path, f"not a readable safetensors file (truncated or corrupt: {clip(str(exc), 200)})"
+            ) from None
         if not state:
             raise CheckpointError(path, "safetensors file holds no tensors")
         try:
@@ -151,8 +172,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         ours = metadata if metadata.get("format") == FORMAT_NAME else None
         return state, ours, {}
     if path.suffix not in TORCH_SUFFIXES:
-        raise CheckpointError(path, f"unknown model file type {path.suffix!r} (expected .safetensors "
-                              f"or one of {', '.join(TORCH_SUFFIXES)})")
+        raise CheckpointError(
+            path,
+            f"unknown model file type {path.suffix!r} (expected .safetensors "
+            f"or one of {', '.join(TORCH_SUFFIXES)})",
+        )
     state, extras = _unwrap(_torch_load(path), path)
     return state, None, extras
 
@@ -160,8 +184,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
 _STAGE_KEY = re.compile(r"^stage_list\.(\d+)\.block_list\.(\d+)\.conv3\.conv\.weight$")
 
 
-def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str] = "<state dict>",
-                 **overrides: Any) -> tuple[Net1DConfig, list[str]]:
+def infer_config(
+    state_dict: Mapping[str, Tensor], source: str | os.PathLike[str] = "<state dict>", **overrides: Any
+) -> tuple[Net1DConfig, list[str]]:
     """Recover the :class:`Net1DConfig` of a state dict from its tensor shapes.
 
     Widths, block counts, kernel size, bottleneck ratio, group width, input leads and outputs come
@@ -174,14 +199,18 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
 
     def need(key: str) -> Tensor:
         if key not in state_dict:
-            raise CheckpointError(source, "does not look like an ECGFounder Net1D state dict: "
-                                  f"no tensor {key!r} (first keys: {', '.join(list(state_dict)[:5])})")
+            raise CheckpointError(
+                source,
+                "does not look like an ECGFounder Net1D state dict: "
+                f"no tensor {key!r} (first keys: {', '.join(list(state_dict)[:5])})",
+            )
         return state_dict[key]
 
     first = need("first_conv.conv.weight")
     if first.ndim != 3:
-        raise CheckpointError(source, f"first_conv.conv.weight has shape {tuple(first.shape)}, "
-                              "expected (out, in, kernel)")
+        raise CheckpointError(
+            source, f"first_conv.conv.weight has shape {tuple(first.shape)}, expected (out, in, kernel)"
+        )
     base_filters, in_channels, kernel_size = (int(v) for v in first.shape)
 
     blocks: dict[int, int] = {}
@@ -208,11 +237,17 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
         w = need(f"stage_list.{s}.block_list.0.conv2.conv.weight")
         groups.append(int(w.shape[0]) // int(w.shape[1]))
     # groups = width // groups_width for every stage; find the group width that explains all.
-    candidates = [g for g in range(1, max(filter_list) + 1)
-                  if all(width // g == n for width, n in zip(filter_list, groups))]
+    candidates = [
+        g
+        for g in range(1, max(filter_list) + 1)
+        if all(width // g == n for width, n in zip(filter_list, groups))
+    ]
     if not candidates:
-        raise CheckpointError(source, f"no group width explains the grouped convolutions "
-                              f"(widths {filter_list}, groups {tuple(groups)})")
+        raise CheckpointError(
+            source,
+            f"no group width explains the grouped convolutions "
+            f"(widths {filter_list}, groups {tuple(groups)})",
+        )
     groups_width = min(candidates, key=lambda g: (g != filter_list[0] // groups[0], g))
 
     if "dense.weight" in state_dict:
@@ -228,15 +263,26 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
         notes.append("use_bn=True: the BatchNorm counters show it ran in training")
     else:
         use_bn = False
-        notes.append("use_bn=False assumed (the released setting; shapes cannot tell, pass "
-                     "use_bn=True for a model trained with BatchNorm)")
+        notes.append(
+            "use_bn=False assumed (the released setting; shapes cannot tell, pass "
+            "use_bn=True for a model trained with BatchNorm)"
+        )
     if "stride" not in overrides:
         notes.append("stride=2 assumed (not visible in tensor shapes)")
 
-    cfg = dict(in_channels=in_channels, base_filters=base_filters, ratio=ratio,
-               filter_list=filter_list, m_blocks_list=m_blocks_list, kernel_size=kernel_size,
-               stride=2, groups_width=groups_width, n_classes=n_classes, use_bn=use_bn,
-               use_do=False)
+    cfg = dict(
+        in_channels=in_channels,
+        base_filters=base_filters,
+        ratio=ratio,
+        filter_list=filter_list,
+        m_blocks_list=m_blocks_list,
+        kernel_size=kernel_size,
+        stride=2,
+        groups_width=groups_width,
+        n_classes=n_classes,
+        use_bn=use_bn,
+        use_do=False,
+    )
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise TypeError(f"unknown architecture override(s): {sorted(unknown)}")
@@ -251,18 +297,23 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str | os.PathLike[str
 
 def _batchnorm_was_run(state_dict: Mapping[str, Tensor]) -> bool:
     """True when a BatchNorm counter shows it ran in training mode (``num_batches_tracked > 0``)."""
-    return any(key.endswith("num_batches_tracked") and t.numel() == 1 and int(t) > 0
-               for key, t in state_dict.items())
+    return any(
+        key.endswith("num_batches_tracked") and t.numel() == 1 and int(t) > 0 for key, t in state_dict.items()
+    )
 
 
-def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor],
-                     source: str | os.PathLike[str]) -> None:
+def check_state_dict(
+    model: nn.Module, state_dict: Mapping[str, Tensor], source: str | os.PathLike[str]
+) -> None:
     """Raise one :class:`CheckpointError` listing every missing, unexpected or mis-shaped tensor."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [f"{k} (file {tuple(state_dict[k].shape)}, model {tuple(v.shape)})"
-                  for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+    mismatched = [
+        f"{k} (file {tuple(state_dict[k].shape)}, model {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     if not (missing or unexpected or mismatched):
         return
 
@@ -270,13 +321,17 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor],
         more = f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
         return f"{len(items)} {title}: {', '.join(items[:_MAX_LISTED])}{more}"
 
-    parts = [fmt(t, i) for t, i in (("missing", missing), ("unexpected", unexpected),
-                                     ("mis-shaped", mismatched)) if i]
+    parts = [
+        fmt(t, i)
+        for t, i in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched))
+        if i
+    ]
     raise CheckpointError(source, "does not match the architecture: " + "; ".join(parts))
 
 
-def write_checkpoint(path: str | os.PathLike[str], state_dict: Mapping[str, Tensor],
-                     metadata: Mapping[str, Any]) -> Path:
+def write_checkpoint(
+    path: str | os.PathLike[str], state_dict: Mapping[str, Tensor], metadata: Mapping[str, Any]
+) -> Path:
     """Write tensors and JSON-encoded metadata as safetensors, atomically (temp file + rename)."""
     from safetensors.torch import save_file
 

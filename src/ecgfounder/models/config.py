@@ -38,8 +38,10 @@ class Net1DConfig:
         if self.in_channels < 1:
             problems.append(f"in_channels must be >= 1 (got {self.in_channels})")
         if len(self.filter_list) != len(self.m_blocks_list) or not self.filter_list:
-            problems.append("filter_list and m_blocks_list must be non-empty and of equal length "
-                            f"(got {len(self.filter_list)} and {len(self.m_blocks_list)})")
+            problems.append(
+                "filter_list and m_blocks_list must be non-empty and of equal length "
+                f"(got {len(self.filter_list)} and {len(self.m_blocks_list)})"
+            )
         if any(m < 1 for m in self.m_blocks_list):
             problems.append(f"every stage needs at least one block (m_blocks_list={self.m_blocks_list})")
         if self.kernel_size < 1 or self.stride < 1 or self.groups_width < 1:
@@ -48,14 +50,18 @@ class Net1DConfig:
             groups = width // self.groups_width if self.groups_width else 0
             middle = int(width * self.ratio)
             if groups < 1 or middle % groups:
-                problems.append(f"stage width {width} does not split into groups of {self.groups_width} "
-                                f"(middle width {middle})")
+                problems.append(
+                    f"stage width {width} does not split into groups of {self.groups_width} "
+                    f"(middle width {middle})"
+                )
             if width < 2:
                 problems.append(f"stage width {width} is too small for squeeze-and-excitation")
         widths = (self.base_filters, *self.filter_list)
         if any(b < a for a, b in zip(widths, widths[1:])):
-            problems.append(f"widths must not shrink from stage to stage (base_filters then "
-                            f"filter_list: {widths}); the zero-padded shortcut can only widen")
+            problems.append(
+                f"widths must not shrink from stage to stage (base_filters then "
+                f"filter_list: {widths}); the zero-padded shortcut can only widen"
+            )
         if self.n_classes < 0:
             problems.append(f"n_classes must be >= 0 (got {self.n_classes})")
         if problems:
@@ -86,29 +92,74 @@ class Net1DConfig:
 #: scale widths and depths around it (the paper's own ablation configs are not published; its sizes
 #: 11.7M/25.6M/76.3M/110M do not correspond to any config in the released code, see docs/model.md).
 #: ``in_channels`` and ``n_classes`` are placeholders, set per model.
-_RELEASED = dict(base_filters=64, ratio=1, filter_list=(64, 160, 160, 400, 400, 1024, 1024),
-                 m_blocks_list=(2, 2, 2, 3, 3, 4, 4), kernel_size=16, stride=2, groups_width=16)
+_RELEASED = dict(
+    base_filters=64,
+    ratio=1,
+    filter_list=(64, 160, 160, 400, 400, 1024, 1024),
+    m_blocks_list=(2, 2, 2, 3, 3, 4, 4),
+    kernel_size=16,
+    stride=2,
+    groups_width=16,
+)
 
 PRESETS: dict[str, Net1DConfig] = {
     # students for watches and patches (distillation): the same block design, narrower and shallower
-    "nano": Net1DConfig(in_channels=12, base_filters=8, ratio=1,
-                        filter_list=(8, 16, 16, 24, 24, 32, 32), m_blocks_list=(1, 1, 1, 1, 1, 1, 1),
-                        kernel_size=16, stride=2, groups_width=8, n_classes=150),
-    "micro": Net1DConfig(in_channels=12, base_filters=16, ratio=1,
-                         filter_list=(16, 24, 24, 32, 32, 48, 48), m_blocks_list=(1, 1, 1, 2, 2, 2, 2),
-                         kernel_size=16, stride=2, groups_width=8, n_classes=150),
-    "tiny": Net1DConfig(in_channels=12, base_filters=16, ratio=1,
-                        filter_list=(16, 32, 32, 48, 48, 64, 64), m_blocks_list=(2, 2, 2, 3, 3, 4, 4),
-                        kernel_size=16, stride=2, groups_width=16, n_classes=150),
-    "small": Net1DConfig(in_channels=12, base_filters=32, ratio=1,
-                         filter_list=(32, 80, 80, 192, 192, 512, 512),
-                         m_blocks_list=(2, 2, 2, 3, 3, 4, 4), kernel_size=16, stride=2,
-                         groups_width=16, n_classes=150),
+    "nano": Net1DConfig(
+        in_channels=12,
+        base_filters=8,
+        ratio=1,
+        filter_list=(8, 16, 16, 24, 24, 32, 32),
+        m_blocks_list=(1, 1, 1, 1, 1, 1, 1),
+        kernel_size=16,
+        stride=2,
+        groups_width=8,
+        n_classes=150,
+    ),
+    "micro": Net1DConfig(
+        in_channels=12,
+        base_filters=16,
+        ratio=1,
+        filter_list=(16, 24, 24, 32, 32, 48, 48),
+        m_blocks_list=(1, 1, 1, 2, 2, 2, 2),
+        kernel_size=16,
+        stride=2,
+        groups_width=8,
+        n_classes=150,
+    ),
+    "tiny": Net1DConfig(
+        in_channels=12,
+        base_filters=16,
+        ratio=1,
+        filter_list=(16, 32, 32, 48, 48, 64, 64),
+        m_blocks_list=(2, 2, 2, 3, 3, 4, 4),
+        kernel_size=16,
+        stride=2,
+        groups_width=16,
+        n_classes=150,
+    ),
+    "small": Net1DConfig(
+        in_channels=12,
+        base_filters=32,
+        ratio=1,
+        filter_list=(32, 80, 80, 192, 192, 512, 512),
+        m_blocks_list=(2, 2, 2, 3, 3, 4, 4),
+        kernel_size=16,
+        stride=2,
+        groups_width=16,
+        n_classes=150,
+    ),
     "base": Net1DConfig(in_channels=12, n_classes=150, **_RELEASED),  # type: ignore[arg-type]
-    "large": Net1DConfig(in_channels=12, base_filters=96, ratio=1,
-                         filter_list=(96, 240, 240, 640, 640, 1536, 1536),
-                         m_blocks_list=(2, 2, 3, 4, 4, 5, 5), kernel_size=16, stride=2,
-                         groups_width=16, n_classes=150),
+    "large": Net1DConfig(
+        in_channels=12,
+        base_filters=96,
+        ratio=1,
+        filter_list=(96, 240, 240, 640, 640, 1536, 1536),
+        m_blocks_list=(2, 2, 3, 4, 4, 5, 5),
+        kernel_size=16,
+        stride=2,
+        groups_width=16,
+        n_classes=150,
+    ),
 }
 
 

@@ -39,10 +39,14 @@ def delineator_input(signal: np.ndarray, fs: float) -> np.ndarray:
 class _Block(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, k: int = 9, dilation: int = 1) -> None:
         pad = dilation * (k // 2)
-        super().__init__(nn.Conv1d(c_in, c_out, k, padding=pad, dilation=dilation, bias=False),
-                         nn.BatchNorm1d(c_out), nn.ReLU(inplace=True),
-                         nn.Conv1d(c_out, c_out, k, padding=pad, dilation=dilation, bias=False),
-                         nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv1d(c_in, c_out, k, padding=pad, dilation=dilation, bias=False),
+            nn.BatchNorm1d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(c_out, c_out, k, padding=pad, dilation=dilation, bias=False),
+            nn.BatchNorm1d(c_out),
+            nn.ReLU(inplace=True),
+        )
 
 
 class Delineator(nn.Module):
@@ -54,9 +58,13 @@ class Delineator(nn.Module):
         w = [width, 2 * width, 4 * width, 8 * width]
         self.enc = nn.ModuleList([_Block(1, w[0]), _Block(w[0], w[1]), _Block(w[1], w[2])])
         self.mid = nn.Sequential(_Block(w[2], w[3], dilation=2), _Block(w[3], w[3], dilation=4))
-        self.up = nn.ModuleList([nn.ConvTranspose1d(w[3], w[2], 2, stride=2),
-                                 nn.ConvTranspose1d(w[2], w[1], 2, stride=2),
-                                 nn.ConvTranspose1d(w[1], w[0], 2, stride=2)])
+        self.up = nn.ModuleList(
+            [
+                nn.ConvTranspose1d(w[3], w[2], 2, stride=2),
+                nn.ConvTranspose1d(w[2], w[1], 2, stride=2),
+                nn.ConvTranspose1d(w[1], w[0], 2, stride=2),
+            ]
+        )
         self.dec = nn.ModuleList([_Block(2 * w[2], w[2]), _Block(2 * w[1], w[1]), _Block(2 * w[0], w[0])])
         self.head = nn.Conv1d(w[0], n_classes, 1)
         self.width = width

@@ -16,8 +16,14 @@ import torch
 from .._version import __version__
 from ..contract import InputContract
 from ..errors import CheckpointError
-from .checkpoint import (TORCH_SUFFIXES, check_state_dict, infer_config, read_checkpoint,
-                         sha256_file, write_checkpoint)
+from .checkpoint import (
+    TORCH_SUFFIXES,
+    check_state_dict,
+    infer_config,
+    read_checkpoint,
+    sha256_file,
+    write_checkpoint,
+)
 from .config import PRESETS, Net1DConfig
 from .hub import resolve_weights
 from .net1d import Net1D
@@ -59,17 +65,33 @@ class ModelInfo:
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, **provenance: Any) -> ModelInfo:
-        return cls(name=entry.name, arch=entry.arch, contract=entry.contract, labels=entry.labels,
-                   thresholds=entry.thresholds, license=entry.license, citation=entry.citation,
-                   description=entry.description, provenance=dict(provenance), task=entry.task,
-                   aggregate=entry.aggregate)
+        return cls(
+            name=entry.name,
+            arch=entry.arch,
+            contract=entry.contract,
+            labels=entry.labels,
+            thresholds=entry.thresholds,
+            license=entry.license,
+            citation=entry.citation,
+            description=entry.description,
+            provenance=dict(provenance),
+            task=entry.task,
+            aggregate=entry.aggregate,
+        )
 
     def to_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
-            "info": {"name": self.name, "arch": self.arch, "license": self.license,
-                     "citation": self.citation, "description": self.description, "task": self.task,
-                     "target_mean": self.target_mean, "target_std": self.target_std,
-                     "aggregate": self.aggregate},
+            "info": {
+                "name": self.name,
+                "arch": self.arch,
+                "license": self.license,
+                "citation": self.citation,
+                "description": self.description,
+                "task": self.task,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "aggregate": self.aggregate,
+            },
             "provenance": self.provenance,
         }
         if self.contract is not None:
@@ -87,8 +109,11 @@ class ModelInfo:
         labels = meta.get("labels")
         thresholds = meta.get("thresholds")
         return cls(
-            name=info.get("name"), arch=info.get("arch"), license=info.get("license"),
-            citation=info.get("citation"), description=info.get("description"),
+            name=info.get("name"),
+            arch=info.get("arch"),
+            license=info.get("license"),
+            citation=info.get("citation"),
+            description=info.get("description"),
             contract=InputContract.from_dict(json.loads(contract)) if contract else None,
             labels=tuple(json.loads(labels)) if labels else None,
             thresholds=tuple(float(t) for t in json.loads(thresholds)) if thresholds else None,
@@ -111,8 +136,9 @@ def _known_aggregate(value: Any) -> str | None:
 def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - _CONFIG_FIELDS
     if unknown:
-        raise TypeError(f"unknown model option(s) {sorted(unknown)}; architecture fields are "
-                        f"{sorted(_CONFIG_FIELDS)}")
+        raise TypeError(
+            f"unknown model option(s) {sorted(unknown)}; architecture fields are {sorted(_CONFIG_FIELDS)}"
+        )
     return dict(overrides)
 
 
@@ -136,7 +162,9 @@ def adapt_leads(model: Net1D, leads: Sequence[str]) -> Net1D:
         raise ValueError("the model's contract does not name its leads; cannot choose first-layer weights")
     missing = [lead for lead in new if lead not in old]
     if missing:
-        raise ValueError(f"cannot initialise leads {' '.join(missing)} from a model trained on {' '.join(old)}")
+        raise ValueError(
+            f"cannot initialise leads {' '.join(missing)} from a model trained on {' '.join(old)}"
+        )
     if new == tuple(old):
         return model
     out = Net1D.from_config(model.config.replace(in_channels=len(new)))
@@ -144,17 +172,30 @@ def adapt_leads(model: Net1D, leads: Sequence[str]) -> Net1D:
     w = state["first_conv.conv.weight"]
     state["first_conv.conv.weight"] = w[:, [old.index(lead) for lead in new], :].clone()
     out.load_state_dict(state)
-    out.info = dataclasses.replace(info, contract=dataclasses.replace(info.contract, leads=new),
-                                   provenance={**info.provenance,
-                                               "leads": f"first layer restricted to {' '.join(new)} of {' '.join(old)}"})
+    out.info = dataclasses.replace(
+        info,
+        contract=dataclasses.replace(info.contract, leads=new),
+        provenance={
+            **info.provenance,
+            "leads": f"first layer restricted to {' '.join(new)} of {' '.join(old)}",
+        },
+    )
     out.train(model.training)
     return out
 
 
-def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] | None = None,
-                 contract: InputContract | None = None, leads: Sequence[str] | None = None,
-                 revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                 local_files_only: bool | None = None, **overrides: Any) -> Net1D:
+def create_model(
+    name: str,
+    *,
+    pretrained: bool = False,
+    labels: Sequence[str] | None = None,
+    contract: InputContract | None = None,
+    leads: Sequence[str] | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    **overrides: Any,
+) -> Net1D:
     """Build a registered model (``ecgfounder-12lead``...) or an architecture preset (``tiny``...).
 
     ``pretrained=True`` loads the registered weights. Architecture fields can be overridden; a
@@ -175,31 +216,41 @@ def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] |
         entry = get_model_entry(name)
     elif name in PRESETS:
         if pretrained:
-            raise ValueError(f"{name!r} is an architecture preset without weights; registered "
-                             f"pretrained models: {', '.join(list_models(pretrained=True))}")
-        entry = entry_from_preset(name, **{k: overrides.pop(k) for k in ("in_channels", "n_classes")
-                                           if k in overrides}, labels=labels, contract=contract)
+            raise ValueError(
+                f"{name!r} is an architecture preset without weights; registered "
+                f"pretrained models: {', '.join(list_models(pretrained=True))}"
+            )
+        entry = entry_from_preset(
+            name,
+            **{k: overrides.pop(k) for k in ("in_channels", "n_classes") if k in overrides},
+            labels=labels,
+            contract=contract,
+        )
     else:
-        raise KeyError(f"unknown model {name!r}: registered models are "
-                       f"{', '.join(list_models())}; architecture presets are {', '.join(PRESETS)}")
+        raise KeyError(
+            f"unknown model {name!r}: registered models are "
+            f"{', '.join(list_models())}; architecture presets are {', '.join(PRESETS)}"
+        )
 
     new_classes = overrides.pop("n_classes", None)
     config = entry.config.replace(**overrides) if overrides else entry.config
     model = Net1D.from_config(config)
     info = ModelInfo.from_entry(entry, created_by=f"ecgfounder {__version__}")
     if pretrained:
-        path = resolve_weights(entry, revision=revision, cache_dir=cache_dir,
-                               local_files_only=local_files_only)
+        path = resolve_weights(
+            entry, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
         state, ours, extras = read_checkpoint(path)
         _load_weights(model, state, path)
         if ours is not None:
             info.provenance.update(ModelInfo.from_metadata(ours).provenance)
-        info.provenance.update(_file_provenance(path, "registry", extras),
-                               weights=entry.weights.describe() if entry.weights else None)
+        info.provenance.update(
+            _file_provenance(path, "registry", extras),
+            weights=entry.weights.describe() if entry.weights else None,
+        )
     if new_classes is not None and new_classes != config.n_classes:
         model.reset_classifier(new_classes)
-        info.labels = tuple(labels) if labels is not None else tuple(
-            f"class_{i}" for i in range(new_classes))
+        info.labels = tuple(labels) if labels is not None else tuple(f"class_{i}" for i in range(new_classes))
         info.thresholds = None
         info.provenance["head"] = f"new {new_classes}-output head on {entry.name}"
     elif labels is not None:
@@ -213,10 +264,16 @@ def create_model(name: str, *, pretrained: bool = False, labels: Sequence[str] |
     return model
 
 
-def load_model(source: str | os.PathLike[str], *, device: str | torch.device | None = None,
-               revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-               local_files_only: bool | None = None, template: str | None = None,
-               **overrides: Any) -> Net1D:
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    template: str | None = None,
+    **overrides: Any,
+) -> Net1D:
     """Load a model with its weights, strictly, and return it in eval mode.
 
     ``source``: a registered name (``ecgfounder-12lead``, ``ecgfounder-1lead``...; weights fetched
@@ -236,13 +293,22 @@ def load_model(source: str | os.PathLike[str], *, device: str | torch.device | N
     path = Path(source)
     looks_like_file = path.suffix in (*TORCH_SUFFIXES, ".safetensors") or path.exists()
     if isinstance(source, str) and is_registered(source) and not looks_like_file:
-        model = create_model(source, pretrained=True, revision=revision, cache_dir=cache_dir,
-                             local_files_only=local_files_only, **overrides)
+        model = create_model(
+            source,
+            pretrained=True,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            **overrides,
+        )
     elif looks_like_file:
         model = _load_file(path, template=template, overrides=overrides)
     else:
-        raise CheckpointError(source, "neither an existing model file nor a registered model name "
-                              f"(registered: {', '.join(list_models())})")
+        raise CheckpointError(
+            source,
+            "neither an existing model file nor a registered model name "
+            f"(registered: {', '.join(list_models())})",
+        )
     model.eval()
     if device is not None:
         model.to(device)
@@ -250,8 +316,12 @@ def load_model(source: str | os.PathLike[str], *, device: str | torch.device | N
 
 
 def _file_provenance(path: Path, fmt: str, extras: Mapping[str, Any]) -> dict[str, Any]:
-    prov: dict[str, Any] = {"file": str(path), "sha256": sha256_file(path), "file_format": fmt,
-                            "loaded_by": f"ecgfounder {__version__}"}
+    prov: dict[str, Any] = {
+        "file": str(path),
+        "sha256": sha256_file(path),
+        "file_format": fmt,
+        "loaded_by": f"ecgfounder {__version__}",
+    }
     prov.update({k: v for k, v in extras.items() if k in ("epoch", "step")})
     return prov
 
@@ -275,12 +345,16 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
             notes.append(f"contract and labels of registered model {entry.name!r}")
         else:
             info = ModelInfo(arch=None, contract=_default_contract(config))
-            notes.append("no registered model has this architecture: labels unknown"
-                         + ("" if info.contract else ", input contract unknown"))
+            notes.append(
+                "no registered model has this architecture: labels unknown"
+                + ("" if info.contract else ", input contract unknown")
+            )
     model = Net1D.from_config(config)
     _load_weights(model, state, path)
-    info.provenance = {**info.provenance,
-                       **_file_provenance(path, "ecgfounder" if ours is not None else "official", extras)}
+    info.provenance = {
+        **info.provenance,
+        **_file_provenance(path, "ecgfounder" if ours is not None else "official", extras),
+    }
     if notes:
         info.provenance["inferred"] = notes
     _check_info(model, info, str(path))
@@ -292,8 +366,10 @@ def _matching_entry(config: Net1DConfig, template: str | None) -> ModelEntry | N
     if template is not None:
         entry = get_model_entry(template)
         if entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) != config:
-            raise CheckpointError(template, "template's architecture differs from the file's "
-                                  f"(file: {config}, template: {entry.config})")
+            raise CheckpointError(
+                template,
+                f"template's architecture differs from the file's (file: {config}, template: {entry.config})",
+            )
         return entry
     for name in list_models(pretrained=True):
         entry = get_model_entry(name)
@@ -321,15 +397,26 @@ def _check_info(model: Net1D, info: ModelInfo, source: str) -> None:
     if info.thresholds is not None and len(info.thresholds) != n:
         raise CheckpointError(source, f"{len(info.thresholds)} thresholds for {n} outputs")
     if info.contract is not None and info.contract.n_leads != model.config.in_channels:
-        raise CheckpointError(source, f"input contract names {info.contract.n_leads} leads, the "
-                              f"network takes {model.config.in_channels}")
+        raise CheckpointError(
+            source,
+            f"input contract names {info.contract.n_leads} leads, the "
+            f"network takes {model.config.in_channels}",
+        )
 
 
-def save_model(model: Net1D, path: str | os.PathLike[str], *, name: str | None = None,
-               labels: Sequence[str] | None = None, contract: InputContract | None = None,
-               thresholds: Sequence[float] | None = None, license: str | None = None,
-               citation: str | None = None, description: str | None = None,
-               provenance: Mapping[str, Any] | None = None) -> Path:
+def save_model(
+    model: Net1D,
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    labels: Sequence[str] | None = None,
+    contract: InputContract | None = None,
+    thresholds: Sequence[float] | None = None,
+    license: str | None = None,
+    citation: str | None = None,
+    description: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``model`` in our format: safetensors weights + architecture, contract, labels, provenance.
 
     Values not given are taken from ``model.info``. The write is atomic. ``load_model`` on the
@@ -345,13 +432,17 @@ def save_model(model: Net1D, path: str | os.PathLike[str], *, name: str | None =
         license=license if license is not None else base.license,
         citation=citation if citation is not None else base.citation,
         description=description if description is not None else base.description,
-        provenance={**{k: v for k, v in base.provenance.items()
-                       if k not in ("file", "sha256", "file_format", "loaded_by")},
-                    "parent": {k: base.provenance[k] for k in ("file", "sha256") if k in base.provenance}
-                    or None,
-                    "saved_by": f"ecgfounder {__version__}",
-                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    **dict(provenance or {})},
+        provenance={
+            **{
+                k: v
+                for k, v in base.provenance.items()
+                if k not in ("file", "sha256", "file_format", "loaded_by")
+            },
+            "parent": {k: base.provenance[k] for k in ("file", "sha256") if k in base.provenance} or None,
+            "saved_by": f"ecgfounder {__version__}",
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **dict(provenance or {}),
+        },
     )
     _check_info(model, info, str(path))
     metadata = {"config": model.config.to_dict(), **info.to_metadata()}

@@ -15,9 +15,13 @@ __all__ = ["resolve_weights", "WEIGHTS_DIR_ENV"]
 WEIGHTS_DIR_ENV = "ECGFOUNDER_WEIGHTS_DIR"
 
 
-def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
-                    cache_dir: str | os.PathLike[str] | None = None,
-                    local_files_only: bool | None = None) -> Path:
+def resolve_weights(
+    entry: ModelEntry,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+) -> Path:
     """Local path of ``entry``'s weight file, downloading it into the hub cache if needed.
 
     Order: ``$ECGFOUNDER_WEIGHTS_DIR/<filename>``; a file shipped in the package; the Hugging Face hub
@@ -26,8 +30,10 @@ def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
     """
     src = entry.weights
     if src is None:
-        raise WeightsUnavailableError(entry.name, "this registered model has no pretrained weights "
-                                      "(an architecture only: use pretrained=False)")
+        raise WeightsUnavailableError(
+            entry.name,
+            "this registered model has no pretrained weights (an architecture only: use pretrained=False)",
+        )
     local_dir = os.environ.get(WEIGHTS_DIR_ENV)
     if local_dir:
         candidate = Path(local_dir) / src.filename
@@ -36,43 +42,75 @@ def resolve_weights(entry: ModelEntry, *, revision: str | None = None,
     if src.package_file:
         path = Path(str(resources.files("ecgfounder").joinpath(src.package_file)))
         if not path.is_file():
-            raise WeightsUnavailableError(entry.name, f"packaged weight file {path} is missing; "
-                                          "the installation is incomplete, reinstall ecgfounder")
+            raise WeightsUnavailableError(
+                entry.name,
+                f"packaged weight file {path} is missing; "
+                "the installation is incomplete, reinstall ecgfounder",
+            )
         return path
     assert src.hub_repo is not None
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     rev = revision or src.revision
     where = f"{src.hub_repo}/{src.filename}" + (f" at revision {rev}" if rev else "")
-    how = (f"Download it where there is network access: `hf download {src.hub_repo} {src.filename} "
-           f"--local-dir DIR` (the `hf` command comes with this install), then set {WEIGHTS_DIR_ENV}=DIR, "
-           f"or pass the file itself (`--model DIR/{src.filename}`, load_model('DIR/{src.filename}')). "
-           "Offline now: the bundled single-lead rhythm model, `--model cinc2017-rhythm-tiny`")
+    how = (
+        f"Download it where there is network access: `hf download {src.hub_repo} {src.filename} "
+        f"--local-dir DIR` (the `hf` command comes with this install), then set {WEIGHTS_DIR_ENV}=DIR, "
+        f"or pass the file itself (`--model DIR/{src.filename}`, load_model('DIR/{src.filename}')). "
+        "Offline now: the bundled single-lead rhythm model, `--model cinc2017-rhythm-tiny`"
+    )
     offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if not offline:
         try:  # in the cache already: no network needed
-            return Path(hf_hub_download(src.hub_repo, src.filename, revision=rev, cache_dir=cache_dir,
-                                        local_files_only=True, library_name="ecgfounder"))
+            return Path(
+                hf_hub_download(
+                    src.hub_repo,
+                    src.filename,
+                    revision=rev,
+                    cache_dir=cache_dir,
+                    local_files_only=True,
+                    library_name="ecgfounder",
+                )
+            )
         except (LocalEntryNotFoundError, OSError):
             pass
         if not _hub_reachable():  # fail in seconds, not after the hub client's retries
-            raise WeightsUnavailableError(entry.name, f"weight file {where} is not in the local cache and "
-                                          f"the hub cannot be reached (no network). {how}")
+            raise WeightsUnavailableError(
+                entry.name,
+                f"weight file {where} is not in the local cache and "
+                f"the hub cannot be reached (no network). {how}",
+            )
     try:
-        return Path(hf_hub_download(src.hub_repo, src.filename, revision=rev,
-                                    cache_dir=cache_dir, local_files_only=offline,
-                                    library_name="ecgfounder"))
+        return Path(
+            hf_hub_download(
+                src.hub_repo,
+                src.filename,
+                revision=rev,
+                cache_dir=cache_dir,
+                local_files_only=offline,
+                library_name="ecgfounder",
+            )
+        )
     except LocalEntryNotFoundError:
-        raise WeightsUnavailableError(entry.name, f"weight file {where} is not in the local cache "
-                                      f"and the hub cannot be reached (offline). {how}") from None
+        raise WeightsUnavailableError(
+            entry.name,
+            f"weight file {where} is not in the local cache and the hub cannot be reached (offline). {how}",
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-        raise WeightsUnavailableError(entry.name, f"weight file {where} was not found on the hub "
-                                      f"({type(exc).__name__}). {how}") from None
+        raise WeightsUnavailableError(
+            entry.name, f"weight file {where} was not found on the hub ({type(exc).__name__}). {how}"
+        ) from None
     except (HfHubHTTPError, OSError) as exc:
-        raise WeightsUnavailableError(entry.name, f"could not download {where} "
-                                      f"({type(exc).__name__}: {clip(str(exc), 200)}). {how}") from None
+        raise WeightsUnavailableError(
+            entry.name, f"could not download {where} ({type(exc).__name__}: {clip(str(exc), 200)}). {how}"
+        ) from None
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 __all__ = ["ecgfounder_labels"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def ecgfounder_labels() -> tuple[str, ...]:
     """The 150 output labels of the released ECGFounder models, in output order.
 

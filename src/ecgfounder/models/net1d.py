@@ -56,8 +56,9 @@ class SameConv1d(nn.Module):
     The convolution lives in the attribute ``conv`` (state-dict names ``....conv.weight``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride
@@ -89,9 +90,20 @@ class SameMaxPool1d(nn.Module):
 class BottleneckBlock(nn.Module):
     """Pre-activation bottleneck with grouped k-conv, squeeze-and-excitation and a padded shortcut."""
 
-    def __init__(self, in_channels: int, out_channels: int, ratio: float, kernel_size: int,
-                 stride: int, groups: int, downsample: bool, is_first_block: bool = False,
-                 use_bn: bool = True, use_do: bool = True, drop_rate: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ratio: float,
+        kernel_size: int,
+        stride: int,
+        groups: int,
+        downsample: bool,
+        is_first_block: bool = False,
+        use_bn: bool = True,
+        use_do: bool = True,
+        drop_rate: float = 0.5,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -109,8 +121,9 @@ class BottleneckBlock(nn.Module):
         self.bn2 = nn.BatchNorm1d(middle)
         self.activation2 = Swish()
         self.do2 = nn.Dropout(drop_rate)
-        self.conv2 = SameConv1d(middle, middle, kernel_size, stride=stride if downsample else 1,
-                                groups=groups)
+        self.conv2 = SameConv1d(
+            middle, middle, kernel_size, stride=stride if downsample else 1, groups=groups
+        )
         self.bn3 = nn.BatchNorm1d(middle)
         self.activation3 = Swish()
         self.do3 = nn.Dropout(drop_rate)
@@ -148,9 +161,20 @@ class BottleneckBlock(nn.Module):
 class Stage(nn.Module):
     """``m_blocks`` bottleneck blocks; the first one downsamples and changes the width."""
 
-    def __init__(self, in_channels: int, out_channels: int, ratio: float, kernel_size: int,
-                 stride: int, groups: int, i_stage: int, m_blocks: int, use_bn: bool = True,
-                 use_do: bool = True, drop_rate: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ratio: float,
+        kernel_size: int,
+        stride: int,
+        groups: int,
+        i_stage: int,
+        m_blocks: int,
+        use_bn: bool = True,
+        use_do: bool = True,
+        drop_rate: float = 0.5,
+    ) -> None:
         super().__init__()
         self.block_list = nn.ModuleList(
             BottleneckBlock(
@@ -189,16 +213,36 @@ class Net1D(nn.Module):
     which is carried by the model registry and by our checkpoints, not by the network.
     """
 
-    def __init__(self, in_channels: int, base_filters: int, ratio: float, filter_list: Sequence[int],
-                 m_blocks_list: Sequence[int], kernel_size: int, stride: int, groups_width: int,
-                 n_classes: int, use_bn: bool = True, use_do: bool = True,
-                 return_features: bool = False, drop_rate: float = 0.5, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        base_filters: int,
+        ratio: float,
+        filter_list: Sequence[int],
+        m_blocks_list: Sequence[int],
+        kernel_size: int,
+        stride: int,
+        groups_width: int,
+        n_classes: int,
+        use_bn: bool = True,
+        use_do: bool = True,
+        return_features: bool = False,
+        drop_rate: float = 0.5,
+        verbose: bool = False,
+    ) -> None:
         super().__init__()
         self.config = Net1DConfig(
-            in_channels=in_channels, base_filters=base_filters, ratio=ratio,
-            filter_list=tuple(filter_list), m_blocks_list=tuple(m_blocks_list),
-            kernel_size=kernel_size, stride=stride, groups_width=groups_width, n_classes=n_classes,
-            use_bn=use_bn, use_do=use_do,
+            in_channels=in_channels,
+            base_filters=base_filters,
+            ratio=ratio,
+            filter_list=tuple(filter_list),
+            m_blocks_list=tuple(m_blocks_list),
+            kernel_size=kernel_size,
+            stride=stride,
+            groups_width=groups_width,
+            n_classes=n_classes,
+            use_bn=use_bn,
+            use_do=use_do,
         )
         self.config.validate()
         self.use_bn = use_bn
@@ -214,9 +258,21 @@ class Net1D(nn.Module):
         stages = []
         width = base_filters
         for i, (out_channels, m_blocks) in enumerate(zip(filter_list, m_blocks_list)):
-            stages.append(Stage(width, out_channels, ratio, kernel_size, stride,
-                                groups=out_channels // groups_width, i_stage=i, m_blocks=m_blocks,
-                                use_bn=use_bn, use_do=use_do, drop_rate=drop_rate))
+            stages.append(
+                Stage(
+                    width,
+                    out_channels,
+                    ratio,
+                    kernel_size,
+                    stride,
+                    groups=out_channels // groups_width,
+                    i_stage=i,
+                    m_blocks=m_blocks,
+                    use_bn=use_bn,
+                    use_do=use_do,
+                    drop_rate=drop_rate,
+                )
+            )
             width = out_channels
         self.stage_list = nn.ModuleList(stages)
         self.num_features = width
@@ -236,8 +292,9 @@ class Net1D(nn.Module):
         if x.ndim != 3:
             raise ValueError(f"Net1D expects a (batch, leads, samples) tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.config.in_channels:
-            raise ValueError(f"Net1D was built for {self.config.in_channels} input lead(s), "
-                             f"got a tensor with {x.shape[1]}")
+            raise ValueError(
+                f"Net1D was built for {self.config.in_channels} input lead(s), got a tensor with {x.shape[1]}"
+            )
         out = self.first_conv(x)
         if self.use_bn:
             out = self.first_bn(out)
@@ -264,8 +321,11 @@ class Net1D(nn.Module):
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the head with a freshly initialised one for ``n_classes`` outputs (0: no head)."""
         ref = next(self.parameters())
-        self.dense = (nn.Linear(self.num_features, n_classes).to(device=ref.device, dtype=ref.dtype)
-                      if n_classes > 0 else nn.Identity())
+        self.dense = (
+            nn.Linear(self.num_features, n_classes).to(device=ref.device, dtype=ref.dtype)
+            if n_classes > 0
+            else nn.Identity()
+        )
         self.config = self.config.replace(n_classes=n_classes)
 
     def num_parameters(self, trainable_only: bool = True) -> int:

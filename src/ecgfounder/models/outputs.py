@@ -28,8 +28,12 @@ AGGREGATES = ("mean", "max", "logit")
 _EPS = 1e-7
 
 
-def activate(logits: Any, task: str = "multilabel", target_mean: Sequence[float] | None = None,
-             target_std: Sequence[float] | None = None) -> Any:
+def activate(
+    logits: Any,
+    task: str = "multilabel",
+    target_mean: Sequence[float] | None = None,
+    target_std: Sequence[float] | None = None,
+) -> Any:
     """``logits`` (..., outputs) turned into probabilities or values for ``task``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
@@ -52,10 +56,12 @@ def activate(logits: Any, task: str = "multilabel", target_mean: Sequence[float]
         return torch.sigmoid(z)
     if target_std is None and target_mean is None:
         return z
-    std = torch.as_tensor(target_std if target_std is not None else [1.0] * z.shape[-1], dtype=z.dtype,
-                          device=z.device)
-    mean = torch.as_tensor(target_mean if target_mean is not None else [0.0] * z.shape[-1], dtype=z.dtype,
-                           device=z.device)
+    std = torch.as_tensor(
+        target_std if target_std is not None else [1.0] * z.shape[-1], dtype=z.dtype, device=z.device
+    )
+    mean = torch.as_tensor(
+        target_mean if target_mean is not None else [0.0] * z.shape[-1], dtype=z.dtype, device=z.device
+    )
     return z * std + mean
 
 

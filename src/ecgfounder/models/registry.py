@@ -17,8 +17,14 @@ from .labels import ecgfounder_labels
 from .outputs import AGGREGATES
 
 __all__ = [
-    "WeightSource", "ModelEntry", "register_model", "unregister_model", "get_model_entry", "list_models",
-    "is_registered", "normalize_name",
+    "WeightSource",
+    "ModelEntry",
+    "register_model",
+    "unregister_model",
+    "get_model_entry",
+    "list_models",
+    "is_registered",
+    "normalize_name",
 ]
 
 
@@ -66,17 +72,22 @@ class ModelEntry:
 
     def __post_init__(self) -> None:
         if len(self.labels) != self.config.n_classes:
-            raise ValueError(f"model {self.name!r}: {len(self.labels)} labels for "
-                             f"{self.config.n_classes} outputs")
+            raise ValueError(
+                f"model {self.name!r}: {len(self.labels)} labels for {self.config.n_classes} outputs"
+            )
         if len(self.contract.leads) != self.config.in_channels:
-            raise ValueError(f"model {self.name!r}: contract has {len(self.contract.leads)} leads, "
-                             f"architecture {self.config.in_channels} input channels")
+            raise ValueError(
+                f"model {self.name!r}: contract has {len(self.contract.leads)} leads, "
+                f"architecture {self.config.in_channels} input channels"
+            )
         if self.aggregate is not None and self.aggregate not in AGGREGATES:
-            raise ValueError(f"model {self.name!r}: aggregate {self.aggregate!r} is not one of "
-                             f"{', '.join(AGGREGATES)}")
+            raise ValueError(
+                f"model {self.name!r}: aggregate {self.aggregate!r} is not one of {', '.join(AGGREGATES)}"
+            )
         if self.thresholds is not None and len(self.thresholds) != len(self.labels):
-            raise ValueError(f"model {self.name!r}: {len(self.thresholds)} thresholds for "
-                             f"{len(self.labels)} labels")
+            raise ValueError(
+                f"model {self.name!r}: {len(self.thresholds)} thresholds for {len(self.labels)} labels"
+            )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -122,14 +133,16 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[normalize_name(name)]
     except KeyError:
-        raise KeyError(f"no registered model named {name!r}; registered: "
-                       f"{', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(
+            f"no registered model named {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def list_models(pretrained: bool | None = None) -> list[str]:
     """Registered names; ``pretrained=True`` keeps those with weights, ``False`` those without."""
-    return sorted(k for k, e in _REGISTRY.items()
-                  if pretrained is None or (e.weights is not None) == pretrained)
+    return sorted(
+        k for k, e in _REGISTRY.items() if pretrained is None or (e.weights is not None) == pretrained
+    )
 
 
 HF_REPO = "PKUDigitalHealth/ECGFounder"
@@ -146,58 +159,80 @@ ECGFOUNDER_LICENSE = (
 
 def _register_builtin() -> None:
     labels = ecgfounder_labels()
-    common = dict(labels=labels, license=ECGFOUNDER_LICENSE, citation=ECGFOUNDER_CITATION,
-                  tags=("pretrained", "heedb", "150-labels"))
-    register_model(ModelEntry(
-        name="ecgfounder-12lead", arch="base",
-        config=get_preset("base", in_channels=12, n_classes=150),
-        contract=InputContract(leads=STANDARD_12_LEADS),
-        weights=WeightSource(hub_repo=HF_REPO, filename="12_lead_ECGFounder.pth"),
-        description="Released ECGFounder, 12 leads, 150 HEEDB labels (multi-label, sigmoid).",
-        **common,  # type: ignore[arg-type]
-    ))
-    register_model(ModelEntry(
-        name="ecgfounder-1lead", arch="base",
-        config=get_preset("base", in_channels=1, n_classes=150),
-        contract=InputContract(leads=("I",)),
-        weights=WeightSource(hub_repo=HF_REPO, filename="1_lead_ECGFounder.pth"),
-        description="Released single-lead ECGFounder (lead I), 150 HEEDB labels (multi-label, sigmoid).",
-        **common,  # type: ignore[arg-type]
-    ))
-
+    common = dict(
+        labels=labels,
+        license=ECGFOUNDER_LICENSE,
+        citation=ECGFOUNDER_CITATION,
+        tags=("pretrained", "heedb", "150-labels"),
+    )
+    register_model(
+        ModelEntry(
+            name="ecgfounder-12lead",
+            arch="base",
+            config=get_preset("base", in_channels=12, n_classes=150),
+            contract=InputContract(leads=STANDARD_12_LEADS),
+            weights=WeightSource(hub_repo=HF_REPO, filename="12_lead_ECGFounder.pth"),
+            description="Released ECGFounder, 12 leads, 150 HEEDB labels (multi-label, sigmoid).",
+            **common,  # type: ignore[arg-type]
+        )
+    )
+    register_model(
+        ModelEntry(
+            name="ecgfounder-1lead",
+            arch="base",
+            config=get_preset("base", in_channels=1, n_classes=150),
+            contract=InputContract(leads=("I",)),
+            weights=WeightSource(hub_repo=HF_REPO, filename="1_lead_ECGFounder.pth"),
+            description="Released single-lead ECGFounder (lead I), 150 HEEDB labels (multi-label, sigmoid).",
+            **common,  # type: ignore[arg-type]
+        )
+    )
 
     # Both bundled rhythm models combine windows by ``logit`` (the normalised geometric mean of the
     # window probabilities), chosen on the validation split (598 records, docs/evaluation.md).
     def bundled_rhythm(name: str, description: str) -> None:
         """A bundled single-lead CinC 2017 rhythm model (tiny Net1D, weights in the package)."""
-        register_model(ModelEntry(
-            name=name, arch="tiny",
-            config=get_preset("tiny", in_channels=1, n_classes=4),
-            contract=InputContract(leads=("I",)),
-            labels=("normal", "AF", "other", "noisy"),
-            weights=WeightSource(filename=f"{name}.safetensors",
-                                 package_file=f"models/weights/{name}.safetensors", format="ecgfounder"),
-            license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 data, "
-                    "ODC-By 1.0: cite Clifford et al., CinC 2017)",
-            citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
-                     "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
-            description=description,
-            thresholds=(0.5, 0.5, 0.5, 0.5), task="multiclass", tags=("bundled", "cinc2017", "rhythm"),
-            aggregate="logit",
-        ))
+        register_model(
+            ModelEntry(
+                name=name,
+                arch="tiny",
+                config=get_preset("tiny", in_channels=1, n_classes=4),
+                contract=InputContract(leads=("I",)),
+                labels=("normal", "AF", "other", "noisy"),
+                weights=WeightSource(
+                    filename=f"{name}.safetensors",
+                    package_file=f"models/weights/{name}.safetensors",
+                    format="ecgfounder",
+                ),
+                license="MIT (weights trained by the ecgfounder project on PhysioNet/CinC Challenge 2017 "
+                "data, "
+                "ODC-By 1.0: cite Clifford et al., CinC 2017)",
+                citation="Clifford GD et al. AF Classification from a Short Single Lead ECG Recording: the "
+                "PhysioNet/Computing in Cardiology Challenge 2017. Computing in Cardiology 44 (2017).",
+                description=description,
+                thresholds=(0.5, 0.5, 0.5, 0.5),
+                task="multiclass",
+                tags=("bundled", "cinc2017", "rhythm"),
+                aggregate="logit",
+            )
+        )
 
-    bundled_rhythm("cinc2017-rhythm-tiny",
-                   "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny "
-                   "Net1D (0.4M parameters) trained from scratch by examples/train_cinc2017_tiny.yaml. "
-                   "Held-out CinC 2017 (1,194 records): AF AUROC 0.971 (0.956-0.984), challenge F1 "
-                   "0.796 (windows combined by their mean logit; 0.783 by their mean probability). Works "
-                   "offline. Not a medical device.")
-    bundled_rhythm("cinc2017-rhythm",
-                   "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny Net1D "
-                   "(0.4M parameters) distilled from an ensemble teacher (cinc2017-rhythm-tiny + an 8.4M-"
-                   "parameter `small` Net1D) by examples/distill_cinc2017_bundled.yaml. Held-out CinC 2017 "
-                   "(1,194 records): challenge F1 0.817, AF AUROC 0.972 (windows combined by their mean logit; "
-                   "0.798 by their mean probability). Works offline. Not a medical device.")
+    bundled_rhythm(
+        "cinc2017-rhythm-tiny",
+        "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny "
+        "Net1D (0.4M parameters) trained from scratch by examples/train_cinc2017_tiny.yaml. "
+        "Held-out CinC 2017 (1,194 records): AF AUROC 0.971 (0.956-0.984), challenge F1 "
+        "0.796 (windows combined by their mean logit; 0.783 by their mean probability). Works "
+        "offline. Not a medical device.",
+    )
+    bundled_rhythm(
+        "cinc2017-rhythm",
+        "Bundled single-lead rhythm classifier (normal, AF, other, noisy; softmax), tiny Net1D "
+        "(0.4M parameters) distilled from an ensemble teacher (cinc2017-rhythm-tiny + an 8.4M-"
+        "parameter `small` Net1D) by examples/distill_cinc2017_bundled.yaml. Held-out CinC 2017 "
+        "(1,194 records): challenge F1 0.817, AF AUROC 0.972 (windows combined by their mean logit; "
+        "0.798 by their mean probability). Works offline. Not a medical device.",
+    )
 
 
 _register_builtin()
@@ -213,8 +248,10 @@ def entry_from_preset(arch: str, **overrides: Any) -> ModelEntry:
     if labels is None:
         labels = ecgfounder_labels() if n_classes == 150 else tuple(f"class_{i}" for i in range(n_classes))
     if contract is None:
-        leads = STANDARD_12_LEADS if in_channels == 12 else (
-            ("I",) if in_channels == 1 else tuple(f"ch{i}" for i in range(in_channels)))
+        leads = (
+            STANDARD_12_LEADS
+            if in_channels == 12
+            else (("I",) if in_channels == 1 else tuple(f"ch{i}" for i in range(in_channels)))
+        )
         contract = InputContract(leads=leads)
     return ModelEntry(name=arch, arch=arch, config=config, contract=contract, labels=tuple(labels))
-

@@ -23,11 +23,11 @@ __all__ = ["EpisodeRules", "Episode", "find_episodes", "owned_spans", "burden", 
 class EpisodeRules:
     """How episodes are drawn from window probabilities (defaults documented in docs/monitor.md)."""
 
-    on: float = 0.5               # the smoothed probability at which an episode opens
-    off: float = 0.35             # ... and below which it closes
-    smooth_windows: int = 3       # running median over this many windows (1: none)
+    on: float = 0.5  # the smoothed probability at which an episode opens
+    off: float = 0.35  # ... and below which it closes
+    smooth_windows: int = 3  # running median over this many windows (1: none)
     min_duration_s: float = 30.0  # shorter episodes are dropped
-    merge_gap_s: float = 10.0     # episodes closer than this are joined
+    merge_gap_s: float = 10.0  # episodes closer than this are joined
     # RR irregularity as a second opinion for the labels in rr_labels (0: the model alone):
     # score = (1 - rr_weight) * p + rr_weight * sigmoid((rr_cv - rr_cv_center) / rr_cv_scale)
     rr_weight: float = 0.0
@@ -96,8 +96,9 @@ def _smooth(p: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def find_episodes(label: str, spans: np.ndarray, probs: np.ndarray, valid: np.ndarray,
-                  rules: EpisodeRules = EpisodeRules()) -> list[Episode]:
+def find_episodes(
+    label: str, spans: np.ndarray, probs: np.ndarray, valid: np.ndarray, rules: EpisodeRules = EpisodeRules()
+) -> list[Episode]:
     """Episodes of ``label`` from per-window ``probs`` (W,), ``valid`` (W,) and owned ``spans``."""
     probs = np.asarray(probs, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool)

@@ -38,7 +38,7 @@ _NOISE_LABELS = ("noisy", "noise", "artifact", "artefact")
 
 @dataclass
 class MonitorResult:
-    windows: Any                  # DataFrame: start_s, end_s, a column per label, quality, hr_bpm, rr_cv
+    windows: Any  # DataFrame: start_s, end_s, a column per label, quality, hr_bpm, rr_cv
     episodes: list[Episode]
     summary: dict[str, Any]
     out_dir: Path | None = None
@@ -57,7 +57,11 @@ def _artifacts(w: np.ndarray, fs: float, leads: Any) -> str:
     motion burst (:mod:`ecgfounder.signal.artifacts`), so excluding noise never rests on the model alone."""
     from ..signal.artifacts import artifact_flags
 
-    found = [f.split(":")[0] for f in artifact_flags(w, fs, list(leads)) if f.startswith(("noise:", "motion_artifact:"))]
+    found = [
+        f.split(":")[0]
+        for f in artifact_flags(w, fs, list(leads))
+        if f.startswith(("noise:", "motion_artifact:"))
+    ]
     return f"noisy (signal: {', '.join(sorted(set(found)))})" if found else "ok"
 
 
@@ -99,11 +103,21 @@ class _Scan:
     peaks: list[np.ndarray]
 
 
-def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | None = None,
-            stride_s: float = 5.0, chunk_s: float = 600.0, rules: EpisodeRules = EpisodeRules(),
-            labels: list[str] | None = None, out_dir: str | os.PathLike[str] | None = None,
-            progress: bool | None = None, batch_size: int = 64, heart_rate: bool = True,
-            report: bool = True) -> MonitorResult:
+def monitor(
+    source: str | os.PathLike[str],
+    model: Any = None,
+    *,
+    lead: str | None = None,
+    stride_s: float = 5.0,
+    chunk_s: float = 600.0,
+    rules: EpisodeRules = EpisodeRules(),
+    labels: list[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    batch_size: int = 64,
+    heart_rate: bool = True,
+    report: bool = True,
+) -> MonitorResult:
     """Analyse a recording of any length; see the module. ``model``: a name, file or loaded model
     (default: the released single-lead ECGFounder, or the 12-lead one for 12-lead files);
     ``labels``: the labels episodes are drawn for (default: all but normal and noise labels);
@@ -122,10 +136,19 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
     chosen = _chosen_labels(names, labels)
     contract = predictor.contract
     # the model's leads must be in the record: said now, not as every window failing
-    select_leads(long.read(0, min(long.n_samples, int(long.fs * contract.duration_s))), contract.leads, lead=lead)
+    select_leads(
+        long.read(0, min(long.n_samples, int(long.fs * contract.duration_s))), contract.leads, lead=lead
+    )
 
-    scan = _read_and_score(long, predictor, lead=lead, stride_s=stride_s, chunk_s=chunk_s, heart_rate=heart_rate,
-                           progress=progress)
+    scan = _read_and_score(
+        long,
+        predictor,
+        lead=lead,
+        stride_s=stride_s,
+        chunk_s=chunk_s,
+        heart_rate=heart_rate,
+        progress=progress,
+    )
     _exclude_model_noise(scan, names)
     window_s, duration = contract.duration_s, long.duration_s
     valid = scan.quality == "ok"
@@ -138,8 +161,20 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
         episodes += find_episodes(label, spans, score, valid, rules)
     episodes.sort(key=lambda e: (e.start_s, e.label))
     table = _window_table(scan, names, window_s, duration, hr, rr_cv)
-    summary = _summary(source, predictor.model_name, long, scan, names, chosen, episodes, spans, all_peaks,
-                       window_s, stride_s, rules)
+    summary = _summary(
+        source,
+        predictor.model_name,
+        long,
+        scan,
+        names,
+        chosen,
+        episodes,
+        spans,
+        all_peaks,
+        window_s,
+        stride_s,
+        rules,
+    )
     out = _write(out_dir, table, episodes, summary)
     result = MonitorResult(table, episodes, summary, out)
     if out is not None and report:
@@ -151,24 +186,39 @@ def monitor(source: str | os.PathLike[str], model: Any = None, *, lead: str | No
 
 def _chosen_labels(names: list[str], labels: list[str] | None) -> list[str]:
     """The labels episodes are drawn for; an unknown one is an error."""
-    chosen = labels if labels is not None else [n for n in names if n.lower() not in _NOISE_LABELS
-                                                and "normal" not in n.lower()]
+    chosen = (
+        labels
+        if labels is not None
+        else [n for n in names if n.lower() not in _NOISE_LABELS and "normal" not in n.lower()]
+    )
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise ECGFounderError(f"labels not in the model: {', '.join(unknown)}")
     return chosen
 
 
-def _read_and_score(long: Any, predictor: Any, *, lead: str | None, stride_s: float, chunk_s: float,
-                    heart_rate: bool, progress: bool | None) -> _Scan:
+def _read_and_score(
+    long: Any,
+    predictor: Any,
+    *,
+    lead: str | None,
+    stride_s: float,
+    chunk_s: float,
+    heart_rate: bool,
+    progress: bool | None,
+) -> _Scan:
     """Read the recording span by span (``chunk_s`` each, with 1 s on both sides), find the R
     peaks of each span's own stretch, check and score its windows. A span that cannot be read is
     retried window by window, so only what cannot be read is lost."""
     contract = predictor.contract
     window_s, duration = contract.duration_s, long.duration_s
     starts = window_starts_s(duration, window_s, stride_s)
-    scan = _Scan(starts, np.full((len(starts), len(predictor.labels)), np.nan, dtype=np.float64),
-                 np.array(["ok"] * len(starts), dtype=object), [])
+    scan = _Scan(
+        starts,
+        np.full((len(starts), len(predictor.labels)), np.nan, dtype=np.float64),
+        np.array(["ok"] * len(starts), dtype=object),
+        [],
+    )
     chunk_s = max(chunk_s, stride_s)
     chunk_edges = np.arange(0.0, duration + chunk_s, chunk_s)
     bar = None
@@ -224,7 +274,7 @@ def _score_windows(rec: Any, t0: float, idx: list[int], scan: _Scan, predictor: 
     keep, at = [], []
     for j in idx:
         a = max(0, int(round((scan.starts[j] - t0) * contract.fs)))
-        w = x[:, a:a + n]
+        w = x[:, a : a + n]
         scan.quality[j] = window_quality(w, predictor.options.quality)
         if scan.quality[j] == "ok":
             scan.quality[j] = _artifacts(w, contract.fs, rec.leads)
@@ -244,8 +294,9 @@ def _exclude_model_noise(scan: _Scan, names: list[str]) -> None:
             scan.quality[(scan.quality == "ok") & noisy] = f"noisy (model: {name})"
 
 
-def _window_table(scan: _Scan, names: list[str], window_s: float, duration: float, hr: np.ndarray,
-                  rr_cv: np.ndarray) -> Any:
+def _window_table(
+    scan: _Scan, names: list[str], window_s: float, duration: float, hr: np.ndarray, rr_cv: np.ndarray
+) -> Any:
     import pandas as pd
 
     table = pd.DataFrame({"start_s": scan.starts, "end_s": np.minimum(scan.starts + window_s, duration)})
@@ -257,23 +308,40 @@ def _window_table(scan: _Scan, names: list[str], window_s: float, duration: floa
     return table
 
 
-def _summary(source: Any, model_name: str, long: Any, scan: _Scan, names: list[str], chosen: list[str],
-             episodes: list[Episode], spans: np.ndarray, all_peaks: np.ndarray, window_s: float, stride_s: float,
-             rules: EpisodeRules) -> dict[str, Any]:
+def _summary(
+    source: Any,
+    model_name: str,
+    long: Any,
+    scan: _Scan,
+    names: list[str],
+    chosen: list[str],
+    episodes: list[Episode],
+    spans: np.ndarray,
+    all_peaks: np.ndarray,
+    window_s: float,
+    stride_s: float,
+    rules: EpisodeRules,
+) -> dict[str, Any]:
     duration = long.duration_s
     valid = scan.quality == "ok"
     analysed = float(sum(b - a for (a, b), v in zip(spans, valid) if v))
     probs = scan.probs
     return {
-        "record": str(source), "model": model_name, "notes": list(long.notes),
+        "record": str(source),
+        "model": model_name,
+        "notes": list(long.notes),
         "duration_s": round(duration, 3),
-        "analysed_s": round(analysed, 3), "excluded_s": round(duration - analysed, 3),
+        "analysed_s": round(analysed, 3),
+        "excluded_s": round(duration - analysed, 3),
         "excluded_by_reason": _excluded(spans, scan.quality),
-        "burden": {label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
-                   for label in chosen},
+        "burden": {
+            label: round(burden([e for e in episodes if e.label == label], spans, valid), 6)
+            for label in chosen
+        },
         # the same share from the window probabilities (no threshold): docs/monitor.md compares both
-        "burden_expected": {label: round(expected_burden(probs[:, names.index(label)], spans, valid), 6)
-                            for label in chosen},
+        "burden_expected": {
+            label: round(expected_burden(probs[:, names.index(label)], spans, valid), 6) for label in chosen
+        },
         "episodes": {label: sum(e.label == label for e in episodes) for label in chosen},
         "heart_rate": _minute_hr(all_peaks, duration),
         "windows": {"count": int(len(scan.starts)), "window_s": window_s, "stride_s": stride_s},
@@ -281,8 +349,9 @@ def _summary(source: Any, model_name: str, long: Any, scan: _Scan, names: list[s
     }
 
 
-def _write(out_dir: str | os.PathLike[str] | None, table: Any, episodes: list[Episode],
-           summary: dict[str, Any]) -> Path | None:
+def _write(
+    out_dir: str | os.PathLike[str] | None, table: Any, episodes: list[Episode], summary: dict[str, Any]
+) -> Path | None:
     """``windows.csv``, ``episodes.csv`` and ``summary.json`` in ``out_dir`` (None: nothing written)."""
     import pandas as pd
 
@@ -291,11 +360,20 @@ def _write(out_dir: str | os.PathLike[str] | None, table: Any, episodes: list[Ep
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "windows.csv", index=False)
-    pd.DataFrame([{"label": e.label, "start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3),
-                   "duration_s": round(e.duration_s, 3), "mean_probability": e.mean_probability,
-                   "max_probability": e.max_probability} for e in episodes],
-                 columns=["label", "start_s", "end_s", "duration_s", "mean_probability",
-                          "max_probability"]).to_csv(out / "episodes.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "label": e.label,
+                "start_s": round(e.start_s, 3),
+                "end_s": round(e.end_s, 3),
+                "duration_s": round(e.duration_s, 3),
+                "mean_probability": e.mean_probability,
+                "max_probability": e.max_probability,
+            }
+            for e in episodes
+        ],
+        columns=["label", "start_s", "end_s", "duration_s", "mean_probability", "max_probability"],
+    ).to_csv(out / "episodes.csv", index=False)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return out
 
@@ -336,6 +414,9 @@ def _minute_hr(peaks: np.ndarray, duration: float) -> dict[str, Any]:
         sel = ok & (t >= m * 60) & (t < (m + 1) * 60)
         per_minute.append(round(60.0 / float(np.mean(rr[sel])), 1) if sel.sum() >= 3 else None)
     vals = [v for v in per_minute if v is not None]
-    return {"mean_bpm": round(60.0 / float(np.mean(rr[ok])), 1) if ok.any() else None,
-            "min_bpm": min(vals) if vals else None, "max_bpm": max(vals) if vals else None,
-            "per_minute": per_minute}
+    return {
+        "mean_bpm": round(60.0 / float(np.mean(rr[ok])), 1) if ok.any() else None,
+        "min_bpm": min(vals) if vals else None,
+        "max_bpm": max(vals) if vals else None,
+        "per_minute": per_minute,
+    }

@@ -84,13 +84,22 @@ class Lease:
         b = self.budget
         n = max(0, int(n_bytes))
         if self.held + n > b.limit:
-            raise APIError(413, "too_large_for_memory_budget", f"{what} needs {(self.held + n) / (1 << 20):.0f} MB "
-                           f"of server memory; the server's budget for requests in flight is {b.limit_mb:g} MB",
-                           limit_mb=b.limit_mb)
+            raise APIError(
+                413,
+                "too_large_for_memory_budget",
+                f"{what} needs {(self.held + n) / (1 << 20):.0f} MB "
+                f"of server memory; the server's budget for requests in flight is {b.limit_mb:g} MB",
+                limit_mb=b.limit_mb,
+            )
         if b.used + n > b.limit:
-            raise APIError(503, "busy_memory", f"the server's memory budget for uploads and records in flight "
-                           f"({b.limit_mb:g} MB) is in use; try again shortly", headers={"Retry-After": "2"},
-                           limit_mb=b.limit_mb)
+            raise APIError(
+                503,
+                "busy_memory",
+                f"the server's memory budget for uploads and records in flight "
+                f"({b.limit_mb:g} MB) is in use; try again shortly",
+                headers={"Retry-After": "2"},
+                limit_mb=b.limit_mb,
+            )
         return n
 
     def release(self) -> int:
@@ -105,25 +114,33 @@ def lease_of(scope: Any) -> Lease | None:
     return scope.get(LEASE_KEY)
 
 
-def _json(status: int, code: str, message: str, headers: Iterable[tuple[str, str]] = (), close: bool = False,
-          **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _json(
+    status: int,
+    code: str,
+    message: str,
+    headers: Iterable[tuple[str, str]] = (),
+    close: bool = False,
+    **extra: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     body = json.dumps({"error": {"code": code, "message": scrub_paths(message), **extra}}).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     hdrs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     if close:  # the body was not read: the connection cannot carry another request
         hdrs.append((b"connection", b"close"))
-    return ({"type": "http.response.start", "status": status, "headers": hdrs},
-            {"type": "http.response.body", "body": body})
+    return (
+        {"type": "http.response.start", "status": status, "headers": hdrs},
+        {"type": "http.response.body", "body": body},
+    )
 
 
 class AdmissionState:
     """What the admission counts (one per app, in ``app.state.admission``; read by ``/healthz``)."""
 
     def __init__(self) -> None:
-        self.inflight = 0                     # requests being answered (slots)
-        self.receiving = 0                    # bodies being received
+        self.inflight = 0  # requests being answered (slots)
+        self.receiving = 0  # bodies being received
         self.per_client: dict[str, int] = {}  # requests in progress per client address
-        self.refused: dict[str, int] = {}     # refusals by error code
+        self.refused: dict[str, int] = {}  # refusals by error code
 
 
 class Admission:
@@ -131,10 +148,17 @@ class Admission:
     :class:`~.settings.ServeSettings`; ``budget``: the app's :class:`MemoryBudget`; ``state``: its
     counters; ``on_idle``: called when the last request in progress ends (giving memory back)."""
 
-    def __init__(self, app: Any, settings: Any, budget: MemoryBudget, state: AdmissionState | None = None, *,
-                 open_paths: Iterable[str] = ("/", "/app.js", "/app.css", "/healthz", "/docs", "/openapi.json"),
-                 uncounted: Iterable[str] = ("/healthz",),
-                 on_idle: Callable[[], Awaitable[None] | None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        settings: Any,
+        budget: MemoryBudget,
+        state: AdmissionState | None = None,
+        *,
+        open_paths: Iterable[str] = ("/", "/app.js", "/app.css", "/healthz", "/docs", "/openapi.json"),
+        uncounted: Iterable[str] = ("/healthz",),
+        on_idle: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> None:
         self.app = app
         self.s = settings
         self.budget = budget
@@ -146,8 +170,17 @@ class Admission:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _refuse(self, send: Any, status: int, code: str, message: str, *, close: bool = False,
-                      headers: Iterable[tuple[str, str]] = (), **extra: Any) -> None:
+    async def _refuse(
+        self,
+        send: Any,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        close: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
+        **extra: Any,
+    ) -> None:
         self.state.refused[code] = self.state.refused.get(code, 0) + 1
         start, body = _json(status, code, message, headers, close, **extra)
         await send(start)
@@ -180,8 +213,12 @@ class Admission:
             if chunk:
                 size += len(chunk)
                 if size > self.limit_bytes:
-                    raise APIError(413, "upload_too_large", f"request body exceeds the {s.max_upload_mb:g} MB limit",
-                                   limit_mb=s.max_upload_mb)
+                    raise APIError(
+                        413,
+                        "upload_too_large",
+                        f"request body exceeds the {s.max_upload_mb:g} MB limit",
+                        limit_mb=s.max_upload_mb,
+                    )
                 lease.reserve(len(chunk), "the request body")
                 chunks.append(chunk)
             if not message.get("more_body", False):
@@ -202,25 +239,42 @@ class Admission:
         if s.api_key and path not in self.open_paths and scope.get("method") != "OPTIONS":
             given = headers.get(b"x-api-key", b"")
             if not secrets.compare_digest(given, s.api_key.encode()):
-                await self._refuse(send, 401, "unauthorised", "missing or wrong X-API-Key header", close=unread)
+                await self._refuse(
+                    send, 401, "unauthorised", "missing or wrong X-API-Key header", close=unread
+                )
                 return
         declared: int | None = None
         if raw_length is not None:
             text = raw_length.decode("latin-1")
             if not (text.isascii() and text.isdigit() and len(text) <= 18):
-                await self._refuse(send, 400, "bad_content_length", "Content-Length is not a number", close=True)
+                await self._refuse(
+                    send, 400, "bad_content_length", "Content-Length is not a number", close=True
+                )
                 return
             declared = int(text)
             if declared > self.limit_bytes:
-                await self._refuse(send, 413, "upload_too_large", f"request body of {declared:,} bytes exceeds the "
-                                   f"{s.max_upload_mb:g} MB limit", close=True, limit_mb=s.max_upload_mb)
+                await self._refuse(
+                    send,
+                    413,
+                    "upload_too_large",
+                    f"request body of {declared:,} bytes exceeds the {s.max_upload_mb:g} MB limit",
+                    close=True,
+                    limit_mb=s.max_upload_mb,
+                )
                 return
         counted = path not in self.uncounted
         client = (scope.get("client") or ("unknown", 0))[0]
         if counted and s.max_per_client > 0 and st.per_client.get(client, 0) >= s.max_per_client:
-            await self._refuse(send, 429, "too_many_requests", f"this client address has {s.max_per_client} "
-                               "requests in progress (the limit per address); try again shortly", close=True,
-                               headers=[("Retry-After", "2")], limit=s.max_per_client)
+            await self._refuse(
+                send,
+                429,
+                "too_many_requests",
+                f"this client address has {s.max_per_client} "
+                "requests in progress (the limit per address); try again shortly",
+                close=True,
+                headers=[("Retry-After", "2")],
+                limit=s.max_per_client,
+            )
             return
         lease = self.budget.lease()
         if counted:
@@ -233,16 +287,33 @@ class Admission:
                 try:
                     got = await self._receive_body(receive, lease, declared)
                 except _BodyTooSlow as exc:
-                    rate = (f" and, after {s.body_grace_s:g} s, arrive at {s.body_min_rate / 1024:g} KB/s or more"
-                            if s.body_min_rate > 0 else "")
-                    await self._refuse(send, 408, "body_timeout", f"the request body did not arrive in time: "
-                                       f"{exc.size:,} bytes in {exc.seconds:.1f} s (the body must be complete within "
-                                       f"{s.body_timeout_s:g} s of the request head{rate})", close=True,
-                                       limit_s=s.body_timeout_s, min_rate_kb_s=s.body_min_rate / 1024)
+                    rate = (
+                        f" and, after {s.body_grace_s:g} s, arrive at {s.body_min_rate / 1024:g} KB/s or more"
+                        if s.body_min_rate > 0
+                        else ""
+                    )
+                    await self._refuse(
+                        send,
+                        408,
+                        "body_timeout",
+                        f"the request body did not arrive in time: "
+                        f"{exc.size:,} bytes in {exc.seconds:.1f} s (the body must be complete within "
+                        f"{s.body_timeout_s:g} s of the request head{rate})",
+                        close=True,
+                        limit_s=s.body_timeout_s,
+                        min_rate_kb_s=s.body_min_rate / 1024,
+                    )
                     return
                 except APIError as exc:
-                    await self._refuse(send, exc.status, exc.code, exc.message, close=True,
-                                       headers=exc.headers.items(), **exc.extra)
+                    await self._refuse(
+                        send,
+                        exc.status,
+                        exc.code,
+                        exc.message,
+                        close=True,
+                        headers=exc.headers.items(),
+                        **exc.extra,
+                    )
                     return
                 finally:
                     st.receiving -= 1
@@ -250,8 +321,13 @@ class Admission:
                     return  # the client went away
                 body_receive = _replay(got, receive)
             if counted and st.inflight >= s.max_inflight:
-                await self._refuse(send, 503, "busy", f"the server is answering {st.inflight} requests; try again "
-                                   "shortly", headers=[("Retry-After", "2")])
+                await self._refuse(
+                    send,
+                    503,
+                    "busy",
+                    f"the server is answering {st.inflight} requests; try again shortly",
+                    headers=[("Retry-After", "2")],
+                )
                 return
             slot = counted
             st.inflight += slot
@@ -285,8 +361,13 @@ class Admission:
             await asyncio.wait_for(self.app(scope, receive, tracked), self.s.timeout_s)
         except asyncio.TimeoutError:
             if not started:
-                await self._refuse(send, 504, "timeout", f"request took longer than the {self.s.timeout_s:g} s limit",
-                                   limit_s=self.s.timeout_s)
+                await self._refuse(
+                    send,
+                    504,
+                    "timeout",
+                    f"request took longer than the {self.s.timeout_s:g} s limit",
+                    limit_s=self.s.timeout_s,
+                )
 
 
 class _BodyTooSlow(Exception):

@@ -34,10 +34,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from .errors import APIError, scrub_paths
-from .routes import api, pages
 from .admission import Admission, AdmissionState
+from .errors import APIError, scrub_paths
 from .memory import MemoryReleaser, configure_allocator
+from .routes import api, pages
 from .security import AllowedHostsMiddleware, SecurityHeadersMiddleware, default_allowed_hosts
 from .service import Service
 from .settings import ServeSettings
@@ -48,14 +48,19 @@ __all__ = ["ServeSettings", "create_app"]
 
 # --------------------------------------------------------------------------- app
 
+
 def create_app(settings: ServeSettings | None = None, model: Any = None) -> FastAPI:
     """The FastAPI application. ``model``: a loaded model, an ``OnnxModel`` or a backend (else
     ``settings.model``: a registered name or a model file, ``.onnx`` included)."""
     from ..infer import Predictor
 
     settings = settings or ServeSettings()
-    predictor = Predictor(model if model is not None else settings.model, workers=0, progress=False,
-                          batch_size=settings.max_batch)
+    predictor = Predictor(
+        model if model is not None else settings.model,
+        workers=0,
+        progress=False,
+        batch_size=settings.max_batch,
+    )
     service = Service(settings, predictor)
 
     async def lifespan(app: Any):  # noqa: ANN202
@@ -65,13 +70,23 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
         releaser.cancel()
         await service.stop()
 
-    app = FastAPI(title="ecgfounder", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="ECGFounder predictions, embeddings, plots and explanations for ECG files.")
+    app = FastAPI(
+        title="ecgfounder",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="ECGFounder predictions, embeddings, plots and explanations for ECG files.",
+    )
 
-    def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-              **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": {"code": code, "message": scrub_paths(message), **extra}}, status_code=status,
-                            headers=headers)
+    def error(
+        status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": code, "message": scrub_paths(message), **extra}},
+            status_code=status,
+            headers=headers,
+        )
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -101,8 +116,12 @@ def create_app(settings: ServeSettings | None = None, model: Any = None) -> Fast
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AllowedHostsMiddleware, hosts=settings.allowed_hosts or default_allowed_hosts())
 

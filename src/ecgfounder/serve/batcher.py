@@ -78,5 +78,5 @@ class Batcher:
                 pos = 0
                 for windows, _, fut in part:
                     if not fut.done():
-                        fut.set_result(out[pos:pos + len(windows)])
+                        fut.set_result(out[pos : pos + len(windows)])
                     pos += len(windows)

@@ -11,8 +11,9 @@ __all__ = ["APIError", "scrub_paths", "scrub_value"]
 class APIError(Exception):
     """An error answered as ``{"error": {"code", "message", ...}}`` with ``status`` (and ``headers``)."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
         self.headers = headers or {}

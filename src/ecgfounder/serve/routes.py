@@ -40,46 +40,80 @@ def _service(request: Request) -> Service:
 async def healthz(request: Request) -> dict[str, Any]:
     svc = _service(request)
     adm = request.app.state.admission
-    return {"status": "ok", "model": scrub_paths(svc.predictor.model_name),
-            "uptime_s": round(time.time() - svc.started, 1), "batches": svc.batcher.batches,
-            "windows": svc.batcher.windows,
-            "parse_workers": {"size": svc.parsers.size, "busy": svc.parsers.busy, "replaced": svc.parsers.killed},
-            "admission": {"answering": adm.inflight, "receiving_bodies": adm.receiving, "refused": dict(adm.refused)},
-            "memory_budget_mb": {"limit": round(svc.budget.limit_mb, 1), "in_use": round(svc.budget.used / 2**20, 1),
-                                 "peak": round(svc.budget.peak / 2**20, 1)}}
+    return {
+        "status": "ok",
+        "model": scrub_paths(svc.predictor.model_name),
+        "uptime_s": round(time.time() - svc.started, 1),
+        "batches": svc.batcher.batches,
+        "windows": svc.batcher.windows,
+        "parse_workers": {"size": svc.parsers.size, "busy": svc.parsers.busy, "replaced": svc.parsers.killed},
+        "admission": {
+            "answering": adm.inflight,
+            "receiving_bodies": adm.receiving,
+            "refused": dict(adm.refused),
+        },
+        "memory_budget_mb": {
+            "limit": round(svc.budget.limit_mb, 1),
+            "in_use": round(svc.budget.used / 2**20, 1),
+            "peak": round(svc.budget.peak / 2**20, 1),
+        },
+    }
 
 
 @api.get("/v1/models", summary="the served model: name, input contract, labels")
 async def models(request: Request) -> dict[str, Any]:
     svc = _service(request)
     c = svc.contract
-    return {"models": [{"name": scrub_paths(svc.predictor.model_name), "task": svc.info.task, "labels": svc.labels,
-                        "thresholds": [float(t) for t in svc.predictor.thresholds],
-                        "aggregate": svc.predictor.aggregate,
-                        "contract": {"fs": c.fs, "n_samples": c.n_samples, "leads": list(c.leads),
-                                     "units": c.units, "preprocessing": c.preprocessing},
-                        "licence": getattr(svc.info, "license", None), **svc.provenance()}]}
+    return {
+        "models": [
+            {
+                "name": scrub_paths(svc.predictor.model_name),
+                "task": svc.info.task,
+                "labels": svc.labels,
+                "thresholds": [float(t) for t in svc.predictor.thresholds],
+                "aggregate": svc.predictor.aggregate,
+                "contract": {
+                    "fs": c.fs,
+                    "n_samples": c.n_samples,
+                    "leads": list(c.leads),
+                    "units": c.units,
+                    "preprocessing": c.preprocessing,
+                },
+                "licence": getattr(svc.info, "license", None),
+                **svc.provenance(),
+            }
+        ]
+    }
 
 
 @api.post("/v1/predict", summary="probabilities by label for one ECG (upload or JSON array)")
-async def predict(request: Request, lead: str | None = None, per_window: bool = False,
-                  measure: bool = False) -> dict[str, Any]:
+async def predict(
+    request: Request, lead: str | None = None, per_window: bool = False, measure: bool = False
+) -> dict[str, Any]:
     svc = _service(request)
     parsed = await svc.prepared(request, lead, keep_s=MEASURE_KEEP_S if measure else 0.0)
     record, prep = parsed.record, parsed.prep
     per = await svc.batcher.submit(prep.windows, False)
     probs = svc.predictor.record_probabilities(per)
     out: dict[str, Any] = {
-        "record": record.record_id, "duration_s": round(parsed.duration_s, 3), "fs": record.fs,
-        "leads": list(record.leads), "n_windows": len(prep.windows),
+        "record": record.record_id,
+        "duration_s": round(parsed.duration_s, 3),
+        "fs": record.fs,
+        "leads": list(record.leads),
+        "n_windows": len(prep.windows),
         "probabilities": {lab: float(p) for lab, p in zip(svc.labels, probs)},
-        "top_findings": svc.findings(probs), "quality_flags": list(prep.flags),
-        "notes": list(prep.record.notes), "provenance": svc.provenance()}
+        "top_findings": svc.findings(probs),
+        "quality_flags": list(prep.flags),
+        "notes": list(prep.record.notes),
+        "provenance": svc.provenance(),
+    }
     if measure:
         out["measurements"] = await svc.measurements(record)
     if per_window:
-        out["windows"] = [{"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(svc.labels, row)}}
-                          for s, row in zip(prep.starts_s, per)]
+        out["windows"] = [
+            {"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(svc.labels, row)}}
+            for s, row in zip(prep.starts_s, per)
+        ]
     return out
 
 
@@ -90,14 +124,25 @@ async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
     record, prep = parsed.record, parsed.prep
     feats = await svc.batcher.submit(prep.windows, True)
     vec = feats.mean(0)
-    return {"record": record.record_id, "n_windows": len(prep.windows), "dim": int(vec.size),
-            "embedding": [round(float(v), 7) for v in vec], "quality_flags": list(prep.flags),
-            "provenance": svc.provenance()}
+    return {
+        "record": record.record_id,
+        "n_windows": len(prep.windows),
+        "dim": int(vec.size),
+        "embedding": [round(float(v), 7) for v in vec],
+        "quality_flags": list(prep.flags),
+        "provenance": svc.provenance(),
+    }
 
 
 @api.post("/v1/plot", summary="the ECG on standard paper (25 mm/s, 10 mm/mV) as SVG or PNG")
-async def plot(request: Request, format: str = "svg", layout: str = "auto", findings_top: int = 3,
-               lead: str | None = None, measure: bool = False) -> Response:
+async def plot(
+    request: Request,
+    format: str = "svg",
+    layout: str = "auto",
+    findings_top: int = 3,
+    lead: str | None = None,
+    measure: bool = False,
+) -> Response:
     from ..viz import plot_ecg
 
     svc = _service(request)
@@ -115,9 +160,16 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
         header = measurements_line(await svc.measurements(record))
 
     def draw() -> bytes:
-        fig, _ = plot_ecg(record, layout=layout, findings=top or None, max_rows=PLOT_ROWS, measurements=header,
-                          duration_s=parsed.duration_s)
+        fig, _ = plot_ecg(
+            record,
+            layout=layout,
+            findings=top or None,
+            max_rows=PLOT_ROWS,
+            measurements=header,
+            duration_s=parsed.duration_s,
+        )
         return figure_bytes(fig, format)
+
     try:
         data = await asyncio.get_running_loop().run_in_executor(svc.draw_pool, draw)
     except ECGFounderError as exc:
@@ -126,16 +178,25 @@ async def plot(request: Request, format: str = "svg", layout: str = "auto", find
 
 
 @api.post("/v1/explain", summary="attributions for one label, as JSON and drawn over the trace")
-async def explain(request: Request, label: str | None = None, method: str = "integrated-gradients",
-                  lead: str | None = None, steps: int = 32) -> dict[str, Any]:
+async def explain(
+    request: Request,
+    label: str | None = None,
+    method: str = "integrated-gradients",
+    lead: str | None = None,
+    steps: int = 32,
+) -> dict[str, Any]:
     from ..explain import METHODS
     from ..explain import explain as explain_record
     from ..viz import plot_ecg
 
     svc = _service(request)
     if svc.net is None:
-        raise APIError(422, "explain_unavailable", "explanations need the PyTorch model; this service runs an "
-                       "exported ONNX model (serve the .safetensors or .pth file to explain)")
+        raise APIError(
+            422,
+            "explain_unavailable",
+            "explanations need the PyTorch model; this service runs an "
+            "exported ONNX model (serve the .safetensors or .pth file to explain)",
+        )
     if method not in METHODS:
         raise APIError(422, "bad_method", f"method must be one of {', '.join(METHODS)}")
     if not 2 <= steps <= 256:
@@ -153,11 +214,18 @@ async def explain(request: Request, label: str | None = None, method: str = "int
             expl = explain_record(svc.net, prep, target, method=method, steps=steps)  # type: ignore[arg-type]
         if len(expl.leads) == 1 and expl.leads[0] not in record.leads and record.n_leads == 1:
             expl.leads = [record.leads[0]]
-        fig, _ = plot_ecg(record, layout="single" if len(expl.leads) == 1 else "auto",
-                          lead=expl.leads[0] if len(expl.leads) == 1 else None, start_s=expl.start_s,
-                          attribution=expl, findings=f"{expl.label} {expl.score:.2f}", findings_label="Explained",
-                          max_rows=1)
+        fig, _ = plot_ecg(
+            record,
+            layout="single" if len(expl.leads) == 1 else "auto",
+            lead=expl.leads[0] if len(expl.leads) == 1 else None,
+            start_s=expl.start_s,
+            attribution=expl,
+            findings=f"{expl.label} {expl.score:.2f}",
+            findings_label="Explained",
+            max_rows=1,
+        )
         return {**expl.to_dict(max_points=500), "svg": figure_bytes(fig, "svg").decode()}
+
     try:
         return await asyncio.get_running_loop().run_in_executor(svc.draw_pool, run)
     except ECGFounderError as exc:
@@ -166,14 +234,18 @@ async def explain(request: Request, label: str | None = None, method: str = "int
 
 @pages.get("/docs", response_class=HTMLResponse, include_in_schema=False)
 async def docs_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(api_docs_html(request.app.openapi()),
-                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    return HTMLResponse(
+        api_docs_html(request.app.openapi()),
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )
 
 
 #: The page's policy: its script and style come from this server only, as files (no inline script
 #: or style can run, so an injected ``<script>`` would not); drawings are shown as blob: images.
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "connect-src 'self'; base-uri 'none'; form-action 'none'")
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
@@ -186,5 +258,8 @@ async def page() -> HTMLResponse:
 @pages.get("/app.css", include_in_schema=False)
 async def page_asset(request: Request) -> Response:
     name = request.url.path.lstrip("/")
-    return Response(_PAGE.with_name(name).read_bytes(), media_type=_ASSETS[name],
-                    headers={"Content-Security-Policy": PAGE_CSP})
+    return Response(
+        _PAGE.with_name(name).read_bytes(),
+        media_type=_ASSETS[name],
+        headers={"Content-Security-Policy": PAGE_CSP},
+    )

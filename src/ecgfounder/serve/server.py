@@ -52,7 +52,9 @@ class HeadTimeoutH11Protocol(H11Protocol):
     def _arm_head_deadline(self) -> None:
         self._disarm_head_deadline()
         self._head_cycle = self.cycle
-        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.head_timeout_s, self._head_expired)
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.head_timeout_s, self._head_expired
+        )
 
     def _disarm_head_deadline(self) -> None:
         timer = getattr(self, "_head_timer", None)
@@ -71,7 +73,9 @@ def uvicorn_config(app: Any, *, head_timeout_s: float = 10.0, **kwargs: Any) -> 
     """A ``uvicorn.Config`` serving ``app`` with the head deadline (other arguments: uvicorn's)."""
     import uvicorn
 
-    protocol = type("HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout_s": float(head_timeout_s)})
+    protocol = type(
+        "HeadTimeoutH11Protocol", (HeadTimeoutH11Protocol,), {"head_timeout_s": float(head_timeout_s)}
+    )
     kwargs.setdefault("timeout_keep_alive", 5)
     kwargs.setdefault("h11_max_incomplete_event_size", 16 * 1024)
     kwargs.setdefault("server_header", False)
@@ -79,10 +83,19 @@ def uvicorn_config(app: Any, *, head_timeout_s: float = 10.0, **kwargs: Any) -> 
     return uvicorn.Config(app, http=protocol, **kwargs)
 
 
-def run(app: Any, *, host: str, port: int, head_timeout_s: float = 10.0, sock: socket.socket | None = None,
-        **kwargs: Any) -> None:
+def run(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    head_timeout_s: float = 10.0,
+    sock: socket.socket | None = None,
+    **kwargs: Any,
+) -> None:
     """Serve ``app`` until interrupted (what ``ecgfounder serve`` runs)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app, host=host, port=port, head_timeout_s=head_timeout_s, **kwargs))
+    server = uvicorn.Server(
+        uvicorn_config(app, host=host, port=port, head_timeout_s=head_timeout_s, **kwargs)
+    )
     server.run(sockets=[sock] if sock is not None else None)

@@ -18,11 +18,11 @@ from starlette.requests import Request
 
 from .._version import __version__
 from ..errors import clip
+from .admission import MemoryBudget, lease_of
 from .batcher import Batcher
 from .errors import APIError, scrub_paths, scrub_value
-from .admission import MemoryBudget, lease_of
-from .uploads import UPLOAD_SUFFIXES, Parsed, ParseJob, safe_name
 from .settings import ServeSettings
+from .uploads import UPLOAD_SUFFIXES, Parsed, ParseJob, safe_name
 from .workers import ParsePool
 
 __all__ = ["Service", "read_limited", "capped_receive", "figure_bytes"]
@@ -67,9 +67,15 @@ class Service:
 
     def job(self, **fields: Any) -> ParseJob:
         s = self.settings
-        return ParseJob(contract=self.contract, limits=s.read_limits, max_duration_s=s.max_duration_s,
-                        max_unpacked_bytes=int(s.max_unpacked_mb * 1024 * 1024),
-                        max_zip_members=s.max_zip_members, max_zip_ratio=s.max_zip_ratio, **fields)
+        return ParseJob(
+            contract=self.contract,
+            limits=s.read_limits,
+            max_duration_s=s.max_duration_s,
+            max_unpacked_bytes=int(s.max_unpacked_mb * 1024 * 1024),
+            max_zip_members=s.max_zip_members,
+            max_zip_ratio=s.max_zip_ratio,
+            **fields,
+        )
 
     async def prepared(self, request: Request, lead: str | None, keep_s: float | None = 0.0) -> Parsed:
         """The request's ECG, parsed in a worker process: the record as read with the first
@@ -85,10 +91,16 @@ class Service:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = await read_limited(request, self.limit_bytes, s.max_upload_mb)
-            return await self.parsers.run(self.job(body=raw, lead=lead, keep_s=keep_s), self.parse_timeout, reserve)
+            return await self.parsers.run(
+                self.job(body=raw, lead=lead, keep_s=keep_s), self.parse_timeout, reserve
+            )
         if ctype != "multipart/form-data":
-            raise APIError(415, "unsupported_media_type", f"send multipart/form-data (field 'file', one or "
-                           f"more files) or application/json, not {ctype[:60] or 'nothing'!r}")
+            raise APIError(
+                415,
+                "unsupported_media_type",
+                f"send multipart/form-data (field 'file', one or "
+                f"more files) or application/json, not {ctype[:60] or 'nothing'!r}",
+            )
         # The form parser takes the body chunk by chunk from the admission's buffer (each chunk is
         # dropped there once handed over; files past 1 MB spool to disk): no second copy of the body.
         capped = capped_receive(request.receive, self.limit_bytes, s.max_upload_mb)
@@ -106,16 +118,27 @@ class Service:
             for up in uploads:
                 name = safe_name(up.filename, "upload.bin")
                 if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
-                    raise APIError(415, "unsupported_file_type", f"{name}: unsupported file type; send WFDB "
-                                   f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip")
+                    raise APIError(
+                        415,
+                        "unsupported_file_type",
+                        f"{name}: unsupported file type; send WFDB "
+                        f"(.hea + .dat/.mat), EDF/BDF, XML, DICOM, CSV/TSV, .npy/.npz, HDF5 or .zip",
+                    )
                 with open(tmp / name, "wb") as dst:
                     shutil.copyfileobj(up.file, dst)
                 await up.close()
             fs, leads = form.get("fs"), form.get("leads")
-            return await self.parsers.run(self.job(folder=str(tmp), fs=fs if isinstance(fs, str) else None,
-                                                   leads=leads if isinstance(leads, str) else None, lead=lead,
-                                                   keep_s=keep_s),
-                                          self.parse_timeout, reserve)
+            return await self.parsers.run(
+                self.job(
+                    folder=str(tmp),
+                    fs=fs if isinstance(fs, str) else None,
+                    leads=leads if isinstance(leads, str) else None,
+                    lead=lead,
+                    keep_s=keep_s,
+                ),
+                self.parse_timeout,
+                reserve,
+            )
         finally:
             await form.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -124,9 +147,14 @@ class Service:
 
     def provenance(self) -> dict[str, Any]:
         weights = scrub_value(dict(self.info.provenance or {}))
-        return {"model": scrub_paths(self.predictor.model_name), "ecgfounder_version": __version__,
-                "preprocessing": self.predictor.preprocessing, "weights": weights, "task": self.info.task,
-                "runtime": self.predictor.runtime}
+        return {
+            "model": scrub_paths(self.predictor.model_name),
+            "ecgfounder_version": __version__,
+            "preprocessing": self.predictor.preprocessing,
+            "weights": weights,
+            "task": self.info.task,
+            "runtime": self.predictor.runtime,
+        }
 
     async def measurements(self, record: Any) -> dict[str, Any]:
         """HR, PR, QRS, QT, QTc, axes and flags of a record (``ecgfounder.measure``), off the event
@@ -141,8 +169,14 @@ class Service:
 
     def findings(self, probs: np.ndarray) -> list[dict[str, Any]]:
         order = np.argsort(-probs)[: self.settings.top_k]
-        return [{"label": self.labels[i], "probability": float(probs[i]),
-                 "positive": bool(probs[i] >= self.predictor.thresholds[i])} for i in order]
+        return [
+            {
+                "label": self.labels[i],
+                "probability": float(probs[i]),
+                "positive": bool(probs[i] >= self.predictor.thresholds[i]),
+            }
+            for i in order
+        ]
 
 
 def figure_bytes(fig: Any, fmt: str) -> bytes:
@@ -163,8 +197,9 @@ def capped_receive(receive: Any, limit: int, limit_mb: float) -> Any:
         message = await receive()
         seen += len(message.get("body", b""))
         if seen > limit:
-            raise APIError(413, "upload_too_large", f"request body exceeds the {limit_mb:g} MB limit",
-                           limit_mb=limit_mb)
+            raise APIError(
+                413, "upload_too_large", f"request body exceeds the {limit_mb:g} MB limit", limit_mb=limit_mb
+            )
         return message
 
     return capped

@@ -25,12 +25,52 @@ from ..errors import ECGFounderError, ECGInputError, clip
 from ..io import OUT_OF_MEMORY, ECGRecord, ReadLimits, canonical_lead, read_ecg
 from .errors import APIError, scrub_paths
 
-__all__ = ["ParseJob", "Parsed", "run_job", "slim", "safe_name", "UPLOAD_SUFFIXES", "record_from_json", "parse_fs"]
+__all__ = [
+    "ParseJob",
+    "Parsed",
+    "run_job",
+    "slim",
+    "safe_name",
+    "UPLOAD_SUFFIXES",
+    "record_from_json",
+    "parse_fs",
+]
 
-UPLOAD_SUFFIXES = {".hea", ".dat", ".mat", ".edf", ".bdf", ".xml", ".dcm", ".csv", ".tsv", ".txt",
-                   ".npy", ".npz", ".h5", ".hdf5", ".zip", ".atr", ".ecg"}
-_MAIN_ORDER = (".hea", ".xml", ".edf", ".bdf", ".dcm", ".ecg", ".npz", ".npy", ".h5", ".hdf5", ".csv", ".tsv",
-               ".txt", ".mat")
+UPLOAD_SUFFIXES = {
+    ".hea",
+    ".dat",
+    ".mat",
+    ".edf",
+    ".bdf",
+    ".xml",
+    ".dcm",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".npy",
+    ".npz",
+    ".h5",
+    ".hdf5",
+    ".zip",
+    ".atr",
+    ".ecg",
+}
+_MAIN_ORDER = (
+    ".hea",
+    ".xml",
+    ".edf",
+    ".bdf",
+    ".dcm",
+    ".ecg",
+    ".npz",
+    ".npy",
+    ".h5",
+    ".hdf5",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".mat",
+)
 MAX_FS_HZ = 20000.0
 
 
@@ -44,12 +84,12 @@ class ParseJob:
     max_unpacked_bytes: int
     max_zip_members: int
     max_zip_ratio: float
-    folder: str | None = None       # uploaded files, for a multipart request
-    body: bytes | None = None       # the JSON body, for a JSON request
+    folder: str | None = None  # uploaded files, for a multipart request
+    body: bytes | None = None  # the JSON body, for a JSON request
     fs: str | None = None
     leads: str | None = None
     lead: str | None = None
-    keep_s: float | None = None     # seconds of the read signal the route needs (None: all, 0: none)
+    keep_s: float | None = None  # seconds of the read signal the route needs (None: all, 0: none)
 
 
 @dataclass
@@ -88,7 +128,9 @@ def parse_fs(value: Any) -> float | None:
         fs = float("nan")
     if not (math.isfinite(fs) and 0 < fs <= MAX_FS_HZ):
         shown = str(value)[:32] + ("..." if len(str(value)) > 32 else "")
-        raise APIError(422, "bad_sampling_rate", f"fs must be a number of Hz in (0, {MAX_FS_HZ:g}] (got {shown})")
+        raise APIError(
+            422, "bad_sampling_rate", f"fs must be a number of Hz in (0, {MAX_FS_HZ:g}] (got {shown})"
+        )
     return fs
 
 
@@ -101,15 +143,24 @@ def _unpack_zip(path: Path, dest: Path, job: ParseJob, used: list[int]) -> None:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) > job.max_zip_members:
-                raise APIError(413, "zip_too_many_files", f"{path.name}: the zip holds {len(members)} files; the "
-                               f"limit is {job.max_zip_members}", limit=job.max_zip_members)
+                raise APIError(
+                    413,
+                    "zip_too_many_files",
+                    f"{path.name}: the zip holds {len(members)} files; the limit is {job.max_zip_members}",
+                    limit=job.max_zip_members,
+                )
             for m in members:
                 ratio = m.file_size / max(m.compress_size, 1)
                 if ratio > job.max_zip_ratio or used[0] + m.file_size > cap:
-                    raise APIError(413, "zip_bomb", f"{safe_name(m.filename, 'member')}: unpacks to "
-                                   f"{m.file_size:,} bytes (ratio {ratio:.0f}); limits are {mb:g} MB unpacked per "
-                                   f"request and a ratio of {job.max_zip_ratio:g}", limit_mb=mb,
-                                   limit_ratio=job.max_zip_ratio)
+                    raise APIError(
+                        413,
+                        "zip_bomb",
+                        f"{safe_name(m.filename, 'member')}: unpacks to "
+                        f"{m.file_size:,} bytes (ratio {ratio:.0f}); limits are {mb:g} MB unpacked per "
+                        f"request and a ratio of {job.max_zip_ratio:g}",
+                        limit_mb=mb,
+                        limit_ratio=job.max_zip_ratio,
+                    )
                 name = safe_name(m.filename, "member")
                 if Path(name).suffix.lower() not in UPLOAD_SUFFIXES - {".zip"}:
                     continue
@@ -119,15 +170,22 @@ def _unpack_zip(path: Path, dest: Path, job: ParseJob, used: list[int]) -> None:
                         copied += len(chunk)
                         used[0] += len(chunk)
                         if copied > m.file_size or used[0] > cap:  # the header lied
-                            raise APIError(413, "zip_bomb", f"{name}: more data than the zip declares, or past "
-                                           f"the {mb:g} MB unpacked per request", limit_mb=mb)
+                            raise APIError(
+                                413,
+                                "zip_bomb",
+                                f"{name}: more data than the zip declares, or past "
+                                f"the {mb:g} MB unpacked per request",
+                                limit_mb=mb,
+                            )
                         dst.write(chunk)
     except zipfile.BadZipFile as exc:
         raise APIError(422, "bad_zip", f"{path.name}: not a readable zip ({exc})") from None
     except RuntimeError as exc:  # encrypted members
         raise APIError(422, "bad_zip", f"{path.name}: cannot unpack ({clip(str(exc), 100)})") from None
     except NotImplementedError as exc:  # compression methods zipfile does not know
-        raise APIError(422, "bad_zip", f"{path.name}: unsupported zip compression ({clip(str(exc), 100)})") from None
+        raise APIError(
+            422, "bad_zip", f"{path.name}: unsupported zip compression ({clip(str(exc), 100)})"
+        ) from None
     except (EOFError, OSError, ValueError, zipfile.LargeZipFile) as exc:
         raise APIError(422, "bad_zip", f"{path.name}: damaged zip ({type(exc).__name__})") from None
 
@@ -138,8 +196,12 @@ def _main_file(folder: Path) -> Path:
         for p in files:
             if p.suffix.lower() == suffix:
                 return p
-    raise APIError(422, "no_ecg_file", "no ECG file in the upload (WFDB .hea + data, EDF/BDF, XML, "
-                   "DICOM, CSV/TSV, .npy/.npz, HDF5, or a zip of one record's files)")
+    raise APIError(
+        422,
+        "no_ecg_file",
+        "no ECG file in the upload (WFDB .hea + data, EDF/BDF, XML, "
+        "DICOM, CSV/TSV, .npy/.npz, HDF5, or a zip of one record's files)",
+    )
 
 
 def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
@@ -155,8 +217,12 @@ def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
     rows = sig if sig and isinstance(sig[0], list) else [sig]
     n_values = sum(len(r) if isinstance(r, list) else 1 for r in rows)
     if len(rows) > limits.max_channels or n_values > limits.max_values:
-        raise APIError(413, "signal_too_large", f"signal of {len(rows)} rows and {n_values:,} values exceeds the "
-                       f"limits ({limits.max_channels} rows, {limits.max_values:,} values)")
+        raise APIError(
+            413,
+            "signal_too_large",
+            f"signal of {len(rows)} rows and {n_values:,} values exceeds the "
+            f"limits ({limits.max_channels} rows, {limits.max_values:,} values)",
+        )
     try:
         arr = np.asarray(sig, dtype=np.float32)
     except (TypeError, ValueError, OverflowError):
@@ -168,7 +234,11 @@ def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
     leads = body.get("leads")
     if leads is None:
         leads = ["ECG"] if arr.shape[0] == 1 else None
-    if not isinstance(leads, list) or len(leads) != arr.shape[0] or not all(isinstance(x, str) for x in leads):
+    if (
+        not isinstance(leads, list)
+        or len(leads) != arr.shape[0]
+        or not all(isinstance(x, str) for x in leads)
+    ):
         raise APIError(422, "bad_leads", f"leads must name each of the {arr.shape[0]} rows of signal")
     units = body.get("units", "mV")
     scale = {"mV": 1.0, "uV": 1e-3, "µV": 1e-3, "V": 1e3}.get(units) if isinstance(units, str) else None
@@ -177,8 +247,9 @@ def record_from_json(body: Any, limits: ReadLimits) -> ECGRecord:
     if not np.isfinite(arr).any():
         raise APIError(422, "no_signal", "signal has no finite values")
     names = tuple(canonical_lead(x[:40]) or x[:40] for x in leads)
-    return ECGRecord(signal=arr * scale, fs=fs, leads=names, record_id=str(body.get("id", "json"))[:100],
-                     source="json")
+    return ECGRecord(
+        signal=arr * scale, fs=fs, leads=names, record_id=str(body.get("id", "json"))[:100], source="json"
+    )
 
 
 def slim(record: ECGRecord, prep: Any, keep_s: float | None) -> Parsed:
@@ -187,8 +258,9 @@ def slim(record: ECGRecord, prep: Any, keep_s: float | None) -> Parsed:
     if keep_s is not None:
         keep = max(0, min(record.n_samples, int(np.ceil(keep_s * record.fs))))
         record = record.replace(signal=record.signal[:, :keep].copy())
-    prep = dataclasses.replace(prep, record=prep.record.replace(signal=np.zeros((prep.record.n_leads, 0),
-                                                                               np.float32)))
+    prep = dataclasses.replace(
+        prep, record=prep.record.replace(signal=np.zeros((prep.record.n_leads, 0), np.float32))
+    )
     return Parsed(record, duration, prep)
 
 
@@ -212,7 +284,9 @@ def run_job(job: ParseJob) -> Parsed:
                 p.unlink()
         main = _main_file(folder)
         fs = parse_fs(job.fs)
-        leads = [x.strip()[:40] for x in job.leads.split(",")][:job.limits.max_channels] if job.leads else None
+        leads = (
+            [x.strip()[:40] for x in job.leads.split(",")][: job.limits.max_channels] if job.leads else None
+        )
         try:
             record = read_ecg(main, fs=fs, leads=leads, limits=job.limits)
         except ECGInputError as exc:
@@ -220,8 +294,12 @@ def run_job(job: ParseJob) -> Parsed:
                 raise MemoryError from None  # the worker answers with its memory limit
             raise APIError(422, "unreadable_ecg", scrub_paths(exc.reason), file=main.name) from None
     if record.duration_s > job.max_duration_s:
-        raise APIError(422, "recording_too_long", f"recording of {record.duration_s:.0f} s exceeds the "
-                       f"{job.max_duration_s:g} s limit", limit_s=job.max_duration_s)
+        raise APIError(
+            422,
+            "recording_too_long",
+            f"recording of {record.duration_s:.0f} s exceeds the {job.max_duration_s:g} s limit",
+            limit_s=job.max_duration_s,
+        )
     try:
         prep = prepare(record, job.contract, lead=job.lead, workers=1)
     except ECGFounderError as exc:

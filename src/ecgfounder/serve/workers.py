@@ -66,11 +66,25 @@ def _worker_main(conn: Any, memory_mb: int) -> None:
         except APIError as exc:
             reply = ("error", (exc.status, exc.code, exc.message, exc.extra))
         except MemoryError:
-            reply = ("error", (413, "too_large_to_parse", f"parsing the upload needed more than the "
-                                f"{memory_mb} MB a parse may use", {"limit_mb": memory_mb}))
+            reply = (
+                "error",
+                (
+                    413,
+                    "too_large_to_parse",
+                    f"parsing the upload needed more than the {memory_mb} MB a parse may use",
+                    {"limit_mb": memory_mb},
+                ),
+            )
         except Exception as exc:  # noqa: BLE001 - a reader bug must not kill the worker loop
-            reply = ("error", (422, "unreadable_ecg", scrub_paths(f"cannot read the upload "
-                                                                   f"({type(exc).__name__}: {clip(str(exc), 150)})"), {}))
+            reply = (
+                "error",
+                (
+                    422,
+                    "unreadable_ecg",
+                    scrub_paths(f"cannot read the upload ({type(exc).__name__}: {clip(str(exc), 150)})"),
+                    {},
+                ),
+            )
         try:
             if reply[0] == "ok":
                 # The server reserves room for the result in its memory budget before taking it.
@@ -94,8 +108,9 @@ def _preload() -> None:
     from . import uploads  # noqa: F401
 
     rng = np.random.default_rng(0)
-    prepare(ECGRecord(rng.standard_normal((1, 6000)), 500.0, ("I",)),
-            InputContract(leads=("I",)), workers=1)  # compiles (or loads) the preprocessing kernels
+    prepare(
+        ECGRecord(rng.standard_normal((1, 6000)), 500.0, ("I",)), InputContract(leads=("I",)), workers=1
+    )  # compiles (or loads) the preprocessing kernels
 
 
 @dataclass(eq=False)
@@ -123,8 +138,9 @@ class ParsePool:
     # -- life cycle
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.memory_mb), daemon=True,
-                                 name="ecgfounder-parse")
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self.memory_mb), daemon=True, name="ecgfounder-parse"
+        )
         proc.start()
         child.close()
         worker = _Worker(proc, parent)
@@ -183,14 +199,23 @@ class ParsePool:
         assert self._idle is not None
         deadline = time.monotonic() + timeout_s
         if self._waiting - self._idle.qsize() >= self.max_queue:  # idle workers take waiters first
-            raise APIError(503, "busy", f"all {self.size} parse workers are busy and {self._waiting} uploads are "
-                           "waiting; try again shortly", headers={"Retry-After": "2"})
+            raise APIError(
+                503,
+                "busy",
+                f"all {self.size} parse workers are busy and {self._waiting} uploads are "
+                "waiting; try again shortly",
+                headers={"Retry-After": "2"},
+            )
         self._waiting += 1
         try:
             worker = await asyncio.wait_for(self._idle.get(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
-            raise APIError(503, "busy", "no parse worker became free in time; try again shortly",
-                           headers={"Retry-After": "5"}) from None
+            raise APIError(
+                503,
+                "busy",
+                "no parse worker became free in time; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None
         finally:
             self._waiting -= 1
         done = False
@@ -211,11 +236,20 @@ class ParsePool:
                 status, payload = await self._receive(worker, max(0.0, deadline - time.monotonic()))
             done = True
         except asyncio.TimeoutError:
-            raise APIError(504, "parse_timeout", f"reading the upload took longer than {timeout_s:g} s; it was "
-                           "stopped", limit_s=timeout_s) from None
+            raise APIError(
+                504,
+                "parse_timeout",
+                f"reading the upload took longer than {timeout_s:g} s; it was stopped",
+                limit_s=timeout_s,
+            ) from None
         except (EOFError, OSError, BrokenPipeError):
-            raise APIError(422, "parse_failed", "the upload could not be parsed: the parser ended (it ran past "
-                           f"its {self.memory_mb} MB memory limit or crashed)", limit_mb=self.memory_mb) from None
+            raise APIError(
+                422,
+                "parse_failed",
+                "the upload could not be parsed: the parser ended (it ran past "
+                f"its {self.memory_mb} MB memory limit or crashed)",
+                limit_mb=self.memory_mb,
+            ) from None
         finally:
             if done:
                 worker.jobs += 1
@@ -239,4 +273,3 @@ class ParsePool:
             loop.remove_reader(fd)
         # The reply may be megabytes: receive it off the event loop.
         return await loop.run_in_executor(None, worker.conn.recv)
-

@@ -7,7 +7,25 @@ from .resample import resample
 from .stream import PreparedItem, PrepareOptions, prepare_item, prepared_stream
 from .window import cut_windows, window_starts
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "preprocess", "filter_chain", "zscore", "preprocess_torch",
-           "prepare", "PreparedECG", "check_quality", "QualityThresholds", "resample", "cut_windows",
-           "window_starts", "prepare_windows", "window_quality", "PrepareOptions", "PreparedItem", "prepare_item",
-           "prepared_stream"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "get_recipe",
+    "preprocess",
+    "filter_chain",
+    "zscore",
+    "preprocess_torch",
+    "prepare",
+    "PreparedECG",
+    "check_quality",
+    "QualityThresholds",
+    "resample",
+    "cut_windows",
+    "window_starts",
+    "prepare_windows",
+    "window_quality",
+    "PrepareOptions",
+    "PreparedItem",
+    "prepare_item",
+    "prepared_stream",
+]

@@ -115,7 +115,7 @@ def _filter_group(x, r0, r1, b1, a1, zi1, pad1, b2, a2, zi2, pad2, ext, tmp, z, 
     (n + 2*pad, cols), (n, cols) and (order, cols) arrays (contiguous views vectorise)."""
     n = x.shape[1]
     cols = r1 - r0
-    t = tmp[:n * cols].reshape((n, cols))
+    t = tmp[: n * cols].reshape((n, cols))
     for i in range(n):
         for g in range(cols):
             t[i, g] = x[r0 + g, i]
@@ -123,8 +123,8 @@ def _filter_group(x, r0, r1, b1, a1, zi1, pad1, b2, a2, zi2, pad2, ext, tmp, z, 
         if b.shape[0] == 0:
             continue
         m = n + 2 * pad
-        e = ext[:m * cols].reshape((m, cols))
-        zz = z[:(b.shape[0] - 1) * cols].reshape((b.shape[0] - 1, cols))
+        e = ext[: m * cols].reshape((m, cols))
+        zz = z[: (b.shape[0] - 1) * cols].reshape((b.shape[0] - 1, cols))
         for g in range(cols):
             first = t[0, g]
             last = t[n - 1, g]
@@ -241,8 +241,16 @@ def _median_list(x, k, val, seq, nxt, prv, first, out):  # pragma: no cover - co
 @numba.njit(**_JIT)
 def median_row(x, k, out):  # pragma: no cover - compiled
     """out = scipy.signal.medfilt(x, k) (zeros beyond both ends), for odd k >= 3."""
-    _median_list(x, k, np.empty(k + 2), np.empty(k + 2, np.int64), np.empty(k + 2, np.int64),
-                 np.empty(k + 2, np.int64), np.empty(k), out)
+    _median_list(
+        x,
+        k,
+        np.empty(k + 2),
+        np.empty(k + 2, np.int64),
+        np.empty(k + 2, np.int64),
+        np.empty(k + 2, np.int64),
+        np.empty(k),
+        out,
+    )
 
 
 @numba.njit(**_JIT)

@@ -41,24 +41,37 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["ArtifactThresholds", "artifact_flags", "artifact_indices", "limb_reversal", "limb_reversal_scores",
-           "p_wave_polarity",
-           "ARTIFACT_FLAGS"]
+__all__ = [
+    "ArtifactThresholds",
+    "artifact_flags",
+    "artifact_indices",
+    "limb_reversal",
+    "limb_reversal_scores",
+    "p_wave_polarity",
+    "ARTIFACT_FLAGS",
+]
 
-ARTIFACT_FLAGS = ("baseline_wander", "powerline_50hz", "powerline_60hz", "noise", "motion_artifact",
-                  "flat_segment", "limb_reversal")
+ARTIFACT_FLAGS = (
+    "baseline_wander",
+    "powerline_50hz",
+    "powerline_60hz",
+    "noise",
+    "motion_artifact",
+    "flat_segment",
+    "limb_reversal",
+)
 
 
 @dataclass(frozen=True)
 class ArtifactThresholds:
-    wander_ratio: float = 3.5       # baseline peak-to-peak / QRS-band peak-to-peak
-    powerline_ratio: float = 1.0    # mains amplitude / ECG-band standard deviation
-    noise_floor: float = 0.45       # median |x above 40 Hz| / ECG-band standard deviation
-    burst_ratio: float = 12.0       # largest 1 s peak-to-peak / median 1 s peak-to-peak
+    wander_ratio: float = 3.5  # baseline peak-to-peak / QRS-band peak-to-peak
+    powerline_ratio: float = 1.0  # mains amplitude / ECG-band standard deviation
+    noise_floor: float = 0.45  # median |x above 40 Hz| / ECG-band standard deviation
+    burst_ratio: float = 12.0  # largest 1 s peak-to-peak / median 1 s peak-to-peak
     flat_segment_mv: float = 0.005  # a 1 s stretch below this peak-to-peak: flat segment
-    reversal_score: float = 0.0     # limb reversal score above this, with the P waves agreeing: flagged
-    reversal_strong: float = 0.45   # ... above this, whatever the P waves say (AF, no P waves)
-    p_consistency: float = 0.75     # median beat-to-beat correlation of the P window: P waves present
+    reversal_score: float = 0.0  # limb reversal score above this, with the P waves agreeing: flagged
+    reversal_strong: float = 0.45  # ... above this, whatever the P waves say (AF, no P waves)
+    p_consistency: float = 0.75  # median beat-to-beat correlation of the P window: P waves present
     enabled: bool = True
 
 
@@ -138,13 +151,16 @@ def artifact_indices(signal: np.ndarray, fs: float, band: np.ndarray | None = No
     qrs = _filter("highpass", (5.0,), fs, band)[:, : (n // half) * half].reshape(n_leads, n // half, half)
     q_max, q_min = qrs.max(-1), qrs.min(-1)
     q_ptp = np.maximum(q_max[:, 1:], q_max[:, :-1]) - np.minimum(q_min[:, 1:], q_min[:, :-1])
-    out = {"wander": _baseline_ptp(x, fs) / np.maximum(np.median(q_ptp, axis=-1), 1e-9),
-           "burst": ptp.max(-1) / typical, "min_ptp_mv": ptp.min(-1)}
+    out = {
+        "wander": _baseline_ptp(x, fs) / np.maximum(np.median(q_ptp, axis=-1), 1e-9),
+        "burst": ptp.max(-1) / typical,
+        "min_ptp_mv": ptp.min(-1),
+    }
     # mains: amplitude of the sinusoid from the Hann-windowed spectrum within 1 Hz of 50/60 Hz
     window = np.hanning(n)
     spec = np.abs(np.fft.rfft(x * window, axis=-1)) ** 2
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    scale = 4.0 / (n * float((window ** 2).sum()))     # sum over the peak of a sinusoid A -> A^2
+    scale = 4.0 / (n * float((window**2).sum()))  # sum over the peak of a sinusoid A -> A^2
     mains = []
     for f0 in (50.0, 60.0):
         key = f"powerline_{int(f0)}hz"
@@ -169,8 +185,13 @@ SEGMENT_S = 60.0
 SAMPLED_SEGMENTS = 10
 
 
-def artifact_flags(signal: np.ndarray, fs: float, leads: Sequence[str],
-                   thresholds: ArtifactThresholds = ArtifactThresholds(), skip: Sequence[str] = ()) -> list[str]:
+def artifact_flags(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    thresholds: ArtifactThresholds = ArtifactThresholds(),
+    skip: Sequence[str] = (),
+) -> list[str]:
     """Flags (``"noise:V2"``, ``"limb_reversal:LA/RA"``...) for a (leads, samples) mV signal;
     leads in ``skip`` (already flagged flat) are not checked. Records longer than
     :data:`LONG_RECORD_S` are judged on sampled stretches (a flag must hold on most of them)."""
@@ -183,13 +204,14 @@ def artifact_flags(signal: np.ndarray, fs: float, leads: Sequence[str],
     starts = np.unique(np.linspace(0, n - seg, SAMPLED_SEGMENTS).astype(np.int64))
     counts: dict[str, int] = {}
     for a in starts:
-        for flag in dict.fromkeys(_flags(signal[:, a:a + seg], fs, leads, thresholds, skip)):
+        for flag in dict.fromkeys(_flags(signal[:, a : a + seg], fs, leads, thresholds, skip)):
             counts[flag] = counts.get(flag, 0) + 1
     return [flag for flag, c in counts.items() if c > len(starts) / 2]
 
 
-def _flags(signal: np.ndarray, fs: float, leads: Sequence[str], t: ArtifactThresholds,
-           skip: Sequence[str]) -> list[str]:
+def _flags(
+    signal: np.ndarray, fs: float, leads: Sequence[str], t: ArtifactThresholds, skip: Sequence[str]
+) -> list[str]:
     keep = [i for i, lead in enumerate(leads) if lead not in skip]
     if not keep:
         return []
@@ -197,15 +219,28 @@ def _flags(signal: np.ndarray, fs: float, leads: Sequence[str], t: ArtifactThres
     names = [leads[i] for i in keep]
     band = _ecg_band(sig - sig.mean(axis=-1, keepdims=True), fs) if sig.shape[-1] >= 2 * fs else None
     ind = artifact_indices(sig, fs, band=band)
-    rules = (("baseline_wander", ind["wander"] > t.wander_ratio),
-             ("powerline_50hz", ind["powerline_50hz"] > t.powerline_ratio),
-             ("powerline_60hz", ind["powerline_60hz"] > t.powerline_ratio),
-             ("noise", ind["noise"] > t.noise_floor),
-             ("motion_artifact", ind["burst"] > t.burst_ratio),
-             ("flat_segment", ind["min_ptp_mv"] < t.flat_segment_mv))
+    rules = (
+        ("baseline_wander", ind["wander"] > t.wander_ratio),
+        ("powerline_50hz", ind["powerline_50hz"] > t.powerline_ratio),
+        ("powerline_60hz", ind["powerline_60hz"] > t.powerline_ratio),
+        ("noise", ind["noise"] > t.noise_floor),
+        ("motion_artifact", ind["burst"] > t.burst_ratio),
+        ("flat_segment", ind["min_ptp_mv"] < t.flat_segment_mv),
+    )
     flags = [f"{flag}:{name}" for flag, hit in rules for name, h in zip(names, hit) if h]
-    suspected = limb_reversal(band, fs, names, t.reversal_score, filtered=True, strong=t.reversal_strong,
-                              p_consistency=t.p_consistency) if band is not None else None
+    suspected = (
+        limb_reversal(
+            band,
+            fs,
+            names,
+            t.reversal_score,
+            filtered=True,
+            strong=t.reversal_strong,
+            p_consistency=t.p_consistency,
+        )
+        if band is not None
+        else None
+    )
     if suspected:
         flags.append(f"limb_reversal:{suspected}")
     return flags
@@ -221,8 +256,9 @@ def _lead(sig: np.ndarray, leads: Sequence[str], name: str) -> np.ndarray | None
     return None
 
 
-def limb_reversal_scores(signal: np.ndarray, fs: float, leads: Sequence[str],
-                         filtered: bool = False) -> dict[str, float] | None:
+def limb_reversal_scores(
+    signal: np.ndarray, fs: float, leads: Sequence[str], filtered: bool = False
+) -> dict[str, float] | None:
     """``{"LA/RA": s, "RA/LL": s}`` (see the module), or None when the leads needed are missing.
     ``filtered``: the signal is the ECG band already."""
     need = [_lead(signal, leads, name) for name in ("I", "II", "aVR")]
@@ -237,8 +273,9 @@ def limb_reversal_scores(signal: np.ndarray, fs: float, leads: Sequence[str],
     return {"LA/RA": float(c[2, 3] - c[0, 3]), "RA/LL": float(c[2, 3] - c[1, 3])}
 
 
-def p_wave_polarity(signal: np.ndarray, fs: float, leads: Sequence[str],
-                    filtered: bool = False) -> dict[str, float] | None:
+def p_wave_polarity(
+    signal: np.ndarray, fs: float, leads: Sequence[str], filtered: bool = False
+) -> dict[str, float] | None:
     """The P waves' polarity in leads I, II and aVR, and whether there are P waves to judge.
 
     Beats are found on the summed QRS-band energy of all leads; in each lead the window from 300 to
@@ -266,18 +303,28 @@ def p_wave_polarity(signal: np.ndarray, fs: float, leads: Sequence[str],
         v = _lead(band, leads, name)
         if v is None:
             return None
-        w = np.stack([v[p - a:p - b] for p in peaks])
+        w = np.stack([v[p - a : p - b] for p in peaks])
         w = w - w[:, :base].mean(1, keepdims=True)
         windows[name] = w
         areas[name] = float(np.median(w, 0).sum())
     total = sum(abs(v) for v in areas.values()) or 1.0
     ref = np.median(windows["II"], 0)
     corr = [np.corrcoef(ref, w)[0, 1] for w in windows["II"] if w.std() > 0] if ref.std() > 0 else []
-    return {**{k: v / total for k, v in areas.items()}, "consistency": float(np.median(corr)) if corr else 0.0}
+    return {
+        **{k: v / total for k, v in areas.items()},
+        "consistency": float(np.median(corr)) if corr else 0.0,
+    }
 
 
-def limb_reversal(signal: np.ndarray, fs: float, leads: Sequence[str], threshold: float = 0.0,
-                  filtered: bool = False, strong: float = 0.45, p_consistency: float = 0.75) -> str | None:
+def limb_reversal(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    threshold: float = 0.0,
+    filtered: bool = False,
+    strong: float = 0.45,
+    p_consistency: float = 0.75,
+) -> str | None:
     """The suspected limb-electrode reversal (``"LA/RA"`` or ``"RA/LL"``), or None.
 
     A reversal is flagged when its morphology score (:func:`limb_reversal_scores`) is above

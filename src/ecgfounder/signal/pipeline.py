@@ -47,10 +47,19 @@ class PreparedECG:
         return self.record.flags
 
 
-def prepare(record: ECGRecord, contract: InputContract | None = None, *, lead: str | None = None,
-            derive: bool = True, stride_s: float | None = None, mains_hz: float | None | str = "keep",
-            zscore_mode: str | None = None, quality: QualityThresholds = QualityThresholds(),
-            backend: str = "auto", workers: int | None = 1) -> PreparedECG:
+def prepare(
+    record: ECGRecord,
+    contract: InputContract | None = None,
+    *,
+    lead: str | None = None,
+    derive: bool = True,
+    stride_s: float | None = None,
+    mains_hz: float | None | str = "keep",
+    zscore_mode: str | None = None,
+    quality: QualityThresholds = QualityThresholds(),
+    backend: str = "auto",
+    workers: int | None = 1,
+) -> PreparedECG:
     """Everything between :func:`~ecgfounder.read_ecg` and the model, driven by ``contract``.
 
     1. quality checks (flags; short NaN gaps repaired; unusable records raise),
@@ -79,20 +88,43 @@ def prepare(record: ECGRecord, contract: InputContract | None = None, *, lead: s
     stride = None if stride_s is None else max(1, int(round(stride_s * contract.fs)))
     starts = window_starts(rec.n_samples, n, stride)
     try:
-        processed, valid = prepare_windows(rec.signal, contract, starts, mains_hz=mains_hz, zscore_mode=zscore_mode,
-                                           backend=backend, workers=workers)
+        processed, valid = prepare_windows(
+            rec.signal,
+            contract,
+            starts,
+            mains_hz=mains_hz,
+            zscore_mode=zscore_mode,
+            backend=backend,
+            workers=workers,
+        )
     except ValueError as exc:
         raise ECGInputError(record.name, f"cannot preprocess: {exc}") from None
     if valid[0] < n:
-        rec.notes.append(f"zero-padded {n - valid[0]} samples at the end after normalisation "
-                         f"({rec.duration_s:.2f} s < {contract.duration_s:g} s)")
-    return PreparedECG(windows=processed, starts_s=[s / contract.fs for s in starts], valid_samples=valid,
-                       record=rec, contract=contract, recipe=get_recipe(contract.preprocessing).name, notes=notes)
+        rec.notes.append(
+            f"zero-padded {n - valid[0]} samples at the end after normalisation "
+            f"({rec.duration_s:.2f} s < {contract.duration_s:g} s)"
+        )
+    return PreparedECG(
+        windows=processed,
+        starts_s=[s / contract.fs for s in starts],
+        valid_samples=valid,
+        record=rec,
+        contract=contract,
+        recipe=get_recipe(contract.preprocessing).name,
+        notes=notes,
+    )
 
 
-def prepare_windows(signal: np.ndarray, contract: InputContract, starts: Sequence[int], *,
-                    mains_hz: float | None | str = "keep", zscore_mode: str | None = None, backend: str = "auto",
-                    workers: int | None = 1) -> tuple[np.ndarray, list[int]]:
+def prepare_windows(
+    signal: np.ndarray,
+    contract: InputContract,
+    starts: Sequence[int],
+    *,
+    mains_hz: float | None | str = "keep",
+    zscore_mode: str | None = None,
+    backend: str = "auto",
+    workers: int | None = 1,
+) -> tuple[np.ndarray, list[int]]:
     """The windows of ``signal`` (leads in the contract's order, at its rate, mV) that start at
     ``starts`` (samples), each preprocessed with the contract's recipe: ``(float32 (W, leads,
     n_samples), signal samples per window)``. The one padding rule, for :func:`prepare` and
@@ -107,8 +139,8 @@ def prepare_windows(signal: np.ndarray, contract: InputContract, starts: Sequenc
     full = [i for i, v in enumerate(valid) if v == n]
     kw = dict(mains_hz=mains_hz, zscore_mode=zscore_mode, backend=backend, workers=workers)
     if full:
-        batch = np.stack([signal[:, starts[i]:starts[i] + n] for i in full])
+        batch = np.stack([signal[:, starts[i] : starts[i] + n] for i in full])
         out[full] = preprocess(batch, contract.fs, recipe, **kw)  # type: ignore[arg-type]
     for i in (i for i, v in enumerate(valid) if 0 < v < n):
-        out[i, :, :valid[i]] = preprocess(signal[None, :, starts[i]:], contract.fs, recipe, **kw)[0]  # type: ignore[arg-type]
+        out[i, :, : valid[i]] = preprocess(signal[None, :, starts[i] :], contract.fs, recipe, **kw)[0]  # type: ignore[arg-type]
     return out, valid

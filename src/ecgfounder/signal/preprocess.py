@@ -29,8 +29,16 @@ from scipy import signal as sps
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "preprocess", "filter_chain", "zscore",
-           "preprocess_torch", "numba_available"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "get_recipe",
+    "preprocess",
+    "filter_chain",
+    "zscore",
+    "preprocess_torch",
+    "numba_available",
+]
 
 ZScore = Literal["global", "lead", "none"]
 
@@ -40,17 +48,16 @@ class Recipe:
     """A preprocessing recipe. ``ecgfounder`` is the official one; the others are documented variants."""
 
     name: str = "ecgfounder"
-    mains_hz: float | None = 50.0       # notch frequency (None: no notch)
+    mains_hz: float | None = 50.0  # notch frequency (None: no notch)
     notch_q: float = 30.0
     band_hz: tuple[float, float] = (0.67, 40.0)
     order: int = 4
-    median_window: int = 201            # samples at the recipe's fs (500 Hz: 0.4 s)
+    median_window: int = 201  # samples at the recipe's fs (500 Hz: 0.4 s)
     zscore: ZScore = "global"
     eps: float = 1e-8
     fs: float = 500.0
 
-    def with_options(self, *, mains_hz: float | None | str = "keep",
-                     zscore: ZScore | None = None) -> Recipe:
+    def with_options(self, *, mains_hz: float | None | str = "keep", zscore: ZScore | None = None) -> Recipe:
         changes: dict[str, object] = {}
         if mains_hz != "keep":
             changes["mains_hz"] = mains_hz
@@ -83,8 +90,9 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 
 @lru_cache(maxsize=32)
-def _coefficients(recipe: Recipe, fs: float) -> tuple[tuple[np.ndarray, np.ndarray] | None,
-                                                       tuple[np.ndarray, np.ndarray]]:
+def _coefficients(
+    recipe: Recipe, fs: float
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray]]:
     notch = None
     if recipe.mains_hz:
         if recipe.mains_hz >= fs / 2:
@@ -108,8 +116,9 @@ def numba_available() -> bool:
 def _workers(workers: int | None) -> int:
     if workers is not None:
         return max(1, int(workers))
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1), 8))
+    return max(
+        1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 8)
+    )
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -139,9 +148,14 @@ def _map_rows(func, rows: np.ndarray, out: np.ndarray, workers: int, group: int 
         f.result()
 
 
-def filter_chain(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfounder", *,
-                 backend: Literal["auto", "numba", "scipy"] = "auto",
-                 workers: int | None = None) -> NDArray[np.float64]:
+def filter_chain(
+    x: ArrayLike,
+    fs: float = 500.0,
+    recipe: str | Recipe = "ecgfounder",
+    *,
+    backend: Literal["auto", "numba", "scipy"] = "auto",
+    workers: int | None = None,
+) -> NDArray[np.float64]:
     """Notch, band-pass and baseline (running median) removal along the last axis, float64.
 
     Equals the official ``filter_bandpass`` lead by lead (``*_filtered`` in the fixtures).
@@ -156,8 +170,9 @@ def filter_chain(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfou
     k = rec.median_samples(float(fs))
     pads = [3 * max(len(b), len(a)) for b, a in ([notch] if notch else []) + [band]]
     if shape[-1] <= max(pads):
-        raise ValueError(f"signal of {shape[-1]} samples is too short for the filters "
-                         f"(needs more than {max(pads)})")
+        raise ValueError(
+            f"signal of {shape[-1]} samples is too short for the filters (needs more than {max(pads)})"
+        )
     out = np.empty_like(rows)
     n_workers = _workers(workers)
     use_numba = backend == "numba" or (backend == "auto" and numba_available())
@@ -169,6 +184,7 @@ def filter_chain(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfou
         def run(chunk: np.ndarray, dst: np.ndarray) -> None:
             chain_rows(chunk, *args, dst)
     elif backend in ("auto", "scipy"):
+
         def run(chunk: np.ndarray, dst: np.ndarray) -> None:
             y = sps.filtfilt(*notch, chunk, axis=-1) if notch else chunk
             y = sps.filtfilt(*band, y, axis=-1)
@@ -196,10 +212,17 @@ def zscore(x: np.ndarray, mode: ZScore = "global", eps: float = 1e-8) -> np.ndar
     return (x - mean) / (std + eps)
 
 
-def preprocess(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfounder", *,
-               mains_hz: float | None | str = "keep", zscore_mode: ZScore | None = None,
-               dtype: type = np.float32, backend: Literal["auto", "numba", "scipy"] = "auto",
-               workers: int | None = None) -> np.ndarray:
+def preprocess(
+    x: ArrayLike,
+    fs: float = 500.0,
+    recipe: str | Recipe = "ecgfounder",
+    *,
+    mains_hz: float | None | str = "keep",
+    zscore_mode: ZScore | None = None,
+    dtype: type = np.float32,
+    backend: Literal["auto", "numba", "scipy"] = "auto",
+    workers: int | None = None,
+) -> np.ndarray:
     """Apply a recipe to ``x`` of shape (samples,), (leads, samples) or (records, leads, samples).
 
     ``mains_hz=60`` switches the notch for 60 Hz countries (``None``: no notch); ``zscore_mode="lead"``
@@ -231,11 +254,11 @@ def preprocess(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfound
     def run(chunk: np.ndarray, dst: np.ndarray) -> None:
         filt = np.empty((min(step, chunk.shape[0]), chunk.shape[1]))
         for i in range(0, chunk.shape[0], step):
-            part = chunk[i:i + step]
+            part = chunk[i : i + step]
             _check_finite(part)
-            buf = filt[:part.shape[0]]
+            buf = filt[: part.shape[0]]
             chain_rows(part, *args, buf)
-            zscore_rows(buf, leads, mode, rec.eps, dst[i:i + step])
+            zscore_rows(buf, leads, mode, rec.eps, dst[i : i + step])
 
     _map_rows(run, rows, out, _workers(workers), group=leads)
     return out.reshape(shape)
@@ -243,8 +266,10 @@ def preprocess(x: ArrayLike, fs: float = 500.0, recipe: str | Recipe = "ecgfound
 
 def _check_finite(x: np.ndarray) -> None:
     if not np.isfinite(x).all():
-        raise ValueError("signal contains NaN or infinite values; run the quality checks first "
-                         "(ecgfounder.check_quality repairs short gaps)")
+        raise ValueError(
+            "signal contains NaN or infinite values; run the quality checks first "
+            "(ecgfounder.check_quality repairs short gaps)"
+        )
 
 
 def _numba_args(rec: Recipe, fs: float, n: int) -> tuple:
@@ -259,8 +284,9 @@ def _numba_args(rec: Recipe, fs: float, n: int) -> tuple:
     b2, a2 = band[0] / band[1][0], band[1] / band[1][0]
     zi2, pad2 = sps.lfilter_zi(b2, a2), 3 * max(len(b2), len(a2))
     if n <= max(pad1, pad2):
-        raise ValueError(f"signal of {n} samples is too short for the filters (needs more than "
-                         f"{max(pad1, pad2)})")
+        raise ValueError(
+            f"signal of {n} samples is too short for the filters (needs more than {max(pad1, pad2)})"
+        )
     return b1, a1, zi1, pad1, b2, a2, zi2, pad2, rec.median_samples(fs)
 
 
@@ -280,8 +306,9 @@ def filter_chain_linear(x: np.ndarray, fs: float, recipe: Recipe) -> np.ndarray:
     return sps.filtfilt(*band, y, axis=-1)
 
 
-def preprocess_torch(x: torch.Tensor, fs: float = 500.0, recipe: str | Recipe = "ecgfounder", *,
-                     median_chunk: int = 64) -> torch.Tensor:
+def preprocess_torch(
+    x: torch.Tensor, fs: float = 500.0, recipe: str | Recipe = "ecgfounder", *, median_chunk: int = 64
+) -> torch.Tensor:
     """The same recipe on a (records, leads, samples) tensor, on its device (GPU-friendly).
 
     The filters are linear, so both ``filtfilt`` passes (edges included) collapse into one
@@ -303,8 +330,8 @@ def preprocess_torch(x: torch.Tensor, fs: float = 500.0, recipe: str | Recipe = 
         h = k // 2
         med = torch.empty_like(filt)
         for i in range(0, filt.shape[0], median_chunk):
-            part = F.pad(filt[i:i + median_chunk], (h, h))
-            med[i:i + median_chunk] = part.unfold(-1, k, 1).sort(dim=-1).values[..., h]
+            part = F.pad(filt[i : i + median_chunk], (h, h))
+            med[i : i + median_chunk] = part.unfold(-1, k, 1).sort(dim=-1).values[..., h]
         filt = filt - med
     y = filt.reshape(x.shape)
     if rec.zscore != "none":

@@ -69,23 +69,37 @@ def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedI
     key = item.key if isinstance(item, Source) else (item.source or item.record_id or "<array>")
     try:
         if isinstance(item, Source):
-            rec = read_ecg(item.path, fs=options.fs, leads=options.leads, units=options.units,
-                           index=item.index or 0)
+            rec = read_ecg(
+                item.path, fs=options.fs, leads=options.leads, units=options.units, index=item.index or 0
+            )
         else:
             rec = item
-        p = prepare(rec, options.contract, lead=options.lead, stride_s=options.stride_s, workers=1,
-                    quality=options.quality)
+        p = prepare(
+            rec,
+            options.contract,
+            lead=options.lead,
+            stride_s=options.stride_s,
+            workers=1,
+            quality=options.quality,
+        )
     except ECGFounderError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
         for prefix in (key, getattr(item, "path", None), getattr(item, "source", None)):
             if prefix and reason.startswith(f"{prefix}: "):
-                reason = reason[len(prefix) + 2:]
+                reason = reason[len(prefix) + 2 :]
         return PreparedItem(key=key, error=reason)
     except Exception as exc:  # noqa: BLE001 - a record must never stop the stream
         return PreparedItem(key=key, error=f"{type(exc).__name__}: {exc}")
     extras = options.extras(rec) if options.extras is not None else {}  # the record as read: every lead
-    return PreparedItem(key=key, windows=p.windows, starts_s=p.starts_s, duration_s=rec.duration_s,
-                        flags=list(p.flags), notes=list(p.record.notes), extras=extras)
+    return PreparedItem(
+        key=key,
+        windows=p.windows,
+        starts_s=p.starts_s,
+        duration_s=rec.duration_s,
+        flags=list(p.flags),
+        notes=list(p.record.notes),
+        extras=extras,
+    )
 
 
 def _worker_init() -> None:
@@ -97,8 +111,9 @@ def _worker_init() -> None:
         pass
 
 
-def prepared_stream(items: Iterable[Source | ECGRecord | PreparedItem], options: PrepareOptions,
-                    workers: int = 0) -> Iterator[PreparedItem]:
+def prepared_stream(
+    items: Iterable[Source | ECGRecord | PreparedItem], options: PrepareOptions, workers: int = 0
+) -> Iterator[PreparedItem]:
     """Prepared records in input order. Files (:class:`Source`) are read in ``workers`` processes
     (0: here), at most ``2 x workers + 4`` records ahead of the consumer; records already in memory
     are prepared here; items already prepared pass through."""

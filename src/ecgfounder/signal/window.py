@@ -28,4 +28,4 @@ def cut_windows(x: np.ndarray, window: int, stride: int | None = None) -> tuple[
     starts = window_starts(x.shape[-1], window, stride)
     if x.shape[-1] <= window:
         return x[None], starts
-    return np.stack([x[..., s:s + window] for s in starts]), starts
+    return np.stack([x[..., s : s + window] for s in starts]), starts

@@ -8,14 +8,37 @@ from typing import Any
 
 from .config import TrainConfig, load_config
 
-__all__ = ["TrainConfig", "load_config", "train", "resume", "build_manifest", "Trainer", "TrainState",
-           "DataSource", "CachedData", "ShardData", "distill", "resume_distill", "DistillTrainer",
-           "cross_validate"]
+__all__ = [
+    "TrainConfig",
+    "load_config",
+    "train",
+    "resume",
+    "build_manifest",
+    "Trainer",
+    "TrainState",
+    "DataSource",
+    "CachedData",
+    "ShardData",
+    "distill",
+    "resume_distill",
+    "DistillTrainer",
+    "cross_validate",
+]
 
-_LAZY = {"train": "loop", "resume": "loop", "Trainer": "loop", "TrainState": "loop",
-         "build_manifest": "sources", "DataSource": "sources", "CachedData": "sources", "ShardData": "sources",
-         "distill": "distill", "resume_distill": "distill", "DistillTrainer": "distill",
-         "cross_validate": "cv"}
+_LAZY = {
+    "train": "loop",
+    "resume": "loop",
+    "Trainer": "loop",
+    "TrainState": "loop",
+    "build_manifest": "sources",
+    "DataSource": "sources",
+    "CachedData": "sources",
+    "ShardData": "sources",
+    "distill": "distill",
+    "resume_distill": "distill",
+    "DistillTrainer": "distill",
+    "cross_validate": "cv",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,52 +13,52 @@ __all__ = ["TrainConfig", "load_config", "FIELD_HELP"]
 @dataclass
 class TrainConfig:
     # data: a manifest CSV, or a data set in a known layout
-    manifest: str | None = None          # CSV: path, label columns, optional split, patient_id
-    dataset: str | None = None           # "cinc2017:<folder>", "cinc2021:<folder>", "ptbxl[/group]:<folder>"
-    shards: str | None = None            # a folder written by `ecgfounder prepare` (streamed per process)
+    manifest: str | None = None  # CSV: path, label columns, optional split, patient_id
+    dataset: str | None = None  # "cinc2017:<folder>", "cinc2021:<folder>", "ptbxl[/group]:<folder>"
+    shards: str | None = None  # a folder written by `ecgfounder prepare` (streamed per process)
     label_columns: list[str] | None = None
-    label_groups: str | None = None      # "A=g;B=g;*=other" or a CSV label,group: labels merged into groups
-    limit: int | None = None             # stratified subset of this many records (quick runs)
-    splits: str | None = None            # a split file (`ecgfounder split`): its splits replace the drawn ones
-    fold: int | None = None              # with a K-fold split file: this fold is validation, the others train
+    label_groups: str | None = None  # "A=g;B=g;*=other" or a CSV label,group: labels merged into groups
+    limit: int | None = None  # stratified subset of this many records (quick runs)
+    splits: str | None = None  # a split file (`ecgfounder split`): its splits replace the drawn ones
+    fold: int | None = None  # with a K-fold split file: this fold is validation, the others train
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     cache_dir: str = ".ecgfounder-cache"
-    cache_stride_s: float | None = 5.0   # windows cached every 5 s: more crop positions
+    cache_stride_s: float | None = 5.0  # windows cached every 5 s: more crop positions
     # task
-    task: str = "multiclass"             # multiclass | multilabel | regression
-    loss: str | None = None              # default per task: ce | bce | mse (or l1)
-    class_weights: str = "none"          # none | balanced
-    sampler: str = "random"              # random | balanced
+    task: str = "multiclass"  # multiclass | multilabel | regression
+    loss: str | None = None  # default per task: ce | bce | mse (or l1)
+    class_weights: str = "none"  # none | balanced
+    sampler: str = "random"  # random | balanced
     # model
-    init: str = "tiny"                   # preset name (from scratch), registered model, or checkpoint file
-    leads: list[str] | None = None       # lead subset to train on (default: the init model's / 12 leads)
-    lead: str | None = None              # channel to use for a single-lead model
-    use_bn: bool | None = None           # override for official files
+    init: str = "tiny"  # preset name (from scratch), registered model, or checkpoint file
+    leads: list[str] | None = None  # lead subset to train on (default: the init model's / 12 leads)
+    lead: str | None = None  # channel to use for a single-lead model
+    use_bn: bool | None = None  # override for official files
     dropout: bool = False
-    mode: str = "full"                   # full | linear | partial
-    unfreeze_stages: int = 2             # partial: train the last N stages and the head
-    layer_decay: float = 1.0             # layer-wise learning-rate decay (1: none)
+    mode: str = "full"  # full | linear | partial
+    unfreeze_stages: int = 2  # partial: train the last N stages and the head
+    layer_decay: float = 1.0  # layer-wise learning-rate decay (1: none)
     # optimisation
     epochs: int = 10
-    batch_size: int = 32                 # global batch (split across processes)
+    batch_size: int = 32  # global batch (split across processes)
     accum_steps: int = 1
     lr: float = 1e-3
     weight_decay: float = 1e-2
-    schedule: str = "cosine"             # cosine | plateau | constant
+    schedule: str = "cosine"  # cosine | plateau | constant
     warmup_epochs: float = 0.5
     grad_clip: float = 1.0
-    amp: str = "none"                    # none | bf16 | fp16 (fp16 on GPU)
-    early_stop: int = 0                  # epochs without improvement before stopping (0: off)
-    threshold_rule: str = "youden"       # thresholds stored in the model, chosen on validation: youden,
-                                         # sensitivity:S, specificity:S, fixed:T, or none (keep 0.5)
-    metric: str | None = None            # model selection metric (default per task)
-    aggregate: str | None = None         # window outputs -> record's, for validation/test and stored in
-                                         # the model: mean | max | logit (None: the init model's or
-                                         # teacher's own, else mean)
+    amp: str = "none"  # none | bf16 | fp16 (fp16 on GPU)
+    early_stop: int = 0  # epochs without improvement before stopping (0: off)
+    threshold_rule: str = "youden"  # thresholds stored in the model, chosen on validation: youden,
+    # sensitivity:S, specificity:S, fixed:T, or none (keep 0.5)
+    metric: str | None = None  # model selection metric (default per task)
+    aggregate: str | None = None  # window outputs -> record's, for validation/test and stored in
+    # the model: mean | max | logit (None: the init model's or
+    # teacher's own, else mean)
     seed: int = 0
-    split_seed: int | None = None        # seed of the drawn train/val/test split (None: seed), so runs
-                                         # with different seeds (an ensemble) share one split
+    split_seed: int | None = None  # seed of the drawn train/val/test split (None: seed), so runs
+    # with different seeds (an ensemble) share one split
     # augmentation (train only)
     aug_scale: float = 0.1
     aug_noise: float = 0.0
@@ -67,22 +67,24 @@ class TrainConfig:
     aug_invert: float = 0.0
     # running
     output_dir: str = "runs/latest"
-    workers: int = 1                     # processes reading files while the cache is built
+    workers: int = 1  # processes reading files while the cache is built
     device: str | None = None
-    ckpt_every: int = 0                  # also checkpoint every N optimizer steps (for resume)
-    stop_after_steps: int = 0            # stop (as if killed) after N steps; for tests of resume
+    ckpt_every: int = 0  # also checkpoint every N optimizer steps (for resume)
+    stop_after_steps: int = 0  # stop (as if killed) after N steps; for tests of resume
     progress: bool = False
-    name: str | None = None              # model name stored in the checkpoint
+    name: str | None = None  # model name stored in the checkpoint
 
     # distillation (`ecgfounder distill`): `init` names the student (a preset or an architecture file)
-    teacher: str | None = None           # registered model or model file whose outputs are the targets
-    inputs: list[str] | None = None      # unlabelled inputs (files, folders, globs, manifests) instead of a data set
+    teacher: str | None = None  # registered model or model file whose outputs are the targets
+    inputs: list[str] | None = (
+        None  # unlabelled inputs (files, folders, globs, manifests) instead of a data set
+    )
     temperature: float = 2.0
-    hard_weight: float = 0.0             # weight of the label loss where records have labels (0: teacher only)
-    embed_weight: float = 0.0            # weight of matching the teacher's pooled embedding (0: off)
-    teacher_outputs: str = "cached"      # cached (computed once per window) | live (on augmented windows)
-    report_speed_s: float = 2.0          # seconds per speed measurement in the report (0: no speed table)
-    report_onnx: bool = True             # also time the student in ONNX Runtime, fp32 and int8 (needs [onnx])
+    hard_weight: float = 0.0  # weight of the label loss where records have labels (0: teacher only)
+    embed_weight: float = 0.0  # weight of matching the teacher's pooled embedding (0: off)
+    teacher_outputs: str = "cached"  # cached (computed once per window) | live (on augmented windows)
+    report_speed_s: float = 2.0  # seconds per speed measurement in the report (0: no speed table)
+    report_onnx: bool = True  # also time the student in ONNX Runtime, fp32 and int8 (needs [onnx])
 
     def data_seed(self) -> int:
         """The seed of the drawn split and of a ``limit`` subset: ``split_seed``, else ``seed``."""
@@ -94,8 +96,10 @@ class TrainConfig:
 
 #: One line per setting: what ``ecgfounder train --help`` and ``distill --help`` print beside it.
 FIELD_HELP: dict[str, str] = {
-    "manifest": "CSV of records: path (relative to the CSV), label columns, optional split, patient_id, record",
-    "dataset": "a data set in its own layout: cinc2017:DIR, cinc2021:DIR, ludb:DIR, code15:DIR, ptbxl[/GROUP]:DIR",
+    "manifest": "CSV of records: path (relative to the CSV), label columns, optional split, patient_id, "
+    "record",
+    "dataset": "a data set in its own layout: cinc2017:DIR, cinc2021:DIR, ludb:DIR, code15:DIR, "
+    "ptbxl[/GROUP]:DIR",
     "shards": "a folder written by `ecgfounder prepare` (streamed by each process)",
     "label_columns": "labels to train on, comma-separated (manifest columns, LUDB columns, CinC codes)",
     "label_groups": "merge labels: 'A=g;B=g;*=other' or a CSV with label,group",
@@ -110,7 +114,8 @@ FIELD_HELP: dict[str, str] = {
     "loss": "ce, bce, mse or l1 (default: ce, bce or mse by task)",
     "class_weights": "none or balanced (loss weights inverse to class frequency)",
     "sampler": "random or balanced (classes drawn equally often)",
-    "init": "a preset (from scratch: nano, micro, tiny, small, base, large), a registered model or a checkpoint file",
+    "init": "a preset (from scratch: nano, micro, tiny, small, base, large), a registered model or a "
+    "checkpoint file",
     "leads": "leads to train on, comma-separated (default: the init model's, or the 12 standard leads)",
     "lead": "the record's lead fed to a single-lead model",
     "use_bn": "force BatchNorm on or off for official checkpoint files (default: inferred)",
@@ -129,7 +134,7 @@ FIELD_HELP: dict[str, str] = {
     "amp": "mixed precision: none, bf16 or fp16 (fp16 on GPU only)",
     "early_stop": "epochs without improvement before stopping (0: off)",
     "threshold_rule": "thresholds stored in the model, chosen on validation: youden, sensitivity:S, "
-                      "specificity:S, fixed:T or none (0.5)",
+    "specificity:S, fixed:T or none (0.5)",
     "metric": "model-selection metric (default by task: macro_f1, macro_auroc, mae)",
     "aggregate": "window outputs to a record's: mean, max or logit (default: the init model's, else mean)",
     "seed": "seed of sample order, crops, augmentation and (without split_seed) the split",
@@ -146,7 +151,8 @@ FIELD_HELP: dict[str, str] = {
     "stop_after_steps": "stop as if killed after N steps (for testing --resume)",
     "progress": "show progress bars",
     "name": "model name stored in the checkpoint",
-    "teacher": "distillation: registered model or model file(s, comma-separated: an ensemble) giving the targets",
+    "teacher": "distillation: registered model or model file(s, comma-separated: an ensemble) giving the "
+    "targets",
     "inputs": "distillation: unlabelled inputs (files, folders, globs, manifests) instead of a data set",
     "temperature": "distillation: softmax/sigmoid temperature of the soft targets",
     "hard_weight": "distillation: weight of the label loss where records have labels (0: teacher only)",

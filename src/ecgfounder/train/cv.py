@@ -49,12 +49,20 @@ def cross_validate(cfg: TrainConfig, folds: int, *, n_boot: int = 1000) -> Path:
         split_path = Path(cfg.splits)
         table = read_splits(split_path)
         if "fold" not in table.columns or table["fold"].max() + 1 != folds:
-            raise ECGFounderError(f"{split_path}: needs a fold column with {folds} folds "
-                                  f"(`ecgfounder split --folds {folds}`)")
+            raise ECGFounderError(
+                f"{split_path}: needs a fold column with {folds} folds (`ecgfounder split --folds {folds}`)"
+            )
     else:
         man = build_manifest(dataclasses.replace(cfg, splits=None, fold=None))
-        table = make_splits([str(Path(p).resolve()) for p in man.paths], seed=cfg.data_seed(), val_fraction=0.0,
-                            test_fraction=cfg.test_fraction, folds=folds, patients=man.patients, ids=man.ids)
+        table = make_splits(
+            [str(Path(p).resolve()) for p in man.paths],
+            seed=cfg.data_seed(),
+            val_fraction=0.0,
+            test_fraction=cfg.test_fraction,
+            folds=folds,
+            patients=man.patients,
+            ids=man.ids,
+        )
         split_path = write_splits(table, out / "splits.csv")
     rows: list[dict[str, Any]] = []
     truth_rows: list[dict[str, Any]] = []
@@ -69,7 +77,9 @@ def cross_validate(cfg: TrainConfig, folds: int, *, n_boot: int = 1000) -> Path:
         man = build_manifest(fcfg)
         last = load_model(run_dir / "last.safetensors").to(trainer.run.device)
         idx = trainer.data.split["val"]  # type: ignore[attr-defined]
-        pred, y = _record_outputs(last, trainer.data.records("val", last), fcfg, trainer.run.device, trainer.linear)
+        pred, y = _record_outputs(
+            last, trainer.data.records("val", last), fcfg, trainer.run.device, trainer.linear
+        )
         if task == "regression":
             pred = pred * trainer.target_std + trainer.target_mean
             y = y * trainer.target_std + trainer.target_mean
@@ -79,8 +89,9 @@ def cross_validate(cfg: TrainConfig, folds: int, *, n_boot: int = 1000) -> Path:
             record = str(Path(man.paths[i]).resolve())
             rows.append({"record": record, "fold": k, **dict(zip(labels, map(float, np.atleast_1d(p))))})
             truth_rows.append({"record": record, **dict(zip(labels, map(float, np.atleast_1d(t))))})
-        fold_eval = evaluate_tables(pd.DataFrame(rows[-len(idx):]), pd.DataFrame(truth_rows[-len(idx):]),
-                                    n_boot=0, task=_task(task))
+        fold_eval = evaluate_tables(
+            pd.DataFrame(rows[-len(idx) :]), pd.DataFrame(truth_rows[-len(idx) :]), n_boot=0, task=_task(task)
+        )
         per_fold.append({"fold": k, "records": len(idx), **_headline(fold_eval)})
         trainer.run.log(f"fold {k}: {len(idx)} out-of-fold records predicted by the last checkpoint")
     oof = pd.DataFrame(rows)
@@ -91,13 +102,32 @@ def cross_validate(cfg: TrainConfig, folds: int, *, n_boot: int = 1000) -> Path:
     pooled.write(out / "pooled")
     folds_table = pd.DataFrame(per_fold)
     numeric = folds_table.drop(columns=["fold", "records"]).astype(float)
-    summary = pd.concat([folds_table, pd.DataFrame([{"fold": "mean", "records": folds_table["records"].sum(),
-                                                     **numeric.mean().to_dict()},
-                                                    {"fold": "sd", **numeric.std(ddof=1).to_dict()}])])
+    summary = pd.concat(
+        [
+            folds_table,
+            pd.DataFrame(
+                [
+                    {"fold": "mean", "records": folds_table["records"].sum(), **numeric.mean().to_dict()},
+                    {"fold": "sd", **numeric.std(ddof=1).to_dict()},
+                ]
+            ),
+        ]
+    )
     summary.to_csv(out / "folds.csv", index=False)
-    (out / "cv.json").write_text(json.dumps({"folds": folds, "records": int(len(oof)), "task": task,
-                                             "labels": labels, "splits": str(split_path),
-                                             "pooled": _headline(pooled)}, indent=2, default=float))
+    (out / "cv.json").write_text(
+        json.dumps(
+            {
+                "folds": folds,
+                "records": int(len(oof)),
+                "task": task,
+                "labels": labels,
+                "splits": str(split_path),
+                "pooled": _headline(pooled),
+            },
+            indent=2,
+            default=float,
+        )
+    )
     return out
 
 

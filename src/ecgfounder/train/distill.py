@@ -84,8 +84,9 @@ def unlabelled_manifest(inputs: list[str], labels: list[str], task: str, cfg: Tr
         y = np.full(len(keys), -1, dtype=np.int64)
     else:
         y = np.full((len(keys), len(labels)), np.nan, dtype=np.float32)
-    splits = assign_splits(len(keys), seed=cfg.data_seed(), val_fraction=cfg.val_fraction,
-                           test_fraction=cfg.test_fraction)
+    splits = assign_splits(
+        len(keys), seed=cfg.data_seed(), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
+    )
     return Manifest(keys, y, labels, task, splits)
 
 
@@ -111,8 +112,9 @@ def student_leads_view(teacher: InputContract, leads: tuple[str, ...]) -> tuple[
     """Indices of the student's leads in the teacher's windows, and how to normalise the cut."""
     missing = [lead for lead in leads if lead not in teacher.leads]
     if missing:
-        raise ECGFounderError(f"the student's leads {' '.join(missing)} are not among the teacher's "
-                              f"({' '.join(teacher.leads)})")
+        raise ECGFounderError(
+            f"the student's leads {' '.join(missing)} are not among the teacher's ({' '.join(teacher.leads)})"
+        )
     idx = np.array([teacher.leads.index(lead) for lead in leads], dtype=np.int64)
     from ..signal.preprocess import get_recipe
 
@@ -144,8 +146,15 @@ def _teacher_probs(teacher: Net1D, logits: np.ndarray) -> np.ndarray:
     return activate_outputs(torch.from_numpy(logits), teacher.info.task).numpy()
 
 
-def _run_teacher(teacher: Net1D, windows: np.ndarray, device: torch.device, embed: bool,
-                 batch: int = 64, progress: bool = False, log: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _run_teacher(
+    teacher: Net1D,
+    windows: np.ndarray,
+    device: torch.device,
+    embed: bool,
+    batch: int = 64,
+    progress: bool = False,
+    log: Any = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     n = len(windows)
     logits = np.empty((n, teacher.n_classes), dtype=np.float32)
     feats = np.empty((n, teacher.num_features), dtype=np.float32) if embed else None
@@ -157,11 +166,11 @@ def _run_teacher(teacher: Net1D, windows: np.ndarray, device: torch.device, embe
     t0 = time.time()
     with torch.inference_mode():
         for i in range(0, n, batch):
-            x = torch.from_numpy(np.array(windows[i:i + batch], dtype=np.float32)).to(device)
+            x = torch.from_numpy(np.array(windows[i : i + batch], dtype=np.float32)).to(device)
             f = teacher.forward_features(x)
-            logits[i:i + batch] = teacher.forward_head(f).float().cpu().numpy()
+            logits[i : i + batch] = teacher.forward_head(f).float().cpu().numpy()
             if feats is not None:
-                feats[i:i + batch] = f.float().cpu().numpy()
+                feats[i : i + batch] = f.float().cpu().numpy()
             if bar is not None:
                 bar.update(len(x))
     if bar is not None:
@@ -176,9 +185,20 @@ class DistillDataset(RecordDataset):
     i), as the student's input, with the packed target ``[teacher logits | labels | teacher
     embedding]`` (cached mode) or ``[labels | teacher input]`` (live mode)."""
 
-    def __init__(self, cache: WindowCache, records: np.ndarray, hard: np.ndarray, *, seed: int,
-                 augment: Augment | None, idx: np.ndarray, mode: str, all_leads: bool,
-                 logits: np.ndarray | None, feats: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        cache: WindowCache,
+        records: np.ndarray,
+        hard: np.ndarray,
+        *,
+        seed: int,
+        augment: Augment | None,
+        idx: np.ndarray,
+        mode: str,
+        all_leads: bool,
+        logits: np.ndarray | None,
+        feats: np.ndarray | None,
+    ) -> None:
         super().__init__(cache, records, hard, train=True, seed=seed)
         self.augment = augment if augment is not None and augment.active else None
         self.idx, self.mode, self.all_leads = idx, mode, all_leads
@@ -203,8 +223,9 @@ class DistillData(CachedData):
     """A :class:`~ecgfounder.train.sources.DataSource`: the window cache of :class:`CachedData`, built
     with the teacher's contract, plus the teacher's outputs and (where known) labels."""
 
-    def __init__(self, cfg: TrainConfig, run: Run, man: Manifest, teacher: Net1D,
-                 student_contract: InputContract) -> None:
+    def __init__(
+        self, cfg: TrainConfig, run: Run, man: Manifest, teacher: Net1D, student_contract: InputContract
+    ) -> None:
         contract = teacher.info.contract
         assert contract is not None
         super().__init__(cfg, run, man, contract)
@@ -220,8 +241,9 @@ class DistillData(CachedData):
         # decisions for validation need them); in live mode they are not used for training
         path = self.cache.directory / f"teacher-{_teacher_key(teacher)}{'-emb' if self.embed else ''}.npz"
         if run.main and not path.is_file():
-            logits, feats = _run_teacher(teacher, self.cache.windows, run.device, self.embed,
-                                         progress=cfg.progress, log=run.log)
+            logits, feats = _run_teacher(
+                teacher, self.cache.windows, run.device, self.embed, progress=cfg.progress, log=run.log
+            )
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, logits=logits, **({"feats": feats} if feats is not None else {}))
             tmp.replace(path)
@@ -231,9 +253,18 @@ class DistillData(CachedData):
             self.feats = z["feats"] if self.embed else None
         self.probs = _teacher_probs(teacher, self.logits)
         how = teacher.info.aggregate or "mean"
-        self.teacher_record = np.stack([
-            aggregate_outputs(self.probs[self.cache.first[r]:self.cache.first[r] + self.cache.count[r]], how, self.task)
-            if self.cache.count[r] else np.zeros(len(self.labels), dtype=np.float32) for r in range(len(self.cache))])
+        self.teacher_record = np.stack(
+            [
+                aggregate_outputs(
+                    self.probs[self.cache.first[r] : self.cache.first[r] + self.cache.count[r]],
+                    how,
+                    self.task,
+                )
+                if self.cache.count[r]
+                else np.zeros(len(self.labels), dtype=np.float32)
+                for r in range(len(self.cache))
+            ]
+        )
         self.decision = self._decisions(self.teacher_record)
 
     def _decisions(self, probs: np.ndarray) -> np.ndarray:
@@ -252,15 +283,24 @@ class DistillData(CachedData):
         raise ECGFounderError("distillation of regression models is not supported")
 
     def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
-        self.dataset = DistillDataset(self.cache, self.split["train"], self.hard, seed=self.cfg.seed,
-                                      augment=augment, idx=self.idx, mode=self.mode, all_leads=self.all_leads,
-                                      logits=None if self.live else self.logits,
-                                      feats=None if self.live else self.feats)
+        self.dataset = DistillDataset(
+            self.cache,
+            self.split["train"],
+            self.hard,
+            seed=self.cfg.seed,
+            augment=augment,
+            idx=self.idx,
+            mode=self.mode,
+            all_leads=self.all_leads,
+            logits=None if self.live else self.logits,
+            feats=None if self.live else self.feats,
+        )
         self.weights = weights
 
     def student_windows(self, r: int) -> np.ndarray:
-        return _cut(np.array(self.cache.record_windows(r), dtype=np.float32), self.idx, self.mode,
-                    self.all_leads)
+        return _cut(
+            np.array(self.cache.record_windows(r), dtype=np.float32), self.idx, self.mode, self.all_leads
+        )
 
     def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
         """Student windows of each record with the teacher's decision as the target."""
@@ -283,8 +323,11 @@ class TeacherEnsemble(nn.Module):
             if (m.info.labels, m.info.task, m.info.contract) != (first.labels, first.task, first.contract):
                 raise ECGFounderError("ensemble teachers must share labels, task and input contract")
         self.members = nn.ModuleList(members)
-        self.info = dataclasses.replace(first, name="+".join(m.info.name or "?" for m in members),
-                                        provenance={"ensemble": [m.info.provenance for m in members]})
+        self.info = dataclasses.replace(
+            first,
+            name="+".join(m.info.name or "?" for m in members),
+            provenance={"ensemble": [m.info.provenance for m in members]},
+        )
         self.n_classes = members[0].n_classes
         self.num_features = sum(m.num_features for m in members)
         self._sizes = [m.num_features for m in members]
@@ -340,12 +383,22 @@ class _StudentForward(nn.Module):
         return logits, (self.projection.proj(f) if self.projection is not None else None)
 
 
-def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, task: str, temperature: float) -> torch.Tensor:
+def soft_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, task: str, temperature: float
+) -> torch.Tensor:
     """Temperature-scaled distillation loss (times T^2, so gradients keep their size across T)."""
     t = temperature
     if task == "multiclass":
-        return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1),
-                        reduction="batchmean", log_target=True) * t * t
+        return (
+            F.kl_div(
+                F.log_softmax(student_logits / t, 1),
+                F.log_softmax(teacher_logits / t, 1),
+                reduction="batchmean",
+                log_target=True,
+            )
+            * t
+            * t
+        )
     return F.binary_cross_entropy_with_logits(student_logits / t, torch.sigmoid(teacher_logits / t)) * t * t
 
 
@@ -381,7 +434,9 @@ class DistillTrainer(Trainer):
         if info is None or not info.labels or info.contract is None:
             raise ECGFounderError(f"{cfg.teacher}: the teacher carries no labels or input contract")
         if info.task not in ("multiclass", "multilabel"):
-            raise ECGFounderError(f"{cfg.teacher}: a {info.task} teacher cannot be distilled (classification only)")
+            raise ECGFounderError(
+                f"{cfg.teacher}: a {info.task} teacher cannot be distilled (classification only)"
+            )
         self.teacher = teacher
         cfg.task = info.task
         labels = list(info.labels)
@@ -397,20 +452,39 @@ class DistillTrainer(Trainer):
         student.info.thresholds = info.thresholds
         student.info.aggregate = _aggregate(cfg, info.aggregate)
         student.info.name = cfg.name or f"{info.name or 'teacher'}-student-{cfg.init}"
-        student.info.provenance.update({
-            "distilled_from": {"teacher": info.name or str(cfg.teacher), "source": str(cfg.teacher),
-                               "teacher_sha256": teacher.info.provenance.get("sha256") or [
-                                   m.get("sha256") for m in teacher.info.provenance.get("ensemble", [])],
-                               "teacher_leads": list(info.contract.leads)},
-            "distillation": {"data": cfg.inputs or cfg.dataset or cfg.manifest, "records": len(man),
-                             "temperature": cfg.temperature, "hard_weight": cfg.hard_weight,
-                             "embed_weight": cfg.embed_weight, "teacher_outputs": cfg.teacher_outputs,
-                             "epochs": cfg.epochs, "seed": cfg.seed}})
+        student.info.provenance.update(
+            {
+                "distilled_from": {
+                    "teacher": info.name or str(cfg.teacher),
+                    "source": str(cfg.teacher),
+                    "teacher_sha256": teacher.info.provenance.get("sha256")
+                    or [m.get("sha256") for m in teacher.info.provenance.get("ensemble", [])],
+                    "teacher_leads": list(info.contract.leads),
+                },
+                "distillation": {
+                    "data": cfg.inputs or cfg.dataset or cfg.manifest,
+                    "records": len(man),
+                    "temperature": cfg.temperature,
+                    "hard_weight": cfg.hard_weight,
+                    "embed_weight": cfg.embed_weight,
+                    "teacher_outputs": cfg.teacher_outputs,
+                    "epochs": cfg.epochs,
+                    "seed": cfg.seed,
+                },
+            }
+        )
         data = DistillData(cfg, run, man, teacher, contract)
-        n_hard = int((data.hard >= 0).sum()) if info.task == "multiclass" else int(np.isfinite(data.hard).any(1).sum())
-        run.log(f"distillation: teacher {info.name or cfg.teacher} ({teacher.num_parameters(False):,} parameters, "
-                f"leads {' '.join(info.contract.leads)}) -> student {cfg.init} ({student.num_parameters():,}, "
-                f"leads {' '.join(leads)}); {n_hard} labelled records; T={cfg.temperature}")
+        n_hard = (
+            int((data.hard >= 0).sum())
+            if info.task == "multiclass"
+            else int(np.isfinite(data.hard).any(1).sum())
+        )
+        run.log(
+            f"distillation: teacher {info.name or cfg.teacher} ({teacher.num_parameters(False):,} "
+            f"parameters, "
+            f"leads {' '.join(info.contract.leads)}) -> student {cfg.init} ({student.num_parameters():,}, "
+            f"leads {' '.join(leads)}); {n_hard} labelled records; T={cfg.temperature}"
+        )
         return student, data
 
     def _extra_module(self) -> nn.Module | None:
@@ -435,8 +509,8 @@ class DistillTrainer(Trainer):
                 t_logits = self.teacher.forward_head(f).float()
                 t_feat = f.float()
         else:
-            t_logits, hard = y[:, :n], y[:, n:n + n_hard]
-            t_feat = y[:, n + n_hard:]
+            t_logits, hard = y[:, :n], y[:, n : n + n_hard]
+            t_feat = y[:, n + n_hard :]
         loss = soft_loss(logits, t_logits, task, cfg.temperature)
         if cfg.hard_weight > 0:
             h = hard_loss(logits, hard, task)
@@ -471,8 +545,14 @@ def _with_task(cfg: TrainConfig) -> TrainConfig:
 def _build_student(cfg: TrainConfig, labels: list[str], contract: InputContract, run: Run) -> Net1D:
     spec = cfg.init
     if spec in PRESETS:
-        model = create_model(spec, in_channels=contract.n_leads, n_classes=len(labels), labels=labels,
-                             contract=contract, use_do=cfg.dropout)
+        model = create_model(
+            spec,
+            in_channels=contract.n_leads,
+            n_classes=len(labels),
+            labels=labels,
+            contract=contract,
+            use_do=cfg.dropout,
+        )
     elif Path(spec).suffix in (".json", ".yaml", ".yml") and Path(spec).is_file():
         import yaml
 
@@ -488,8 +568,10 @@ def _build_student(cfg: TrainConfig, labels: list[str], contract: InputContract,
         model = Net1D.from_config(config)
         model.info = ModelInfo(arch=Path(spec).stem, contract=contract, labels=tuple(labels))
     else:
-        raise ECGFounderError(f"unknown student {spec!r}: a preset ({', '.join(PRESETS)}) or an architecture "
-                              "file (.json/.yaml with Net1D fields)")
+        raise ECGFounderError(
+            f"unknown student {spec!r}: a preset ({', '.join(PRESETS)}) or an architecture "
+            "file (.json/.yaml with Net1D fields)"
+        )
     run.log(f"student: {spec}, {model.num_parameters():,} parameters")
     return model
 
@@ -497,15 +579,20 @@ def _build_student(cfg: TrainConfig, labels: list[str], contract: InputContract,
 # ---------------------------------------------------------------------------------------- report
 
 
-def _record_probs(model: Net1D, data: DistillData, records: np.ndarray, device: torch.device,
-                  batch: int = 128) -> np.ndarray:
+def _record_probs(
+    model: Net1D, data: DistillData, records: np.ndarray, device: torch.device, batch: int = 128
+) -> np.ndarray:
     model.eval()
     out = []
     with torch.inference_mode():
         for r in records:
             w = data.student_windows(int(r))
-            p = torch.cat([activate_outputs(model(torch.from_numpy(w[j:j + batch]).to(device)).float(),
-                                            data.task) for j in range(0, len(w), batch)])
+            p = torch.cat(
+                [
+                    activate_outputs(model(torch.from_numpy(w[j : j + batch]).to(device)).float(), data.task)
+                    for j in range(0, len(w), batch)
+                ]
+            )
             out.append(aggregate_outputs(p.cpu().numpy(), model.info.aggregate or "mean", data.task))
     return np.stack(out)
 
@@ -541,8 +628,9 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def speed_table(student: Net1D, teacher: Net1D, student_x: torch.Tensor, teacher_x: torch.Tensor,
-                seconds: float = 2.0) -> dict[str, Any]:
+def speed_table(
+    student: Net1D, teacher: Net1D, student_x: torch.Tensor, teacher_x: torch.Tensor, seconds: float = 2.0
+) -> dict[str, Any]:
     """ECG/s of student and teacher on the CPU, fp32 and bf16 (where the CPU has native bf16),
     measured one after the other in this process."""
     student, teacher = student.cpu(), teacher.cpu()
@@ -555,8 +643,9 @@ def speed_table(student: Net1D, teacher: Net1D, student_x: torch.Tensor, teacher
     return out
 
 
-def onnx_speed(student: Net1D, teacher: Any, student_x: torch.Tensor, teacher_x: torch.Tensor,
-               seconds: float, out: Path) -> dict[str, Any]:
+def onnx_speed(
+    student: Net1D, teacher: Any, student_x: torch.Tensor, teacher_x: torch.Tensor, seconds: float, out: Path
+) -> dict[str, Any]:
     """ECG/s of the student exported to ONNX (fp32, and int8 calibrated on ``student_x``) run by
     ONNX Runtime, and of the teacher in ONNX fp32 (a single Net1D only); empty without onnxruntime.
     The student's int8 file is kept as ``student.int8.onnx``."""
@@ -621,7 +710,9 @@ def distill_report(trainer: DistillTrainer, out: Path, speed_seconds: float = 2.
                 row["labelled"] = int(known.sum())
                 row["auroc_student"] = auroc(truth, ps[known, j])
                 row["auroc_teacher"] = auroc(truth, pt[known, j])
-                row["retention"] = row["auroc_student"] / row["auroc_teacher"] if row["auroc_teacher"] else None
+                row["retention"] = (
+                    row["auroc_student"] / row["auroc_teacher"] if row["auroc_teacher"] else None
+                )
             rep["labels"][name] = row
         if data.task == "multiclass":
             rep["decision_agreement"] = float(np.mean(ps.argmax(1) == dec))
@@ -631,19 +722,27 @@ def distill_report(trainer: DistillTrainer, out: Path, speed_seconds: float = 2.
         if known.sum() >= 2:
             from ..eval.metrics import task_metrics
 
-            rep["against_labels"] = {"records": int(known.sum()),
-                                     "student": task_metrics(data.task, hard[known], ps[known], labels),
-                                     "teacher": task_metrics(data.task, hard[known], pt[known], labels)}
+            rep["against_labels"] = {
+                "records": int(known.sum()),
+                "student": task_metrics(data.task, hard[known], ps[known], labels),
+                "teacher": task_metrics(data.task, hard[known], pt[known], labels),
+            }
     contract = student.info.contract
     teacher = trainer.teacher
     tc = teacher.info.contract
-    rep["student"] = {"arch": trainer.cfg.init, "parameters": student.num_parameters(),
-                      "file_bytes": (out / "best.safetensors").stat().st_size,
-                      "flops_per_window": count_flops(student, contract.n_leads, contract.n_samples),
-                      "leads": list(contract.leads)}
-    rep["teacher"] = {"name": teacher.info.name or trainer.cfg.teacher,
-                      "parameters": teacher.num_parameters(trainable_only=False),
-                      "flops_per_window": count_flops(teacher, tc.n_leads, tc.n_samples), "leads": list(tc.leads)}
+    rep["student"] = {
+        "arch": trainer.cfg.init,
+        "parameters": student.num_parameters(),
+        "file_bytes": (out / "best.safetensors").stat().st_size,
+        "flops_per_window": count_flops(student, contract.n_leads, contract.n_samples),
+        "leads": list(contract.leads),
+    }
+    rep["teacher"] = {
+        "name": teacher.info.name or trainer.cfg.teacher,
+        "parameters": teacher.num_parameters(trainable_only=False),
+        "flops_per_window": count_flops(teacher, tc.n_leads, tc.n_samples),
+        "leads": list(tc.leads),
+    }
     if speed_seconds > 0:
         rng = np.random.default_rng(0)
         xt = torch.from_numpy(rng.standard_normal((32, tc.n_leads, tc.n_samples)).astype(np.float32))
@@ -652,7 +751,9 @@ def distill_report(trainer: DistillTrainer, out: Path, speed_seconds: float = 2.
         if trainer.cfg.report_onnx:
             rep["speed"].update(onnx_speed(student, teacher, xs, xt, speed_seconds, out))
         fastest = max(v for k, v in rep["speed"].items() if k.startswith("student_") and k.endswith("_ecg_s"))
-        rep["speed"]["speedup_fastest_vs_teacher_fp32"] = round(fastest / rep["speed"]["teacher_fp32_ecg_s"], 2)
+        rep["speed"]["speedup_fastest_vs_teacher_fp32"] = round(
+            fastest / rep["speed"]["teacher_fp32_ecg_s"], 2
+        )
         student.to(device)
         teacher.to(device)
     (out / "distill_report.json").write_text(json.dumps(rep, indent=2))
@@ -663,30 +764,53 @@ def distill_report(trainer: DistillTrainer, out: Path, speed_seconds: float = 2.
 
 def report_markdown(rep: dict[str, Any]) -> str:
     def f(v: Any) -> str:
-        return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else (
-            f"{v:.3f}" if isinstance(v, float) else str(v))
+        return (
+            "-"
+            if v is None or (isinstance(v, float) and not np.isfinite(v))
+            else (f"{v:.3f}" if isinstance(v, float) else str(v))
+        )
 
-    lines = [f"# Distillation report ({rep['split']} split, {rep['records']} records)", "",
-             "| label | AUROC student | AUROC teacher | retention | AUROC vs teacher decisions | max abs diff | mean abs diff |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Distillation report ({rep['split']} split, {rep['records']} records)",
+        "",
+        "| label | AUROC student | AUROC teacher | retention | AUROC vs teacher decisions | max abs diff | "
+        "mean abs diff |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, row in rep["labels"].items():
-        lines.append(f"| {name} | {f(row.get('auroc_student'))} | {f(row.get('auroc_teacher'))} | "
-                     f"{f(row.get('retention'))} | {f(row.get('agreement_auroc'))} | {f(row.get('max_abs_diff'))} | "
-                     f"{f(row.get('mean_abs_diff'))} |")
+        lines.append(
+            f"| {name} | {f(row.get('auroc_student'))} | {f(row.get('auroc_teacher'))} | "
+            f"{f(row.get('retention'))} | {f(row.get('agreement_auroc'))} | {f(row.get('max_abs_diff'))} | "
+            f"{f(row.get('mean_abs_diff'))} |"
+        )
     if "against_labels" in rep:
         al = rep["against_labels"]
         keys = [k for k in ("challenge_f1", "macro_f1", "accuracy", "macro_auroc") if k in al["student"]]
-        lines += ["", f"Against the labels ({al['records']} labelled records):", "",
-                  "| model | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
+        lines += [
+            "",
+            f"Against the labels ({al['records']} labelled records):",
+            "",
+            "| model | " + " | ".join(keys) + " |",
+            "| --- |" + " --- |" * len(keys),
+        ]
         for who in ("student", "teacher"):
             lines.append(f"| {who} | " + " | ".join(f(al[who][k]) for k in keys) + " |")
     s, t = rep["student"], rep["teacher"]
-    lines += ["", "| model | parameters | FLOPs / window | leads |", "| --- | --- | --- | --- |",
-              f"| student ({s['arch']}) | {s['parameters']:,} | {s['flops_per_window']:,} | {' '.join(s['leads'])} |",
-              f"| teacher ({t['name']}) | {t['parameters']:,} | {t['flops_per_window']:,} | {' '.join(t['leads'])} |"]
+    lines += [
+        "",
+        "| model | parameters | FLOPs / window | leads |",
+        "| --- | --- | --- | --- |",
+        f"| student ({s['arch']}) | {s['parameters']:,} | {s['flops_per_window']:,} | "
+        f"{' '.join(s['leads'])} |",
+        f"| teacher ({t['name']}) | {t['parameters']:,} | {t['flops_per_window']:,} | "
+        f"{' '.join(t['leads'])} |",
+    ]
     if "speed" in rep:
-        lines += ["", "Speed (same process, one after the other): " + ", ".join(
-            f"{k} {v}" for k, v in rep["speed"].items())]
+        lines += [
+            "",
+            "Speed (same process, one after the other): "
+            + ", ".join(f"{k} {v}" for k, v in rep["speed"].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -51,19 +51,32 @@ _DEFAULT_METRIC = {"multiclass": "macro_f1", "multilabel": "macro_auroc", "regre
 def _contract(cfg: TrainConfig, base: InputContract | None) -> InputContract:
     base = base or InputContract()
     if cfg.leads:
-        return InputContract(fs=base.fs, n_samples=base.n_samples, leads=tuple(cfg.leads),
-                             units=base.units, preprocessing=base.preprocessing)
+        return InputContract(
+            fs=base.fs,
+            n_samples=base.n_samples,
+            leads=tuple(cfg.leads),
+            units=base.units,
+            preprocessing=base.preprocessing,
+        )
     return base
 
 
-def _build_model(cfg: TrainConfig, labels: list[str], run: Run,
-                 contract_hint: InputContract | None = None) -> Net1D:
+def _build_model(
+    cfg: TrainConfig, labels: list[str], run: Run, contract_hint: InputContract | None = None
+) -> Net1D:
     n_out = len(labels)
     if cfg.init in PRESETS:
         contract = contract_hint or _contract(
-            cfg, InputContract(leads=tuple(cfg.leads) if cfg.leads else STANDARD_12_LEADS))
-        model = create_model(cfg.init, in_channels=contract.n_leads, n_classes=n_out, labels=labels,
-                             contract=contract, use_do=cfg.dropout)
+            cfg, InputContract(leads=tuple(cfg.leads) if cfg.leads else STANDARD_12_LEADS)
+        )
+        model = create_model(
+            cfg.init,
+            in_channels=contract.n_leads,
+            n_classes=n_out,
+            labels=labels,
+            contract=contract,
+            use_do=cfg.dropout,
+        )
         run.log(f"model: {cfg.init} from scratch, {model.num_parameters():,} parameters")
     else:
         overrides = {} if cfg.use_bn is None else {"use_bn": cfg.use_bn}
@@ -179,9 +192,17 @@ def _sample_weights(cfg: TrainConfig, y: np.ndarray, n_labels: int) -> np.ndarra
 # ---------------------------------------------------------------------------------------- loop
 
 
-def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], device: torch.device,
-              linear: bool = False, target_mean: np.ndarray | None = None,
-              target_std: np.ndarray | None = None, batch: int = 128) -> dict[str, Any]:
+def _evaluate(
+    model: Net1D,
+    records: Any,
+    cfg: TrainConfig,
+    labels: list[str],
+    device: torch.device,
+    linear: bool = False,
+    target_mean: np.ndarray | None = None,
+    target_std: np.ndarray | None = None,
+    batch: int = 128,
+) -> dict[str, Any]:
     """Record-level metrics over ``records``: an iterable of (windows or window embeddings, target).
     Each record's windows are scored (several records per batch) and their probabilities (or
     predictions) combined by the model's ``info.aggregate``."""
@@ -192,8 +213,9 @@ def _evaluate(model: Net1D, records: Any, cfg: TrainConfig, labels: list[str], d
     return task_metrics(cfg.task, y, out, labels)
 
 
-def _record_outputs(model: Net1D, records: Any, cfg: TrainConfig, device: torch.device, linear: bool = False,
-                    batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def _record_outputs(
+    model: Net1D, records: Any, cfg: TrainConfig, device: torch.device, linear: bool = False, batch: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
     """(record-level outputs, targets): each record's window probabilities (or predictions) combined
     as the model's ``info.aggregate`` says (mean by default)."""
     model.eval()
@@ -211,10 +233,12 @@ def _record_outputs(model: Net1D, records: Any, cfg: TrainConfig, device: torch.
         if not pending:
             return
         x = np.concatenate(pending)
-        p = torch.cat([activate(head(torch.from_numpy(x[j:j + batch]).to(device))) for j in range(0, len(x), batch)])
+        p = torch.cat(
+            [activate(head(torch.from_numpy(x[j : j + batch]).to(device))) for j in range(0, len(x), batch)]
+        )
         pos = 0
         for w in pending:
-            outs.append(aggregate_outputs(p[pos:pos + len(w)].cpu().numpy(), how, cfg.task))
+            outs.append(aggregate_outputs(p[pos : pos + len(w)].cpu().numpy(), how, cfg.task))
             pos += len(w)
         pending.clear()
 
@@ -243,8 +267,8 @@ class TrainState:
     global_step: int = 0
     best: float | None = None
     bad_epochs: int = 0
-    epoch_loss_sum: float = 0.0   # the current epoch's losses so far: an interrupted epoch's
-    epoch_loss_count: int = 0     # loss after a resume covers its steps before the interruption too
+    epoch_loss_sum: float = 0.0  # the current epoch's losses so far: an interrupted epoch's
+    epoch_loss_count: int = 0  # loss after a resume covers its steps before the interruption too
 
     def counters(self) -> dict[str, Any]:
         return {k: (float("nan") if v is None else v) for k, v in dataclasses.asdict(self).items()}
@@ -300,7 +324,8 @@ class Trainer:
         self.ddp: nn.Module = self._forward_module()
         if run.distributed:
             self.ddp = nn.parallel.DistributedDataParallel(
-                self.ddp, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+                self.ddp, device_ids=[run.device.index] if run.device.type == "cuda" else None
+            )
         self.optimizer = torch.optim.AdamW(self.groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         if cfg.batch_size % run.world:
@@ -309,8 +334,10 @@ class Trainer:
         self.per_step = self.local_batch * cfg.accum_steps
         steps0 = data.n_local(0) // self.per_step
         if steps0 == 0:
-            raise ECGFounderError(f"{data.n_local(0)} training records per process are fewer than one step "
-                                  f"({self.local_batch} x {cfg.accum_steps})")
+            raise ECGFounderError(
+                f"{data.n_local(0)} training records per process are fewer than one step "
+                f"({self.local_batch} x {cfg.accum_steps})"
+            )
         total_steps = steps0 * cfg.epochs
         warmup = int(cfg.warmup_epochs * steps0)
 
@@ -325,16 +352,28 @@ class Trainer:
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
-        self.plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min" if cfg.task == "regression" else "max", factor=0.5, patience=1)
-            if cfg.schedule == "plateau" else None)
+        self.plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min" if cfg.task == "regression" else "max", factor=0.5, patience=1
+            )
+            if cfg.schedule == "plateau"
+            else None
+        )
         self.loss_fn = _loss_fn(cfg, data.train_targets, len(self.labels), run.device)
-        augment = Augment(scale=cfg.aug_scale, noise=cfg.aug_noise, wander=cfg.aug_wander,
-                          lead_dropout=cfg.aug_lead_dropout, invert=cfg.aug_invert, fs=contract.fs)
+        augment = Augment(
+            scale=cfg.aug_scale,
+            noise=cfg.aug_noise,
+            wander=cfg.aug_wander,
+            lead_dropout=cfg.aug_lead_dropout,
+            invert=cfg.aug_invert,
+            fs=contract.fs,
+        )
         data.setup(augment, _sample_weights(cfg, data.train_targets, len(self.labels)), model)
         self.metric = cfg.metric or _DEFAULT_METRIC[cfg.task]
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and run.device.type == "cuda" else None
+        self.scaler = (
+            torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and run.device.type == "cuda" else None
+        )
 
         self.state = TrainState()
         if resume_state is not None:
@@ -383,9 +422,13 @@ class Trainer:
         run = self.run
         if not run.main:
             return
-        blob = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                "counters": self.state.counters()}
+        blob = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "counters": self.state.counters(),
+        }
         if self.plateau is not None:
             blob["plateau"] = self.plateau.state_dict()
         if self.extra is not None:
@@ -393,13 +436,23 @@ class Trainer:
         tmp = run.out / "state.pt.tmp"
         torch.save(blob, tmp)
         os.replace(tmp, run.out / "state.pt")
-        save_model(self.model, run.out / "last.safetensors", provenance={"run": str(run.out), **self.state.public()})
+        save_model(
+            self.model, run.out / "last.safetensors", provenance={"run": str(run.out), **self.state.public()}
+        )
 
     def validate(self, split: str, net: Net1D | None = None) -> dict[str, Any]:
         """Record-level metrics of ``net`` (default: the model being trained) on ``split``."""
         net = net or self.model
-        return _evaluate(net, self.data.records(split, net if net is not self.model else None), self.cfg,
-                         self.labels, self.run.device, self.linear, self.target_mean, self.target_std)
+        return _evaluate(
+            net,
+            self.data.records(split, net if net is not self.model else None),
+            self.cfg,
+            self.labels,
+            self.run.device,
+            self.linear,
+            self.target_mean,
+            self.target_std,
+        )
 
     def step(self, items: Iterator[Any]) -> list[float]:
         """One optimizer step over ``accum_steps`` local batches drawn from ``items``; the losses."""
@@ -459,8 +512,12 @@ class Trainer:
             t = torch.tensor([train_loss], device=run.device)
             torch.distributed.all_reduce(t)
             train_loss = t.item() / run.world
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                               "lr": self.optimizer.param_groups[-1]["lr"], "seconds": round(time.time() - t0, 2)}
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "lr": self.optimizer.param_groups[-1]["lr"],
+            "seconds": round(time.time() - t0, 2),
+        }
         if run.main and data.has("val"):
             row.update({f"val_{k}": v for k, v in self.validate("val").items()})
         run.barrier()
@@ -493,17 +550,29 @@ class Trainer:
             plot_training_curves(self.history_path, run.out / "curves.png")
         except ImportError:  # pragma: no cover - matplotlib comes with wfdb
             pass
-        run.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                         if not k.startswith(("val_f1_", "val_auroc_"))))
+        run.log(
+            " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in row.items()
+                if not k.startswith(("val_f1_", "val_auroc_"))
+            )
+        )
         tb = run.tb()
         if tb is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "epoch":
                     tb.add_scalar(k, v, epoch + 1)
         if improved or not self.data.has("val"):
-            save_model(self.model, run.out / "best.safetensors",
-                       provenance={"run": str(run.out), "selected_on": f"val_{self.metric}", **self.state.public(),
-                                   "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")}})
+            save_model(
+                self.model,
+                run.out / "best.safetensors",
+                provenance={
+                    "run": str(run.out),
+                    "selected_on": f"val_{self.metric}",
+                    **self.state.public(),
+                    "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")},
+                },
+            )
 
     def _store_thresholds(self) -> None:
         """Decision thresholds chosen on the validation split by ``cfg.threshold_rule``, written
@@ -521,11 +590,17 @@ class Trainer:
             keep = y >= 0
             out, y = out[keep], np.eye(len(self.labels))[y[keep]]
         thresholds = choose_thresholds(y, out, rule)
-        save_model(best, path, thresholds=thresholds, provenance={
-            "thresholds": {"rule": rule, "split": "val", "records": int(len(y))}})
-        run.log(f"thresholds ({rule} on {len(y)} validation records): "
-                + ", ".join(f"{n}={t:.3f}" for n, t in list(zip(self.labels, thresholds))[:8])
-                + (" ..." if len(thresholds) > 8 else ""))
+        save_model(
+            best,
+            path,
+            thresholds=thresholds,
+            provenance={"thresholds": {"rule": rule, "split": "val", "records": int(len(y))}},
+        )
+        run.log(
+            f"thresholds ({rule} on {len(y)} validation records): "
+            + ", ".join(f"{n}={t:.3f}" for n, t in list(zip(self.labels, thresholds))[:8])
+            + (" ..." if len(thresholds) > 8 else "")
+        )
 
     def fit(self) -> Path:
         """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
@@ -542,8 +617,9 @@ class Trainer:
         if not self.stopped and run.main and data.has("test"):
             best = load_model(run.out / "best.safetensors").to(run.device)
             test = self.validate("test", best)
-            (run.out / "test_metrics.json").write_text(json.dumps({"records": int(data.n_records("test")), **test},
-                                                                  indent=2))
+            (run.out / "test_metrics.json").write_text(
+                json.dumps({"records": int(data.n_records("test")), **test}, indent=2)
+            )
             run.log("test: " + json.dumps(test))
         run.barrier()
         if run.distributed:
@@ -572,7 +648,7 @@ def _log_dropped(man: Any, run: Run) -> None:
 
 
 def _prefixed(blob: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix):]: v for k, v in blob.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in blob.items() if k.startswith(prefix)}
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -611,5 +687,7 @@ def resume(run_dir: str | Path, **overrides: Any) -> Path:
     """Continue an interrupted run from ``run_dir/state.pt`` with its saved config."""
     cfg, state = load_resume_state(run_dir, **overrides)
     if cfg.teacher:
-        raise ECGFounderError(f"{run_dir} is a distillation run: resume it with `ecgfounder distill --resume`")
+        raise ECGFounderError(
+            f"{run_dir} is a distillation run: resume it with `ecgfounder distill --resume`"
+        )
     return train(cfg, resume_state=state)

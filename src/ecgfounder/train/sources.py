@@ -19,15 +19,34 @@ import numpy as np
 import torch
 
 from ..contract import InputContract
-from ..data import (Augment, FeatureDataset, Manifest, WindowCache, WindowDataset, cinc2017_manifest,
-                    cinc2021_manifest, code15_manifest, load_manifest, ludb_manifest, ptbxl_manifest)
+from ..data import (
+    Augment,
+    FeatureDataset,
+    Manifest,
+    WindowCache,
+    WindowDataset,
+    cinc2017_manifest,
+    cinc2021_manifest,
+    code15_manifest,
+    load_manifest,
+    ludb_manifest,
+    ptbxl_manifest,
+)
 from ..errors import ECGFounderError
 from ..models import Net1D
 from .config import TrainConfig
 from .run import Run
 
-__all__ = ["DataSource", "CachedData", "ShardData", "build_manifest", "check_data", "window_features", "epoch_order",
-           "parse_label_groups"]
+__all__ = [
+    "DataSource",
+    "CachedData",
+    "ShardData",
+    "build_manifest",
+    "check_data",
+    "window_features",
+    "epoch_order",
+    "parse_label_groups",
+]
 
 
 @runtime_checkable
@@ -69,15 +88,22 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
     elif cfg.dataset and cfg.dataset.startswith("code15:"):
         man = code15_manifest(cfg.dataset.split(":", 1)[1], **split_args)
     elif cfg.dataset and cfg.dataset.startswith("ludb:"):
-        man = ludb_manifest(cfg.dataset.split(":", 1)[1], task=cfg.task,
-                            columns=cfg.label_columns or ("Rhythms",), min_count=2, **split_args)
+        man = ludb_manifest(
+            cfg.dataset.split(":", 1)[1],
+            task=cfg.task,
+            columns=cfg.label_columns or ("Rhythms",),
+            min_count=2,
+            **split_args,
+        )
     elif cfg.dataset and cfg.dataset.startswith("ptbxl"):
         # ptbxl:<folder> or ptbxl/<group>:<folder>
         head, folder = cfg.dataset.split(":", 1)
         man = ptbxl_manifest(folder, group=head.split("/", 1)[1] if "/" in head else "superdiagnostic")
     else:
-        raise ECGFounderError("no training data: set manifest: FILE.csv or dataset: cinc2017:<folder>, "
-                              "cinc2021:<folder>, ludb:<folder>, code15:<folder> or ptbxl[/group]:<folder>")
+        raise ECGFounderError(
+            "no training data: set manifest: FILE.csv or dataset: cinc2017:<folder>, "
+            "cinc2021:<folder>, ludb:<folder>, code15:<folder> or ptbxl[/group]:<folder>"
+        )
     if man.task != cfg.task:
         raise ECGFounderError(f"the data set is a {man.task} task, the config says {cfg.task}")
     if cfg.limit and not (cfg.dataset or "").startswith("cinc2017:") and cfg.limit < len(man):
@@ -89,7 +115,9 @@ def build_manifest(cfg: TrainConfig) -> Manifest:
 
         man = apply_splits(man, read_splits(cfg.splits), fold=cfg.fold, source=cfg.splits)
     elif cfg.fold is not None:
-        raise ECGFounderError("fold: needs a split file with folds (splits: FILE, from `ecgfounder split --folds K`)")
+        raise ECGFounderError(
+            "fold: needs a split file with folds (splits: FILE, from `ecgfounder split --folds K`)"
+        )
     return man
 
 
@@ -101,8 +129,11 @@ def check_data(cfg: TrainConfig) -> None:
     if cfg.inputs:
         missing = missing_inputs(cfg.inputs)
         if len(missing) == len(list(cfg.inputs)):
-            raise ECGFounderError(f"{missing[0]}: no such file or folder" if len(missing) == 1 else
-                                  f"none of the inputs exists ({', '.join(missing[:5])})")
+            raise ECGFounderError(
+                f"{missing[0]}: no such file or folder"
+                if len(missing) == 1
+                else f"none of the inputs exists ({', '.join(missing[:5])})"
+            )
     elif cfg.dataset and ":" in cfg.dataset:
         folder = cfg.dataset.split(":", 1)[1]
         if not Path(folder).exists():
@@ -149,13 +180,22 @@ class CachedData:
     def __init__(self, cfg: TrainConfig, run: Run, man: Manifest, contract: InputContract) -> None:
         cache_args = dict(stride_s=cfg.cache_stride_s, lead=cfg.lead)
         if run.main:
-            self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=cfg.workers,
-                                           progress=cfg.progress, log=run.log, **cache_args)
+            self.cache = WindowCache.build(
+                man,
+                contract,
+                cfg.cache_dir,
+                workers=cfg.workers,
+                progress=cfg.progress,
+                log=run.log,
+                **cache_args,
+            )
         run.barrier()
         if not run.main:
             self.cache = WindowCache.build(man, contract, cfg.cache_dir, workers=0, **cache_args)
-        run.log(f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
-                f"{len(self.cache.errors)} unusable records)")
+        run.log(
+            f"cache: {self.cache.directory} ({self.cache.meta['windows']} windows, "
+            f"{len(self.cache.errors)} unusable records)"
+        )
         self.cfg, self.run, self.labels = cfg, run, man.labels
         self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
         self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
@@ -172,11 +212,13 @@ class CachedData:
     def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
         if self.cfg.mode == "linear":
             self.features = window_features(model, self.cache, self.run)
-            self.dataset = FeatureDataset(self.features, self.cache, self.split["train"], self.targets,
-                                          train=True, seed=self.cfg.seed)
+            self.dataset = FeatureDataset(
+                self.features, self.cache, self.split["train"], self.targets, train=True, seed=self.cfg.seed
+            )
         else:
-            self.dataset = WindowDataset(self.cache, self.split["train"], self.targets, train=True,
-                                         seed=self.cfg.seed, augment=augment)
+            self.dataset = WindowDataset(
+                self.cache, self.split["train"], self.targets, train=True, seed=self.cfg.seed, augment=augment
+            )
         self.weights = weights
 
     def n_local(self, epoch: int) -> int:
@@ -185,7 +227,7 @@ class CachedData:
     def items(self, epoch: int, skip: int) -> Iterator[Any]:
         self.dataset.set_epoch(epoch)
         order = epoch_order(len(self.split["train"]), epoch, self.cfg.seed, self.weights)
-        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank::self.run.world]
+        order = order[: (len(order) // self.run.world) * self.run.world][self.run.rank :: self.run.world]
         return (self.dataset[int(i)] for i in order[skip:])
 
     def has(self, split: str) -> bool:
@@ -200,7 +242,7 @@ class CachedData:
             feats = window_features(model, self.cache, self.run)
         for r in self.split[split]:
             a, n = self.cache.first[r], self.cache.count[r]
-            yield (feats[a:a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
+            yield (feats[a : a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
 
 
 class ShardData:
@@ -210,8 +252,9 @@ class ShardData:
         from ..data.shards import ShardStream
 
         if cfg.mode == "linear" or cfg.sampler == "balanced":
-            raise ECGFounderError("linear probing and balanced sampling need the cached (manifest) data path, "
-                                  "not shards")
+            raise ECGFounderError(
+                "linear probing and balanced sampling need the cached (manifest) data path, not shards"
+            )
         self.cfg, self.run = cfg, run
         self.stream = ShardStream(cfg.shards, "train", rank=run.rank, world=run.world, seed=cfg.seed)
         self.labels = list(self.stream.labels)
@@ -222,14 +265,18 @@ class ShardData:
         self._train_targets = np.asarray(ys, dtype=np.int64 if cfg.task == "multiclass" else np.float32)
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
-        run.log(f"shards: {cfg.shards} ({len(self.stream.index['shards'])} shards, "
-                f"{len(ys)} training records)")
+        run.log(
+            f"shards: {cfg.shards} ({len(self.stream.index['shards'])} shards, {len(ys)} training records)"
+        )
 
     def _all_records(self, split: str) -> list[dict[str, Any]]:
         out = []
         for shard in self.stream.index["shards"]:
-            out += [r for r in json.loads((Path(self.cfg.shards) / f"{shard['name']}.json").read_text())
-                    if r["split"] == split]
+            out += [
+                r
+                for r in json.loads((Path(self.cfg.shards) / f"{shard['name']}.json").read_text())
+                if r["split"] == split
+            ]
         return out
 
     @property
@@ -281,7 +328,7 @@ def window_features(model: Net1D, cache: WindowCache, run: Run, batch: int = 64)
     out = np.empty((len(cache.windows), model.num_features), dtype=np.float32)
     with torch.inference_mode():
         for i in range(0, len(out), batch):
-            x = torch.from_numpy(np.array(cache.windows[i:i + batch], dtype=np.float32)).to(run.device)
-            out[i:i + batch] = model.forward_features(x).float().cpu().numpy()
+            x = torch.from_numpy(np.array(cache.windows[i : i + batch], dtype=np.float32)).to(run.device)
+            out[i : i + batch] = model.forward_features(x).float().cpu().numpy()
     run.log(f"linear probe: {len(out)} window embeddings computed once")
     return out

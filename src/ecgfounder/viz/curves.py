@@ -23,8 +23,11 @@ def plot_training_curves(metrics_csv: str | Path, out: str | Path) -> Path:
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend(loc="best", fontsize=8)
-    summary = [c for c in table.columns if c.startswith("val_")
-               and not c.startswith(("val_f1_", "val_auroc_")) and table[c].notna().any()]
+    summary = [
+        c
+        for c in table.columns
+        if c.startswith("val_") and not c.startswith(("val_f1_", "val_auroc_")) and table[c].notna().any()
+    ]
     for c in summary:
         right.plot(epochs, table[c], marker=".", label=c[4:])
     right.set_xlabel("epoch")

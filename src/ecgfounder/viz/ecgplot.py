@@ -34,7 +34,7 @@ __all__ = ["LAYOUTS", "PlotGeometry", "plot_ecg", "save_figure"]
 LAYOUTS = ("auto", "3x4", "3x4+rhythm", "12x1", "single")
 _GRID_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 _MINOR, _MAJOR, _PAPER = "#f6c9c9", "#e58f8f", "#fffafa"
-_CAL_MM = 10.0          # room for the calibration pulse at the start of each row
+_CAL_MM = 10.0  # room for the calibration pulse at the start of each row
 _MARGIN = dict(left=8.0, right=6.0, top=20.0, bottom=6.0)
 _PT_PER_MM = 72 / 25.4
 
@@ -45,25 +45,31 @@ class PlotGeometry:
 
     width_mm: float
     height_mm: float
-    grid_origin_mm: tuple[float, float]   # bottom-left corner of the grid on the page
+    grid_origin_mm: tuple[float, float]  # bottom-left corner of the grid on the page
     grid_size_mm: tuple[float, float]
     speed_mm_s: float
     gain_mm_mv: float
     rows: int
 
 
-def _row_plan(leads: Sequence[str], layout: str, n_seconds: float, start_s: float, lead: str | None,
-              max_rows: int) -> list[list[tuple[str, float, float]]]:
+def _row_plan(
+    leads: Sequence[str], layout: str, n_seconds: float, start_s: float, lead: str | None, max_rows: int
+) -> list[list[tuple[str, float, float]]]:
     """Rows of segments (lead, t0, t1) in seconds of the record."""
     if layout == "auto":
-        layout = "3x4+rhythm" if all(x in leads for row in _GRID_3X4 for x in row) else (
-            "single" if len(leads) == 1 or lead else "12x1")
+        layout = (
+            "3x4+rhythm"
+            if all(x in leads for row in _GRID_3X4 for x in row)
+            else ("single" if len(leads) == 1 or lead else "12x1")
+        )
     if layout in ("3x4", "3x4+rhythm"):
         missing = [x for row in _GRID_3X4 for x in row if x not in leads]
         if missing:
             raise ECGFounderError(f"layout {layout} needs the 12 standard leads; missing {' '.join(missing)}")
-        rows = [[(name, start_s + 2.5 * j, start_s + 2.5 * (j + 1)) for j, name in enumerate(row)]
-                for row in _GRID_3X4]
+        rows = [
+            [(name, start_s + 2.5 * j, start_s + 2.5 * (j + 1)) for j, name in enumerate(row)]
+            for row in _GRID_3X4
+        ]
         if layout == "3x4+rhythm":
             rows.append([(lead or "II", start_s, start_s + 10.0)])
         return rows
@@ -97,13 +103,25 @@ def _calibration(ax: Any, y0: float, gain: float, speed: float) -> None:
     ax.plot(xs, ys, color="black", lw=0.18 * _PT_PER_MM, zorder=3, solid_joinstyle="miter")
 
 
-def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s: float = 0.0,
-             findings: str | Sequence[tuple[str, float]] | None = None, title: str | None = None,
-             speed: float = 25.0, gain: float = 10.0, row_mm: float | None = None,
-             attribution: Any = None, fiducials: Mapping[str, Sequence[tuple[float, str]]] | None = None,
-             max_rows: int = 6, preprocessed: bool = False,
-             findings_label: str = "Findings", measurements: Any = None,
-             duration_s: float | None = None) -> tuple[Figure, PlotGeometry]:
+def plot_ecg(
+    ecg: Any,
+    *,
+    layout: str = "auto",
+    lead: str | None = None,
+    start_s: float = 0.0,
+    findings: str | Sequence[tuple[str, float]] | None = None,
+    title: str | None = None,
+    speed: float = 25.0,
+    gain: float = 10.0,
+    row_mm: float | None = None,
+    attribution: Any = None,
+    fiducials: Mapping[str, Sequence[tuple[float, str]]] | None = None,
+    max_rows: int = 6,
+    preprocessed: bool = False,
+    findings_label: str = "Findings",
+    measurements: Any = None,
+    duration_s: float | None = None,
+) -> tuple[Figure, PlotGeometry]:
     """Draw ``ecg`` (an :class:`ECGRecord`, a file path, or a ``(leads, samples)`` array at 500 Hz
     in mV) on ECG paper. Returns the figure and its :class:`PlotGeometry`.
 
@@ -126,8 +144,9 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     sig = np.asarray(record.signal, dtype=np.float64)
     fs = float(record.fs)
     if sig.ndim != 2 or sig.shape[1] < 2 or not fs > 0:
-        raise ECGFounderError(f"{record.source or record.record_id}: nothing to plot "
-                              f"(signal {sig.shape}, {fs} Hz)")
+        raise ECGFounderError(
+            f"{record.source or record.record_id}: nothing to plot (signal {sig.shape}, {fs} Hz)"
+        )
     leads = list(record.leads)
     duration = sig.shape[1] / fs
     rows = _row_plan(leads, layout, duration, start_s, lead, max_rows)
@@ -159,10 +178,19 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
             xs = x_base + np.arange(i1 - i0) / fs * speed
             if attribution is not None:
                 _shade(ax, attribution, name, t0, t1, x_base, speed, y0, pitch)
-            ax.plot(xs, y0 + trace * gain, color="black", lw=0.2 * _PT_PER_MM, zorder=3,
-                    solid_joinstyle="round")
-            ax.text(x_base + 1.0, y0 + 0.3 * pitch, name, fontsize=8, fontweight="bold", zorder=4,
-                    va="bottom", ha="left")
+            ax.plot(
+                xs, y0 + trace * gain, color="black", lw=0.2 * _PT_PER_MM, zorder=3, solid_joinstyle="round"
+            )
+            ax.text(
+                x_base + 1.0,
+                y0 + 0.3 * pitch,
+                name,
+                fontsize=8,
+                fontweight="bold",
+                zorder=4,
+                va="bottom",
+                ha="left",
+            )
             if segments.index((name, t0, t1)) > 0:
                 ax.plot([x_base, x_base], [y0 - 2.5, y0 + 2.5], color="black", lw=0.5, zorder=3)
             if fiducials and name in fiducials:
@@ -172,25 +200,55 @@ def plot_ecg(ecg: Any, *, layout: str = "auto", lead: str | None = None, start_s
     shown0 = min(seg[0][1] for seg in rows if seg)
     shown1 = max(seg[-1][2] for seg in rows if seg)
     total = max(duration, float(duration_s or 0.0))
-    span = (f"{total:.1f} s" if shown0 <= 0 and shown1 >= total - 1e-6
-            else f"{shown0:g}-{min(shown1, duration):g} s shown of {total:.1f} s")
-    sub = f"{fs:g} Hz, {len(leads)} lead{'s' if len(leads) != 1 else ''}, {span}" + (", filtered" if preprocessed else "")
+    span = (
+        f"{total:.1f} s"
+        if shown0 <= 0 and shown1 >= total - 1e-6
+        else f"{shown0:g}-{min(shown1, duration):g} s shown of {total:.1f} s"
+    )
+    sub = f"{fs:g} Hz, {len(leads)} lead{'s' if len(leads) != 1 else ''}, {span}" + (
+        ", filtered" if preprocessed else ""
+    )
     fig.text(_MARGIN["left"] / width, 1 - 6 / height, head, fontsize=11, fontweight="bold", va="center")
     fig.text(_MARGIN["left"] / width, 1 - 11.5 / height, sub, fontsize=8, va="center")
-    fig.text(1 - _MARGIN["right"] / width, 1 - 6 / height, f"{speed:g} mm/s   {gain:g} mm/mV",
-             fontsize=8, va="center", ha="right")
+    fig.text(
+        1 - _MARGIN["right"] / width,
+        1 - 6 / height,
+        f"{speed:g} mm/s   {gain:g} mm/mV",
+        fontsize=8,
+        va="center",
+        ha="right",
+    )
     if findings:
         text = findings if isinstance(findings, str) else "   ".join(f"{k} {v:.2f}" for k, v in findings)
-        fig.text(_MARGIN["left"] / width, 1 - 16.5 / height, f"{findings_label}: {text}", fontsize=8,
-                 va="center", color="#7a0000")
+        fig.text(
+            _MARGIN["left"] / width,
+            1 - 16.5 / height,
+            f"{findings_label}: {text}",
+            fontsize=8,
+            va="center",
+            color="#7a0000",
+        )
     if measurements is not None:
         line = measurements if isinstance(measurements, str) else measurements.summary_line()
         fig.text(1 - _MARGIN["right"] / width, 1 - 11.5 / height, line, fontsize=8, va="center", ha="right")
     if attribution is not None:
-        fig.text(1 - _MARGIN["right"] / width, 1 - (16.5 if measurements is not None else 11.5) / height,
-                 f"shading: {attribution.method} for {attribution.label}", fontsize=7, va="center", ha="right")
-    geo = PlotGeometry(width, height, (_MARGIN["left"], _MARGIN["bottom"]), (float(grid_w), float(grid_h)),
-                       speed, gain, len(rows))
+        fig.text(
+            1 - _MARGIN["right"] / width,
+            1 - (16.5 if measurements is not None else 11.5) / height,
+            f"shading: {attribution.method} for {attribution.label}",
+            fontsize=7,
+            va="center",
+            ha="right",
+        )
+    geo = PlotGeometry(
+        width,
+        height,
+        (_MARGIN["left"], _MARGIN["bottom"]),
+        (float(grid_w), float(grid_h)),
+        speed,
+        gain,
+        len(rows),
+    )
     return fig, geo
 
 
@@ -204,8 +262,11 @@ def _as_record(ecg: Any) -> ECGRecord:
     arr = np.asarray(ecg, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr[None]
-    leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6") \
-        if len(arr) == 12 else tuple(f"ch{i + 1}" for i in range(len(arr)))
+    leads = (
+        ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+        if len(arr) == 12
+        else tuple(f"ch{i + 1}" for i in range(len(arr)))
+    )
     return ECGRecord(signal=arr, fs=500.0, leads=leads, record_id="array")
 
 
@@ -213,12 +274,18 @@ def _filtered(record: ECGRecord) -> ECGRecord:
     from ..signal import filter_chain
 
     sig = filter_chain(np.nan_to_num(record.signal.astype(np.float64)), fs=record.fs)
-    return ECGRecord(signal=np.asarray(sig, np.float32), fs=record.fs, leads=record.leads,
-                     record_id=record.record_id, source=record.source)
+    return ECGRecord(
+        signal=np.asarray(sig, np.float32),
+        fs=record.fs,
+        leads=record.leads,
+        record_id=record.record_id,
+        source=record.source,
+    )
 
 
-def _shade(ax: Any, expl: Any, name: str, t0: float, t1: float, x_base: float, speed: float,
-           y0: float, pitch: float) -> None:
+def _shade(
+    ax: Any, expl: Any, name: str, t0: float, t1: float, x_base: float, speed: float, y0: float, pitch: float
+) -> None:
     """Attribution behind the trace: red where it raises the score, blue where it lowers it.
 
     Shown smoothed over 40 ms (attributions of single samples are spiky) and scaled to the 99th
@@ -238,15 +305,35 @@ def _shade(ax: Any, expl: Any, name: str, t0: float, t1: float, x_base: float, s
     scale = float(np.percentile(np.abs(smooth), 99)) or float(np.abs(smooth).max()) or 1.0
     seg = np.clip(values[keep] / scale, -1, 1)
     xa, xb = x_base + (times[keep][0] - t0) * speed, x_base + (times[keep][-1] - t0) * speed
-    ax.imshow(seg[None, :], extent=(xa, xb, y0 - 0.45 * pitch, y0 + 0.45 * pitch), cmap="bwr",
-              vmin=-1, vmax=1, alpha=0.45, aspect="auto", interpolation="nearest", zorder=1)
+    ax.imshow(
+        seg[None, :],
+        extent=(xa, xb, y0 - 0.45 * pitch, y0 + 0.45 * pitch),
+        cmap="bwr",
+        vmin=-1,
+        vmax=1,
+        alpha=0.45,
+        aspect="auto",
+        interpolation="nearest",
+        zorder=1,
+    )
 
 
 _FIDUCIAL_COLOURS = {"p": "#1f77b4", "N": "#d62728", "t": "#2ca02c"}
 
 
-def _fiducials(ax: Any, marks: Sequence[tuple[float, str]], t0: float, t1: float, x_base: float,
-               speed: float, y0: float, trace: np.ndarray, fs: float, i0: int, gain: float) -> None:
+def _fiducials(
+    ax: Any,
+    marks: Sequence[tuple[float, str]],
+    t0: float,
+    t1: float,
+    x_base: float,
+    speed: float,
+    y0: float,
+    trace: np.ndarray,
+    fs: float,
+    i0: int,
+    gain: float,
+) -> None:
     for time_s, symbol in marks:
         if not t0 <= time_s < t1:
             continue
@@ -257,8 +344,15 @@ def _fiducials(ax: Any, marks: Sequence[tuple[float, str]], t0: float, t1: float
             ax.plot([x, x], [y - 1.5, y + 1.5], color="#555555", lw=0.4, zorder=4)
         else:
             ax.plot([x], [y], marker="o", ms=2.2, color=_FIDUCIAL_COLOURS.get(symbol, "#9467bd"), zorder=5)
-            ax.text(x, y + 2.0, {"N": "QRS"}.get(symbol, symbol.upper()), fontsize=5, ha="center",
-                    color=_FIDUCIAL_COLOURS.get(symbol, "#9467bd"), zorder=5)
+            ax.text(
+                x,
+                y + 2.0,
+                {"N": "QRS"}.get(symbol, symbol.upper()),
+                fontsize=5,
+                ha="center",
+                color=_FIDUCIAL_COLOURS.get(symbol, "#9467bd"),
+                zorder=5,
+            )
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 200) -> Path:

@@ -1,4 +1,5 @@
-"""``ecgfounder convert``: convert an official .pth to our safetensors format (weights + architecture + contract + labels)."""
+"""``ecgfounder convert``: convert an official .pth to our safetensors format (weights, architecture,
+contract, labels)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("convert", help="convert an official .pth to our safetensors format "
-                                       "(weights + architecture + contract + labels)")
+    p = sub.add_parser(
+        "convert",
+        help="convert an official .pth to our safetensors format "
+        "(weights + architecture + contract + labels)",
+    )
     p.add_argument("source", help="model file or registered model name")
     p.add_argument("output", help="output .safetensors file")
     p.add_argument("--name", help="model name stored in the file")
@@ -26,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.source, template=args.template, **model_overrides(args))
     path = save_model(model, args.output, name=args.name)
-    print(f"wrote {path} ({model.num_parameters():,} parameters, "
-          f"{'contract + labels' if model.info.labels else 'no labels'})")
+    print(
+        f"wrote {path} ({model.num_parameters():,} parameters, "
+        f"{'contract + labels' if model.info.labels else 'no labels'})"
+    )
     return 0

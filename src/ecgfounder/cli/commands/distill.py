@@ -12,18 +12,31 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("distill", help="train a small student on a teacher's outputs (cross-lead too)",
-                       description="Soft targets from --teacher on --data (any inputs predict takes, "
-                                   "unlabelled, or a data-set layout such as cinc2017:DIR); labels where "
-                                   "given (--labels FILE.csv or a labelled layout) can join with --hard-weight. "
-                                   "Writes best/last.safetensors and distill_report.{json,md} in --out.")
-    p.add_argument("--student", metavar="PRESET|FILE",
-                   help="student architecture: a preset (nano, micro, tiny, small...) or a .json/.yaml of Net1D fields")
-    p.add_argument("--data", nargs="+", metavar="INPUT",
-                   help="ECG files, folders, globs or a manifest of paths (unlabelled), or one layout "
-                        "such as cinc2017:DIR / ludb:DIR")
-    p.add_argument("--labels", metavar="FILE.csv",
-                   help="manifest CSV of the records (path + label columns named as the teacher's labels)")
+    p = sub.add_parser(
+        "distill",
+        help="train a small student on a teacher's outputs (cross-lead too)",
+        description="Soft targets from --teacher on --data (any inputs predict takes, "
+        "unlabelled, or a data-set layout such as cinc2017:DIR); labels where "
+        "given (--labels FILE.csv or a labelled layout) can join with --hard-weight. "
+        "Writes best/last.safetensors and distill_report.{json,md} in --out.",
+    )
+    p.add_argument(
+        "--student",
+        metavar="PRESET|FILE",
+        help="student architecture: a preset (nano, micro, tiny, small...) or a .json/.yaml of Net1D fields",
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        metavar="INPUT",
+        help="ECG files, folders, globs or a manifest of paths (unlabelled), or one layout "
+        "such as cinc2017:DIR / ludb:DIR",
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE.csv",
+        help="manifest CSV of the records (path + label columns named as the teacher's labels)",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: the config's output_dir)")
     add_train_options(p)
     add_verbose(p)
@@ -51,8 +64,13 @@ def _run(args: argparse.Namespace) -> int:
             raise ECGFounderError("give the records either with --data or in the --labels manifest, not both")
         overrides["manifest"] = args.labels
     elif args.data:
-        if len(args.data) == 1 and ":" in args.data[0] and not args.data[0].startswith(("/", ".")) \
-                and args.data[0].split(":", 1)[0].split("/")[0] in ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl"):
+        if (
+            len(args.data) == 1
+            and ":" in args.data[0]
+            and not args.data[0].startswith(("/", "."))
+            and args.data[0].split(":", 1)[0].split("/")[0]
+            in ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl")
+        ):
             overrides["dataset"] = args.data[0]
         else:
             overrides["inputs"] = list(args.data)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..common import scoring_options, make_predictor
+from ..common import make_predictor, scoring_options
 
 __all__ = ["add_parser", "run"]
 
@@ -16,7 +16,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="pooled embeddings (1024 values for the released models)")
     scoring_options(p)
     p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
-    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists (default: refuse)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)"
+    )
     p.set_defaults(func=run, threshold=None, thresholds=None)
     return p
 
@@ -32,13 +34,15 @@ def run(args: argparse.Namespace) -> int:
     writer = EmbeddingWriter(args.output)
     failed = 0
     try:
-        for key, window, start, vec, err in predictor.iter_embed(sources, per_window=args.per_window):
+        for key, window, start, vec, _err in predictor.iter_embed(sources, per_window=args.per_window):
             if vec is None:
                 failed += 1
                 continue
             writer.write(key, window, start, vec)
     finally:
         writer.close()
-    print(f"wrote {writer.count} embedding(s) of size {writer.dim} to {args.output}; "
-          f"{failed} input(s) failed", file=sys.stderr)
+    print(
+        f"wrote {writer.count} embedding(s) of size {writer.dim} to {args.output}; {failed} input(s) failed",
+        file=sys.stderr,
+    )
     return 1 if failed else 0

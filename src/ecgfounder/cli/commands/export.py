@@ -14,14 +14,25 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export a model to ONNX, TorchScript or safetensors, with a parity check")
+    p = sub.add_parser(
+        "export", help="export a model to ONNX, TorchScript or safetensors, with a parity check"
+    )
     p.add_argument("model", help="registered model name or model file")
-    p.add_argument("--output", "-o", required=True, help="FILE.onnx, FILE.pt (TorchScript) or FILE.safetensors")
-    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], help="the file type (default: from the suffix: .onnx, .pt, .safetensors)")
+    p.add_argument(
+        "--output", "-o", required=True, help="FILE.onnx, FILE.pt (TorchScript) or FILE.safetensors"
+    )
+    p.add_argument(
+        "--format",
+        choices=["onnx", "torchscript", "safetensors"],
+        help="the file type (default: from the suffix: .onnx, .pt, .safetensors)",
+    )
     p.add_argument("--atol", type=float, default=1e-4, help="parity tolerance against PyTorch (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
-    p.add_argument("--int8", action="store_true",
-                   help="ONNX only: static int8 quantisation (ONNX Runtime) calibrated on --calibration")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="ONNX only: static int8 quantisation (ONNX Runtime) calibrated on --calibration",
+    )
     p.add_argument("--calibration", nargs="+", metavar="INPUT", help="ECG files/folders for --int8")
     p.add_argument("--lead", help="channel to calibrate a single-lead model on")
     model_options(p)
@@ -44,8 +55,10 @@ def _run(args: argparse.Namespace) -> int:
         from ...export import export_int8
 
         if not args.calibration:
-            raise ECGFounderError("--int8 needs --calibration ECG files or folders (a few dozen records "
-                                  "like the ones the model will score)")
+            raise ECGFounderError(
+                "--int8 needs --calibration ECG files or folders (a few dozen records "
+                "like the ones the model will score)"
+            )
         if (args.format or Path(args.output).suffix.lower().lstrip(".")) != "onnx":
             raise ECGFounderError("--int8 writes ONNX: give --output FILE.onnx")
         summary = export_int8(model, args.output, args.calibration, lead=args.lead)

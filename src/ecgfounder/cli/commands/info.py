@@ -13,8 +13,11 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="load a model strictly and describe it")
-    p.add_argument("source", help="registered model name or model file (.pth, .pt, .safetensors, or an ONNX or "
-                                  "TorchScript export)")
+    p.add_argument(
+        "source",
+        help="registered model name or model file (.pth, .pt, .safetensors, or an ONNX or "
+        "TorchScript export)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     model_options(p)
     p.set_defaults(func=run)
@@ -42,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from ...models import load_model
 
     exported = _exported(args.source)
-    model = exported if exported is not None else load_model(args.source, template=args.template,
-                                                             **model_overrides(args))
+    model = (
+        exported
+        if exported is not None
+        else load_model(args.source, template=args.template, **model_overrides(args))
+    )
     info = model.info
     out = {
         "name": info.name,

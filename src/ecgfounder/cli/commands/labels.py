@@ -6,14 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("labels", help="print a model's output index and label name")
-    p.add_argument("model", nargs="?", default="ecgfounder-12lead",
-                   help="registered model name or model file (default: ecgfounder-12lead)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default="ecgfounder-12lead",
+        help="registered model name or model file (default: ecgfounder-12lead)",
+    )
     p.set_defaults(func=run)
     return p
 

@@ -10,14 +10,29 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("measure", help="clinical measurements: HR, PR, QRS, QT, QTc, P/QRS/T axes (with flags)")
-    p.add_argument("inputs", nargs="+", help="ECG files, folders, globs or a manifest (as predict takes them)")
+    p = sub.add_parser(
+        "measure", help="clinical measurements: HR, PR, QRS, QT, QTc, P/QRS/T axes (with flags)"
+    )
+    p.add_argument(
+        "inputs", nargs="+", help="ECG files, folders, globs or a manifest (as predict takes them)"
+    )
     p.add_argument("-o", "--output", help="CSV, JSON lines or Parquet file (default: CSV on stdout)")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], help="output format (default: from the file name)")
-    p.add_argument("--method", choices=["unet", "neurokit"], default="unet",
-                   help="wave delineation: the bundled LUDB-trained U-Net (default) or neurokit2 (extra 'measure')")
-    p.add_argument("--agree", type=int, default=1, metavar="K",
-                   help="global onset/offset = K-th earliest/latest over the leads (default 1: the IEC definition)")
+    p.add_argument(
+        "--format", choices=["csv", "jsonl", "parquet"], help="output format (default: from the file name)"
+    )
+    p.add_argument(
+        "--method",
+        choices=["unet", "neurokit"],
+        default="unet",
+        help="wave delineation: the bundled LUDB-trained U-Net (default) or neurokit2 (extra 'measure')",
+    )
+    p.add_argument(
+        "--agree",
+        type=int,
+        default=1,
+        metavar="K",
+        help="global onset/offset = K-th earliest/latest over the leads (default 1: the IEC definition)",
+    )
     p.add_argument("--fs", type=float, help="sampling rate, for files that do not state it (CSV, .npy)")
     p.add_argument("--leads", help="comma-separated lead names, for files that do not name them")
     p.add_argument("--units", help="signal units for files that do not state them (default mV)")
@@ -32,8 +47,14 @@ def run(args: argparse.Namespace) -> int:
     writer = TableWriter(args.output, table_format(args.output, args.format))
     failed = 0
     try:
-        for row in measure_inputs(args.inputs, method=args.method, agree=args.agree, fs=args.fs,
-                                  leads=args.leads.split(",") if args.leads else None, units=args.units):
+        for row in measure_inputs(
+            args.inputs,
+            method=args.method,
+            agree=args.agree,
+            fs=args.fs,
+            leads=args.leads.split(",") if args.leads else None,
+            units=args.units,
+        ):
             if row["error"]:
                 failed += 1
                 print(f"error: {row['record']}: {row['error']}", file=sys.stderr)

@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import Any
 
-
 __all__ = ["add_parser", "run"]
 
 
@@ -22,15 +21,17 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [get_model_entry(name).summary() for name in list_models()]
     if args.json:
-        print(json.dumps({"models": rows, "presets": {k: v.to_dict() for k, v in PRESETS.items()}},
-                         indent=2))
+        print(json.dumps({"models": rows, "presets": {k: v.to_dict() for k, v in PRESETS.items()}}, indent=2))
         return 0
     print("Registered models:")
     for row in rows:
         c = row["contract"]
-        print(f"  {row['name']:<20} {row['arch']:<6} {row['n_labels']:>4} labels  "
-              f"{len(c['leads'])} lead{'s' if len(c['leads']) != 1 else ''} {' '.join(c['leads'])}, {c['fs']:g} Hz, "
-              f"{c['n_samples']} samples, {c['units']}, {c['preprocessing']}")
+        print(
+            f"  {row['name']:<20} {row['arch']:<6} {row['n_labels']:>4} labels  "
+            f"{len(c['leads'])} lead{'s' if len(c['leads']) != 1 else ''} {' '.join(c['leads'])}, "
+            f"{c['fs']:g} Hz, "
+            f"{c['n_samples']} samples, {c['units']}, {c['preprocessing']}"
+        )
         print(f"  {'':<20} weights: {row['weights']}")
     print("Architecture presets (pretrained=False): " + ", ".join(PRESETS))
     return 0

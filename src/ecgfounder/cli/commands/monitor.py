@@ -1,4 +1,5 @@
-"""``ecgfounder monitor``: a long recording (Holter, patch, watch) to windows, episodes, burden, heart rate."""
+"""``ecgfounder monitor``: a long recording (Holter, patch, watch) to windows, episodes, burden and
+heart rate."""
 
 from __future__ import annotations
 
@@ -11,27 +12,62 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("monitor", help="long recordings: rhythm episodes, burden and heart rate, read in chunks")
+    p = sub.add_parser(
+        "monitor", help="long recordings: rhythm episodes, burden and heart rate, read in chunks"
+    )
     p.add_argument("record", help="the recording (WFDB and EDF/BDF are read in chunks; other formats whole)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for windows.csv, episodes.csv, summary.json")
-    p.add_argument("--model", help="registered model name or model file (default: the released model that fits "
-                                   "the record)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for windows.csv, episodes.csv, summary.json"
+    )
+    p.add_argument(
+        "--model",
+        help="registered model name or model file (default: the released model that fits the record)",
+    )
     p.add_argument("--lead", help="channel to analyse with a single-lead model")
     p.add_argument("--stride", type=float, default=5.0, metavar="SECONDS", help="window step (default 5)")
-    p.add_argument("--chunk", type=float, default=600.0, metavar="SECONDS",
-                   help="seconds read at a time (default 600; memory does not grow with the record)")
-    p.add_argument("--labels", help="comma-separated labels to find episodes of (default: all but normal and noise)")
+    p.add_argument(
+        "--chunk",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="seconds read at a time (default 600; memory does not grow with the record)",
+    )
+    p.add_argument(
+        "--labels", help="comma-separated labels to find episodes of (default: all but normal and noise)"
+    )
     p.add_argument("--on", type=float, default=0.5, help="probability that opens an episode (default 0.5)")
     p.add_argument("--off", type=float, default=0.35, help="probability below which it closes (default 0.35)")
-    p.add_argument("--smooth", type=int, default=3, metavar="WINDOWS", help="running median width (default 3)")
-    p.add_argument("--min-duration", type=float, default=30.0, metavar="SECONDS",
-                   help="shortest episode kept (default 30)")
-    p.add_argument("--merge-gap", type=float, default=10.0, metavar="SECONDS",
-                   help="episodes closer than this are joined (default 10)")
-    p.add_argument("--rr-weight", type=float, default=0.0, metavar="W",
-                   help="weight of the RR irregularity in the AF episode score (default 0: the model alone)")
-    p.add_argument("--rr-cv-center", type=float, default=0.10, metavar="CV",
-                   help="RR coefficient of variation counted half-way irregular (default 0.10)")
+    p.add_argument(
+        "--smooth", type=int, default=3, metavar="WINDOWS", help="running median width (default 3)"
+    )
+    p.add_argument(
+        "--min-duration",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="shortest episode kept (default 30)",
+    )
+    p.add_argument(
+        "--merge-gap",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="episodes closer than this are joined (default 10)",
+    )
+    p.add_argument(
+        "--rr-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of the RR irregularity in the AF episode score (default 0: the model alone)",
+    )
+    p.add_argument(
+        "--rr-cv-center",
+        type=float,
+        default=0.10,
+        metavar="CV",
+        help="RR coefficient of variation counted half-way irregular (default 0.10)",
+    )
     p.add_argument("--no-heart-rate", action="store_true", help="skip the QRS detector")
     p.add_argument("--no-report", action="store_true", help="no report.pdf")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -43,21 +79,50 @@ def run(args: argparse.Namespace) -> int:
     from ...monitor import EpisodeRules, monitor
 
     try:
-        rules = EpisodeRules(on=args.on, off=args.off, smooth_windows=args.smooth, min_duration_s=args.min_duration,
-                             merge_gap_s=args.merge_gap, rr_weight=args.rr_weight, rr_cv_center=args.rr_cv_center)
+        rules = EpisodeRules(
+            on=args.on,
+            off=args.off,
+            smooth_windows=args.smooth,
+            min_duration_s=args.min_duration,
+            merge_gap_s=args.merge_gap,
+            rr_weight=args.rr_weight,
+            rr_cv_center=args.rr_cv_center,
+        )
     except ValueError as exc:
         from ...errors import ECGFounderError
 
         raise ECGFounderError(str(exc)) from None
-    result = monitor(args.record, args.model, lead=args.lead, stride_s=args.stride, chunk_s=args.chunk,
-                     rules=rules, labels=args.labels.split(",") if args.labels else None, out_dir=args.out,
-                     progress=False if args.no_progress else None, heart_rate=not args.no_heart_rate,
-                     report=not args.no_report)
+    result = monitor(
+        args.record,
+        args.model,
+        lead=args.lead,
+        stride_s=args.stride,
+        chunk_s=args.chunk,
+        rules=rules,
+        labels=args.labels.split(",") if args.labels else None,
+        out_dir=args.out,
+        progress=False if args.no_progress else None,
+        heart_rate=not args.no_heart_rate,
+        report=not args.no_report,
+    )
     s = result.summary
-    print(f"{s['record']}: {s['duration_s'] / 3600:.2f} h, analysed {s['analysed_s'] / 3600:.2f} h, "
-          f"excluded {s['excluded_s']:.0f} s", file=sys.stderr)
-    print(json.dumps({"burden": s["burden"], "episodes": s["episodes"],
-                      "heart_rate": {k: v for k, v in s["heart_rate"].items() if k != "per_minute"}}))
-    print(f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'} to {args.out}",
-          file=sys.stderr)
+    print(
+        f"{s['record']}: {s['duration_s'] / 3600:.2f} h, analysed {s['analysed_s'] / 3600:.2f} h, "
+        f"excluded {s['excluded_s']:.0f} s",
+        file=sys.stderr,
+    )
+    print(
+        json.dumps(
+            {
+                "burden": s["burden"],
+                "episodes": s["episodes"],
+                "heart_rate": {k: v for k, v in s["heart_rate"].items() if k != "per_minute"},
+            }
+        )
+    )
+    print(
+        f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'} to "
+        f"{args.out}",
+        file=sys.stderr,
+    )
     return 0

@@ -16,27 +16,52 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="probabilities per label (named) for ECG files")
     scoring_options(p)
     p.add_argument("--output", "-o", help="output file (default: CSV on stdout)")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"],
-                   help="output format (default: from the file name, else csv)")
-    p.add_argument("--aggregate", choices=["mean", "max", "logit"], default=None,
-                   help="how window probabilities make a record's: mean, max, or logit (mean window logit: "
-                        "the normalised geometric mean for softmax models); default the model's own, else mean")
+    p.add_argument(
+        "--format",
+        choices=["csv", "jsonl", "parquet"],
+        help="output format (default: from the file name, else csv)",
+    )
+    p.add_argument(
+        "--aggregate",
+        choices=["mean", "max", "logit"],
+        default=None,
+        help="how window probabilities make a record's: mean, max, or logit (mean window logit: "
+        "the normalised geometric mean for softmax models); default the model's own, else mean",
+    )
     p.add_argument("--threshold", type=float, help="one decision threshold for every label")
-    p.add_argument("--thresholds", metavar="FILE",
-                   help="per-label thresholds: JSON {label: threshold} or CSV label,threshold")
-    p.add_argument("--conformal", metavar="FILE",
-                   help="conformal sets from `ecgfounder conformal`: adds conformal_set and abstain per record")
-    p.add_argument("--measure", action="store_true",
-                   help="add the clinical measurements of each record (hr_bpm, pr_ms, qrs_ms, qt_ms, QTc, axes, "
-                        "measure_flags; see `ecgfounder measure`)")
-    p.add_argument("--no-artifact-checks", action="store_true",
-                   help="skip the noise, mains, wander, motion and limb-reversal flags (about 3 ms per 12-lead record)")
+    p.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="per-label thresholds: JSON {label: threshold} or CSV label,threshold",
+    )
+    p.add_argument(
+        "--conformal",
+        metavar="FILE",
+        help="conformal sets from `ecgfounder conformal`: adds conformal_set and abstain per record",
+    )
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="add the clinical measurements of each record (hr_bpm, pr_ms, qrs_ms, qt_ms, QTc, axes, "
+        "measure_flags; see `ecgfounder measure`)",
+    )
+    p.add_argument(
+        "--no-artifact-checks",
+        action="store_true",
+        help="skip the noise, mains, wander, motion and limb-reversal flags (about 3 ms per 12-lead record)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest")
-    p.add_argument("--shard", metavar="K/N",
-                   help="score the K-th of N disjoint parts of the inputs (1 <= K <= N) into OUTPUT.partKofN.EXT; "
-                        "under torchrun the rank and world size choose the part")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: keep the records already in OUTPUT.partial, score the rest",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="score the K-th of N disjoint parts of the inputs (1 <= K <= N) into OUTPUT.partKofN.EXT; "
+        "under torchrun the rank and world size choose the part",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -65,11 +90,22 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_inputs(args.inputs)
     predictor = make_predictor(args, sources)
     if args.output:
-        summary = predict_to_file(predictor, sources, args.output, fmt=args.format, per_window=args.per_window,
-                                  overwrite=args.overwrite, resume=args.resume, shard=shard)
+        summary = predict_to_file(
+            predictor,
+            sources,
+            args.output,
+            fmt=args.format,
+            per_window=args.per_window,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            shard=shard,
+        )
         kept = f", {summary.resumed} kept from the interrupted run" if summary.resumed else ""
-        print(f"wrote {summary.rows} row(s) for {summary.records} record(s) to {summary.output}{kept}; "
-              f"{summary.failed} input(s) failed", file=sys.stderr)
+        print(
+            f"wrote {summary.rows} row(s) for {summary.records} record(s) to {summary.output}{kept}; "
+            f"{summary.failed} input(s) failed",
+            file=sys.stderr,
+        )
         return 1 if summary.failed else 0
     writer = TableWriter(None, table_format(None, args.format))
     failed = 0

@@ -7,18 +7,23 @@ import json
 import sys
 from typing import Any
 
-
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("prepare", help="preprocess a data set once into shards for streamed (multi-node) training")
+    p = sub.add_parser(
+        "prepare", help="preprocess a data set once into shards for streamed (multi-node) training"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="manifest CSV (path, labels, split)")
     src.add_argument("--dataset", help="cinc2017:<folder>, cinc2021:<folder> or ptbxl[/group]:<folder>")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--task", default="multiclass", choices=["multiclass", "multilabel", "regression"],
-                   help="the labels' task (default multiclass)")
+    p.add_argument(
+        "--task",
+        default="multiclass",
+        choices=["multiclass", "multilabel", "regression"],
+        help="the labels' task (default multiclass)",
+    )
     p.add_argument("--label-columns", help="comma-separated label columns of the manifest")
     p.add_argument("--model", help="take the input contract (leads, rate, length) from this model")
     p.add_argument("--leads", help="comma-separated leads (default: the 12 standard leads)")
@@ -36,11 +41,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ...contract import STANDARD_12_LEADS, InputContract
     from ...data.shards import write_shards
-    from ...train.config import load_config
     from ...train import build_manifest
+    from ...train.config import load_config
 
-    cfg = load_config(None, {"manifest": args.manifest, "dataset": args.dataset, "task": args.task,
-                             "label_columns": args.label_columns, "limit": args.limit, "seed": args.seed})
+    cfg = load_config(
+        None,
+        {
+            "manifest": args.manifest,
+            "dataset": args.dataset,
+            "task": args.task,
+            "label_columns": args.label_columns,
+            "limit": args.limit,
+            "seed": args.seed,
+        },
+    )
     man = build_manifest(cfg)
     if args.model:
         from ...models import load_model
@@ -49,11 +63,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         leads = tuple(args.leads.split(",")) if args.leads else STANDARD_12_LEADS
         contract = InputContract(leads=leads)
-    out = write_shards(man, contract, args.out, shard_records=args.shard_records, stride_s=args.stride,
-                       lead=args.lead, workers=args.workers if args.workers is not None else 1,
-                       progress=not args.no_progress and sys.stderr.isatty())
+    out = write_shards(
+        man,
+        contract,
+        args.out,
+        shard_records=args.shard_records,
+        stride_s=args.stride,
+        lead=args.lead,
+        workers=args.workers if args.workers is not None else 1,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
     index = json.loads((out / "index.json").read_text())
-    print(f"wrote {len(index['shards'])} shard(s) to {out}: {sum(s['records'] for s in index['shards'])} "
-          f"records, {sum(s['windows'] for s in index['shards'])} windows, "
-          f"{index['unusable_records']} unusable", file=sys.stderr)
+    print(
+        f"wrote {len(index['shards'])} shard(s) to {out}: {sum(s['records'] for s in index['shards'])} "
+        f"records, {sum(s['windows'] for s in index['shards'])} windows, "
+        f"{index['unusable_records']} unusable",
+        file=sys.stderr,
+    )
     return 0

@@ -7,13 +7,14 @@ import json
 import sys
 from typing import Any
 
-
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("read", help="read ECG files and show leads, rate, metadata and quality flags")
-    p.add_argument("files", nargs="+", help="ECG files (WFDB .hea, EDF/BDF, XML, DICOM, CSV, .npy/.npz, HDF5)")
+    p.add_argument(
+        "files", nargs="+", help="ECG files (WFDB .hea, EDF/BDF, XML, DICOM, CSV, .npy/.npz, HDF5)"
+    )
     p.add_argument("--fs", type=float, help="sampling rate, for files that do not state it (CSV, .npy)")
     p.add_argument("--leads", help="comma-separated lead names, for files that do not name them")
     p.add_argument("--units", help="signal units for files that do not state them (default mV)")
@@ -30,27 +31,48 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            rec = check_quality(read_ecg(path, fs=args.fs, leads=args.leads.split(",") if args.leads else None,
-                                         units=args.units))
+            rec = check_quality(
+                read_ecg(
+                    path, fs=args.fs, leads=args.leads.split(",") if args.leads else None, units=args.units
+                )
+            )
         except ECGInputError as exc:
             failed += 1
             print(f"error: {exc}", file=sys.stderr)
             if args.json:
                 print(json.dumps({"record": str(path), "error": exc.reason}))
             continue
-        summary = {"record": str(path), "id": rec.record_id, "format": rec.meta.get("format"),
-                   "leads": list(rec.leads), "fs": rec.fs, "samples": rec.n_samples,
-                   "duration_s": round(rec.duration_s, 3), "age": rec.age, "sex": rec.sex,
-                   "diagnoses": list(rec.diagnoses), "codes": list(rec.codes), "flags": rec.flags,
-                   "notes": rec.notes}
+        summary = {
+            "record": str(path),
+            "id": rec.record_id,
+            "format": rec.meta.get("format"),
+            "leads": list(rec.leads),
+            "fs": rec.fs,
+            "samples": rec.n_samples,
+            "duration_s": round(rec.duration_s, 3),
+            "age": rec.age,
+            "sex": rec.sex,
+            "diagnoses": list(rec.diagnoses),
+            "codes": list(rec.codes),
+            "flags": rec.flags,
+            "notes": rec.notes,
+        }
         if args.json:
             print(json.dumps(summary))
         else:
-            print(f"{path}: {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''} [{' '.join(rec.leads)}], {rec.fs:g} Hz, "
-                  f"{rec.duration_s:.2f} s" + (f", age {rec.age:g}" if rec.age is not None else "")
-                  + (f", sex {rec.sex}" if rec.sex else ""))
-            for label, items in (("diagnoses", rec.diagnoses), ("codes", rec.codes),
-                                 ("flags", rec.flags), ("notes", rec.notes)):
+            print(
+                f"{path}: {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''} [{' '.join(rec.leads)}], "
+                f"{rec.fs:g} Hz, "
+                f"{rec.duration_s:.2f} s"
+                + (f", age {rec.age:g}" if rec.age is not None else "")
+                + (f", sex {rec.sex}" if rec.sex else "")
+            )
+            for label, items in (
+                ("diagnoses", rec.diagnoses),
+                ("codes", rec.codes),
+                ("flags", rec.flags),
+                ("notes", rec.notes),
+            ):
                 if items:
                     print(f"  {label}: {'; '.join(items)}")
     return 1 if failed else 0

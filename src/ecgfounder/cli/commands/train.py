@@ -13,8 +13,12 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune, linear-probe or train from scratch (torchrun for many GPUs)")
-    p.add_argument("--folds", type=int, metavar="K",
-                   help="K-fold cross-validation: one run per fold, out-of-fold predictions pooled and evaluated")
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: one run per fold, out-of-fold predictions pooled and evaluated",
+    )
     add_train_options(p)
     p.set_defaults(func=run)
     return p
