@@ -85,6 +85,40 @@ def test_predict_upload_matches_the_predictor(server, data_dir):
     np.testing.assert_allclose([r.json()["probabilities"][k] for k in labels], geo / geo.sum(), atol=1e-5)
 
 
+def test_the_service_and_predict_give_the_same_row(server, data_dir):
+    """Issue 32: one row schema (ecgfounder.row/1) from the service, from Python and, flattened,
+    from the CLI: every shared field equal for the same file (the record key aside: the service
+    names the upload, the CLI the path)."""
+    from ecgfounder import Predictor
+    from ecgfounder.infer.rows import ROW_SCHEMA, flatten_row
+
+    url, _ = server
+    cinc = data_dir / "cinc2017-dev" / "A00004"
+    files = [("file", (p.name, p.read_bytes())) for p in (cinc.with_suffix(".hea"), cinc.with_suffix(".mat"))]
+    body = httpx.post(f"{url}/v1/predict", files=files, timeout=60).json()
+    pred = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False)
+    row = next(pred.iter_rows([cinc.with_suffix(".hea")]))
+    assert body["schema"] == row["schema"] == ROW_SCHEMA
+    for key in ("findings", "flags", "error", "model", "preprocessing", "n_windows", "duration_s"):
+        if key == "findings":
+            assert [f["label"] for f in body[key]] == [f["label"] for f in row[key]] != []
+            np.testing.assert_allclose(
+                [f["probability"] for f in body[key]], [f["probability"] for f in row[key]], atol=1e-5
+            )
+        else:
+            assert body[key] == row[key], key
+    assert body["probabilities"].keys() == row["probabilities"].keys()
+    np.testing.assert_allclose(
+        list(body["probabilities"].values()), list(row["probabilities"].values()), atol=1e-5
+    )
+    assert body["top_findings"][0]["label"] == row["findings"][0]["label"]  # the v1 name, kept
+    # the CLI's CSV row is the same row flattened
+    table = pred.predict([cinc.with_suffix(".hea")]).iloc[0]
+    flat = flatten_row(row)
+    assert table["findings"] == flat["findings"] and table["findings"].startswith("AF (")
+    assert list(table.index) == list(flat)
+
+
 def test_json_array_and_embed(server, data_dir):
     import wfdb
 

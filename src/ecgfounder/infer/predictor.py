@@ -9,7 +9,6 @@ Windows of several records share a batch. A file that cannot be used becomes a r
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 from collections import deque
@@ -23,35 +22,15 @@ from ..contract import InputContract
 from ..errors import ECGInputError
 from ..io.record import ECGRecord
 from ..io.sources import Source, expand_inputs
-from ..models.outputs import AGGREGATES
-from ..models.outputs import aggregate as aggregate_outputs
 from ..signal.artifacts import ArtifactThresholds
 from ..signal.quality import QualityThresholds
 from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
 from .backends import Backend, Precision, load_backend
+from .rows import RESERVED_COLUMNS, ScoringOptions, flatten_row, record_row
 
-__all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS"]
+__all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS", "ScoringOptions"]
 
 log = logging.getLogger("ecgfounder")
-
-RESERVED_COLUMNS = (
-    "record",
-    "window",
-    "start_s",
-    "error",
-    "findings",
-    "flags",
-    "n_windows",
-    "duration_s",
-    "notes",
-    "model",
-    "preprocessing",
-)
-
-
-def _seconds(value: float | None) -> float | None:
-    """A duration to the millisecond (``1805.5555555555557`` -> ``1805.556``)."""
-    return None if value is None or not math.isfinite(value) else round(float(value), 3)
 
 
 @dataclass
@@ -151,20 +130,20 @@ class Predictor:
             raise ValueError(
                 f"contract names {self.contract.n_leads} leads, the model takes {model.config.in_channels}"
             )
-        n = model.config.n_classes
-        labels = list(info.labels) if info is not None and info.labels else [f"output_{i}" for i in range(n)]
         reserved = RESERVED_COLUMNS
         extras = None
         if measure:
             from ..measurement.core import MEASURE_COLUMNS, measure_row
 
             reserved, extras = (*RESERVED_COLUMNS, *MEASURE_COLUMNS), measure_row
-        self.labels = [f"p_{name}" if name in reserved else name for name in labels]
-        self.thresholds = self._thresholds(thresholds, info, labels)
-        self.aggregate = aggregate or (info.aggregate if info is not None else None) or "mean"
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)} (got {self.aggregate!r})")
-        self.task = info.task if info is not None else "multilabel"
+        self.scoring = ScoringOptions.for_model(
+            info,
+            model.config.n_classes,
+            thresholds=thresholds,
+            aggregate=aggregate,
+            conformal=conformal,
+            reserved=reserved,
+        )
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
@@ -204,36 +183,27 @@ class Predictor:
             f"{used}, {self.contract.fs:g} Hz, {self.contract.n_samples} samples"
         )
         self.on_error = on_error
-        self.conformal = conformal
-        if conformal is not None:
-            missing = [name for name in conformal.labels if name not in self.labels]
-            if missing:
-                raise ValueError(
-                    f"the conformal file's labels {', '.join(missing[:5])} are not outputs of the model"
-                )
 
-    @staticmethod
-    def _thresholds(value: Any, info: Any, labels: list[str]) -> np.ndarray:
-        n = len(labels)
-        base = np.full(n, 0.5)
-        if info is not None and info.thresholds is not None:
-            base = np.asarray(info.thresholds, dtype=np.float64)
-        if value is None:
-            return base
-        if isinstance(value, (int, float)):
-            return np.full(n, float(value))
-        if isinstance(value, Mapping):
-            out = base.copy()
-            unknown = [k for k in value if k not in labels]
-            if unknown:
-                raise ValueError(f"thresholds for unknown labels: {', '.join(map(str, unknown[:5]))}")
-            for k, v in value.items():
-                out[labels.index(k)] = float(v)
-            return out
-        arr = np.asarray(list(value), dtype=np.float64)
-        if arr.shape != (n,):
-            raise ValueError(f"{arr.size} thresholds for {n} labels")
-        return arr
+    # the scoring options, by the names the predictor has always had
+    @property
+    def labels(self) -> list[str]:
+        return list(self.scoring.labels)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return self.scoring.thresholds
+
+    @property
+    def aggregate(self) -> str:
+        return self.scoring.aggregate
+
+    @property
+    def task(self) -> str:
+        return self.scoring.task
+
+    @property
+    def conformal(self) -> Any:
+        return self.scoring.conformal
 
     # ------------------------------------------------------------------ input stream
 
@@ -352,72 +322,60 @@ class Predictor:
 
     # ------------------------------------------------------------------ public API
 
-    def iter_predict(self, inputs: Any, *, per_window: bool = False) -> Iterator[dict[str, Any]]:
-        """Rows (dicts) one by one, in input order; see :meth:`predict`."""
+    def iter_rows(self, inputs: Any, *, per_window: bool = False) -> Iterator[dict[str, Any]]:
+        """Rows in the one schema (:mod:`ecgfounder.infer.rows`: findings and flags as lists,
+        ``probabilities`` as a mapping), one by one, in input order."""
         for prep, probs in self._scored(inputs, features=False):
             self._report(prep)
-            base = {"record": prep.key}
-            meta = {
-                "flags": ";".join(prep.flags),
-                "error": prep.error or "",
-                "model": self.model_name,
-                "preprocessing": self.preprocessing,
-            }
-            if self.options.extras is not None:
-                from ..measurement.core import MEASURE_COLUMNS
-
-                meta.update(
-                    prep.extras
-                    or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS}
-                )
+            common = dict(
+                flags=prep.flags,
+                error=prep.error,
+                model=self.model_name,
+                preprocessing=self.preprocessing,
+                duration_s=prep.duration_s,
+                extras=self._extras(prep),
+            )
             if probs is None:
-                row = {
-                    **base,
-                    **({"window": None, "start_s": None} if per_window else {}),
-                    "findings": "",
-                    **meta,
-                    "n_windows": 0,
-                    "duration_s": _seconds(prep.duration_s),
-                }
-                row = {**row, **dict.fromkeys(self.labels, math.nan)}
+                row = record_row(
+                    prep.key, None, self.scoring, window=(None, None) if per_window else None, **common
+                )
                 if self.conformal is not None and not per_window:
-                    row.update(conformal_set="", abstain=True)
+                    row.update(conformal_set=[], abstain=True)
                 yield row
-                continue
-            if per_window:
+            elif per_window:
                 for w, (p, start) in enumerate(zip(probs, prep.starts_s)):
-                    yield {
-                        **base,
-                        "window": w,
-                        "start_s": _seconds(start),
-                        "findings": self._findings(p),
-                        **meta,
-                        "n_windows": len(probs),
-                        "duration_s": _seconds(prep.duration_s),
-                        **dict(zip(self.labels, map(float, p))),
-                    }
+                    yield record_row(
+                        prep.key, p, self.scoring, n_windows=len(probs), window=(w, start), **common
+                    )
             else:
                 p = self.record_probabilities(probs)
-                row = {
-                    **base,
-                    "findings": self._findings(p),
-                    **meta,
-                    "n_windows": len(probs),
-                    "duration_s": _seconds(prep.duration_s),
-                    **dict(zip(self.labels, map(float, p))),
-                }
+                row = record_row(prep.key, p, self.scoring, n_windows=len(probs), **common)
                 if self.conformal is not None:
                     label_set = self.conformal.sets(
-                        np.array([[row[name] for name in self.conformal.labels]])
+                        np.array([[row["probabilities"][n] for n in self.conformal.labels]])
                     )[0]
-                    row["conformal_set"] = "; ".join(label_set)
-                    row["abstain"] = self.conformal.abstain(label_set)
+                    row.update(conformal_set=list(label_set), abstain=self.conformal.abstain(label_set))
                 yield row
+
+    def iter_predict(self, inputs: Any, *, per_window: bool = False) -> Iterator[dict[str, Any]]:
+        """Rows (dicts) one by one, in input order, flattened as tables hold them; see :meth:`predict`."""
+        for row in self.iter_rows(inputs, per_window=per_window):
+            flat = flatten_row(row)
+            if "conformal_set" in flat:
+                flat["conformal_set"] = "; ".join(flat["conformal_set"])
+            yield flat
+
+    def _extras(self, prep: PreparedItem) -> dict[str, Any] | None:
+        if self.options.extras is None:
+            return None
+        from ..measurement.core import MEASURE_COLUMNS
+
+        return prep.extras or {k: (float("nan") if k != "measure_flags" else "") for k in MEASURE_COLUMNS}
 
     def record_probabilities(self, window_probs: Any) -> np.ndarray:
         """A record's outputs from its window outputs (windows, labels), by this predictor's
         ``aggregate``."""
-        return aggregate_outputs(window_probs, self.aggregate, self.task)
+        return self.scoring.record_outputs(window_probs)
 
     def predict(self, inputs: Any, *, per_window: bool = False) -> Any:
         """A pandas DataFrame: one row per record (or per window with ``per_window=True``) with
@@ -435,13 +393,6 @@ class Predictor:
         if row["error"]:
             raise ECGInputError(row["record"], row["error"])
         return sorted(((label, float(row[label])) for label in self.labels), key=lambda kv: -kv[1])[:n]
-
-    def _findings(self, probs: np.ndarray) -> str:
-        if getattr(self.backend.info, "task", "multilabel") == "regression":
-            return ""
-        hits = np.flatnonzero(probs >= self.thresholds)
-        hits = hits[np.argsort(-probs[hits], kind="stable")]
-        return "; ".join(f"{self.labels[i]} ({probs[i]:.2f})" for i in hits)
 
     def iter_embed(
         self, inputs: Any, *, per_window: bool = False

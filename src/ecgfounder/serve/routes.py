@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..errors import ECGFounderError
+from ..infer.rows import record_row
 from ..measurement.core import MAX_SECONDS as MEASURE_MAX_SECONDS
 from .errors import APIError, scrub_paths
 from .security import api_docs_html
@@ -95,13 +96,22 @@ async def predict(
     record, prep = parsed.record, parsed.prep
     per = await svc.batcher.submit(prep.windows, False)
     probs = svc.predictor.record_probabilities(per)
+    # the row `ecgfounder predict` writes for this file (one schema: ecgfounder.infer.rows), then
+    # what only the service adds; top_findings and quality_flags are the names of service v1
+    row = record_row(
+        record.record_id,
+        probs,
+        svc.predictor.scoring,
+        flags=prep.flags,
+        model=scrub_paths(svc.predictor.model_name),
+        preprocessing=svc.predictor.preprocessing,
+        n_windows=len(prep.windows),
+        duration_s=parsed.duration_s,
+    )
     out: dict[str, Any] = {
-        "record": record.record_id,
-        "duration_s": round(parsed.duration_s, 3),
+        **row,
         "fs": record.fs,
         "leads": list(record.leads),
-        "n_windows": len(prep.windows),
-        "probabilities": {lab: float(p) for lab, p in zip(svc.labels, probs)},
         "top_findings": svc.findings(probs),
         "quality_flags": list(prep.flags),
         "notes": list(prep.record.notes),

@@ -168,15 +168,8 @@ class Service:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
     def findings(self, probs: np.ndarray) -> list[dict[str, Any]]:
-        order = np.argsort(-probs)[: self.settings.top_k]
-        return [
-            {
-                "label": self.labels[i],
-                "probability": float(probs[i]),
-                "positive": bool(probs[i] >= self.predictor.thresholds[i]),
-            }
-            for i in order
-        ]
+        """The ``top_k`` most probable labels, each marked positive or not (``top_findings``)."""
+        return self.predictor.scoring.top(probs, self.settings.top_k)
 
 
 def figure_bytes(fig: Any, fmt: str) -> bytes:
