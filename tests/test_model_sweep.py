@@ -10,6 +10,12 @@ import torch
 
 from ecgfounder import create_model, list_models, load_model, save_model
 from ecgfounder.models import PRESETS, adapt_leads, get_model_entry
+from ecgfounder.models.architectures import (
+    ECGClassifier,
+    architecture_of,
+    get_architecture,
+    list_architectures,
+)
 
 REGISTERED = list_models()
 
@@ -30,13 +36,19 @@ def test_create_forward_save_load(name, tmp_path):
     assert info.contract.n_leads == model.config.in_channels
     assert info.labels is not None and len(info.labels) == model.config.n_classes
     x = _window(model)
-    with torch.inference_mode():
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
-    assert feats.shape == (2, model.num_features) and logits.shape == (2, model.config.n_classes)
-    assert torch.isfinite(logits).all()
-    probs = info.activate(logits.numpy())
-    assert probs.shape == logits.shape and np.isfinite(probs).all()
+    if info.task == "segmentation":  # the delineator: classes for every sample
+        with torch.inference_mode():
+            logits = model(x)
+        assert logits.shape == (2, model.config.n_classes, x.shape[-1]) and torch.isfinite(logits).all()
+    else:
+        assert isinstance(model, ECGClassifier)
+        with torch.inference_mode():
+            feats = model.forward_features(x)
+            logits = model.forward_head(feats)
+        assert feats.shape == (2, model.num_features) and logits.shape == (2, model.config.n_classes)
+        assert torch.isfinite(logits).all()
+        probs = info.activate(logits.numpy())
+        assert probs.shape == logits.shape and np.isfinite(probs).all()
     path = save_model(model, tmp_path / f"{name}.safetensors")
     back = load_model(path)
     assert (
@@ -52,7 +64,9 @@ def test_create_forward_save_load(name, tmp_path):
 def test_registry_entry_is_complete(name):
     entry = get_model_entry(name)
     assert entry.contract.fs > 0 and entry.contract.n_samples > 0 and entry.contract.leads
-    assert entry.labels and entry.license and entry.task in ("multilabel", "multiclass", "regression")
+    assert entry.labels and entry.license
+    assert entry.task in ("multilabel", "multiclass", "regression", "segmentation")
+    assert entry.architecture in list_architectures()
     assert entry.weights is not None and entry.weights.describe()
 
 
@@ -70,3 +84,26 @@ def test_lead_adaptation_keeps_the_chosen_leads_weights():
         adapt_leads(twelve, ["X"])
     preset = create_model("tiny", leads=["I", "V5"], n_classes=2)
     assert preset.config.in_channels == 2 and preset.info.contract.leads == ("I", "V5")
+
+
+def test_every_architecture_is_swept_and_found_from_its_tensors(tmp_path):
+    """Issue 32: the registry is architecture-agnostic. Every architecture in the table has a
+    registered model or a preset above; a state dict of each is recognised by its tensors, its
+    config inferred, and a checkpoint we write names its architecture."""
+    covered = {get_model_entry(n).architecture for n in REGISTERED} | {"net1d"}
+    assert set(list_architectures()) <= covered
+    for name in REGISTERED:
+        model = create_model(name)
+        arch = get_architecture(architecture_of(model))
+        assert arch.matches(model.state_dict())
+        config, _ = arch.infer_config(model.state_dict(), name)
+        if arch.name != "net1d":  # Net1D's stride and BatchNorm use cannot be read from shapes alone
+            assert config == model.config
+        torch.save({"state_dict": model.state_dict()}, tmp_path / "plain.pth")  # no metadata at all
+        back = load_model(tmp_path / "plain.pth")
+        assert architecture_of(back) == arch.name and type(back) is type(model)
+    from safetensors import safe_open
+
+    path = save_model(create_model("ludb-delineator"), tmp_path / "d.safetensors")
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata()["architecture"] == "delineator-unet"

@@ -71,23 +71,26 @@ def load_delineator(path: str | os.PathLike[str] | None = None) -> Any:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> Any:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
+    """Through :func:`~ecgfounder.models.load_model` like every model: the architecture table
+    recognises the delineator's tensors; its training provenance becomes ``model.provenance``."""
     from ..errors import CheckpointError
-    from ..models.delineator import Delineator
+    from ..models import load_model
+    from ..models.architectures import architecture_of
 
     if not Path(path).is_file():
         raise CheckpointError(path, "no delineator weights there")
     try:
-        with safe_open(path, "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("ecgfounder_delineator", "{}"))
-        model = Delineator(width=int(meta.get("width", 12)))
-        model.load_state_dict(load_file(path), strict=True)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type on bad files
-        raise CheckpointError(path, f"not a delineator weight file ({clip(str(exc), 150)})") from None
-    model.provenance = meta
-    return model.eval()
+        model = load_model(path)
+    except CheckpointError as exc:
+        raise CheckpointError(path, f"not a delineator weight file ({clip(exc.reason, 150)})") from None
+    if architecture_of(model) != "delineator-unet":
+        raise CheckpointError(path, f"not a delineator weight file (a {architecture_of(model)} model)")
+    model.provenance = {
+        k: v
+        for k, v in model.info.provenance.items()
+        if k not in ("file", "sha256", "file_format", "loaded_by", "inferred")
+    }
+    return model
 
 
 def segment(signal: np.ndarray, fs: float, model: Any = None) -> np.ndarray:

@@ -170,7 +170,7 @@ def read_checkpoint(
         except ValueError as exc:
             raise CheckpointError(path, str(exc)) from None
         ours = metadata if metadata.get("format") == FORMAT_NAME else None
-        return state, ours, {}
+        return state, ours, ({} if ours is not None else {"metadata": dict(metadata)})
     if path.suffix not in TORCH_SUFFIXES:
         raise CheckpointError(
             path,

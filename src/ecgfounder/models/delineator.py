@@ -8,6 +8,8 @@ T). Trained on LUDB's cardiologist delineation with cross-validation by record
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,8 +55,15 @@ class Delineator(nn.Module):
     """U-Net: four resolution levels (250, 125, 62.5, 31.25 Hz) and a dilated bottleneck, so each
     output sample sees about 3 s of signal (a P wave and the beat around it)."""
 
+    #: the name of this architecture in :mod:`ecgfounder.models.architectures`
+    architecture = "delineator-unet"
+
     def __init__(self, width: int = 16, n_classes: int = len(WAVE_CLASSES)) -> None:
         super().__init__()
+        from .architectures import DelineatorConfig
+
+        self.config = DelineatorConfig(width=width, n_classes=n_classes)
+        self.info: Any = None
         w = [width, 2 * width, 4 * width, 8 * width]
         self.enc = nn.ModuleList([_Block(1, w[0]), _Block(w[0], w[1]), _Block(w[1], w[2])])
         self.mid = nn.Sequential(_Block(w[2], w[3], dilation=2), _Block(w[3], w[3], dilation=4))

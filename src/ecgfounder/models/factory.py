@@ -16,10 +16,10 @@ import torch
 from .._version import __version__
 from ..contract import InputContract
 from ..errors import CheckpointError
+from .architectures import architecture_for_state, architecture_of, get_architecture
 from .checkpoint import (
     TORCH_SUFFIXES,
     check_state_dict,
-    infer_config,
     read_checkpoint,
     sha256_file,
     write_checkpoint,
@@ -234,7 +234,7 @@ def create_model(
 
     new_classes = overrides.pop("n_classes", None)
     config = entry.config.replace(**overrides) if overrides else entry.config
-    model = Net1D.from_config(config)
+    model = get_architecture(entry.architecture).build(config)
     info = ModelInfo.from_entry(entry, created_by=f"ecgfounder {__version__}")
     if pretrained:
         path = resolve_weights(
@@ -244,6 +244,7 @@ def create_model(
         _load_weights(model, state, path)
         if ours is not None:
             info.provenance.update(ModelInfo.from_metadata(ours).provenance)
+        info.provenance.update(_foreign_provenance(extras))
         info.provenance.update(
             _file_provenance(path, "registry", extras),
             weights=entry.weights.describe() if entry.weights else None,
@@ -330,7 +331,8 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
     state, ours, extras = read_checkpoint(path)
     if ours is not None:
         try:
-            config = Net1DConfig.from_dict(json.loads(ours["config"]))
+            arch = get_architecture(ours.get("architecture"))
+            config = arch.config_class.from_dict(json.loads(ours["config"]))
             info = ModelInfo.from_metadata(ours)
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(path, f"ecgfounder metadata is damaged ({exc})") from None
@@ -338,8 +340,9 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
             config = config.replace(**overrides)
         notes: list[str] = []
     else:
-        config, notes = infer_config(state, path, **overrides)
-        entry = _matching_entry(config, template)
+        arch = architecture_for_state(state) or get_architecture("net1d")
+        config, notes = arch.infer_config(state, path, **overrides)
+        entry = _matching_entry(config, template, arch.name)
         if entry is not None:
             info = ModelInfo.from_entry(entry)
             notes.append(f"contract and labels of registered model {entry.name!r}")
@@ -349,10 +352,11 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
                 "no registered model has this architecture: labels unknown"
                 + ("" if info.contract else ", input contract unknown")
             )
-    model = Net1D.from_config(config)
+    model = arch.build(config)
     _load_weights(model, state, path)
     info.provenance = {
         **info.provenance,
+        **_foreign_provenance(extras),
         **_file_provenance(path, "ecgfounder" if ours is not None else "official", extras),
     }
     if notes:
@@ -362,10 +366,20 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
     return model
 
 
-def _matching_entry(config: Net1DConfig, template: str | None) -> ModelEntry | None:
+def _same_network(entry: ModelEntry, config: Any, architecture: str) -> bool:
+    """Whether ``entry`` describes this network (Net1D: BatchNorm and dropout aside, which shapes
+    cannot always tell)."""
+    if entry.architecture != architecture:
+        return False
+    if architecture == "net1d":
+        return entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) == config
+    return entry.config == config
+
+
+def _matching_entry(config: Any, template: str | None, architecture: str = "net1d") -> ModelEntry | None:
     if template is not None:
         entry = get_model_entry(template)
-        if entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) != config:
+        if not _same_network(entry, config, architecture):
             raise CheckpointError(
                 template,
                 f"template's architecture differs from the file's (file: {config}, template: {entry.config})",
@@ -373,12 +387,24 @@ def _matching_entry(config: Net1DConfig, template: str | None) -> ModelEntry | N
         return entry
     for name in list_models(pretrained=True):
         entry = get_model_entry(name)
-        if entry.config.replace(use_bn=config.use_bn, use_do=config.use_do) == config:
+        if _same_network(entry, config, architecture):
             return entry
     return None
 
 
-def _default_contract(config: Net1DConfig) -> InputContract | None:
+def _foreign_provenance(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Provenance another writer left in a file's metadata (the delineator's JSON)."""
+    raw = (extras.get("metadata") or {}).get("ecgfounder_delineator")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _default_contract(config: Any) -> InputContract | None:
     # Official-format files come from the upstream pipeline: 500 Hz, 10 s, its preprocessing.
     # Lead names are only certain for the two configurations upstream trains.
     from ..contract import STANDARD_12_LEADS
@@ -445,5 +471,9 @@ def save_model(
         },
     )
     _check_info(model, info, str(path))
-    metadata = {"config": model.config.to_dict(), **info.to_metadata()}
+    metadata = {
+        "config": model.config.to_dict(),
+        "architecture": architecture_of(model),
+        **info.to_metadata(),
+    }
     return write_checkpoint(path, model.state_dict(), metadata)

@@ -213,6 +213,9 @@ class Net1D(nn.Module):
     which is carried by the model registry and by our checkpoints, not by the network.
     """
 
+    #: the name of this architecture in :mod:`ecgfounder.models.architectures`
+    architecture = "net1d"
+
     def __init__(
         self,
         in_channels: int,

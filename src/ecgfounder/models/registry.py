@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract import STANDARD_12_LEADS, InputContract
-from .config import Net1DConfig, get_preset
+from .config import get_preset
 from .labels import ecgfounder_labels
 from .outputs import AGGREGATES
 
@@ -54,9 +54,13 @@ class WeightSource:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model. ``arch``: the preset name (``base``, ``tiny``...); ``architecture``: the
+    network family in :mod:`ecgfounder.models.architectures` (``net1d``, ``delineator-unet``),
+    whose config class ``config`` is."""
+
     name: str
     arch: str
-    config: Net1DConfig
+    config: Any
     contract: InputContract
     labels: tuple[str, ...]
     weights: WeightSource | None = None
@@ -69,6 +73,8 @@ class ModelEntry:
     task: str = "multilabel"
     #: how a record's window outputs are combined (``mean``, ``max``, ``logit``; None: mean)
     aggregate: str | None = None
+    #: the network family (:func:`~ecgfounder.models.architectures.get_architecture`)
+    architecture: str = "net1d"
 
     def __post_init__(self) -> None:
         if len(self.labels) != self.config.n_classes:
@@ -93,6 +99,7 @@ class ModelEntry:
         return {
             "name": self.name,
             "arch": self.arch,
+            "architecture": self.architecture,
             "weights": self.weights.describe() if self.weights else None,
             "contract": self.contract.to_dict(),
             "n_labels": len(self.labels),
@@ -216,6 +223,36 @@ def _register_builtin() -> None:
                 aggregate="logit",
             )
         )
+
+    from .architectures import DelineatorConfig
+    from .delineator import DELINEATOR_FS, WAVE_CLASSES
+
+    register_model(
+        ModelEntry(
+            name="ludb-delineator",
+            arch="delineator-16",
+            architecture="delineator-unet",
+            config=DelineatorConfig(width=16, n_classes=len(WAVE_CLASSES)),
+            # one lead at a time, any lead, any length (10 s shown); ecgfounder.models.delineator_input
+            contract=InputContract(
+                fs=DELINEATOR_FS, n_samples=int(10 * DELINEATOR_FS), leads=("II",), preprocessing="delineator"
+            ),
+            labels=WAVE_CLASSES,
+            weights=WeightSource(
+                filename="ludb-delineator.safetensors",
+                package_file="models/weights/ludb-delineator.safetensors",
+                format="delineator",
+            ),
+            license="MIT (weights trained by the ecgfounder project on LUDB v1.0.1, ODC-By 1.0: cite "
+            "Kalyakulina et al. 2020)",
+            citation="Kalyakulina AI et al. LUDB: A New Open-Access Validation Tool for Electrocardiogram "
+            "Delineation Algorithms. IEEE Access 8 (2020).",
+            description="Bundled wave delineator: P, QRS, T and neither for every sample of one lead at "
+            "250 Hz; the measurements (PR, QRS, QT...) are built on it (docs/measure.md).",
+            task="segmentation",
+            tags=("bundled", "ludb", "delineation"),
+        )
+    )
 
     bundled_rhythm(
         "cinc2017-rhythm-tiny",

@@ -44,6 +44,7 @@ from ..data import Augment, Manifest, RecordDataset, WindowCache
 from ..errors import ECGFounderError
 from ..eval.metrics import auroc
 from ..models import PRESETS, Net1D, create_model, load_model
+from ..models.architectures import ECGClassifier
 from ..models.outputs import activate as activate_outputs
 from ..models.outputs import aggregate as aggregate_outputs
 from .config import TrainConfig
@@ -134,7 +135,7 @@ def _cut(x: np.ndarray, idx: np.ndarray, mode: str, all_leads: bool) -> np.ndarr
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _teacher_key(teacher: Net1D) -> str:
+def _teacher_key(teacher: ECGClassifier) -> str:
     h = hashlib.sha256()
     for k, v in teacher.state_dict().items():
         h.update(k.encode())
@@ -142,12 +143,12 @@ def _teacher_key(teacher: Net1D) -> str:
     return h.hexdigest()[:16]
 
 
-def _teacher_probs(teacher: Net1D, logits: np.ndarray) -> np.ndarray:
+def _teacher_probs(teacher: ECGClassifier, logits: np.ndarray) -> np.ndarray:
     return activate_outputs(torch.from_numpy(logits), teacher.info.task).numpy()
 
 
 def _run_teacher(
-    teacher: Net1D,
+    teacher: ECGClassifier,
     windows: np.ndarray,
     device: torch.device,
     embed: bool,
@@ -224,7 +225,12 @@ class DistillData(CachedData):
     with the teacher's contract, plus the teacher's outputs and (where known) labels."""
 
     def __init__(
-        self, cfg: TrainConfig, run: Run, man: Manifest, teacher: Net1D, student_contract: InputContract
+        self,
+        cfg: TrainConfig,
+        run: Run,
+        man: Manifest,
+        teacher: ECGClassifier,
+        student_contract: InputContract,
     ) -> None:
         contract = teacher.info.contract
         assert contract is not None
@@ -282,7 +288,7 @@ class DistillData(CachedData):
     def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
         raise ECGFounderError("distillation of regression models is not supported")
 
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: ECGClassifier) -> None:
         self.dataset = DistillDataset(
             self.cache,
             self.split["train"],
@@ -302,7 +308,7 @@ class DistillData(CachedData):
             np.array(self.cache.record_windows(r), dtype=np.float32), self.idx, self.mode, self.all_leads
         )
 
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+    def records(self, split: str, model: ECGClassifier | None = None) -> Iterator[tuple[np.ndarray, Any]]:
         """Student windows of each record with the teacher's decision as the target."""
         for r in self.split[split]:
             yield self.student_windows(r), self.decision[r]
@@ -316,7 +322,7 @@ class TeacherEnsemble(nn.Module):
     embedding is their embeddings side by side, the output the log of their mean probability
     (one-of-N) or the logit of their mean probability (multi-label)."""
 
-    def __init__(self, members: list[Net1D]) -> None:
+    def __init__(self, members: list[ECGClassifier]) -> None:
         super().__init__()
         first = members[0].info
         for m in members[1:]:
@@ -350,7 +356,7 @@ class TeacherEnsemble(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def load_teacher(spec: str, device: torch.device) -> Net1D | TeacherEnsemble:
+def load_teacher(spec: str, device: torch.device) -> ECGClassifier:
     """A registered model or model file, or several joined by commas (an ensemble); frozen, eval."""
     names = [s.strip() for s in str(spec).split(",") if s.strip()]
     members = [load_model(name).to(device).eval() for name in names]

@@ -33,7 +33,7 @@ from ..data import (
     ptbxl_manifest,
 )
 from ..errors import ECGFounderError
-from ..models import Net1D
+from ..models.architectures import ECGClassifier
 from .config import TrainConfig
 from .run import Run
 
@@ -62,7 +62,7 @@ class DataSource(Protocol):
 
     def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None: ...
 
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None: ...
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: ECGClassifier) -> None: ...
 
     def n_local(self, epoch: int) -> int: ...
 
@@ -72,7 +72,7 @@ class DataSource(Protocol):
 
     def n_records(self, split: str) -> int: ...
 
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]: ...
+    def records(self, split: str, model: ECGClassifier | None = None) -> Iterator[tuple[np.ndarray, Any]]: ...
 
 
 def build_manifest(cfg: TrainConfig) -> Manifest:
@@ -209,7 +209,7 @@ class CachedData:
     def scale_targets(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.targets = (self.targets - mean) / std
 
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: ECGClassifier) -> None:
         if self.cfg.mode == "linear":
             self.features = window_features(model, self.cache, self.run)
             self.dataset = FeatureDataset(
@@ -236,7 +236,7 @@ class CachedData:
     def n_records(self, split: str) -> int:
         return len(self.split[split])
 
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+    def records(self, split: str, model: ECGClassifier | None = None) -> Iterator[tuple[np.ndarray, Any]]:
         feats = self.features
         if feats is not None and model is not None:
             feats = window_features(model, self.cache, self.run)
@@ -291,7 +291,7 @@ class ShardData:
             return y
         return (np.asarray(y, dtype=np.float32) - self.mean) / self.std
 
-    def setup(self, augment: Augment, weights: np.ndarray | None, model: Net1D) -> None:
+    def setup(self, augment: Augment, weights: np.ndarray | None, model: ECGClassifier) -> None:
         self.augment = augment if augment.active else None
 
     def n_local(self, epoch: int) -> int:
@@ -315,14 +315,14 @@ class ShardData:
     def n_records(self, split: str) -> int:
         return sum(1 for _ in self.records(split))
 
-    def records(self, split: str, model: Net1D | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+    def records(self, split: str, model: ECGClassifier | None = None) -> Iterator[tuple[np.ndarray, Any]]:
         from ..data.shards import ShardStream
 
         for windows, y, _ in ShardStream(self.cfg.shards, split, train=False).iter_records():
             yield windows, self._target(y)
 
 
-def window_features(model: Net1D, cache: WindowCache, run: Run, batch: int = 64) -> np.ndarray:
+def window_features(model: ECGClassifier, cache: WindowCache, run: Run, batch: int = 64) -> np.ndarray:
     """Embeddings of every cached window, computed once (frozen backbone)."""
     model.eval()
     out = np.empty((len(cache.windows), model.num_features), dtype=np.float32)
