@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ECGInputError, clip
 from ._build import build_record
+from .formats import format_named
 from .leads import is_non_ecg_channel
 from .limits import ReadLimits
 from .reader import detect_format, read_ecg
@@ -134,6 +135,9 @@ def open_long(
     check the file, so errors come here rather than in the middle of a run."""
     p = Path(path)
     fmt = detect_format(p)
+    if not format_named(fmt).long_records:  # the table says which formats are read span by span
+        whole = read_ecg(p, limits=limits, **read_args)
+        return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
     if fmt == "wfdb":
         import wfdb
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ECGInputError, clip
+from .formats import FORMAT_TABLE, format_named, sniff, suffix_map
 from .limits import ReadLimits
 from .record import ECGRecord
 
@@ -18,27 +19,9 @@ __all__ = ["read_ecg", "detect_format", "FORMATS", "write_npz", "OUT_OF_MEMORY",
 #: The reason of the ECGInputError raised when reading a file ran out of memory.
 OUT_OF_MEMORY = "not enough memory to read the file"
 
-FORMATS = ("wfdb", "edf", "xml", "dicom", "csv", "numpy", "code15", "ishne")
-_SUFFIX = {
-    ".hea": "wfdb",
-    ".dat": "wfdb",
-    ".mat": "wfdb",
-    ".edf": "edf",
-    ".bdf": "edf",
-    ".rec": "edf",
-    ".xml": "xml",
-    ".dcm": "dicom",
-    ".dicom": "dicom",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".npy": "numpy",
-    ".npz": "numpy",
-    ".h5": "code15",
-    ".hdf5": "code15",
-    ".hdf": "code15",
-    ".ecg": "ishne",
-}
+#: The format names ``read_ecg(format=...)`` takes, from the one table (:mod:`ecgfounder.io.formats`).
+FORMATS = tuple(f.name for f in FORMAT_TABLE)
+_SUFFIX = suffix_map()
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -62,23 +45,14 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             head = fh.read(512)
     except OSError as exc:
         raise ECGInputError(p, f"cannot open ({exc.strerror or exc})") from None
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04"):
-        return "numpy"
-    if head.startswith(b"\x89HDF"):
-        return "code15"
-    if head.startswith((b"ISHNE1.0", b"ANN  1.0")):
-        return "ishne"
-    if head.startswith((b"0       ", b"\xffBIOSEMI")):
-        return "edf"
-    if head.lstrip().startswith(b"<"):
-        return "xml"
+    fmt = sniff(head)
+    if fmt:
+        return fmt
     raise ECGInputError(
         p,
         f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
-        "EDF/BDF, GE MUSE / HL7 aECG XML, DICOM, CSV/TSV (Apple Health ECG exports too), .npy/.npz, "
-        "CODE-15 HDF5, ISHNE Holter (.ecg)",
+        "EDF/BDF, GE MUSE / HL7 aECG / Philips XML, DICOM, CSV/TSV (Apple Health ECG exports too), "
+        ".npy/.npz, CODE-15 HDF5, ISHNE Holter (.ecg)",
     )
 
 
@@ -111,39 +85,10 @@ def read_ecg(
     if p.is_dir():
         raise ECGInputError(p, "is a directory (read_ecg takes one file; see iter_paths for folders)")
     fmt = format or detect_format(p)
+    if fmt not in FORMATS:
+        raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     try:
-        if fmt == "wfdb":
-            from .wfdb_io import read_wfdb
-
-            return read_wfdb(p, limits)
-        if fmt == "edf":
-            from .edf import read_edf
-
-            return read_edf(p, limits)
-        if fmt == "xml":
-            from .xml_formats import read_xml
-
-            return read_xml(p, limits)
-        if fmt == "dicom":
-            from .dicom import read_dicom
-
-            return read_dicom(p, limits)
-        if fmt == "csv":
-            from .tabular import read_delimited
-
-            return read_delimited(p, fs=fs, leads=leads, units=units, limits=limits)
-        if fmt == "numpy":
-            from .tabular import read_numpy
-
-            return read_numpy(p, fs=fs, leads=leads, units=units, limits=limits)
-        if fmt == "code15":
-            from .hdf5 import read_code15
-
-            return read_code15(p, index=index, limits=limits)
-        if fmt == "ishne":
-            from .ishne import read_ishne
-
-            return read_ishne(p, limits)
+        return format_named(fmt).read(p, limits, fs=fs, leads=leads, units=units, index=index)
     except ECGInputError:
         raise
     except MemoryError:
@@ -152,7 +97,6 @@ def read_ecg(
         raise ECGInputError(
             p, f"cannot read as {fmt} ({type(exc).__name__}: {clip(str(exc), 200)})"
         ) from None
-    raise ECGInputError(p, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
 def read_demographics(inputs: Iterable[str | os.PathLike[str]], **read_kwargs: Any) -> list[dict[str, Any]]:

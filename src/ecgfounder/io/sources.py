@@ -10,11 +10,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .formats import scan_suffixes
+
 __all__ = ["Source", "expand_inputs", "missing_inputs", "SCAN_SUFFIXES"]
 
 #: File types picked up when a folder is scanned. CSV/TSV are left out on purpose: folders of ECGs
 #: usually hold label tables too (CinC 2017's REFERENCE.csv); name CSV ECGs explicitly or by glob.
-SCAN_SUFFIXES = (".hea", ".edf", ".bdf", ".xml", ".dcm", ".npy", ".npz", ".h5", ".hdf5", ".ecg")
+SCAN_SUFFIXES = scan_suffixes()
 _MANIFEST_COLUMNS = ("path", "file", "filename", "record")
 
 

@@ -54,9 +54,14 @@ def read_xml(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
         return _muse(path, root, limits)
     if tag == "AnnotatedECG":
         return _hl7(path, root, limits)
+    if tag == "restingecgdata":
+        from .philips import read_philips
+
+        return read_philips(path, root, limits)
     raise ECGInputError(
         path,
-        f"unknown XML ECG format (root element <{tag}>; expected GE MUSE <RestingECG> or HL7 <AnnotatedECG>)",
+        f"unknown XML ECG format (root element <{tag}>; expected GE MUSE <RestingECG>, HL7 <AnnotatedECG> "
+        "or Philips <restingecgdata>)",
     )
 
 
@@ -180,7 +185,7 @@ def _muse(path: Path, root: Any, limits: ReadLimits | None) -> ECGRecord:
         units,
         source=str(path),
         ecg_file=True,
-        record_id=_text(demo, "PatientID") if demo is not None else path.stem,
+        record_id=path.stem,  # never the patient's identifier
         age=age,
         sex=sex,
         diagnoses=statements,

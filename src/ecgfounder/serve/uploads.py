@@ -23,6 +23,7 @@ import numpy as np
 from ..contract import InputContract
 from ..errors import ECGFounderError, ECGInputError, clip
 from ..io import OUT_OF_MEMORY, ECGRecord, ReadLimits, canonical_lead, read_ecg
+from ..io.formats import upload_suffixes
 from .errors import APIError, scrub_paths
 
 __all__ = [
@@ -36,25 +37,8 @@ __all__ = [
     "parse_fs",
 ]
 
-UPLOAD_SUFFIXES = {
-    ".hea",
-    ".dat",
-    ".mat",
-    ".edf",
-    ".bdf",
-    ".xml",
-    ".dcm",
-    ".csv",
-    ".tsv",
-    ".txt",
-    ".npy",
-    ".npz",
-    ".h5",
-    ".hdf5",
-    ".zip",
-    ".atr",
-    ".ecg",
-}
+#: What an upload may hold, from the one table of formats (ecgfounder.io.formats), a .zip of them too.
+UPLOAD_SUFFIXES = upload_suffixes()
 _MAIN_ORDER = (
     ".hea",
     ".xml",
