@@ -13,7 +13,6 @@ explanation and the backends rely on in place of a concrete class.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,7 +25,6 @@ __all__ = [
     "list_architectures",
     "architecture_of",
     "architecture_for_state",
-    "DelineatorConfig",
 ]
 
 
@@ -100,26 +98,6 @@ def architecture_for_state(state: Mapping[str, Any]) -> Architecture | None:
 # ----------------------------------------------------------------------------- built-in entries
 
 
-@dataclass(frozen=True)
-class DelineatorConfig:
-    """The wave delineator's architecture: base ``width`` (channels at full rate), one input lead,
-    ``n_classes`` outputs per sample (none, P, QRS, T)."""
-
-    width: int = 16
-    n_classes: int = 4
-    in_channels: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DelineatorConfig:
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
-
-    def replace(self, **changes: Any) -> DelineatorConfig:
-        return dataclasses.replace(self, **changes)
-
-
 def _net1d() -> Architecture:
     from .checkpoint import infer_config
     from .config import Net1DConfig
@@ -138,6 +116,8 @@ def _net1d() -> Architecture:
 def _infer_delineator(
     state: Mapping[str, Any], source: Any = "<state dict>", **overrides: Any
 ) -> tuple[Any, list[str]]:
+    from .delineator import DelineatorConfig
+
     width = int(state["enc.0.0.weight"].shape[0])
     n_classes = int(state["head.weight"].shape[0])
     config = DelineatorConfig(width=width, n_classes=n_classes).replace(**overrides)
@@ -145,7 +125,7 @@ def _infer_delineator(
 
 
 def _delineator() -> Architecture:
-    from .delineator import Delineator
+    from .delineator import Delineator, DelineatorConfig
 
     return Architecture(
         name="delineator-unet",

@@ -8,13 +8,16 @@ T). Trained on LUDB's cardiologist delineation with cross-validation by record
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Delineator", "DELINEATOR_FS", "WAVE_CLASSES", "delineator_input"]
+__all__ = ["Delineator", "DelineatorConfig", "DELINEATOR_FS", "WAVE_CLASSES", "delineator_input"]
 
 #: the rate the delineator runs at
 DELINEATOR_FS = 250.0
@@ -36,6 +39,26 @@ def delineator_input(signal: np.ndarray, fs: float) -> np.ndarray:
         x = resample(x, fs, DELINEATOR_FS)
     x = x / np.maximum(x.std(axis=-1, keepdims=True), 1e-6)
     return x.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DelineatorConfig:
+    """The delineator's architecture: base ``width`` (channels at full rate), one input lead,
+    ``n_classes`` outputs per sample (none, P, QRS, T)."""
+
+    width: int = 16
+    n_classes: int = len(WAVE_CLASSES)
+    in_channels: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DelineatorConfig:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+    def replace(self, **changes: Any) -> DelineatorConfig:
+        return dataclasses.replace(self, **changes)
 
 
 class _Block(nn.Sequential):
@@ -60,8 +83,6 @@ class Delineator(nn.Module):
 
     def __init__(self, width: int = 16, n_classes: int = len(WAVE_CLASSES)) -> None:
         super().__init__()
-        from .architectures import DelineatorConfig
-
         self.config = DelineatorConfig(width=width, n_classes=n_classes)
         self.info: Any = None
         w = [width, 2 * width, 4 * width, 8 * width]

@@ -224,8 +224,7 @@ def _register_builtin() -> None:
             )
         )
 
-    from .architectures import DelineatorConfig
-    from .delineator import DELINEATOR_FS, WAVE_CLASSES
+    from .delineator import DELINEATOR_FS, WAVE_CLASSES, DelineatorConfig
 
     register_model(
         ModelEntry(
