@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..errors import ECGFounderError
 from ..infer.rows import record_row
@@ -119,6 +119,17 @@ async def predict(
     }
     if measure:
         out["measurements"] = await svc.measurements(record)
+    if "application/fhir+json" in request.headers.get("accept", ""):
+        # the same row as an HL7 FHIR R4 Bundle (docs/interop.md); the subject is the caller's to add
+        from ..interop.fhir import record_bundle
+
+        bundle = record_bundle(
+            row,
+            measurements=out.get("measurements"),
+            contract=svc.contract,
+            thresholds=dict(zip(svc.predictor.labels, map(float, svc.predictor.thresholds))),
+        )
+        return JSONResponse(bundle, media_type="application/fhir+json")  # type: ignore[return-value]
     if per_window:
         out["windows"] = [
             {"start_s": s, "probabilities": {lab: float(p) for lab, p in zip(svc.labels, row)}}

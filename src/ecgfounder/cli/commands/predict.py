@@ -18,8 +18,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output file (default: CSV on stdout)")
     p.add_argument(
         "--format",
-        choices=["csv", "jsonl", "parquet"],
-        help="output format (default: from the file name, else csv)",
+        choices=["csv", "jsonl", "parquet", "fhir"],
+        help="output format (default: from the file name, else csv); fhir: an HL7 FHIR R4 Bundle per "
+        "record, one a line (NDJSON; docs/interop.md)",
+    )
+    p.add_argument(
+        "--subject",
+        metavar="REFERENCE",
+        help="with --format fhir: the subject every resource refers to (e.g. Patient/123); never read "
+        "from the file",
     )
     p.add_argument(
         "--aggregate",
@@ -82,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from ...infer.runs import check_output, collect_inputs, predict_to_file, shard_from_env
     from ...infer.writers import TableWriter, table_format
 
+    if args.format == "fhir":
+        return _run_fhir(args)
     shard = parse_shard(args.shard) or shard_from_env()
     if not args.output and (args.resume or shard):
         raise ECGFounderError("--resume and --shard (or torchrun) need --output FILE")
@@ -115,4 +124,24 @@ def run(args: argparse.Namespace) -> int:
             writer.write(row)
     finally:
         writer.close()
+    return 1 if failed else 0
+
+
+def _run_fhir(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ...infer.runs import OutputExistsError, collect_inputs
+    from ...interop.fhir import write_bundles
+
+    if args.resume or args.shard or args.per_window:
+        raise ECGFounderError(
+            "--format fhir writes one Bundle per record: no --resume, --shard or --per-window"
+        )
+    if args.output and Path(args.output).exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.output} exists; choose another output, or --overwrite")
+    sources = collect_inputs(args.inputs)
+    predictor = make_predictor(args, sources)
+    written, failed = write_bundles(predictor, sources, args.output or sys.stdout, subject=args.subject)
+    if args.output:
+        print(f"wrote {written} FHIR Bundle(s) to {args.output}; {failed} input(s) failed", file=sys.stderr)
     return 1 if failed else 0

@@ -1,0 +1,218 @@
+"""HL7 FHIR R4 output: a record's row (``ecgfounder.row/1``) and measurements as a Bundle that a
+clinical system can take.
+
+One ``collection`` Bundle per record holds:
+
+* a **Device**: the model (name, our version, its input contract) that produced everything else;
+* an **Observation per finding** at or above its threshold: ``code`` the SNOMED CT concept where
+  our label mappings give exactly one (``ecgfounder.eval.mappings``), our label name as ``text``
+  always; ``valueBoolean`` true; the probability and the threshold as ``component`` quantities;
+  ``status`` ``preliminary`` (a model's output, unconfirmed);
+* an **Observation per measurement** with its LOINC code and UCUM unit (heart rate 8867-4, PR
+  8625-6, QRS duration 8633-0, QT 8634-8, QTc 8636-3, P/QRS/T axes 8626-4/8632-2/8638-1);
+* an **Observation of signal quality** when the record carries flags (``valueString``);
+* a **DiagnosticReport** (LOINC 11524-6, EKG study) whose ``result`` lists them, ``conclusion``
+  the findings in words.
+
+The subject is the caller's (``subject="Patient/123"``), never taken from the file. The JSON is
+built from plain dicts (no dependency at run time); the tests validate every resource with the
+``fhir.resources`` models (R4B, the FHIR 4.3 release that keeps R4's structure for these
+resources). Field mapping: docs/interop.md.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["record_bundle", "write_bundles", "LOINC_MEASUREMENTS", "snomed_code"]
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+#: our measurement column -> (LOINC code, display, UCUM unit)
+LOINC_MEASUREMENTS: dict[str, tuple[str, str, str]] = {
+    "hr_bpm": ("8867-4", "Heart rate", "/min"),
+    "pr_ms": ("8625-6", "P-R Interval", "ms"),
+    "qrs_ms": ("8633-0", "QRS duration", "ms"),
+    "qt_ms": ("8634-8", "Q-T interval", "ms"),
+    "qtc_bazett_ms": ("8636-3", "Q-T interval corrected", "ms"),
+    "qtc_ms": ("8636-3", "Q-T interval corrected", "ms"),
+    "p_axis_deg": ("8626-4", "P wave axis", "deg"),
+    "qrs_axis_deg": ("8632-2", "QRS axis", "deg"),
+    "t_axis_deg": ("8638-1", "T wave axis", "deg"),
+}
+_EKG_STUDY = {"system": LOINC, "code": "11524-6", "display": "EKG study"}
+
+
+@lru_cache(maxsize=1)
+def _snomed_by_label() -> dict[str, tuple[str, str]]:
+    """ECGFounder label -> (SNOMED CT code, name), where a mapping row maps one concept to
+    exactly that one label."""
+    from ..eval.mapping import load_mapping
+
+    mapping = load_mapping("snomed_cinc2021")
+    out: dict[str, tuple[str, str]] = {}
+    for code, labels in mapping.targets.items():
+        if len(labels) == 1 and labels[0] not in out:
+            out[labels[0]] = (code, mapping.names.get(code, ""))
+    return out
+
+
+def snomed_code(label: str) -> tuple[str, str] | None:
+    """The SNOMED CT (code, name) of one of our labels, or None where the mappings give none."""
+    return _snomed_by_label().get(label)
+
+
+def _urn() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"value": float(value), "unit": unit, "system": UCUM, "code": unit}
+
+
+def record_bundle(
+    row: Mapping[str, Any],
+    *,
+    subject: str | None = None,
+    measurements: Mapping[str, Any] | None = None,
+    contract: Any = None,
+    thresholds: Mapping[str, float] | None = None,
+    issued: _dt.datetime | None = None,
+) -> dict[str, Any]:
+    """A FHIR R4 Bundle (a dict, JSON-ready) for one record's row in the ``ecgfounder.row/1``
+    schema (``Predictor.iter_rows``, ``POST /v1/predict``); ``measurements``: the measurement
+    columns (``hr_bpm``, ``pr_ms``...; NaN or None skipped); ``contract``: the model's input
+    contract; ``thresholds``: label -> threshold, for the findings' components."""
+    from .._version import __version__
+
+    when = (issued or _dt.datetime.now(_dt.timezone.utc)).isoformat(timespec="seconds")
+    subject_ref = {"reference": subject} if subject else None
+    device_url = _urn()
+    model = str(row.get("model") or "ecgfounder model")
+    device: dict[str, Any] = {
+        "resourceType": "Device",
+        "deviceName": [{"name": model, "type": "model-name"}],
+        "type": {"text": "ECG interpretation software (ECGFounder model)"},
+        "version": [{"value": f"ecgfounder {__version__}"}],
+        "note": [{"text": f"input: {row.get('preprocessing') or (contract.describe() if contract else '')}"}],
+    }
+    entries: list[tuple[str, dict[str, Any]]] = [(device_url, device)]
+    results: list[dict[str, str]] = []
+
+    def observation(code: dict[str, Any], **fields: Any) -> None:
+        obs: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "preliminary",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "procedure",
+                        }
+                    ]
+                }
+            ],
+            "code": code,
+            "effectiveDateTime": when,
+            "device": {"reference": device_url},
+            **fields,
+        }
+        if subject_ref:
+            obs["subject"] = subject_ref
+        url = _urn()
+        entries.append((url, obs))
+        results.append({"reference": url})
+
+    for finding in row.get("findings") or []:
+        label, p = str(finding["label"]), float(finding["probability"])
+        coding = snomed_code(label)
+        code: dict[str, Any] = {"text": label}
+        if coding:
+            code["coding"] = [{"system": SNOMED, "code": coding[0], "display": coding[1]}]
+        components = [{"code": {"text": "model probability"}, "valueQuantity": _quantity(p, "1")}]
+        if thresholds and label in thresholds:
+            components.append(
+                {"code": {"text": "decision threshold"}, "valueQuantity": _quantity(thresholds[label], "1")}
+            )
+        observation(code, valueBoolean=True, component=components)
+    for column, value in (measurements or {}).items():
+        if column not in LOINC_MEASUREMENTS or value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(number):
+            continue
+        loinc, display, unit = LOINC_MEASUREMENTS[column]
+        observation(
+            {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
+            valueQuantity=_quantity(number, unit),
+        )
+    flags: Sequence[str] = row.get("flags") or []
+    if flags:
+        observation({"text": "ECG signal quality flags"}, valueString="; ".join(flags))
+    conclusion = "; ".join(f"{f['label']} ({float(f['probability']):.2f})" for f in row.get("findings") or [])
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "status": "preliminary",
+        "code": {"coding": [_EKG_STUDY], "text": "ECG interpretation by an ECGFounder model"},
+        "effectiveDateTime": when,
+        "issued": when,
+        "result": results,
+        # the record's key is a path, which may name a person: it stays out of the report
+        "conclusion": conclusion or "no finding at or above its threshold",
+    }
+    if subject_ref:
+        report["subject"] = subject_ref
+    entries.append((_urn(), report))
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": when,
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
+    }
+
+
+def write_bundles(
+    predictor: Any,
+    inputs: Any,
+    output: Any,
+    *,
+    subject: str | None = None,
+) -> tuple[int, int]:
+    """One Bundle per scored record, as NDJSON (FHIR's bulk format: a Bundle a line) to ``output``
+    (a path or an open text file). Records that failed are not written (the caller names them).
+    Returns (bundles written, records failed)."""
+    import json
+
+    thresholds = dict(zip(predictor.labels, map(float, predictor.thresholds)))
+    written = failed = 0
+    own = not hasattr(output, "write")
+    fh = open(output, "w", encoding="utf-8", newline="\n") if own else output
+    try:
+        for row in predictor.iter_rows(inputs):
+            if row["error"]:
+                failed += 1
+                continue
+            measured = {k: row[k] for k in LOINC_MEASUREMENTS if k in row}
+            bundle = record_bundle(
+                row,
+                subject=subject,
+                measurements=measured,
+                contract=predictor.contract,
+                thresholds=thresholds,
+            )
+            fh.write(json.dumps(bundle, separators=(",", ":")) + "\n")
+            written += 1
+    finally:
+        if own:
+            fh.close()
+    return written, failed
