@@ -118,3 +118,16 @@ def run_cli(*args: object, cwd: Path | None = None) -> CliResult:
     finally:
         os.chdir(here)
     return CliResult(int(code), out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def bundled_onnx(tmp_path_factory) -> Path:
+    """The bundled rhythm model exported to ONNX once per session (the exporter takes ~8 s a time);
+    tests of the export itself export their own."""
+    pytest.importorskip("onnxruntime")
+    from ecgfounder import load_model
+    from ecgfounder.export import export_model
+
+    path = tmp_path_factory.mktemp("onnx") / "cinc2017-rhythm-tiny.onnx"
+    export_model(load_model("cinc2017-rhythm-tiny"), path)
+    return path

@@ -36,9 +36,8 @@ def test_onnx_export_parity_dynamic_batch_and_metadata(fixture_12lead, tmp_path,
 
 
 @pytest.mark.slow
-def test_predictor_runs_the_onnx_export_of_the_bundled_model(tmp_path, data_dir):
-    path = tmp_path / "rhythm.onnx"
-    export_model(load_model("cinc2017-rhythm-tiny"), path)
+def test_predictor_runs_the_onnx_export_of_the_bundled_model(bundled_onnx, data_dir):
+    path = bundled_onnx
     files = [data_dir / "cinc2017-dev" / "A00001.hea", data_dir / "cinc2017-dev" / "A00004.hea"]
     a = Predictor(str(path), workers=0, progress=False).predict(files)
     b = Predictor("cinc2017-rhythm-tiny", workers=0, progress=False).predict(files)
@@ -151,12 +150,11 @@ def test_int8_static_quantisation_keeps_auroc_on_held_out_records(tmp_path, data
 
 
 @pytest.mark.slow  # 7-10 s on a 2-core AVX2 EPYC
-def test_int8_precision_needs_calibration_and_bf16_is_refused_for_onnx(tmp_path):
+def test_int8_precision_needs_calibration_and_bf16_is_refused_for_onnx(bundled_onnx):
     with pytest.raises(ValueError, match="calibration"):
         Predictor("cinc2017-rhythm-tiny", precision="int8", workers=0)
-    export_model(load_model("cinc2017-rhythm-tiny"), tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="ONNX"):
-        Predictor(str(tmp_path / "m.onnx"), precision="bf16", workers=0)
+        Predictor(str(bundled_onnx), precision="bf16", workers=0)
 
 
 @pytest.mark.slow

@@ -284,14 +284,10 @@ def test_a_header_without_its_signal_file_is_a_422_that_says_so(server):
 
 
 @pytest.mark.slow
-def test_serve_runs_an_exported_onnx_model(tmp_path, data_dir):
+def test_serve_runs_an_exported_onnx_model(bundled_onnx, data_dir):
     """The service takes any backend: an ONNX export answers like the PyTorch model; explanations,
     which need gradients, are refused with a clear 422."""
-    pytest.importorskip("onnxruntime")
-    from ecgfounder.export import export_model
-
-    onnx_file = tmp_path / "tiny.onnx"
-    export_model(load_model("cinc2017-rhythm-tiny"), onnx_file)
+    onnx_file = bundled_onnx
     files = _wfdb_files(data_dir / "ludb" / "data" / "1")
     with serving(ServeSettings(model=str(onnx_file), workers=1), None) as (url, _):
         r = httpx.post(f"{url}/v1/predict", files=files, timeout=60)
