@@ -114,6 +114,7 @@ def test_limb_reversal_found_on_real_records(ludb):
     assert "limb_reversal:LA/RA" in flags
 
 
+@pytest.mark.slow  # ~4.6 s
 def test_limb_reversal_false_alarms_by_diagnosis_group(data_dir):
     """Issue 30: on every 12-lead record of ../shared (200 LUDB, 50 CinC 2021), grouped by diagnosis,
     at most 2% false alarms overall and 5% in every group of 10 or more records (infarction, axis

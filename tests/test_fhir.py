@@ -122,6 +122,7 @@ def _bindings(bundle: dict) -> None:
             assert all(n["type"] in DEVICE_NAME_TYPE for n in res["deviceName"])
 
 
+@pytest.mark.slow  # a server and two uploads: ~5 s
 def test_the_service_answers_fhir_when_asked(data_dir):
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")

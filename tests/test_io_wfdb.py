@@ -18,6 +18,7 @@ def _spot_check(rec, path_base, rows=None):
     np.testing.assert_allclose(rec.signal, sig.astype(np.float32), rtol=0, atol=1e-6, equal_nan=True)
 
 
+@pytest.mark.slow  # ~3.5 s
 def test_ludb_all_200(data_dir):
     files = sorted((data_dir / "ludb" / "data").glob("*.hea"))
     assert len(files) == 200

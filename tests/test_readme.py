@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # ~7 s: the quick start commands in fresh interpreters
 def test_quick_start_commands(tmp_path):
     block = re.search(r"## Quick start.*?```bash\n(.*?)```", README, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]

@@ -142,6 +142,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # ~4.2 s
 def test_tiny_cpu_bombs_are_answered_in_under_a_second(tmp_path):
     """Issue 29: small files that held a parse worker for its whole deadline. Each is answered
     (refused, or for the CSV files read with the given rate) in under 1 s under the service's

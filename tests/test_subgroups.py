@@ -168,6 +168,7 @@ def _evaluate(*args: str) -> subprocess.CompletedProcess:
     return run_cli("evaluate", *args)
 
 
+@pytest.mark.slow  # ~3 s
 def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path, data_dir):
     """Issue 31: predictions written under one path, labels under another and age/sex read from a
     third (a symlink to the same folder) join on the records, and a partial join says so."""
@@ -221,6 +222,7 @@ def test_joins_do_not_depend_on_where_the_files_were(ludb_predictions, tmp_path,
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # ~3.5 s
 def test_regression_subgroups_by_sex_and_age_band(tmp_path, data_dir):
     """Issue 31: `evaluate --by sex,age` of an age regression exited 2 ("no label column appears in
     both tables"): the target is also a grouping column. LUDB's real ages and sexes (read from the

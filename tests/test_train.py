@@ -168,6 +168,7 @@ def test_fine_tune_fixture_checkpoint_multiclass_and_linear_probe(tmp_path, data
     assert "window embeddings computed once" in (run / "train.log").read_text()
 
 
+@pytest.mark.slow  # ~3.7 s
 def test_fine_tune_12_lead_fixture_multilabel_on_cinc2021_codes(tmp_path, data_dir, fixtures_dir):
     codes = ["426783006", "164889003", "270492004"]  # sinus rhythm, AF, 1st degree AV block (SNOMED CT)
     cfg = _cfg(
@@ -461,6 +462,7 @@ def test_ludb_layout_statements_and_age(data_dir):
     assert ages.task == "regression" and ages.y[0, 0] == 51
 
 
+@pytest.mark.slow  # ~6 s
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data_dir):
     big = train(_cfg(tmp_path / "big", data_dir, batch_size=16, epochs=1))
     acc = train(_cfg(tmp_path / "acc", data_dir, batch_size=8, accum_steps=2, epochs=1))
@@ -469,6 +471,7 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path, data_dir):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+@pytest.mark.slow  # ~3.3 s
 def test_early_stopping_and_patient_level_splits(tmp_path, data_dir):
     from ecgfounder.data import load_manifest
 
