@@ -142,9 +142,21 @@ def test_cli_monitor(assembled, tmp_path):
         "--no-progress",
         "--labels",
         "AF",
+        "--fhir",
+        "--subject",
+        "Patient/holter-1",
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
+    # issue 33: the burden, episodes and heart rate as a FHIR R4 Bundle, valid by the fhir.resources models
+    bundle = json.loads((tmp_path / "bundle.json").read_text())
+    fhir_bundle = pytest.importorskip("fhir.resources.R4B.bundle")
+    fhir_bundle.Bundle.model_validate(bundle)
+    obs = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    burden = next(o for o in obs if o["code"]["text"] == "AF burden")
+    assert burden["valueQuantity"]["unit"] == "%" and burden["subject"]["reference"] == "Patient/holter-1"
+    assert burden["valueQuantity"]["value"] == pytest.approx(100 * out["burden"]["AF"])
+    assert sum(o["code"]["text"] == "AF episode" for o in obs) == out["episodes"]["AF"] >= 1
     assert set(out["burden"]) == {"AF"} and out["episodes"]["AF"] >= 1
     assert json.loads((tmp_path / "summary.json").read_text())["rules"]["on"] == 0.5
 

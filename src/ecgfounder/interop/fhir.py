@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["record_bundle", "write_bundles", "LOINC_MEASUREMENTS", "snomed_code"]
+__all__ = ["record_bundle", "monitor_bundle", "write_bundles", "LOINC_MEASUREMENTS", "snomed_code"]
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -216,3 +216,112 @@ def write_bundles(
         if own:
             fh.close()
     return written, failed
+
+
+def monitor_bundle(
+    summary: Mapping[str, Any],
+    episodes: Sequence[Any],
+    *,
+    subject: str | None = None,
+    issued: _dt.datetime | None = None,
+) -> dict[str, Any]:
+    """A FHIR R4 Bundle for a long-recording analysis (:func:`ecgfounder.monitor.monitor`): the
+    model as a Device; per label its burden (``valueQuantity`` in %, with the analysed and excluded
+    durations as components) and each episode (``valueQuantity`` its duration in s; its start and
+    end as offsets from the recording's start, in s: the recording's own clock time is not known
+    to every format); the mean heart rate (LOINC 8867-4) when measured; a DiagnosticReport
+    listing them. The subject is the caller's, never read from the file."""
+    from .._version import __version__
+
+    when = (issued or _dt.datetime.now(_dt.timezone.utc)).isoformat(timespec="seconds")
+    subject_ref = {"reference": subject} if subject else None
+    device_url = _urn()
+    entries: list[tuple[str, dict[str, Any]]] = [
+        (
+            device_url,
+            {
+                "resourceType": "Device",
+                "deviceName": [
+                    {"name": str(summary.get("model") or "ecgfounder model"), "type": "model-name"}
+                ],
+                "type": {"text": "ECG rhythm analysis software (ECGFounder model)"},
+                "version": [{"value": f"ecgfounder {__version__}"}],
+            },
+        )
+    ]
+    results: list[dict[str, str]] = []
+
+    def add(code: dict[str, Any], **fields: Any) -> None:
+        obs = {
+            "resourceType": "Observation",
+            "status": "preliminary",
+            "code": code,
+            "effectiveDateTime": when,
+            "device": {"reference": device_url},
+            **fields,
+        }
+        if subject_ref:
+            obs["subject"] = subject_ref
+        url = _urn()
+        entries.append((url, obs))
+        results.append({"reference": url})
+
+    analysed = _quantity(float(summary.get("analysed_s", 0.0)), "s")
+    excluded = _quantity(float(summary.get("excluded_s", 0.0)), "s")
+    for label, share in (summary.get("burden") or {}).items():
+        add(
+            {"text": f"{label} burden"},
+            valueQuantity=_quantity(100.0 * float(share), "%"),
+            component=[
+                {"code": {"text": "analysed duration"}, "valueQuantity": analysed},
+                {"code": {"text": "excluded duration"}, "valueQuantity": excluded},
+            ],
+        )
+    for e in episodes:
+        add(
+            {"text": f"{e.label} episode"},
+            valueQuantity=_quantity(round(float(e.duration_s), 3), "s"),
+            component=[
+                {
+                    "code": {"text": "start, s from the recording's start"},
+                    "valueQuantity": _quantity(round(float(e.start_s), 3), "s"),
+                },
+                {
+                    "code": {"text": "end, s from the recording's start"},
+                    "valueQuantity": _quantity(round(float(e.end_s), 3), "s"),
+                },
+                {
+                    "code": {"text": "mean model probability"},
+                    "valueQuantity": _quantity(float(e.mean_probability), "1"),
+                },
+            ],
+        )
+    mean_hr = (summary.get("heart_rate") or {}).get("mean_bpm")
+    if mean_hr is not None:
+        loinc, display, unit = LOINC_MEASUREMENTS["hr_bpm"]
+        add(
+            {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": "mean heart rate"},
+            valueQuantity=_quantity(float(mean_hr), unit),
+        )
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "status": "preliminary",
+        "code": {"coding": [_EKG_STUDY], "text": "Long-term ECG rhythm analysis by an ECGFounder model"},
+        "effectiveDateTime": when,
+        "issued": when,
+        "result": results,
+        "conclusion": "; ".join(
+            f"{label} burden {100 * float(v):.1f}% ({(summary.get('episodes') or {}).get(label, 0)} episodes)"
+            for label, v in (summary.get("burden") or {}).items()
+        )
+        or "no label analysed",
+    }
+    if subject_ref:
+        report["subject"] = subject_ref
+    entries.append((_urn(), report))
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": when,
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
+    }

@@ -24,6 +24,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="registered model name or model file (default: the released model that fits the record)",
     )
     p.add_argument("--lead", help="channel to analyse with a single-lead model")
+    p.add_argument(
+        "--fhir",
+        action="store_true",
+        help="also write bundle.json: an HL7 FHIR R4 Bundle of the burden, episodes and heart rate "
+        "(docs/interop.md)",
+    )
+    p.add_argument("--subject", metavar="REFERENCE", help="with --fhir: the subject (e.g. Patient/123)")
     p.add_argument("--stride", type=float, default=5.0, metavar="SECONDS", help="window step (default 5)")
     p.add_argument(
         "--chunk",
@@ -106,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
     )
     s = result.summary
+    if args.fhir:
+        from pathlib import Path
+
+        from ...interop.fhir import monitor_bundle
+
+        bundle = monitor_bundle(s, result.episodes, subject=args.subject)
+        (Path(args.out) / "bundle.json").write_text(json.dumps(bundle, indent=1))
     print(
         f"{s['record']}: {s['duration_s'] / 3600:.2f} h, analysed {s['analysed_s'] / 3600:.2f} h, "
         f"excluded {s['excluded_s']:.0f} s",
@@ -121,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(
-        f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'} to "
+        f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'}"
+        f"{', bundle.json' if args.fhir else ''} to "
         f"{args.out}",
         file=sys.stderr,
     )
