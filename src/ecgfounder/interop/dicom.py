@@ -15,7 +15,6 @@ UCUM unit, findings text annotations naming the model. The patient module holds 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,7 @@ def write_dicom_ecg(
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from .._version import __version__
-    from .fhir import LOINC_MEASUREMENTS
+    from .fhir import loinc_values
 
     signal = np.asarray(record.signal, dtype=np.float64)
     if signal.ndim != 2 or not np.isfinite(signal).all():
@@ -158,16 +157,7 @@ def write_dicom_ecg(
     ds.WaveformSequence = [group]
 
     annotations = []
-    for column, value in (measurements or {}).items():
-        if column not in LOINC_MEASUREMENTS or value is None:
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        if not math.isfinite(number):
-            continue
-        loinc, display, unit = LOINC_MEASUREMENTS[column]
+    for loinc, display, unit, number in loinc_values(measurements):
         item = Dataset()
         item.ConceptNameCodeSequence = [_code(loinc, "LN", display)]
         item.NumericValue = [number]

@@ -29,7 +29,14 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["record_bundle", "monitor_bundle", "write_bundles", "LOINC_MEASUREMENTS", "snomed_code"]
+__all__ = [
+    "record_bundle",
+    "monitor_bundle",
+    "write_bundles",
+    "loinc_values",
+    "LOINC_MEASUREMENTS",
+    "snomed_code",
+]
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -76,6 +83,89 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": float(value), "unit": unit, "system": UCUM, "code": unit}
 
 
+def loinc_values(measurements: Mapping[str, Any] | None) -> list[tuple[str, str, str, float]]:
+    """``(LOINC code, display, UCUM unit, value)`` of the measurement columns that have one and a
+    finite value (FHIR Observations here, DICOM waveform annotations in :mod:`.dicom`)."""
+    out = []
+    for column, value in (measurements or {}).items():
+        if column not in LOINC_MEASUREMENTS or value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number):
+            out.append((*LOINC_MEASUREMENTS[column], number))
+    return out
+
+
+class _Bundle:
+    """A collection Bundle being built: the Device first, Observations that refer to it, and a
+    DiagnosticReport listing them last."""
+
+    def __init__(self, device: dict[str, Any], subject: str | None, issued: _dt.datetime | None) -> None:
+        from .._version import __version__
+
+        self.when = (issued or _dt.datetime.now(_dt.timezone.utc)).isoformat(timespec="seconds")
+        self.subject = {"reference": subject} if subject else None
+        self.device_url = _urn()
+        device = {"resourceType": "Device", **device, "version": [{"value": f"ecgfounder {__version__}"}]}
+        self.entries: list[tuple[str, dict[str, Any]]] = [(self.device_url, device)]
+        self.results: list[dict[str, str]] = []
+
+    def observation(self, code: dict[str, Any], **fields: Any) -> None:
+        obs: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "preliminary",  # a model's output, unconfirmed
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "procedure",
+                        }
+                    ]
+                }
+            ],
+            "code": code,
+            "effectiveDateTime": self.when,
+            "device": {"reference": self.device_url},
+            **fields,
+        }
+        if self.subject:
+            obs["subject"] = self.subject
+        url = _urn()
+        self.entries.append((url, obs))
+        self.results.append({"reference": url})
+
+    def measurements(self, measurements: Mapping[str, Any] | None) -> None:
+        for loinc, display, unit, value in loinc_values(measurements):
+            self.observation(
+                {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
+                valueQuantity=_quantity(value, unit),
+            )
+
+    def finish(self, title: str, conclusion: str) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "resourceType": "DiagnosticReport",
+            "status": "preliminary",
+            "code": {"coding": [_EKG_STUDY], "text": title},
+            "effectiveDateTime": self.when,
+            "issued": self.when,
+            "result": self.results,
+            "conclusion": conclusion,
+        }
+        if self.subject:
+            report["subject"] = self.subject
+        entries = [*self.entries, (_urn(), report)]
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": self.when,
+            "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
+        }
+
+
 def record_bundle(
     row: Mapping[str, Any],
     *,
@@ -89,47 +179,17 @@ def record_bundle(
     schema (``Predictor.iter_rows``, ``POST /v1/predict``); ``measurements``: the measurement
     columns (``hr_bpm``, ``pr_ms``...; NaN or None skipped); ``contract``: the model's input
     contract; ``thresholds``: label -> threshold, for the findings' components."""
-    from .._version import __version__
-
-    when = (issued or _dt.datetime.now(_dt.timezone.utc)).isoformat(timespec="seconds")
-    subject_ref = {"reference": subject} if subject else None
-    device_url = _urn()
     model = str(row.get("model") or "ecgfounder model")
-    device: dict[str, Any] = {
-        "resourceType": "Device",
-        "deviceName": [{"name": model, "type": "model-name"}],
-        "type": {"text": "ECG interpretation software (ECGFounder model)"},
-        "version": [{"value": f"ecgfounder {__version__}"}],
-        "note": [{"text": f"input: {row.get('preprocessing') or (contract.describe() if contract else '')}"}],
-    }
-    entries: list[tuple[str, dict[str, Any]]] = [(device_url, device)]
-    results: list[dict[str, str]] = []
-
-    def observation(code: dict[str, Any], **fields: Any) -> None:
-        obs: dict[str, Any] = {
-            "resourceType": "Observation",
-            "status": "preliminary",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": "procedure",
-                        }
-                    ]
-                }
-            ],
-            "code": code,
-            "effectiveDateTime": when,
-            "device": {"reference": device_url},
-            **fields,
-        }
-        if subject_ref:
-            obs["subject"] = subject_ref
-        url = _urn()
-        entries.append((url, obs))
-        results.append({"reference": url})
-
+    contract_text = row.get("preprocessing") or (contract.describe() if contract else "")
+    b = _Bundle(
+        {
+            "deviceName": [{"name": model, "type": "model-name"}],
+            "type": {"text": "ECG interpretation software (ECGFounder model)"},
+            "note": [{"text": f"input: {contract_text}"}],
+        },
+        subject,
+        issued,
+    )
     for finding in row.get("findings") or []:
         label, p = str(finding["label"]), float(finding["probability"])
         coding = snomed_code(label)
@@ -141,44 +201,16 @@ def record_bundle(
             components.append(
                 {"code": {"text": "decision threshold"}, "valueQuantity": _quantity(thresholds[label], "1")}
             )
-        observation(code, valueBoolean=True, component=components)
-    for column, value in (measurements or {}).items():
-        if column not in LOINC_MEASUREMENTS or value is None:
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        if not math.isfinite(number):
-            continue
-        loinc, display, unit = LOINC_MEASUREMENTS[column]
-        observation(
-            {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
-            valueQuantity=_quantity(number, unit),
-        )
+        b.observation(code, valueBoolean=True, component=components)
+    b.measurements(measurements)
     flags: Sequence[str] = row.get("flags") or []
     if flags:
-        observation({"text": "ECG signal quality flags"}, valueString="; ".join(flags))
+        b.observation({"text": "ECG signal quality flags"}, valueString="; ".join(flags))
+    # the record's key is a path, which may name a person: it stays out of the report
     conclusion = "; ".join(f"{f['label']} ({float(f['probability']):.2f})" for f in row.get("findings") or [])
-    report: dict[str, Any] = {
-        "resourceType": "DiagnosticReport",
-        "status": "preliminary",
-        "code": {"coding": [_EKG_STUDY], "text": "ECG interpretation by an ECGFounder model"},
-        "effectiveDateTime": when,
-        "issued": when,
-        "result": results,
-        # the record's key is a path, which may name a person: it stays out of the report
-        "conclusion": conclusion or "no finding at or above its threshold",
-    }
-    if subject_ref:
-        report["subject"] = subject_ref
-    entries.append((_urn(), report))
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": when,
-        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
-    }
+    return b.finish(
+        "ECG interpretation by an ECGFounder model", conclusion or "no finding at or above its threshold"
+    )
 
 
 def write_bundles(
@@ -231,45 +263,18 @@ def monitor_bundle(
     end as offsets from the recording's start, in s: the recording's own clock time is not known
     to every format); the mean heart rate (LOINC 8867-4) when measured; a DiagnosticReport
     listing them. The subject is the caller's, never read from the file."""
-    from .._version import __version__
-
-    when = (issued or _dt.datetime.now(_dt.timezone.utc)).isoformat(timespec="seconds")
-    subject_ref = {"reference": subject} if subject else None
-    device_url = _urn()
-    entries: list[tuple[str, dict[str, Any]]] = [
-        (
-            device_url,
-            {
-                "resourceType": "Device",
-                "deviceName": [
-                    {"name": str(summary.get("model") or "ecgfounder model"), "type": "model-name"}
-                ],
-                "type": {"text": "ECG rhythm analysis software (ECGFounder model)"},
-                "version": [{"value": f"ecgfounder {__version__}"}],
-            },
-        )
-    ]
-    results: list[dict[str, str]] = []
-
-    def add(code: dict[str, Any], **fields: Any) -> None:
-        obs = {
-            "resourceType": "Observation",
-            "status": "preliminary",
-            "code": code,
-            "effectiveDateTime": when,
-            "device": {"reference": device_url},
-            **fields,
-        }
-        if subject_ref:
-            obs["subject"] = subject_ref
-        url = _urn()
-        entries.append((url, obs))
-        results.append({"reference": url})
-
+    b = _Bundle(
+        {
+            "deviceName": [{"name": str(summary.get("model") or "ecgfounder model"), "type": "model-name"}],
+            "type": {"text": "ECG rhythm analysis software (ECGFounder model)"},
+        },
+        subject,
+        issued,
+    )
     analysed = _quantity(float(summary.get("analysed_s", 0.0)), "s")
     excluded = _quantity(float(summary.get("excluded_s", 0.0)), "s")
     for label, share in (summary.get("burden") or {}).items():
-        add(
+        b.observation(
             {"text": f"{label} burden"},
             valueQuantity=_quantity(100.0 * float(share), "%"),
             component=[
@@ -278,7 +283,7 @@ def monitor_bundle(
             ],
         )
     for e in episodes:
-        add(
+        b.observation(
             {"text": f"{e.label} episode"},
             valueQuantity=_quantity(round(float(e.duration_s), 3), "s"),
             component=[
@@ -296,32 +301,10 @@ def monitor_bundle(
                 },
             ],
         )
-    mean_hr = (summary.get("heart_rate") or {}).get("mean_bpm")
-    if mean_hr is not None:
-        loinc, display, unit = LOINC_MEASUREMENTS["hr_bpm"]
-        add(
-            {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": "mean heart rate"},
-            valueQuantity=_quantity(float(mean_hr), unit),
-        )
-    report: dict[str, Any] = {
-        "resourceType": "DiagnosticReport",
-        "status": "preliminary",
-        "code": {"coding": [_EKG_STUDY], "text": "Long-term ECG rhythm analysis by an ECGFounder model"},
-        "effectiveDateTime": when,
-        "issued": when,
-        "result": results,
-        "conclusion": "; ".join(
-            f"{label} burden {100 * float(v):.1f}% ({(summary.get('episodes') or {}).get(label, 0)} episodes)"
-            for label, v in (summary.get("burden") or {}).items()
-        )
-        or "no label analysed",
-    }
-    if subject_ref:
-        report["subject"] = subject_ref
-    entries.append((_urn(), report))
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": when,
-        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
-    }
+    b.measurements({"hr_bpm": (summary.get("heart_rate") or {}).get("mean_bpm")})
+    counts = summary.get("episodes") or {}
+    conclusion = "; ".join(
+        f"{label} burden {100 * float(v):.1f}% ({counts.get(label, 0)} episodes)"
+        for label, v in (summary.get("burden") or {}).items()
+    )
+    return b.finish("Long-term ECG rhythm analysis by an ECGFounder model", conclusion or "no label analysed")
