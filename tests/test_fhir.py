@@ -155,3 +155,20 @@ def test_the_service_answers_fhir_when_asked(data_dir):
     findings = [o for o in by_type["Observation"] if o.get("valueBoolean")]
     assert [o["code"]["text"] for o in findings] == [f["label"] for f in plain["findings"]] == ["AF"]
     assert any(c.get("code") == "8867-4" for o in by_type["Observation"] for c in o["code"].get("coding", []))
+
+
+def test_measure_writes_a_bundle_per_record(data_dir, tmp_path):
+    out = tmp_path / "m.ndjson"
+    files = [data_dir / "ludb" / "data" / f"{i}.hea" for i in (1, 2)]
+    r = run_cli(
+        "measure", *files, tmp_path / "missing.hea", "--format", "fhir", "--subject", "Patient/p", "-o", out
+    )
+    assert r.returncode == 1 and "missing.hea" in r.stderr  # the bad input is named, the others written
+    bundles = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(bundles) == 2
+    for bundle in bundles:
+        by_type = _validate(bundle)
+        _bindings(bundle)
+        codes = {c["code"] for o in by_type["Observation"] for c in o["code"].get("coding", [])}
+        assert {"8867-4", "8625-6", "8633-0", "8634-8"} <= codes
+        assert by_type["DiagnosticReport"][0]["conclusion"].startswith("HR ")

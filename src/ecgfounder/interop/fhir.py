@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "record_bundle",
     "monitor_bundle",
+    "measurement_bundle",
     "write_bundles",
     "loinc_values",
     "LOINC_MEASUREMENTS",
@@ -308,3 +309,30 @@ def monitor_bundle(
         for label, v in (summary.get("burden") or {}).items()
     )
     return b.finish("Long-term ECG rhythm analysis by an ECGFounder model", conclusion or "no label analysed")
+
+
+def measurement_bundle(
+    row: Mapping[str, Any],
+    *,
+    method: str = "unet",
+    subject: str | None = None,
+    issued: _dt.datetime | None = None,
+) -> dict[str, Any]:
+    """A FHIR R4 Bundle for one record's measurements (a row of ``ecgfounder measure``):
+    the delineator as the Device, an Observation per measurement with its LOINC code, the
+    measurement flags, and a DiagnosticReport whose conclusion is the printed-ECG line."""
+    from ..measurement.core import measurements_line
+
+    b = _Bundle(
+        {
+            "deviceName": [{"name": f"ecgfounder measure ({method} delineation)", "type": "model-name"}],
+            "type": {"text": "ECG measurement software (wave delineation)"},
+        },
+        subject,
+        issued,
+    )
+    b.measurements(row)
+    flags = [f for f in str(row.get("measure_flags") or "").split(";") if f]
+    if flags:
+        b.observation({"text": "ECG measurement flags"}, valueString="; ".join(flags))
+    return b.finish("ECG measurements", measurements_line(dict(row)))

@@ -18,7 +18,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="CSV, JSON lines or Parquet file (default: CSV on stdout)")
     p.add_argument(
-        "--format", choices=["csv", "jsonl", "parquet"], help="output format (default: from the file name)"
+        "--format",
+        choices=["csv", "jsonl", "parquet", "fhir"],
+        help="output format (default: from the file name); fhir: an HL7 FHIR R4 Bundle per record, one a "
+        "line (docs/interop.md)",
+    )
+    p.add_argument(
+        "--subject", metavar="REFERENCE", help="with --format fhir: the subject (e.g. Patient/123)"
     )
     p.add_argument(
         "--method",
@@ -44,7 +50,15 @@ def run(args: argparse.Namespace) -> int:
     from ...infer.writers import TableWriter, table_format
     from ...measurement import measure_inputs
 
-    writer = TableWriter(args.output, table_format(args.output, args.format))
+    fhir = args.format == "fhir"
+    if fhir:
+        import json
+
+        from ...interop.fhir import measurement_bundle
+
+        out = open(args.output, "w", encoding="utf-8", newline="\n") if args.output else sys.stdout
+    else:
+        writer = TableWriter(args.output, table_format(args.output, args.format))
     failed = 0
     try:
         for row in measure_inputs(
@@ -58,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
             if row["error"]:
                 failed += 1
                 print(f"error: {row['record']}: {row['error']}", file=sys.stderr)
-            writer.write(row)
+                if fhir:
+                    continue
+            if fhir:
+                bundle = measurement_bundle(row, method=args.method, subject=args.subject)
+                out.write(json.dumps(bundle, separators=(",", ":")) + "\n")
+            else:
+                writer.write(row)
     finally:
-        writer.close()
+        if not fhir:
+            writer.close()
+        elif args.output:
+            out.close()
     return 1 if failed else 0
