@@ -143,3 +143,28 @@ def test_apple_health_export_bad_cases_are_clear_errors(tmp_path):
     empty.write_text(APPLE.split("\n\n-12.5")[0] + "\n", encoding="utf-8")
     with pytest.raises(ECGInputError, match="without samples"):
         read_ecg(empty)
+
+
+def test_an_apple_watch_export_becomes_a_fhir_observation(tmp_path, data_dir):
+    """Issue 33: Apple Health ECG CSV in, a FHIR R4 Observation with SampledData out (`read --fhir`),
+    valid by the fhir.resources models; the data decode back to the signal at 1 µV steps; the name in
+    the export goes nowhere."""
+    fhir_obs = pytest.importorskip("fhir.resources.R4B.observation")
+    import wfdb
+
+    from conftest import run_cli
+
+    x, _ = wfdb.rdsamp(str(data_dir / "cinc2017-dev" / "A00004"))  # 30 s of a real single-lead ECG
+    lines = ["Name,Jane Appleseed", "Sample Rate,300 hertz", "", "Lead,Lead I", "Unit,µV", ""]
+    path = tmp_path / "ecg_2021-06-01.csv"
+    path.write_text("\n".join(lines + [f"{v * 1000:.3f}" for v in x[:, 0]]) + "\n", encoding="utf-8")
+    out = tmp_path / "obs.ndjson"
+    r = run_cli("read", path, "--fhir", out, "--subject", "Patient/w")
+    assert r.returncode == 0, r.stderr
+    obs = json.loads(out.read_text().splitlines()[0])
+    fhir_obs.Observation.model_validate(obs)
+    data = obs["component"][0]["valueSampledData"]
+    assert obs["component"][0]["code"]["text"] == "Lead I" and data["period"] == pytest.approx(1000 / 300)
+    values = np.array([float(v) for v in data["data"].split()]) * data["factor"] / 1000  # µV steps -> mV
+    np.testing.assert_allclose(values, x[:, 0], atol=0.0005 + 1e-9)  # within half a 1 µV step
+    assert "Jane" not in out.read_text() and obs["subject"]["reference"] == "Patient/w"

@@ -33,6 +33,7 @@ __all__ = [
     "record_bundle",
     "monitor_bundle",
     "measurement_bundle",
+    "waveform_observation",
     "write_bundles",
     "loinc_values",
     "LOINC_MEASUREMENTS",
@@ -336,3 +337,51 @@ def measurement_bundle(
     if flags:
         b.observation({"text": "ECG measurement flags"}, valueString="; ".join(flags))
     return b.finish("ECG measurements", measurements_line(dict(row)))
+
+
+def waveform_observation(
+    record: Any, *, subject: str | None = None, resolution_uv: float = 1.0, max_samples: int = 600_000
+) -> dict[str, Any]:
+    """One Observation holding the record's waveform as FHIR ``SampledData`` (a ``component`` per
+    lead, values in steps of ``resolution_uv`` µV, ``period`` the sampling interval in ms): the
+    conversion of an Apple Watch ECG (Apple Health CSV export) or any record ``read_ecg`` reads.
+    Age, sex and the device's own classification are not copied (the subject is the caller's)."""
+    import numpy as np
+
+    signal = np.asarray(record.signal, dtype=np.float64)
+    if signal.shape[-1] > max_samples:
+        raise ValueError(f"{signal.shape[-1]} samples per lead: more than {max_samples} in one Observation")
+    steps = np.rint(np.nan_to_num(signal) * 1000.0 / resolution_uv).astype(np.int64)
+    components = []
+    for name, row in zip(record.leads, steps):
+        components.append(
+            {
+                "code": {"text": f"Lead {name}"},
+                "valueSampledData": {
+                    "origin": {"value": 0, "unit": "uV", "system": UCUM, "code": "uV"},
+                    "period": round(1000.0 / float(record.fs), 6),
+                    "factor": float(resolution_uv),
+                    "dimensions": 1,
+                    "data": " ".join(map(str, row.tolist())),
+                },
+            }
+        )
+    obs: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",  # the recording as measured, no interpretation
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "procedure",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [_EKG_STUDY], "text": "ECG waveform"},
+        "component": components,
+    }
+    if subject:
+        obs["subject"] = {"reference": subject}
+    return obs
