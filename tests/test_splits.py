@@ -309,3 +309,12 @@ def test_the_same_records_get_the_same_splits_wherever_they_sit(tmp_path, data_d
         )
     )
     assert dict(zip(old.ids, old.splits)) == got
+    # ids written for another selection (here: other names), the paths still place every record
+    other = tables["copy"].assign(record=lambda t: "elsewhere-" + t["record"])
+    other.to_csv(tmp_path / "other-ids.csv", index=False)
+    again = build_manifest(
+        load_config(
+            None, {"dataset": f"ludb:{ludb}", "task": "regression", "splits": str(tmp_path / "other-ids.csv")}
+        )
+    )
+    assert dict(zip(again.ids, again.splits)) == got

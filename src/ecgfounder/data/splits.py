@@ -120,13 +120,15 @@ def apply_splits(
     validation split, the other folds train, test stays test. Records of the manifest missing from
     the split file are an error naming them."""
     has_fold = "fold" in splits.columns
+    pairs: dict[int, int] = {}
     if "record" in splits.columns:
         theirs = splits["record"].astype(str).tolist()
         lookup = {k: j for j, k in enumerate(theirs)}
         pairs = {i: lookup[k] for i, k in enumerate(man.ids) if k in lookup}
-    else:
+    if len(pairs) < len(man) and "path" in splits.columns:
+        # ids written for another selection of the records (another common folder): their paths
         match = match_records(man.paths, splits["path"].astype(str).tolist())
-        pairs = dict(match.pairs)
+        pairs = {**dict(match.pairs), **pairs} if len(match.pairs) > len(pairs) else pairs
     missing = [man.paths[i] for i in range(len(man)) if i not in pairs]
     if missing:
         raise ECGFounderError(
