@@ -129,18 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_subgroups(args, predictions, common)
     try:
         report = evaluate_tables(
-            predictions,
-            args.labels,
-            id_column=args.id_column,
-            temperature=temperature,
-            label_columns=args.label_columns.split(",") if args.label_columns else None,
-            patient_column=args.patient_column,
-            thresholds=thresholds,
-            n_boot=args.bootstrap,
-            seed=args.seed,
-            task=args.task,
-            min_count=args.min_count,
-            include_low_counts=args.include_low_counts,
+            predictions, args.labels, include_low_counts=args.include_low_counts, **common
         )
     except ValueError as exc:
         raise ECGFounderError(f"{args.labels}: {exc}") from None
