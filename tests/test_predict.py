@@ -99,6 +99,38 @@ def test_records_and_arrays_as_inputs(model_1lead, data_dir):
     assert "expected (1, samples)" in df.loc[2, "error"]
 
 
+def test_predictor_from_its_three_parts(model_1lead, data_dir):
+    """Predictor(backend, prepare, scoring): the parts made once, changed as dataclasses, and the
+    same rows as the one-call form with the same options."""
+    from dataclasses import replace
+
+    from ecgfounder.infer import predictor_parts
+
+    path = data_dir / "cinc2017-dev" / "A00005.hea"
+    backend, prep, scoring = predictor_parts(str(model_1lead))
+    assert prep.contract.fs == 500 and scoring.labels[0] == "finding A" and scoring.aggregate == "mean"
+    parts = Predictor(
+        backend,
+        replace(prep, stride_s=2.5),
+        replace(scoring, aggregate="max", thresholds=np.full(7, 0.3)),
+        workers=0,
+        progress=False,
+    ).predict(path)
+    one_call = Predictor(
+        str(model_1lead), stride_s=2.5, aggregate="max", thresholds=0.3, workers=0, progress=False
+    ).predict(path)
+    assert parts.loc[0, "n_windows"] == one_call.loc[0, "n_windows"] > 6  # 2.5 s stride on 30 s
+    labels = list(scoring.labels)
+    np.testing.assert_allclose(parts.loc[0, labels].to_numpy(float), one_call.loc[0, labels].to_numpy(float))
+    assert parts.loc[0, "findings"] == one_call.loc[0, "findings"]
+    # model options belong to the parts once they are made
+    with pytest.raises(TypeError, match="stride_s: options for making the parts"):
+        Predictor(backend, prep, scoring, stride_s=5)
+    # parts that do not fit the model are refused
+    with pytest.raises(ValueError, match="3 labels to score, the model has 7 outputs"):
+        Predictor(backend, prep, replace(scoring, labels=("a", "b", "c"), thresholds=np.full(3, 0.5)))
+
+
 def test_wrong_model_for_the_input_is_an_error_not_a_guess(fixtures_dir, data_dir):
     p = Predictor(load_model(small_checkpoint(fixtures_dir, 12, 0)), workers=0, progress=False)
     df = p.predict([data_dir / "cinc2017-dev" / "A00001.hea", data_dir / "ludb" / "data" / "1.hea"])

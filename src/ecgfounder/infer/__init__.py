@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any
 from ..io.sources import Source, expand_inputs
 
 if TYPE_CHECKING:
+    from ..signal.stream import PrepareOptions
     from .backends import Backend, OnnxBackend, TorchBackend, load_backend
-    from .predictor import Embeddings, Predictor
+    from .predictor import Embeddings, Predictor, predictor_parts
+    from .rows import ScoringOptions
 
 __all__ = [
     "Predictor",
+    "predictor_parts",
+    "PrepareOptions",
+    "ScoringOptions",
     "Embeddings",
     "Source",
     "expand_inputs",
@@ -27,6 +32,9 @@ __all__ = [
 _LAZY = {
     "Predictor": "predictor",
     "Embeddings": "predictor",
+    "predictor_parts": "predictor",
+    "PrepareOptions": "predictor",
+    "ScoringOptions": "rows",
     "Backend": "backends",
     "TorchBackend": "backends",
     "OnnxBackend": "backends",

@@ -28,7 +28,14 @@ from ..signal.stream import PreparedItem, PrepareOptions, prepared_stream
 from .backends import Backend, Precision, load_backend
 from .rows import RESERVED_COLUMNS, ScoringOptions, flatten_row, record_row
 
-__all__ = ["Predictor", "Embeddings", "RESERVED_COLUMNS", "ScoringOptions"]
+__all__ = [
+    "Predictor",
+    "predictor_parts",
+    "Embeddings",
+    "PrepareOptions",
+    "RESERVED_COLUMNS",
+    "ScoringOptions",
+]
 
 log = logging.getLogger("ecgfounder")
 
@@ -55,26 +62,46 @@ class Embeddings:
         return df
 
 
-class Predictor:
-    """Score ECGs with a model, its input contract driving reading and preprocessing.
+def predictor_parts(
+    model: Any,
+    *,
+    device: str | None = None,
+    precision: Precision = "fp32",
+    batch_size: int = 64,
+    lead: str | None = None,
+    stride_s: float | None = None,
+    aggregate: Literal["mean", "max", "logit"] | None = None,
+    thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
+    fs: float | None = None,
+    leads: Sequence[str] | None = None,
+    units: str | None = None,
+    contract: InputContract | None = None,
+    calibration: Any = None,
+    compile: bool = False,
+    conformal: Any = None,
+    measure: bool = False,
+    artifact_checks: bool = True,
+) -> tuple[Backend, PrepareOptions, ScoringOptions]:
+    """The three parts of a :class:`Predictor` made from a model and plain options: the
+    :class:`~ecgfounder.infer.backends.Backend` that runs it, the
+    :class:`~ecgfounder.signal.stream.PrepareOptions` that read and prepare its input (its contract
+    unless ``contract`` is given) and the :class:`~ecgfounder.infer.rows.ScoringOptions` that turn
+    its outputs into rows (its labels, stored thresholds and aggregate unless given).
 
-    ``model``: a loaded model, a registered name or a model file. ``device``: ``None`` picks CUDA
-    when available, else CPU. ``precision``: ``fp32``, ``bf16`` (autocast, CPU or GPU), ``fp16``
-    (GPU) or ``int8`` (CPU, ONNX Runtime static quantisation: the model is exported and quantised
-    with activation ranges calibrated on the ``calibration`` inputs, files or folders, or on an
-    (N, leads, samples) array of prepared windows; an ``.onnx`` model quantised by
+    ``model``: a loaded model, a backend, a registered name or a model file. ``device``: ``None``
+    picks CUDA when available, else CPU. ``precision``: ``fp32``, ``bf16`` (autocast, CPU or GPU),
+    ``fp16`` (GPU) or ``int8`` (CPU, ONNX Runtime static quantisation: the model is exported and
+    quantised with activation ranges calibrated on the ``calibration`` inputs, files or folders, or
+    on an (N, leads, samples) array of prepared windows; an ``.onnx`` model quantised by
     ``ecgfounder export --int8`` runs as it is). ``compile``: ``torch.compile`` the model (first
     batch pays the compilation; on CUDA with CUDA graphs, ``mode="reduce-overhead"``); batches are
-    padded to ``batch_size`` so one compiled graph serves the whole run. ``workers``:
-    reading/preprocessing processes (``0``: in this process; default: one less than the CPU count,
-    at most 8, and none on a machine with 2 CPUs or fewer, where they only slow the model).
-    ``lead``: the channel to use for a single-lead model. ``stride_s``: window step for records
-    longer than the window. ``aggregate``: how a record's window
-    probabilities are combined: ``mean``, ``max`` or ``logit`` (mean window logit, i.e. the
-    normalised geometric mean for a softmax model; :func:`~ecgfounder.models.outputs.aggregate`);
-    default the model's own (``model.info.aggregate``), else ``mean``. ``thresholds``: one number,
-    a mapping label -> number, or a sequence per label; default the model's stored thresholds,
-    else 0.5.
+    padded to ``batch_size`` so one compiled graph serves the whole run. ``lead``: the channel to
+    use for a single-lead model. ``stride_s``: window step for records longer than the window.
+    ``aggregate``: how a record's window probabilities are combined: ``mean``, ``max`` or
+    ``logit`` (mean window logit, i.e. the normalised geometric mean for a softmax model;
+    :func:`~ecgfounder.models.outputs.aggregate`); default the model's own
+    (``model.info.aggregate``), else ``mean``. ``thresholds``: one number, a mapping label ->
+    number, or a sequence per label; default the model's stored thresholds, else 0.5.
     ``fs``/``leads``/``units`` are passed to :func:`~ecgfounder.read_ecg` for files that need them.
     ``conformal``: a :class:`~ecgfounder.eval.conformal.ConformalSets`; record rows then get
     ``conformal_set`` and ``abstain`` (per-window rows do not: the sets were calibrated per record).
@@ -83,106 +110,117 @@ class Predictor:
     record as read (every lead, its own rate). ``artifact_checks=False`` skips the noise, artefact
     and electrode flags (docs/trust.md; about 3 ms per 12-lead record).
     """
+    backend = load_backend(
+        model,
+        device=device,
+        precision=precision,
+        compile=compile,
+        batch_size=batch_size,
+        calibration=calibration,
+        lead=lead,
+    )
+    info = getattr(backend, "info", None)
+    contract = contract or (info.contract if info is not None else None)
+    if contract is None:
+        raise ValueError(
+            "the model carries no input contract (leads, rate, length); pass contract=InputContract(...)"
+        )
+    reserved: tuple[str, ...] = tuple(RESERVED_COLUMNS)
+    extras = None
+    if measure:
+        from ..measurement.core import MEASURE_COLUMNS, measure_row
+
+        reserved, extras = (*RESERVED_COLUMNS, *MEASURE_COLUMNS), measure_row
+    scoring = ScoringOptions.for_model(
+        info,
+        backend.config.n_classes,
+        thresholds=thresholds,
+        aggregate=aggregate,
+        conformal=conformal,
+        reserved=reserved,
+    )
+    quality = (
+        QualityThresholds()
+        if artifact_checks
+        else QualityThresholds(artifacts=ArtifactThresholds(enabled=False))
+    )
+    prepare = PrepareOptions(
+        contract,
+        lead,
+        stride_s,
+        fs,
+        tuple(leads) if leads else None,
+        units,
+        extras=extras,
+        quality=quality,
+    )
+    return backend, prepare, scoring
+
+
+class Predictor:
+    """Score ECGs: a backend runs the model, ``prepare`` reads and prepares the inputs (the
+    model's input contract), ``scoring`` turns outputs into rows (labels, thresholds, aggregate).
+
+    ``Predictor(backend, prepare, scoring)`` takes the three parts as they are
+    (:func:`predictor_parts` makes them); ``Predictor(model, **options)`` makes them from a model
+    (a loaded model, a registered name or a model file) and the options of
+    :func:`predictor_parts` (``device``, ``precision``, ``lead``, ``stride_s``, ``thresholds``,
+    ``aggregate``, ``measure``, ``conformal``...).
+
+    How it runs: ``batch_size`` windows per model call; ``workers`` reading/preprocessing
+    processes (``0``: in this process; default: one less than the CPU count, at most 8, and none on
+    a machine with 2 CPUs or fewer, where they only slow the model); ``progress`` a bar on stderr
+    (default: when stderr is a terminal); ``on_error(key, reason)`` called for each input that
+    fails (its row carries the ``error`` too).
+    """
 
     def __init__(
         self,
-        model: Any,
+        backend: Any,
+        prepare: PrepareOptions | None = None,
+        scoring: ScoringOptions | None = None,
         *,
-        device: str | None = None,
-        precision: Precision = "fp32",
         batch_size: int = 64,
         workers: int | None = None,
-        lead: str | None = None,
-        stride_s: float | None = None,
-        aggregate: Literal["mean", "max", "logit"] | None = None,
-        thresholds: float | Mapping[str, float] | Sequence[float] | None = None,
         progress: bool | None = None,
-        fs: float | None = None,
-        leads: Sequence[str] | None = None,
-        units: str | None = None,
-        contract: InputContract | None = None,
         on_error: Callable[[str, str], None] | None = None,
-        calibration: Any = None,
-        compile: bool = False,
-        conformal: Any = None,
-        measure: bool = False,
-        artifact_checks: bool = True,
+        **options: Any,
     ) -> None:
-        self.backend: Backend = load_backend(
-            model,
-            device=device,
-            precision=precision,
-            compile=compile,
-            batch_size=batch_size,
-            calibration=calibration,
-            lead=lead,
-        )
-        self.precision = self.backend.precision
-        model = self.backend  # what follows reads only the interface every backend has
+        if prepare is None or scoring is None or not isinstance(backend, Backend):
+            backend, made_prepare, made_scoring = predictor_parts(backend, batch_size=batch_size, **options)
+            prepare, scoring = prepare or made_prepare, scoring or made_scoring
+        elif options:
+            raise TypeError(
+                f"{', '.join(sorted(options))}: options for making the parts from a model; "
+                "with a backend, prepare and scoring given, set them on those"
+            )
+        self.backend: Backend = backend
+        self.prepare: PrepareOptions = prepare  # how inputs are read and prepared
+        self.scoring: ScoringOptions = scoring
+        self.contract: InputContract = prepare.contract
+        if self.contract.n_leads != backend.config.in_channels:
+            raise ValueError(
+                f"contract names {self.contract.n_leads} leads, the model takes {backend.config.in_channels}"
+            )
+        if len(scoring.labels) != backend.config.n_classes:
+            raise ValueError(
+                f"{len(scoring.labels)} labels to score, the model has {backend.config.n_classes} outputs"
+            )
+        self.precision = backend.precision
+        self.runtime = backend.runtime
         self.batch_size = max(1, int(batch_size))
-        info = getattr(model, "info", None)
-        self.contract = contract or (info.contract if info is not None else None)
-        if self.contract is None:
-            raise ValueError(
-                "the model carries no input contract (leads, rate, length); pass contract=InputContract(...)"
-            )
-        if self.contract.n_leads != model.config.in_channels:
-            raise ValueError(
-                f"contract names {self.contract.n_leads} leads, the model takes {model.config.in_channels}"
-            )
-        reserved = RESERVED_COLUMNS
-        extras = None
-        if measure:
-            from ..measurement.core import MEASURE_COLUMNS, measure_row
-
-            reserved, extras = (*RESERVED_COLUMNS, *MEASURE_COLUMNS), measure_row
-        self.scoring = ScoringOptions.for_model(
-            info,
-            model.config.n_classes,
-            thresholds=thresholds,
-            aggregate=aggregate,
-            conformal=conformal,
-            reserved=reserved,
-        )
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         # On 2 CPUs a reading process only takes cycles from the model (measured: 18.4 vs 21.1 files/s)
         self.workers = (0 if cpus <= 2 else min(cpus - 1, 8)) if workers is None else max(0, int(workers))
         self.progress = progress
-        quality = (
-            QualityThresholds()
-            if artifact_checks
-            else QualityThresholds(artifacts=ArtifactThresholds(enabled=False))
-        )
-        self.options = PrepareOptions(
-            self.contract,
-            lead,
-            stride_s,
-            fs,
-            tuple(leads) if leads else None,
-            units,
-            extras=extras,
-            quality=quality,
-        )
+        self.on_error = on_error
+        info = getattr(backend, "info", None)
         self.model_name = (
             info.name
             if info is not None and info.name
             else (info.provenance.get("file") if info is not None else None)
         ) or "Net1D"
-        self.runtime = self.backend.runtime
-        used = " ".join(self.contract.leads)
-        if lead:
-            from ..io.leads import canonical_lead
-
-            lead = canonical_lead(lead) or lead
-        if lead and self.contract.n_leads == 1 and lead != self.contract.leads[0]:
-            # --lead: the lead actually fed
-            used = f"{lead} (in the model's lead {self.contract.leads[0]} input)"
-        self.preprocessing = (
-            f"{self.contract.preprocessing}: {self.contract.n_leads} "
-            f"lead{'s' if self.contract.n_leads != 1 else ''} "
-            f"{used}, {self.contract.fs:g} Hz, {self.contract.n_samples} samples"
-        )
-        self.on_error = on_error
+        self.preprocessing = _preprocessing_text(self.contract, prepare.lead)
 
     # the scoring options, by the names the predictor has always had
     @property
@@ -241,7 +279,7 @@ class Predictor:
         return ECGRecord(signal=arr, fs=float(fs), leads=self.contract.leads, record_id=f"array[{i}]")
 
     def _prepared(self, items: Iterable[Source | ECGRecord | PreparedItem]) -> Iterator[PreparedItem]:
-        return prepared_stream(items, self.options, self.workers)
+        return prepared_stream(items, self.prepare, self.workers)
 
     # ------------------------------------------------------------------ model
 
@@ -366,7 +404,7 @@ class Predictor:
             yield flat
 
     def _extras(self, prep: PreparedItem) -> dict[str, Any] | None:
-        if self.options.extras is None:
+        if self.prepare.extras is None:
             return None
         from ..measurement.core import MEASURE_COLUMNS
 
@@ -428,3 +466,19 @@ class Predictor:
             start_s=starts if per_window else None,
             errors=errors,
         )
+
+
+def _preprocessing_text(contract: InputContract, lead: str | None) -> str:
+    """What each row says about the preparation: recipe, leads used, rate, samples."""
+    used = " ".join(contract.leads)
+    if lead:
+        from ..io.leads import canonical_lead
+
+        lead = canonical_lead(lead) or lead
+    if lead and contract.n_leads == 1 and lead != contract.leads[0]:
+        # --lead: the lead actually fed
+        used = f"{lead} (in the model's lead {contract.leads[0]} input)"
+    return (
+        f"{contract.preprocessing}: {contract.n_leads} lead{'s' if contract.n_leads != 1 else ''} "
+        f"{used}, {contract.fs:g} Hz, {contract.n_samples} samples"
+    )

@@ -50,9 +50,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return fmt
     raise ECGInputError(
         p,
-        f"unknown file type {p.suffix or '(no extension)'!r}; readable: WFDB (.hea), "
-        "EDF/BDF, GE MUSE / HL7 aECG / Philips XML, DICOM, CSV/TSV (Apple Health ECG exports too), "
-        ".npy/.npz, CODE-15 HDF5, ISHNE Holter (.ecg)",
+        f"unknown file type {p.suffix or '(no extension)'!r}; readable: "
+        + ", ".join(f"{f.name} ({' '.join(f.suffixes)})" for f in FORMAT_TABLE),
     )
 
 

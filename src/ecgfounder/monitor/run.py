@@ -275,7 +275,7 @@ def _score_windows(rec: Any, t0: float, idx: list[int], scan: _Scan, predictor: 
     for j in idx:
         a = max(0, int(round((scan.starts[j] - t0) * contract.fs)))
         w = x[:, a : a + n]
-        scan.quality[j] = window_quality(w, predictor.options.quality)
+        scan.quality[j] = window_quality(w, predictor.prepare.quality)
         if scan.quality[j] == "ok":
             scan.quality[j] = _artifacts(w, contract.fs, rec.leads)
         if scan.quality[j] == "ok":
