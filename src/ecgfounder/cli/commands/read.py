@@ -26,12 +26,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "(an Apple Watch ECG export to FHIR, for instance; docs/interop.md)",
     )
     p.add_argument("--subject", metavar="REFERENCE", help="with --fhir: the subject (e.g. Patient/123)")
+    p.add_argument(
+        "--dicom",
+        metavar="DIR",
+        help="also write each record as a DICOM ECG waveform object (12-lead ECG, else General ECG), "
+        "DIR/<record>.dcm (docs/interop.md)",
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     failed = 0
+    if args.dicom:
+        from pathlib import Path
+
+        Path(args.dicom).mkdir(parents=True, exist_ok=True)
     fhir_out = open(args.fhir, "w", encoding="utf-8", newline="\n") if args.fhir else None
     try:
         for path in args.files:
@@ -63,6 +73,13 @@ def _one(args: argparse.Namespace, path: str, fhir_out: Any) -> int:
         fhir_out.write(
             json.dumps(waveform_observation(rec, subject=args.subject), separators=(",", ":")) + "\n"
         )
+    failed = 0
+    if args.dicom:
+        try:
+            _write_dicom(rec, args.dicom)
+        except ValueError as exc:  # values that 16-bit samples cannot hold, gaps
+            print(f"error: {path}: not written as DICOM: {exc}", file=sys.stderr)
+            failed = 1
     summary = {
         "record": str(path),
         "id": rec.record_id,
@@ -80,7 +97,7 @@ def _one(args: argparse.Namespace, path: str, fhir_out: Any) -> int:
     }
     if args.json:
         print(json.dumps(summary))
-        return 0
+        return failed
     print(
         f"{path}: {rec.n_leads} lead{'s' if rec.n_leads != 1 else ''} [{' '.join(rec.leads)}], "
         f"{rec.fs:g} Hz, {rec.duration_s:.2f} s"
@@ -95,4 +112,20 @@ def _one(args: argparse.Namespace, path: str, fhir_out: Any) -> int:
     ):
         if items:
             print(f"  {label}: {'; '.join(items)}")
-    return 0
+    return failed
+
+
+def _write_dicom(rec: Any, folder: str) -> None:
+    """``folder/<record id>.dcm``, a number added where two records share an id."""
+    import re
+    from pathlib import Path
+
+    from ...interop.dicom import write_dicom_ecg
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rec.record_id or "record").strip("._") or "record"
+    out = Path(folder) / f"{stem}.dcm"
+    k = 1
+    while out.exists():
+        k += 1
+        out = Path(folder) / f"{stem}-{k}.dcm"
+    write_dicom_ecg(rec, out)
