@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,36 @@ async def embed(request: Request, lead: str | None = None) -> dict[str, Any]:
         "dim": int(vec.size),
         "embedding": [round(float(v), 7) for v in vec],
         "quality_flags": list(prep.flags),
+        "provenance": svc.provenance(),
+    }
+
+
+@api.post("/v1/similar", summary="the indexed records nearest to one ECG (serve --index)")
+async def similar(
+    request: Request, k: int = 10, lead: str | None = None, include_self: bool = False
+) -> dict[str, Any]:
+    svc = _service(request)
+    if svc.index is None:
+        raise APIError(
+            404, "no_index", "this service was started without an index (ecgfounder serve --index DIR)"
+        )
+    if not 1 <= k <= 1000:
+        raise APIError(422, "bad_k", "k must be between 1 and 1000")
+    parsed = await svc.prepared(request, lead, keep_s=0.0)
+    record, prep = parsed.record, parsed.prep
+    feats = await svc.batcher.submit(prep.windows, True)
+    own = None
+    if not include_self:
+        from ..records import match_records
+
+        known = [str(r) for r in svc.index.items["record"]]
+        pairs = match_records([record.record_id], known).pairs if record.record_id else []
+        own = known[pairs[0][1]] if pairs else None
+    table = svc.index.similar(feats.mean(0)[None], k, exclude=[own] if own else None)[0]
+    return {
+        "record": record.record_id,
+        "metric": svc.index.metric,
+        "similar": json.loads(table.to_json(orient="records")),
         "provenance": svc.provenance(),
     }
 

@@ -53,6 +53,16 @@ class Service:
         self.limit_bytes = int(s.max_upload_mb * 1024 * 1024)
         self.budget = MemoryBudget(int(s.memory_budget_mb * 1024 * 1024))
         self.parse_timeout = min(s.parse_timeout_s or s.timeout_s, s.timeout_s)
+        self.index = None
+        if s.index:
+            from ..search import load_index
+
+            self.index = load_index(s.index)
+            if self.index.dim != self.predictor.backend.num_features:
+                raise ValueError(
+                    f"the index holds {self.index.dim}-value embeddings, the served model gives "
+                    f"{self.predictor.backend.num_features}"
+                )
 
     async def start(self) -> None:
         self.batcher.start()

@@ -21,6 +21,7 @@ class ServeSettings:
     """Limits and switches of the service (all have safe defaults; see docs/security.md)."""
 
     model: str = "ecgfounder-12lead"
+    index: str | None = None  # an index folder (ecgfounder index) for /v1/similar
     max_upload_mb: float = 20.0  # whole request body
     max_unpacked_mb: float = 100.0  # all zips of one request, unpacked
     max_duration_s: float = 600.0  # longest recording accepted

@@ -16,6 +16,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "serve", help="HTTP service + web page: POST /v1/predict, /v1/embed, /v1/plot, /v1/explain"
     )
     p.add_argument("--model", default="ecgfounder-12lead", help="registered model name or model file")
+    p.add_argument(
+        "--index", help="an index folder (ecgfounder index) of this model's embeddings: /v1/similar"
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface (default loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--api-key", help="require this X-API-Key header (default $ECGFOUNDER_API_KEY; none)")
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     hosts = default_allowed_hosts(args.host) + list(args.allowed_host or [])
     settings = ServeSettings(
         model=args.model,
+        index=args.index,
         max_upload_mb=args.max_upload_mb,
         max_duration_s=args.max_duration,
         timeout_s=args.timeout,
