@@ -15,7 +15,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index embeddings for search by similarity (docs/scale.md)")
     p.add_argument("embeddings", help="embed's output: FILE.npy (with FILE.ids.csv) or FILE.parquet")
     p.add_argument("--out", required=True, help="the index folder to write")
-    p.add_argument("--metric", choices=["cosine", "l2"], default="cosine", help="default: cosine")
+    p.add_argument(
+        "--metric",
+        choices=["cosine", "l2"],
+        default="cosine",
+        help="cosine similarity (default) or Euclidean distance",
+    )
     p.add_argument(
         "--backend",
         choices=["usearch", "faiss", "exact"],
