@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from ecgfounder.search import build_index, load_index
 
-pytest.importorskip("usearch")
+pytest.importorskip("faiss")
 
 CLASSES = {"N": "normal", "A": "AF", "O": "other", "~": "noisy"}
 

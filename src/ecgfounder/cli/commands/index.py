@@ -23,9 +23,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backend",
-        choices=["usearch", "faiss", "exact"],
-        default="usearch",
-        help="usearch (default) or faiss: approximate HNSW graphs; exact: every vector compared",
+        choices=["faiss", "usearch", "exact"],
+        default="faiss",
+        help="faiss (default) or usearch: approximate HNSW graphs; exact: every vector compared",
     )
     p.add_argument("--metadata", help="CSV/Parquet with a 'record' column; its other columns ride along")
     p.add_argument("--model", help="the model that made the embeddings (similar then embeds queries with it)")
