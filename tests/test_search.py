@@ -83,6 +83,7 @@ def test_cli_index_and_similar_with_metadata(cinc, data_dir, tmp_path):
     similar = answer["similar"]
     assert [s["rank"] for s in similar] == [1, 2, 3, 4, 5]
     assert all(Path(s["record"]).stem != names[3] for s in similar)
+    assert all(s["record"] in names for s in similar)  # record ids, never the paths embedded
     assert all(s["rhythm"] in CLASSES.values() for s in similar)  # the metadata column
     assert similar[0]["score"] >= similar[-1]["score"]
     # with itself kept, it is its own nearest record

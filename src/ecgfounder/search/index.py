@@ -8,8 +8,8 @@ the measurements in docs/scale.md: at a million vectors its recall@10 was 0.97 a
 0.92, built in two thirds of the time).
 
 An index is a folder: ``index.json`` (backend, metric, dimension, count, the model that made the
-embeddings, and the SHA-256 of every file), ``items.parquet`` (record, window, start_s and the
-metadata columns), ``vectors.npy`` (float32, read without pickle) and, for an approximate
+embeddings, and the SHA-256 of every file), ``items.parquet`` (record ids, relative to the deepest
+folder common to the embedded files, never absolute paths; window, start_s; the metadata columns), ``vectors.npy`` (float32, read without pickle) and, for an approximate
 backend, its graph (``graph.faiss`` / ``graph.usearch``). Files whose digest does not match are
 refused; the graph is rebuilt from ``vectors.npy`` when its library cannot read it.
 """
@@ -284,6 +284,11 @@ def build_index(
     vectors = np.asarray(vectors, dtype=np.float32)
     if len(vectors) == 0:
         raise ValueError("no embeddings to index")
+    from ..records import record_ids
+
+    # stable ids, never the paths the files had where they were embedded (relative to the deepest
+    # common folder, WFDB suffixes dropped)
+    items = items.assign(record=record_ids([str(r) for r in items["record"]]))
     if metadata is not None:
         items = _join_metadata(items, metadata)
     if metric == "cosine":
