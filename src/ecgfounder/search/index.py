@@ -162,6 +162,15 @@ class VectorIndex:
             best_rows = np.take_along_axis(all_rows, order, 1)
         return _pad(best_rows, best, k, self.metric)
 
+    def entry_of(self, key: str) -> str | None:
+        """The indexed record id that ``key`` (a path or an id) names: the same key, else the
+        shortest tail of its path naming one record; None when it is not indexed."""
+        from ..records import match_records
+
+        known = [str(r) for r in self.items["record"]]
+        pairs = match_records([str(key)], known).pairs if key else []
+        return known[pairs[0][1]] if pairs else None
+
     def similar(self, queries: Any, k: int = 10, *, exclude: Any = None) -> list[Any]:
         """Per query, a DataFrame of its ``k`` nearest items (``rank``, ``score`` or ``distance``,
         then the item columns). ``exclude``: per query, a record id left out of its answer (the
@@ -378,7 +387,6 @@ def similar_records(
     existing :class:`~ecgfounder.infer.Predictor` of it), then searched. A record found in the
     index under its own id is left out of its answer unless ``include_self``."""
     from ..errors import ECGFounderError
-    from ..records import match_records
 
     if predictor is None:
         model = model or index.model
@@ -392,15 +400,11 @@ def similar_records(
             f"the model gives {predictor.backend.num_features}-value embeddings, the index holds {index.dim}"
         )
     out: list[tuple[str, Any, str | None]] = []
-    known = list(map(str, index.items["record"]))
     for key, _w, _s, vec, err in predictor.iter_embed(inputs):
         if vec is None:
             out.append((key, None, err or "failed"))
             continue
-        own = None
-        if not include_self:  # the query's own entry: the same key, else the same tail of its path
-            pairs = match_records([key], known).pairs
-            own = known[pairs[0][1]] if pairs else None
+        own = None if include_self else index.entry_of(key)
         table = index.similar(vec[None], k, exclude=[own] if own is not None else None)[0]
         out.append((key, table, None))
     return out

@@ -170,13 +170,7 @@ async def similar(
     parsed = await svc.prepared(request, lead, keep_s=0.0)
     record, prep = parsed.record, parsed.prep
     feats = await svc.batcher.submit(prep.windows, True)
-    own = None
-    if not include_self:
-        from ..records import match_records
-
-        known = [str(r) for r in svc.index.items["record"]]
-        pairs = match_records([record.record_id], known).pairs if record.record_id else []
-        own = known[pairs[0][1]] if pairs else None
+    own = None if include_self else svc.index.entry_of(record.record_id)
     table = svc.index.similar(feats.mean(0)[None], k, exclude=[own] if own else None)[0]
     return {
         "record": record.record_id,
