@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ECGInputError, clip
-from ._build import build_record
+from ._build import build_record, parse_header_comments
 from .formats import format_named
 from .leads import is_non_ecg_channel
 from .limits import ReadLimits
@@ -58,6 +58,9 @@ class LongRecording:
     kind: str
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)
+    # what the file says of the patient and the start (never names): age, sex, start (ISO 8601
+    # date and time, or a time of day alone), each None when the file does not say
+    patient: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -137,7 +140,7 @@ def open_long(
     fmt = detect_format(p)
     if not format_named(fmt).long_records:  # the table says which formats are read span by span
         whole = read_ecg(p, limits=limits, **read_args)
-        return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+        return _in_memory(p, whole)
     if fmt == "wfdb":
         import wfdb
 
@@ -159,7 +162,7 @@ def open_long(
         if multi_segment or any((s or 1) > 1 for s in (getattr(head, "samps_per_frame", None) or [])):
             # several samples per frame, or several segments: read_ecg handles them (whole, under the budget)
             whole = read_ecg(p, limits=limits, **read_args)
-            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+            return _in_memory(p, whole)
         names = [str(n) for n in (head.sig_name or [])]
         units = list(head.units or ["mV"] * len(names))
         channels = [i for i, (n, u) in enumerate(zip(names, units)) if not is_non_ecg_channel(n, u)]
@@ -179,10 +182,11 @@ def open_long(
             )
         if n <= 0:
             whole = read_ecg(p, limits=limits, **read_args)
-            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+            return _in_memory(p, whole)
         long = LongRecording(
             p, float(head.fs), n, (), "wfdb", {"base": str(base), "channels": channels}, notes
         )
+        long.patient = _wfdb_patient(head)
         first = long.read(0, min(n, int(head.fs * 10)))
         long.leads = first.leads
         return long
@@ -195,15 +199,16 @@ def open_long(
                 dims = [str(r.getPhysicalDimension(i)).strip() or None for i in range(r.signals_in_file)]
                 rates = [float(r.getSampleFrequency(i)) for i in range(r.signals_in_file)]
                 counts = list(r.getNSamples())
+                patient = _edf_patient(r)
         except Exception:  # noqa: BLE001 - non-compliant files: read_ecg repairs and reads them whole
             whole = read_ecg(p, limits=limits, **read_args)
-            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+            return _in_memory(p, whole)
         channels = [i for i in range(len(labels)) if not is_non_ecg_channel(labels[i], dims[i])]
         if not channels:
             raise ECGInputError(p, f"no ECG channels in the file (found {', '.join(labels)})")
         if len({rates[i] for i in channels}) > 1:
             whole = read_ecg(p, limits=limits, **read_args)  # channels at several rates: read whole
-            return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+            return _in_memory(p, whole)
         long = LongRecording(
             p,
             rates[channels[0]],
@@ -216,6 +221,7 @@ def open_long(
                 "dims": [dims[i] for i in channels],
             },
         )
+        long.patient = patient
         long.leads = long.read(0, min(long.n_samples, int(long.fs * 10))).leads
         return long
     if fmt == "ishne":
@@ -224,7 +230,51 @@ def open_long(
         head = ishne_header(p)
         n = min(head["n_samples"], head["available"]) if head["n_samples"] else head["available"]
         long = LongRecording(p, head["fs"], n, (), "ishne", {"head": head})
+        date, clock = head.get("record_date"), head.get("start_time")
+        long.patient = {
+            "age": head.get("age"),
+            "sex": head.get("sex"),
+            "start": f"{date}T{clock}" if date and clock else clock,
+        }
         long.leads = long.read(0, min(n, int(head["fs"] * 10))).leads
         return long
     whole = read_ecg(p, limits=limits, **read_args)
-    return LongRecording(p, whole.fs, whole.n_samples, whole.leads, "memory", {"record": whole})
+    return _in_memory(p, whole)
+
+
+def _in_memory(path: Path, whole: ECGRecord) -> LongRecording:
+    start = whole.meta.get("start_time") if isinstance(whole.meta, dict) else None
+    return LongRecording(
+        path,
+        whole.fs,
+        whole.n_samples,
+        whole.leads,
+        "memory",
+        {"record": whole},
+        patient={"age": whole.age, "sex": whole.sex, "start": str(start) if start else None},
+    )
+
+
+def _wfdb_patient(head: Any) -> dict[str, Any]:
+    """Age and sex from the header's comments, the start from its base date and time."""
+    found = parse_header_comments(list(getattr(head, "comments", None) or []))
+    date, clock = getattr(head, "base_date", None), getattr(head, "base_time", None)
+    start = None
+    if clock is not None:
+        start = f"{date.isoformat()}T{clock.isoformat()}" if date is not None else clock.isoformat()
+    return {"age": found["age"], "sex": found["sex"], "start": start}
+
+
+def _edf_patient(reader: Any) -> dict[str, Any]:
+    """Sex and the start from an EDF header (pyedflib); the patient's name is never read."""
+    sex = None
+    try:
+        raw = str(reader.getSex() or "").strip().lower()
+        sex = {"male": "M", "m": "M", "female": "F", "f": "F"}.get(raw)
+    except Exception:  # noqa: BLE001 - optional field
+        pass
+    try:
+        start = reader.getStartdatetime().isoformat()
+    except Exception:  # noqa: BLE001
+        start = None
+    return {"age": None, "sex": sex, "start": start}

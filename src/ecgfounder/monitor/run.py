@@ -5,9 +5,10 @@ grow with its length. Windows of the model's length start every ``stride_s`` sec
 checked (gaps, a flat lead, implausible amplitude), preprocessed with the model's recipe and
 scored by the :class:`~ecgfounder.Predictor`'s backend. A model label meaning noise (``noisy``)
 at or above 0.5 also excludes its window. Excluded windows are reported with their reason and
-never counted as normal. Episodes and burden: :mod:`.episodes`. Heart rate: R peaks from
-``wfdb.processing.gqrs_detect`` on the analysed lead, per window (median RR) and per minute, with
-the RR coefficient of variation per window as a model-free second opinion on AF.
+never counted as normal. Episodes and burden: :mod:`.episodes`. Beats: QRS complexes detected on
+every lead of the file and fused, classed N/S/V/Q (:mod:`ecgfounder.signal.beats`), span by span;
+from them the heart rate per window (median RR), the RR coefficient of variation per window (a
+model-free second opinion on AF) and the Holter summary over the analysed time (:mod:`.holter`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from ..errors import ECGFounderError
 from ..io.chunks import open_long
 from ..io.leads import select_leads
 from ..resampling import resample
+from ..signal.beats import BeatRules, beat_features, classify_beats, detect_beats
 from ..signal.pipeline import prepare_windows
 from ..signal.quality import window_quality
 from ..signal.window import window_starts
 from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
+from .holter import HolterRules, clock_time, holter_summary
 
 __all__ = ["monitor", "MonitorResult", "window_starts_s"]
 
@@ -42,6 +45,7 @@ class MonitorResult:
     episodes: list[Episode]
     summary: dict[str, Any]
     out_dir: Path | None = None
+    beats: Any = None  # DataFrame: time_s, clock, rr_s, class, leads, confidence, analysed, ...
 
 
 def window_starts_s(duration_s: float, window_s: float, stride_s: float) -> np.ndarray:
@@ -68,7 +72,7 @@ def _artifacts(w: np.ndarray, fs: float, leads: Any) -> str:
 def _release_memory() -> None:
     """Collect the detector's reference cycles and hand freed heap back to the system (glibc).
 
-    ``gqrs_detect`` builds cyclic Python objects per call; left to the collector's schedule and the
+    Detection and scoring leave cyclic objects and freed heap behind; left to the collector's schedule and the
     allocator, a 24 h record grew the process to 3 GB. Collected after every chunk, it stays flat."""
     import ctypes
     import gc
@@ -80,27 +84,15 @@ def _release_memory() -> None:
         pass
 
 
-def _r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
-    import contextlib
-    import io
-
-    from wfdb.processing import gqrs_detect
-
-    if len(x) < fs * 2 or not np.isfinite(x).all() or np.ptp(x) < 0.01:
-        return np.zeros(0, dtype=np.int64)
-    with contextlib.redirect_stdout(io.StringIO()):
-        return np.asarray(gqrs_detect(sig=np.asarray(x, dtype=np.float64), fs=fs), dtype=np.int64)
-
-
 @dataclass
 class _Scan:
     """What one pass over the recording gives: per window its probabilities (NaN where not scored)
-    and quality, and the R peaks (s) found span by span."""
+    and quality, and per span the beats found there (time s, leads, confidence, features)."""
 
     starts: np.ndarray
     probs: np.ndarray
     quality: np.ndarray
-    peaks: list[np.ndarray]
+    peaks: list[dict[str, np.ndarray]]
 
 
 def monitor(
@@ -117,12 +109,16 @@ def monitor(
     batch_size: int = 64,
     heart_rate: bool = True,
     report: bool = True,
+    beat_rules: BeatRules = BeatRules(),
+    holter_rules: HolterRules = HolterRules(),
+    paper: str = "a4",
 ) -> MonitorResult:
     """Analyse a recording of any length; see the module. ``model``: a name, file or loaded model
     (default: the released single-lead ECGFounder, or the 12-lead one for 12-lead files);
     ``labels``: the labels episodes are drawn for (default: all but normal and noise labels);
-    ``out_dir``: where ``windows.csv``, ``episodes.csv``, ``summary.json`` and (``report``)
-    ``report.pdf`` are written."""
+    ``out_dir``: where ``windows.csv``, ``episodes.csv``, ``beats.csv``, ``summary.json`` and
+    (``report``) ``report.pdf`` are written; ``heart_rate=False`` skips the beats (and with them
+    the heart rate and the Holter summary); ``paper``: ``a4`` or ``letter``."""
     from ..infer import Predictor
     from ..infer.runs import suggest_model
 
@@ -148,13 +144,14 @@ def monitor(
         chunk_s=chunk_s,
         heart_rate=heart_rate,
         progress=progress,
+        beat_rules=beat_rules,
     )
     _exclude_model_noise(scan, names)
     window_s, duration = contract.duration_s, long.duration_s
     valid = scan.quality == "ok"
     spans = owned_spans(scan.starts, window_s, stride_s, duration)
-    all_peaks = np.concatenate(scan.peaks) if scan.peaks else np.zeros(0)
-    hr, rr_cv = _window_rhythm(all_peaks, scan.starts, window_s)
+    beats = _beat_table(scan, spans[valid], long.patient.get("start"), beat_rules)
+    hr, rr_cv = _window_rhythm(beats["time_s"].to_numpy(), scan.starts, window_s)
     episodes: list[Episode] = []
     for label in chosen:
         score = fuse_rr(label, scan.probs[:, names.index(label)], rr_cv, rules)
@@ -162,25 +159,36 @@ def monitor(
     episodes.sort(key=lambda e: (e.start_s, e.label))
     table = _window_table(scan, names, window_s, duration, hr, rr_cv)
     summary = _summary(
-        source,
-        predictor.model_name,
-        long,
-        scan,
-        names,
-        chosen,
-        episodes,
-        spans,
-        all_peaks,
-        window_s,
-        stride_s,
-        rules,
+        source, predictor.model_name, long, scan, names, chosen, episodes, spans, window_s, stride_s, rules
     )
-    out = _write(out_dir, table, episodes, summary)
-    result = MonitorResult(table, episodes, summary, out)
+    if heart_rate:
+        analysed = beats[beats["analysed"]]
+        holter = holter_summary(
+            analysed["time_s"].to_numpy(),
+            analysed["class"].to_numpy(),
+            spans[valid],
+            duration,
+            start=long.patient.get("start"),
+            rules=holter_rules,
+        )
+        rate = holter.pop("heart_rate")
+        summary["heart_rate"] = {
+            "mean_bpm": rate["mean_bpm"],
+            "min_bpm": rate.get("min", {}).get("bpm"),
+            "max_bpm": rate.get("max", {}).get("bpm"),
+            "min": rate.get("min"),
+            "max": rate.get("max"),
+            "per_minute": rate["per_minute"],
+        }
+        summary["holter"] = holter
+    else:
+        summary["heart_rate"] = {"mean_bpm": None, "min_bpm": None, "max_bpm": None, "per_minute": []}
+    out = _write(out_dir, table, episodes, summary, beats if heart_rate else None)
+    result = MonitorResult(table, episodes, summary, out, beats)
     if out is not None and report:
         from .report import write_report
 
-        write_report(result, long, out / "report.pdf", lead=lead)
+        write_report(result, long, out / "report.pdf", lead=lead, paper=paper)
     return result
 
 
@@ -206,6 +214,7 @@ def _read_and_score(
     chunk_s: float,
     heart_rate: bool,
     progress: bool | None,
+    beat_rules: BeatRules = BeatRules(),
 ) -> _Scan:
     """Read the recording span by span (``chunk_s`` each, with 1 s on both sides), find the R
     peaks of each span's own stretch, check and score its windows. A span that cannot be read is
@@ -236,7 +245,8 @@ def _read_and_score(
         span1 = min(duration, (starts[idx[-1]] + window_s if len(idx) else c1) + pad_s)
         i0, i1 = int(math.floor(span0 * long.fs)), int(math.ceil(span1 * long.fs))
         try:
-            rec = select_leads(long.read(i0, i1), contract.leads, lead=lead)
+            raw = long.read(i0, i1)
+            rec = select_leads(raw, contract.leads, lead=lead)
         except ECGFounderError as exc:
             reason = f"unreadable: {getattr(exc, 'reason', str(exc))[:80]}"
             for j in idx:
@@ -250,17 +260,57 @@ def _read_and_score(
         else:
             t0 = i0 / long.fs
             if heart_rate:
-                own0, own1 = int(round((c0 - t0) * rec.fs)), int(round((c1 - t0) * rec.fs))
-                r = _r_peaks(rec.signal[0], rec.fs)
-                scan.peaks.append(t0 + r[(r >= own0) & (r < own1)] / rec.fs)
+                scan.peaks.append(_span_beats(raw, t0, c0, c1, beat_rules))
             _score_windows(rec, t0, [int(j) for j in idx], scan, predictor)
-            del rec
+            del rec, raw
             _release_memory()
         if bar is not None:
             bar.update(round(c1 - c0))
     if bar is not None:
         bar.close()
     return scan
+
+
+def _span_beats(raw: Any, t0: float, c0: float, c1: float, rules: BeatRules) -> dict[str, np.ndarray]:
+    """The beats of the span ``[c0, c1)`` s found on every lead of ``raw`` (which starts at ``t0``)."""
+    found = detect_beats(raw.signal, raw.fs, raw.leads, rules)
+    feats = beat_features(raw.signal, raw.fs, found.samples)
+    t = t0 + found.times_s
+    own = (t >= c0) & (t < c1)
+    names = np.array(found.leads)
+    leads = np.array([" ".join(names[row]) for row in found.seen_by], dtype=object)
+    return {"time_s": t[own], "confidence": found.confidence[own], "leads": leads[own]} | {
+        k: v[own] for k, v in feats.items()
+    }
+
+
+def _beat_table(scan: _Scan, analysed: np.ndarray, start: str | None, rules: BeatRules) -> Any:
+    """All beats of the recording, classed (:func:`~ecgfounder.signal.beats.classify_beats`),
+    with their clock time, the RR before them and whether they fall in analysed time."""
+    import pandas as pd
+
+    from .holter import beats_inside
+
+    columns = ("time_s", "confidence", "leads", "correlation", "width_ms", "dominant_width_ms", "amplitude")
+    parts = {k: np.concatenate([p[k] for p in scan.peaks]) if scan.peaks else np.zeros(0) for k in columns}
+    order = np.argsort(parts["time_s"], kind="stable")
+    parts = {k: v[order] for k, v in parts.items()}
+    t = parts["time_s"].astype(np.float64)
+    classes = classify_beats(t, parts, parts["confidence"], rules)
+    table = pd.DataFrame(
+        {
+            "time_s": np.round(t, 4),
+            "clock": [clock_time(x, start) for x in t],
+            "rr_s": np.round(np.diff(t, prepend=np.nan), 4),
+            "class": classes,
+            "leads": parts["leads"],
+            "confidence": np.round(parts["confidence"].astype(np.float64), 3),
+            "correlation": np.round(parts["correlation"].astype(np.float64), 3),
+            "width_ms": np.round(parts["width_ms"].astype(np.float64), 1),
+            "analysed": beats_inside(t, analysed),
+        }
+    )
+    return table
 
 
 def _score_windows(rec: Any, t0: float, idx: list[int], scan: _Scan, predictor: Any) -> None:
@@ -317,7 +367,6 @@ def _summary(
     chosen: list[str],
     episodes: list[Episode],
     spans: np.ndarray,
-    all_peaks: np.ndarray,
     window_s: float,
     stride_s: float,
     rules: EpisodeRules,
@@ -343,16 +392,21 @@ def _summary(
             label: round(expected_burden(probs[:, names.index(label)], spans, valid), 6) for label in chosen
         },
         "episodes": {label: sum(e.label == label for e in episodes) for label in chosen},
-        "heart_rate": _minute_hr(all_peaks, duration),
+        "patient": dict(long.patient),
         "windows": {"count": int(len(scan.starts)), "window_s": window_s, "stride_s": stride_s},
         "rules": asdict(rules),
     }
 
 
 def _write(
-    out_dir: str | os.PathLike[str] | None, table: Any, episodes: list[Episode], summary: dict[str, Any]
+    out_dir: str | os.PathLike[str] | None,
+    table: Any,
+    episodes: list[Episode],
+    summary: dict[str, Any],
+    beats: Any = None,
 ) -> Path | None:
-    """``windows.csv``, ``episodes.csv`` and ``summary.json`` in ``out_dir`` (None: nothing written)."""
+    """``windows.csv``, ``episodes.csv``, ``beats.csv`` and ``summary.json`` in ``out_dir`` (None:
+    nothing written)."""
     import pandas as pd
 
     if out_dir is None:
@@ -374,6 +428,8 @@ def _write(
         ],
         columns=["label", "start_s", "end_s", "duration_s", "mean_probability", "max_probability"],
     ).to_csv(out / "episodes.csv", index=False)
+    if beats is not None:
+        beats.to_csv(out / "beats.csv", index=False)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return out
 
@@ -400,23 +456,3 @@ def _window_rhythm(peaks: np.ndarray, starts: np.ndarray, window_s: float) -> tu
             hr[i] = 60.0 / float(np.median(rr))
             cv[i] = float(np.std(rr) / np.mean(rr))
     return hr, cv
-
-
-def _minute_hr(peaks: np.ndarray, duration: float) -> dict[str, Any]:
-    if len(peaks) < 3:
-        return {"mean_bpm": None, "min_bpm": None, "max_bpm": None, "per_minute": []}
-    peaks = np.sort(peaks)
-    rr = np.diff(peaks)
-    t = peaks[1:]
-    ok = (rr > 0.25) & (rr < 3.0)
-    per_minute = []
-    for m in range(int(math.ceil(duration / 60))):
-        sel = ok & (t >= m * 60) & (t < (m + 1) * 60)
-        per_minute.append(round(60.0 / float(np.mean(rr[sel])), 1) if sel.sum() >= 3 else None)
-    vals = [v for v in per_minute if v is not None]
-    return {
-        "mean_bpm": round(60.0 / float(np.mean(rr[ok])), 1) if ok.any() else None,
-        "min_bpm": min(vals) if vals else None,
-        "max_bpm": max(vals) if vals else None,
-        "per_minute": per_minute,
-    }
