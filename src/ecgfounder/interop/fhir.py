@@ -263,7 +263,8 @@ def monitor_bundle(
     model as a Device; per label its burden (``valueQuantity`` in %, with the analysed and excluded
     durations as components) and each episode (``valueQuantity`` its duration in s; its start and
     end as offsets from the recording's start, in s: the recording's own clock time is not known
-    to every format); the mean heart rate (LOINC 8867-4) when measured; a DiagnosticReport
+    to every format); the mean heart rate (LOINC 8867-4) when measured; the Holter summary's
+    beat counts, heart-rate extremes, pauses and HRV when the beats were analysed; a DiagnosticReport
     listing them. The subject is the caller's, never read from the file."""
     b = _Bundle(
         {
@@ -304,12 +305,32 @@ def monitor_bundle(
             ],
         )
     b.measurements({"hr_bpm": (summary.get("heart_rate") or {}).get("mean_bpm")})
+    for text, value, unit in _holter_values(summary):
+        b.observation({"text": text}, valueQuantity=_quantity(value, unit))
     counts = summary.get("episodes") or {}
     conclusion = "; ".join(
         f"{label} burden {100 * float(v):.1f}% ({counts.get(label, 0)} episodes)"
         for label, v in (summary.get("burden") or {}).items()
     )
     return b.finish("Long-term ECG rhythm analysis by an ECGFounder model", conclusion or "no label analysed")
+
+
+def _holter_values(summary: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+    """The Holter summary's counts and extremes as (text, value, UCUM unit), those measured."""
+    h = summary.get("holter") or {}
+    rate = summary.get("heart_rate") or {}
+    out: list[tuple[str, Any, str]] = [
+        ("Holter: total beats", (h.get("beats") or {}).get("total"), "{beats}"),
+        ("Holter: supraventricular ectopic beats", (h.get("beats") or {}).get("S"), "{beats}"),
+        ("Holter: ventricular ectopic beats", (h.get("beats") or {}).get("V"), "{beats}"),
+        ("Holter: lowest heart rate (1 min mean)", rate.get("min_bpm"), "/min"),
+        ("Holter: highest heart rate (1 min mean)", rate.get("max_bpm"), "/min"),
+        ("Holter: pauses of 2 s or more", (h.get("pauses") or {}).get("count"), "{pauses}"),
+        ("Holter: longest pause", ((h.get("pauses") or {}).get("longest") or {}).get("duration_s"), "s"),
+        ("HRV: SDNN", (h.get("hrv") or {}).get("sdnn_ms"), "ms"),
+        ("HRV: RMSSD", (h.get("hrv") or {}).get("rmssd_ms"), "ms"),
+    ]
+    return [(t, float(v), u) for t, v, u in out if v is not None]
 
 
 def measurement_bundle(

@@ -16,7 +16,7 @@ import numpy as np
 from ..io.annotations import read_ludb_fiducials
 from .intervals import global_beats, summarise_beats
 
-__all__ = ["Wave", "ludb_waves", "wave_mask", "reference_measurements"]
+__all__ = ["Wave", "ludb_waves", "wave_mask", "reference_measurements", "ludb_qrs_times"]
 
 _KIND = {"p": "P", "N": "QRS", "t": "T"}
 
@@ -41,6 +41,26 @@ def ludb_waves(record: str | os.PathLike[str]) -> dict[str, list[Wave]]:
                 waves.append(Wave(_KIND[b], t0, t1, t2))
         out[lead] = waves
     return out
+
+
+def ludb_qrs_times(record: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[float, float]]:
+    """The record's QRS complexes (s) as one beat list, and the span the annotation covers.
+
+    Each lead is marked on its own and some leads leave beats unmarked; a beat is the median QRS
+    peak of the marks of all leads lying within 150 ms of its first mark. The span runs from the
+    first marked wave's onset to the last one's offset: outside it, beats are not marked."""
+    waves = [w for ws in ludb_waves(record).values() for w in ws]
+    peaks = np.sort([w.peak for w in waves if w.kind == "QRS"])
+    if len(waves) == 0 or len(peaks) == 0:
+        return np.zeros(0), (0.0, 0.0)
+    groups: list[list[float]] = [[float(peaks[0])]]
+    for t in peaks[1:]:
+        if t - groups[-1][0] < 0.15:
+            groups[-1].append(float(t))
+        else:
+            groups.append([float(t)])
+    span = (min(w.onset for w in waves), max(w.offset for w in waves))
+    return np.array([float(np.median(g)) for g in groups]), span
 
 
 def wave_mask(waves: list[Wave], n: int, fs: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,7 @@
-"""Long recordings (Holter, patches, watches): windows, episodes, burden and heart rate."""
+"""Long recordings (Holter, patches, watches): windows, episodes, burden, beats and the Holter summary."""
 
 from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
+from .holter import HolterRules, clock_time, holter_summary, hrv_time_domain
 from .run import MonitorResult, monitor, window_starts_s
 
 __all__ = [
@@ -14,4 +15,8 @@ __all__ = [
     "expected_burden",
     "owned_spans",
     "window_starts_s",
+    "HolterRules",
+    "holter_summary",
+    "hrv_time_domain",
+    "clock_time",
 ]

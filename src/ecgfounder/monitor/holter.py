@@ -14,7 +14,8 @@ documented in docs/monitor.md):
   counts in total and per analysed hour, the longest run and its rate;
 - HRV (Task Force of the ESC and NASPE, 1996) on N-N intervals (both beats N, consecutive,
   0.3-2.0 s, within 20% of the previous N-N): SDNN, SDANN (SD of the 5-minute mean N-N), RMSSD
-  and pNN50 (over successive N-N pairs); mean N-N.
+  (over successive N-N pairs) and pNN50 (successive differences over 50 ms, over the number of
+  N-N intervals); mean N-N.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class HolterRules:
     hr_beats: int = 8
     min_period_s: float = 10.0
     listed: int = 20  # longest pauses / periods listed in the summary
+
+    def __post_init__(self) -> None:
+        if self.pause_s <= 0 or self.min_period_s < 0 or self.hr_beats < 2:
+            raise ValueError("need pause_s > 0, min_period_s >= 0 and hr_beats >= 2")
+        if not 0 < self.brady_bpm < self.tachy_bpm:
+            raise ValueError(f"need 0 < brady_bpm < tachy_bpm (got {self.brady_bpm}, {self.tachy_bpm})")
 
 
 def clock_time(seconds: float, start: str | None) -> str:
@@ -168,7 +175,8 @@ def hrv_time_domain(times_s: np.ndarray, classes: np.ndarray, contiguous: np.nda
         "sdnn_ms": round(float(nn.std(ddof=1)), 2),
         "sdann_ms": round(float(np.std(means, ddof=1)), 2) if len(means) >= 2 else None,
         "rmssd_ms": round(float(np.sqrt(np.mean(d * d))), 2) if len(d) else None,
-        "pnn50": round(float(np.mean(np.abs(d) > 50.0)), 4) if len(d) else None,
+        # the Task Force's pNN50: NN50 over the number of N-N intervals (as neurokit2 computes it)
+        "pnn50": round(float(np.sum(np.abs(d) > 50.0) / len(nn)), 4) if len(d) else None,
     }
 
 

@@ -17,7 +17,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("record", help="the recording (WFDB and EDF/BDF are read in chunks; other formats whole)")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for windows.csv, episodes.csv, summary.json"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for windows.csv, episodes.csv, beats.csv, summary.json, report.pdf",
     )
     p.add_argument(
         "--model",
@@ -75,7 +78,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="CV",
         help="RR coefficient of variation counted half-way irregular (default 0.10)",
     )
-    p.add_argument("--no-heart-rate", action="store_true", help="skip the QRS detector")
+    p.add_argument(
+        "--pause", type=float, default=2.0, metavar="SECONDS", help="pauses reported from (default 2.0)"
+    )
+    p.add_argument("--brady", type=float, default=50.0, metavar="BPM", help="bradycardia below (default 50)")
+    p.add_argument(
+        "--tachy", type=float, default=100.0, metavar="BPM", help="tachycardia above (default 100)"
+    )
+    p.add_argument("--paper", choices=["a4", "letter"], default="a4", help="report page size (default a4)")
+    p.add_argument(
+        "--no-heart-rate", action="store_true", help="skip the beats (QRS detection, Holter summary)"
+    )
     p.add_argument("--no-report", action="store_true", help="no report.pdf")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -83,7 +96,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...monitor import EpisodeRules, monitor
+    from ...monitor import EpisodeRules, HolterRules, monitor
 
     try:
         rules = EpisodeRules(
@@ -95,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             rr_weight=args.rr_weight,
             rr_cv_center=args.rr_cv_center,
         )
+        holter = HolterRules(pause_s=args.pause, brady_bpm=args.brady, tachy_bpm=args.tachy)
     except ValueError as exc:
         from ...errors import ECGFounderError
 
@@ -111,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         heart_rate=not args.no_heart_rate,
         report=not args.no_report,
+        holter_rules=holter,
+        paper=args.paper,
     )
     s = result.summary
     if args.fhir:
@@ -131,11 +147,14 @@ def run(args: argparse.Namespace) -> int:
                 "burden": s["burden"],
                 "episodes": s["episodes"],
                 "heart_rate": {k: v for k, v in s["heart_rate"].items() if k != "per_minute"},
+                "beats": (s.get("holter") or {}).get("beats"),
+                "pauses": ((s.get("holter") or {}).get("pauses") or {}).get("count"),
             }
         )
     )
     print(
-        f"wrote windows.csv, episodes.csv, summary.json{'' if args.no_report else ', report.pdf'}"
+        f"wrote windows.csv, episodes.csv{'' if args.no_heart_rate else ', beats.csv'}, summary.json"
+        f"{'' if args.no_report else ', report.pdf'}"
         f"{', bundle.json' if args.fhir else ''} to "
         f"{args.out}",
         file=sys.stderr,
