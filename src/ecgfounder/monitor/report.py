@@ -32,7 +32,6 @@ _STRIP_S = 10.0
 _CAL_MM = 10.0
 _GRID_H = 40.0  # mm: 4 mV
 _STRIPS_PER_PAGE = 3
-_MINOR, _MAJOR, _PAPER = "#f6c9c9", "#e58f8f", "#fffafa"
 
 _WORDS = {
     "af": "atrial fibrillation (AF)",
@@ -115,16 +114,6 @@ def report_events(result: Any, duration_s: float) -> list[StripEvent]:
     return events
 
 
-def _grid(ax: Any, width: float, height: float) -> None:
-    from matplotlib.collections import LineCollection
-
-    for step, colour, lw in ((1.0, _MINOR, 0.25), (5.0, _MAJOR, 0.7)):
-        xs = np.arange(0.0, width + 1e-6, step)
-        ys = np.arange(0.0, height + 1e-6, step)
-        segs = [((x, 0.0), (x, height)) for x in xs] + [((0.0, y), (width, y)) for y in ys]
-        ax.add_collection(LineCollection(segs, colors=colour, linewidths=lw, zorder=0))
-
-
 def _display(x: np.ndarray, fs: float) -> np.ndarray:
     """0.5-40 Hz, zero phase: the baseline and mains hum removed for reading, the QRS kept."""
     from scipy.signal import butter, sosfiltfilt
@@ -146,7 +135,8 @@ def strip_page(
     [(time s, beat class), ...] of the non-N beats in it). Returns the figure and, per strip, the
     boxes (x0, y0, x1, y1 in mm from the page's bottom left) of its ``grid`` and ``label``."""
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+
+    from ..viz.ecgplot import paper_grid
 
     width, height = PAPERS[paper]
     fig = Figure(figsize=(width * _MM, height * _MM))
@@ -171,8 +161,7 @@ def strip_page(
         ax.set_xlim(0, grid_w)
         ax.set_ylim(0, _GRID_H)
         ax.set_axis_off()
-        ax.add_patch(Rectangle((0, 0), grid_w, _GRID_H, facecolor=_PAPER, edgecolor="none", zorder=-1))
-        _grid(ax, grid_w, _GRID_H)
+        paper_grid(ax, grid_w, _GRID_H)
         y0 = _GRID_H / 2
         w = 0.2 * _SPEED
         ax.plot(

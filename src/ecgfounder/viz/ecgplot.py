@@ -29,7 +29,7 @@ from ..io.record import ECGRecord
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["LAYOUTS", "PlotGeometry", "plot_ecg", "save_figure"]
+__all__ = ["LAYOUTS", "PlotGeometry", "plot_ecg", "save_figure", "paper_grid"]
 
 LAYOUTS = ("auto", "3x4", "3x4+rhythm", "12x1", "single")
 _GRID_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
@@ -84,8 +84,12 @@ def _row_plan(
     raise ECGFounderError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
 
 
-def _grid(ax: Any, width: float, height: float) -> None:
+def paper_grid(ax: Any, width: float, height: float) -> None:
+    """ECG paper on ``ax`` whose data units are millimetres: background, 1 mm and 5 mm squares."""
     from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((0, 0), width, height, facecolor=_PAPER, edgecolor="none", zorder=-1))
 
     for step, colour, lw in ((1.0, _MINOR, 0.12), (5.0, _MAJOR, 0.35)):
         xs = np.arange(0.0, width + 1e-6, step)
@@ -136,7 +140,6 @@ def plot_ecg(
     ``ecg`` holds only its beginning (the header then says how much of it is shown).
     """
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     record = _as_record(ecg)
     if preprocessed:
@@ -163,8 +166,7 @@ def plot_ecg(
     ax.set_xlim(0, grid_w)
     ax.set_ylim(0, grid_h)
     ax.set_axis_off()
-    ax.add_patch(Rectangle((0, 0), grid_w, grid_h, facecolor=_PAPER, edgecolor="none", zorder=-1))
-    _grid(ax, grid_w, grid_h)
+    paper_grid(ax, grid_w, grid_h)
 
     for r, segments in enumerate(rows):
         y0 = grid_h - (r + 0.5) * pitch
