@@ -57,6 +57,7 @@ class StripEvent:
     title: str  # what the strip shows
     at_s: float  # the moment of the event
     start_s: float  # where the 10 s strip starts
+    clock: str = ""  # the event's clock time, when the report knows it
 
 
 def _running_hr(t: np.ndarray, k: int = 8) -> np.ndarray:
@@ -175,7 +176,7 @@ def strip_page(
         x = x - np.median(x)
         xs = _CAL_MM + np.arange(len(x)) / fs * _SPEED
         ax.plot(xs, y0 + x * _GAIN, color="black", lw=0.55, zorder=3, clip_on=True)
-        title = f"{event.title} at {event.clock}" if hasattr(event, "clock") else event.title
+        title = f"{event.title} at {event.clock}" if event.clock else event.title
         fig.text(left / width, (top - 3.0) / height, title, fontsize=9, fontweight="bold", va="center")
         label_y = top - 8.5
         fig.text(left / width, label_y / height, f"lead {lead}", fontsize=8, va="center", color="#222222")
@@ -193,11 +194,6 @@ def strip_page(
         )
     fig.text(0.5, 6 / height, footer, fontsize=7, ha="center", va="center", color="#444444")
     return fig, boxes
-
-
-@dataclass(frozen=True)
-class _Timed(StripEvent):
-    clock: str = ""
 
 
 def write_report(
@@ -251,7 +247,7 @@ def write_report(
                     marks = [
                         (float(t) - e.start_s, str(c)) for t, c in zip(inside["time_s"], inside["class"])
                     ]
-                timed = _Timed(e.title, e.at_s, e.start_s, clock_time(e.at_s, start))
+                timed = StripEvent(e.title, e.at_s, e.start_s, clock_time(e.at_s, start))
                 strips.append(
                     (timed, record, strip_lead if strip_lead in record.leads else record.leads[0], marks)
                 )

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .artifacts import _design
+
 __all__ = ["BeatRules", "Beats", "detect_beats", "beat_features", "classify_beats", "BEAT_CLASSES"]
 
 BEAT_CLASSES = ("N", "S", "V", "Q")
@@ -78,12 +80,9 @@ class Beats:
         return len(self.samples)
 
 
-def _sos(kind: str, freq: tuple[float, ...], fs: float, order: int = 2) -> np.ndarray:
-    from scipy.signal import butter
-
-    nyq = fs / 2
-    f = [min(v, 0.95 * nyq) for v in freq]
-    return butter(order, f if len(f) > 1 else f[0], btype=kind, fs=fs, output="sos")
+def _sos(kind: str, freq: tuple[float, ...], fs: float) -> np.ndarray:
+    """The signal layer's cached Butterworth design, its corners kept under the Nyquist rate."""
+    return _design(kind, tuple(min(v, 0.95 * fs / 2) for v in freq), float(fs))
 
 
 def _running_level(e: np.ndarray, fs: float, block_s: float = 1.5, span_blocks: int = 4) -> np.ndarray:
