@@ -148,9 +148,10 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {} if args.use_bn is None else {"use_bn": args.use_bn}
 
 
-def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
-    """The Predictor the options describe. Without ``--model``, the released model that fits the
-    first readable input (12 leads or 1 lead) is chosen, and said so on stderr."""
+def predictor_options(args: argparse.Namespace, sources: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The model (a loaded model, or an export's path) and the Predictor options the command line
+    describes. Without ``--model``, the released model that fits the first readable input (12 leads
+    or 1 lead) is chosen, and said so on stderr."""
     import os
 
     from ..infer.runs import suggest_model
@@ -174,7 +175,6 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
         from ..eval.conformal import load_conformal
 
         conformal = load_conformal(args.conformal)
-    from ..infer import Predictor
     from ..models import load_model
     from ..models.checkpoint import is_torchscript
 
@@ -184,32 +184,101 @@ def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
     model = (
         args.model if exported else load_model(args.model, **model_overrides(args))
     )  # exports run as they are
+    options = dict(
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        lead=args.lead,
+        stride_s=args.stride,
+        aggregate=getattr(args, "aggregate", None),
+        thresholds=thresholds,
+        fs=args.fs,
+        leads=args.leads.split(",") if args.leads else None,
+        units=args.units,
+        on_error=on_error,
+        calibration=args.calibration,
+        compile=args.compile,
+        conformal=conformal,
+        measure=bool(getattr(args, "measure", False)),
+        artifact_checks=not getattr(args, "no_artifact_checks", False),
+    )
+    return model, options
+
+
+def make_predictor(args: argparse.Namespace, sources: Any = None) -> Any:
+    """The Predictor the options describe (:func:`predictor_options`)."""
+    from ..infer import Predictor
+
+    model, options = predictor_options(args, sources)
     try:
-        return Predictor(
-            model,
-            device=args.device,
-            precision=args.precision,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            lead=args.lead,
-            stride_s=args.stride,
-            aggregate=getattr(args, "aggregate", None),
-            thresholds=thresholds,
-            progress=False if args.no_progress else None,
-            fs=args.fs,
-            leads=args.leads.split(",") if args.leads else None,
-            units=args.units,
-            on_error=on_error,
-            calibration=args.calibration,
-            compile=args.compile,
-            conformal=conformal,
-            measure=bool(getattr(args, "measure", False)),
-            artifact_checks=not getattr(args, "no_artifact_checks", False),
-        )
+        return Predictor(model, workers=args.workers, progress=False if args.no_progress else None, **options)
     except ValueError as exc:
         from ..errors import ECGFounderError
 
         raise ECGFounderError(str(exc)) from None
+
+
+def archive_options(p: argparse.ArgumentParser) -> None:
+    """``--run-dir`` and the engine options of archive runs (:mod:`ecgfounder.infer.archive`)."""
+    g = p.add_argument_group("archive runs (docs/scale.md)")
+    g.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="score into a run directory: blocks of records written whole as Parquet parts, every "
+        "record exactly once; run the same command again to resume a killed run",
+    )
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="with --run-dir: this process (local) or Ray Data (ray; pip install 'ecgfounder[scale]')",
+    )
+    g.add_argument("--address", help="with --engine ray: the Ray cluster (default: a local one started here)")
+    g.add_argument(
+        "--actors", type=int, help="with --engine ray: model actors (default: one per GPU, else CPUs/2)"
+    )
+    g.add_argument("--block-size", type=int, default=64, help="records per block and part (default 64)")
+
+
+def run_archive_command(args: argparse.Namespace, task: str) -> int:
+    """``predict``/``embed`` with ``--run-dir``: the run, then the rows in ``--output`` if given."""
+    from ..errors import ECGFounderError
+    from ..infer.archive import archive_status, run_archive
+    from ..infer.runs import collect_inputs
+
+    for name in ("resume", "shard"):
+        if getattr(args, name, None):
+            raise ECGFounderError(f"--{name} is for single-file runs; a --run-dir run resumes by itself")
+    sources = collect_inputs(args.inputs)
+    model, options = predictor_options(args, sources)
+    options.pop("on_error")
+    engine_workers = args.actors if args.engine == "ray" else args.workers
+    summary = run_archive(
+        model,
+        sources,
+        args.run_dir,
+        task=task,  # type: ignore[arg-type]
+        engine=args.engine,
+        options=options,
+        per_window=args.per_window,
+        block_size=args.block_size,
+        workers=engine_workers,
+        address=args.address,
+        progress=False if args.no_progress else None,
+        output=args.output,
+        fmt=getattr(args, "format", None),
+        overwrite=args.overwrite,
+    )
+    status = archive_status(args.run_dir)
+    kept = f"; {summary.blocks_before} block(s) were already done" if summary.blocks_before else ""
+    wrote = f"; all rows in {summary.output}" if summary.output else ""
+    print(
+        f"{args.run_dir}: {status.records_done} of {status.records} record(s) done in "
+        f"{status.blocks_done} part(s){kept}; this run: {summary.records} record(s) on {args.engine} "
+        f"({summary.workers} worker(s)) in {summary.seconds:.1f} s, {summary.failed} failed{wrote}",
+        file=sys.stderr,
+    )
+    return 1 if summary.failed else 0
 
 
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -255,7 +255,7 @@ class Predictor:
                 yield from expand_inputs([item])
             elif isinstance(item, Source):
                 yield item
-            elif isinstance(item, ECGRecord):
+            elif isinstance(item, (ECGRecord, PreparedItem)):  # prepared elsewhere (an archive run's reader)
                 yield item
             else:
                 try:

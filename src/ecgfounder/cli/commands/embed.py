@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..common import make_predictor, scoring_options
+from ..common import archive_options, make_predictor, run_archive_command, scoring_options
 
 __all__ = ["add_parser", "run"]
 
@@ -15,18 +15,29 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="pooled embeddings (1024 values for the released models)")
     scoring_options(p)
-    p.add_argument("--output", "-o", required=True, help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="FILE.npy (ids in FILE.ids.csv) or FILE.parquet (with --run-dir: .parquet, written when the "
+        "run is complete; optional there)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="replace the output if it exists (default: refuse)"
     )
+    archive_options(p)
     p.set_defaults(func=run, threshold=None, thresholds=None)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...errors import ECGFounderError
     from ...infer.runs import OutputExistsError, collect_inputs
     from ...infer.writers import EmbeddingWriter
 
+    if args.run_dir:
+        return run_archive_command(args, "embed")
+    if not args.output:
+        raise ECGFounderError("embed needs --output FILE (.npy or .parquet), or --run-dir DIR")
     if Path(args.output).exists() and not args.overwrite:
         raise OutputExistsError(f"{args.output} exists; choose another output or --overwrite")
     sources = collect_inputs(args.inputs)

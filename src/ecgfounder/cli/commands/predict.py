@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ...errors import ECGFounderError
-from ..common import make_predictor, scoring_options
+from ..common import archive_options, make_predictor, run_archive_command, scoring_options
 
 __all__ = ["add_parser", "run"]
 
@@ -69,6 +69,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="score the K-th of N disjoint parts of the inputs (1 <= K <= N) into OUTPUT.partKofN.EXT; "
         "under torchrun the rank and world size choose the part",
     )
+    archive_options(p)
     p.set_defaults(func=run)
     return p
 
@@ -90,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     from ...infer.writers import TableWriter, table_format
 
     if args.format == "fhir":
+        if args.run_dir:
+            raise ECGFounderError("--format fhir writes one Bundle per record: no --run-dir")
         return _run_fhir(args)
+    if args.run_dir:
+        return run_archive_command(args, "predict")
     shard = parse_shard(args.shard) or shard_from_env()
     if not args.output and (args.resume or shard):
         raise ECGFounderError("--resume and --shard (or torchrun) need --output FILE")
