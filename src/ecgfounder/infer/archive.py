@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -64,7 +65,7 @@ class ArchiveError(ECGFounderError):
 class ArchiveStatus:
     """Where a run stands: blocks and records done of those it has."""
 
-    run_dir: Path
+    run_dir: str
     task: str
     blocks: int
     blocks_done: int
@@ -80,7 +81,7 @@ class ArchiveStatus:
 class ArchiveSummary:
     """What one call of :func:`run_archive` did."""
 
-    run_dir: Path
+    run_dir: str
     engine: str
     blocks: int
     blocks_before: int  # blocks already done when this call started (a resumed run)
@@ -90,7 +91,7 @@ class ArchiveSummary:
     rows: int
     seconds: float
     workers: int = 1
-    output: Path | None = None
+    output: str | Path | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -125,31 +126,95 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _part_path(run_dir: Path, block: int) -> Path:
-    return run_dir / "parts" / f"part-{block:06d}.parquet"
+_PART = re.compile(r"part-(\d{6,})\.parquet")
 
 
-def _read_run(run_dir: Path) -> tuple[dict[str, Any], list[Source]]:
+class RunStore:
+    """A run directory on a local disk or in object storage (any ``fsspec`` URL: ``s3://``,
+    ``gs://``, ``az://``). Files are written whole: locally to a temporary name then renamed; in
+    object storage by one PUT, which a reader sees completely or not at all."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        from ..io.remote import filesystem, is_url
+
+        self.url = str(root)
+        self.remote = is_url(self.url)
+        self.fs: Any = None
+        if self.remote:
+            self.fs, path = filesystem(self.url)
+            self.root = str(path).rstrip("/")
+        else:
+            self.root = str(Path(root))
+
+    def __str__(self) -> str:
+        return self.url
+
+    def _path(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self._path(rel))) if self.remote else Path(self._path(rel)).is_file()
+
+    def read(self, rel: str) -> bytes:
+        if self.remote:
+            return bytes(self.fs.cat_file(self._path(rel)))
+        return Path(self._path(rel)).read_bytes()
+
+    def write(self, rel: str, data: bytes) -> None:
+        if self.remote:
+            self.fs.pipe_file(self._path(rel), data)
+        else:
+            path = Path(self._path(rel))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, data)
+
+    def parts_done(self) -> set[int]:
+        """The blocks whose part is present (one listing, however many parts)."""
+        if self.remote:
+            try:
+                self.fs.invalidate_cache(self._path("parts"))
+                names = [str(n).rsplit("/", 1)[-1] for n in self.fs.ls(self._path("parts"), detail=False)]
+            except FileNotFoundError:
+                names = []
+        else:
+            folder = Path(self._path("parts"))
+            names = [q.name for q in folder.iterdir()] if folder.is_dir() else []
+        return {int(m.group(1)) for m in map(_PART.fullmatch, names) if m}
+
+    def clean(self) -> None:
+        """Leftovers of a local write that was cut (never a part, so never read)."""
+        folder = Path(self._path("parts"))
+        if not self.remote and folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _part_name(block: int) -> str:
+    return f"parts/part-{block:06d}.parquet"
+
+
+def _read_run(store: RunStore) -> tuple[dict[str, Any], list[Source]]:
     try:
-        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        lines = (run_dir / "inputs.jsonl").read_text(encoding="utf-8").splitlines()
+        meta = json.loads(store.read("run.json").decode("utf-8"))
+        lines = store.read("inputs.jsonl").decode("utf-8").splitlines()
         sources = [Source(d["path"], d.get("index")) for d in map(json.loads, lines) if d]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArchiveError(f"{run_dir}: not a readable run directory ({type(exc).__name__}: {exc})") from None
+        raise ArchiveError(f"{store}: not a readable run directory ({type(exc).__name__}: {exc})") from None
     if meta.get("format") != FORMAT_VERSION or meta.get("inputs") != len(sources):
-        raise ArchiveError(f"{run_dir}: run.json does not match inputs.jsonl (or another format version)")
+        raise ArchiveError(f"{store}: run.json does not match inputs.jsonl (or another format version)")
     return meta, sources
 
 
 def _open_run(
-    run_dir: Path, task: str, described: dict[str, Any], block_size: int, per_window: bool, inputs: Any
+    store: RunStore, task: str, described: dict[str, Any], block_size: int, per_window: bool, inputs: Any
 ) -> tuple[dict[str, Any], list[Source]]:
     """The run's description and inputs: read from ``run_dir`` when it holds a run (which must be
     the same task, model and options; the inputs, when given again, the same), else created there."""
     from .runs import collect_inputs
 
-    if (run_dir / "run.json").is_file():
-        meta, sources = _read_run(run_dir)
+    run_dir = store.url
+    if store.exists("run.json"):
+        meta, sources = _read_run(store)
         wanted = {"task": task, **described, "per_window": per_window}
         have = {k: meta.get(k) for k in wanted}
         if have != wanted:
@@ -166,18 +231,15 @@ def _open_run(
                     f"{run_dir} was started with other inputs ({len(sources)} there, {len(given)} now); "
                     "resume it without inputs, or use a new folder"
                 )
-        # leftovers of a write that was cut: never a part, so never read
-        for tmp in (run_dir / "parts").glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        store.clean()
         return meta, sources
     if inputs is None:
         raise ArchiveError(f"{run_dir} holds no run yet: give the inputs")
     sources = collect_inputs(inputs)
     if block_size < 1:
         raise ValueError("block_size must be >= 1")
-    (run_dir / "parts").mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps({"path": s.path, "index": s.index}) + "\n" for s in sources)
-    _write_atomic(run_dir / "inputs.jsonl", lines.encode("utf-8"))
+    store.write("inputs.jsonl", lines.encode("utf-8"))
     meta = {
         "format": FORMAT_VERSION,
         "task": task,
@@ -188,7 +250,7 @@ def _open_run(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "calls": [],
     }
-    _write_atomic(run_dir / "run.json", json.dumps(meta, indent=2).encode("utf-8"))
+    store.write("run.json", json.dumps(meta, indent=2).encode("utf-8"))
     return meta, sources
 
 
@@ -198,13 +260,13 @@ def _blocks(n: int, block_size: int) -> int:
 
 def archive_status(run_dir: str | os.PathLike[str]) -> ArchiveStatus:
     """Blocks and records done in ``run_dir``."""
-    run_dir = Path(run_dir)
-    meta, sources = _read_run(run_dir)
+    store = RunStore(run_dir)
+    meta, sources = _read_run(store)
     b = int(meta["block_size"])
     total = _blocks(len(sources), b)
-    done = [k for k in range(total) if _part_path(run_dir, k).is_file()]
+    done = [k for k in store.parts_done() if k < total]
     records_done = sum(min(b, len(sources) - k * b) for k in done)
-    return ArchiveStatus(run_dir, meta["task"], total, len(done), len(sources), records_done)
+    return ArchiveStatus(store.url, meta["task"], total, len(done), len(sources), records_done)
 
 
 # ---------------------------------------------------------------------------------- the rows of a block
@@ -272,8 +334,8 @@ def _count(rows: list[dict[str, Any]]) -> tuple[int, int]:
     return len(records), sum(records.values())
 
 
-def _commit(run_dir: Path, block: int, rows: list[dict[str, Any]], task: str) -> dict[str, int]:
-    _write_atomic(_part_path(run_dir, block), _part_bytes(rows, task))
+def _commit(store: RunStore, block: int, rows: list[dict[str, Any]], task: str) -> dict[str, int]:
+    store.write(_part_name(block), _part_bytes(rows, task))
     records, failed = _count(rows)
     return {"block": block, "records": records, "failed": failed, "rows": len(rows)}
 
@@ -309,18 +371,19 @@ def run_archive(
     model actors (default: one per GPU, else one per two CPUs of the cluster, at least one). Locally
     ``workers`` are the Predictor's reading processes. ``output``: also write every row to this
     file when the run is complete (:func:`finalize`)."""
-    run_dir = Path(run_dir)
+    store = RunStore(run_dir)
     options = dict(options or {})
     if task not in ("predict", "embed"):
         raise ValueError(f"task must be predict or embed (got {task!r})")
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be local or ray (got {engine!r})")
     if output is not None:
-        _check_output(Path(output), overwrite)
-    meta, sources = _open_run(run_dir, task, _describe(model, options), block_size, per_window, inputs)
+        _check_output(str(output), overwrite)
+    meta, sources = _open_run(store, task, _describe(model, options), block_size, per_window, inputs)
     b = int(meta["block_size"])
     total = _blocks(len(sources), b)
-    todo = [k for k in range(total) if not _part_path(run_dir, k).is_file()]
+    present = store.parts_done()
+    todo = [k for k in range(total) if k not in present]
     blocks = {k: sources[k * b : (k + 1) * b] for k in todo}
     t0 = time.perf_counter()
     show = progress if progress is not None else sys.stderr.isatty()
@@ -338,12 +401,12 @@ def run_archive(
     n_workers = 1
     try:
         if engine == "local":
-            done_iter, n_workers = _run_local(model, options, blocks, run_dir, task, per_window, workers)
+            done_iter, n_workers = _run_local(model, options, blocks, store, task, per_window, workers)
         else:
             from .ray_engine import run_blocks
 
             done_iter, n_workers = run_blocks(
-                model, options, blocks, run_dir, task, per_window, workers, address
+                model, options, blocks, store.url, task, per_window, workers, address
             )
         for d in done_iter:
             done.append(d)
@@ -353,9 +416,9 @@ def run_archive(
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
-    _record_call(run_dir, engine, n_workers, len(done), seconds)
+    _record_call(store, engine, n_workers, len(done), seconds)
     summary = ArchiveSummary(
-        run_dir=run_dir,
+        run_dir=store.url,
         engine=engine,
         blocks=total,
         blocks_before=total - len(todo),
@@ -367,20 +430,25 @@ def run_archive(
         workers=n_workers,
     )
     if output is not None:
-        summary.output = finalize(run_dir, output, fmt=fmt, overwrite=overwrite)
+        summary.output = finalize(store.url, output, fmt=fmt, overwrite=overwrite)
     return summary
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
+def _check_output(out: str | Path, overwrite: bool) -> None:
+    from ..io.remote import filesystem, is_url
     from .runs import OutputExistsError
 
-    if out.exists() and not overwrite:
+    if is_url(out):
+        fs, path = filesystem(str(out))
+        exists = fs.exists(path)
+    else:
+        exists = Path(out).exists()
+    if exists and not overwrite:
         raise OutputExistsError(f"{out} exists; choose another output, or --overwrite")
 
 
-def _record_call(run_dir: Path, engine: str, workers: int, blocks: int, seconds: float) -> None:
-    path = run_dir / "run.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
+def _record_call(store: RunStore, engine: str, workers: int, blocks: int, seconds: float) -> None:
+    meta = json.loads(store.read("run.json").decode("utf-8"))
     meta.setdefault("calls", []).append(
         {
             "engine": engine,
@@ -390,7 +458,7 @@ def _record_call(run_dir: Path, engine: str, workers: int, blocks: int, seconds:
             "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
-    _write_atomic(path, json.dumps(meta, indent=2).encode("utf-8"))
+    store.write("run.json", json.dumps(meta, indent=2).encode("utf-8"))
 
 
 def make_predictor(model: Any, options: Mapping[str, Any], workers: int | None = 0) -> Any:
@@ -406,7 +474,7 @@ def _run_local(
     model: Any,
     options: Mapping[str, Any],
     blocks: dict[int, list[Source]],
-    run_dir: Path,
+    store: RunStore,
     task: str,
     per_window: bool,
     workers: int | None,
@@ -417,7 +485,7 @@ def _run_local(
 
     def go() -> Iterator[dict[str, int]]:
         for k, block in blocks.items():
-            yield _commit(run_dir, k, _block_rows(predictor, block, task, per_window), task)
+            yield _commit(store, k, _block_rows(predictor, block, task, per_window), task)
 
     return go(), 1
 
@@ -425,9 +493,10 @@ def _run_local(
 # ---------------------------------------------------------------------------------- reading back
 
 
-def _tables(run_dir: Path) -> Iterator[Any]:
+def _tables(run_dir: str) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
+    store = RunStore(run_dir)
     status = archive_status(run_dir)
     if not status.complete:
         raise ArchiveError(
@@ -435,14 +504,14 @@ def _tables(run_dir: Path) -> Iterator[Any]:
             f"({status.records_done} of {status.records} records); resume the run first"
         )
     for k in range(status.blocks):
-        yield pq.read_table(_part_path(run_dir, k))
+        yield pq.read_table(io.BytesIO(store.read(_part_name(k))))
 
 
 def collect_rows(run_dir: str | os.PathLike[str]) -> Any:
     """Every row of a complete run, in input order, as a pandas DataFrame."""
     import pyarrow as pa
 
-    tables = list(_tables(Path(run_dir)))
+    tables = list(_tables(str(run_dir)))
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
@@ -456,11 +525,21 @@ def finalize(
     """Write a complete run's rows to one file: predictions as CSV, JSON lines or Parquet (by the
     name, or ``fmt``); embeddings as Parquet (record, window, start_s, embedding; failed records left
     out, as ``ecgfounder embed`` writes them). Written under a temporary name and renamed."""
+    from ..io.remote import filesystem, is_url
     from .writers import TableWriter, table_format
 
-    run_dir, out = Path(run_dir), Path(output)
-    _check_output(out, overwrite)
-    meta, _ = _read_run(run_dir)
+    run_dir = str(run_dir)
+    _check_output(str(output), overwrite)
+    if is_url(output):  # written here, then put in the store in one piece
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ecgfounder-out-") as tmpdir:
+            local = finalize(run_dir, Path(tmpdir) / str(output).rsplit("/", 1)[-1], fmt=fmt)
+            fs, path = filesystem(str(output))
+            fs.put_file(str(local), path)
+        return output  # type: ignore[return-value]
+    out = Path(output)
+    meta, _ = _read_run(RunStore(run_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -18,14 +18,13 @@ import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ECGFounderError
 from ..io.sources import Source
-from .archive import _block_rows, _commit, make_predictor
+from .archive import RunStore, _block_rows, _commit, make_predictor
 
 __all__ = ["run_blocks", "ray_available"]
 
@@ -111,13 +110,13 @@ class _Scorer:
 
     def __init__(self, model: Any, options: Mapping[str, Any], run_dir: str, task: str, per_window: bool):
         self.predictor = make_predictor(model, options, workers=0)
-        self.run_dir, self.task, self.per_window = Path(run_dir), task, per_window
+        self.store, self.task, self.per_window = RunStore(run_dir), task, per_window
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[int]] = {"block": [], "records": [], "failed": [], "rows": [], "pid": []}
         for k, meta, data in zip(batch["block"], batch["meta"], batch["windows"]):
             rows = _block_rows(self.predictor, _unpack(meta, data), self.task, self.per_window)
-            done = _commit(self.run_dir, int(k), rows, self.task)
+            done = _commit(self.store, int(k), rows, self.task)
             for name in ("block", "records", "failed", "rows"):
                 out[name].append(done[name])
             out["pid"].append(os.getpid())
@@ -128,7 +127,7 @@ def run_blocks(
     model: Any,
     options: Mapping[str, Any],
     blocks: dict[int, list[Source]],
-    run_dir: Path,
+    run_dir: str,
     task: str,
     per_window: bool,
     workers: int | None,

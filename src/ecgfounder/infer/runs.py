@@ -66,6 +66,10 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str] | Source]) -> list[So
 
 
 def _exists(path: str) -> bool:
+    from ..io.remote import is_url
+
+    if is_url(path):  # listed in the store a moment ago
+        return True
     p = Path(path)
     return p.exists() or Path(path + ".hea").is_file()
 

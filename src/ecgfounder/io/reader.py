@@ -78,6 +78,12 @@ def read_ecg(
     another file outside its own record (HDF5 links and external storage, WFDB paths).
     """
     limits = limits if limits is not None else ReadLimits.from_env()
+    from .remote import is_url
+
+    if is_url(path):  # object storage: a private local copy (with a WFDB record's signal files)
+        return _read_remote(
+            str(path), format=format, fs=fs, leads=leads, units=units, index=index, limits=limits
+        )
     p = Path(path)
     if not p.exists() and not (not p.suffix and Path(str(p) + ".hea").is_file()):
         raise ECGInputError(p, "no such file")
@@ -96,6 +102,19 @@ def read_ecg(
         raise ECGInputError(
             p, f"cannot read as {fmt} ({type(exc).__name__}: {clip(str(exc), 200)})"
         ) from None
+
+
+def _read_remote(url: str, **kwargs: Any) -> ECGRecord:
+    import dataclasses
+
+    from .remote import local_copy
+
+    try:
+        with local_copy(url, kwargs["limits"]) as local:
+            rec = read_ecg(local, **kwargs)
+    except ECGInputError as exc:
+        raise ECGInputError(url, exc.reason) from None
+    return dataclasses.replace(rec, source=url)
 
 
 def read_demographics(inputs: Iterable[str | os.PathLike[str]], **read_kwargs: Any) -> list[dict[str, Any]]:

@@ -110,10 +110,14 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Source]:
                 seen.add(s)
                 yield s
 
+    from .remote import expand_remote, is_url
+
     for item in inputs:
         text = str(item)
         p = Path(text)
-        if p.is_dir():
+        if is_url(text):  # object storage: a file, or a prefix listed like a folder
+            yield from emit(Source(u) for u in expand_remote(text, tuple(SCAN_SUFFIXES)))
+        elif p.is_dir():
             yield from emit(_scan(p))
         elif p.exists() or Path(text + ".hea").is_file():
             column = _is_manifest(p)
