@@ -108,7 +108,13 @@ def _prepare_blocks(batch: dict[str, np.ndarray], prepare: Any) -> dict[str, np.
 class _Scorer:
     """A Ray actor: the model, scoring prepared blocks and committing their parts."""
 
-    def __init__(self, model: Any, options: Mapping[str, Any], run_dir: str, task: str, per_window: bool):
+    def __init__(
+        self, model: Any, options: Mapping[str, Any], run_dir: str, task: str, per_window: bool, threads: int
+    ):
+        if threads:  # on CPUs: the actor's share of the cores, not every core for each actor
+            import torch
+
+            torch.set_num_threads(threads)
         self.predictor = make_predictor(model, options, workers=0)
         self.store, self.task, self.per_window = RunStore(run_dir), task, per_window
 
@@ -184,6 +190,7 @@ def run_blocks(
                 "run_dir": str(run_dir),
                 "task": task,
                 "per_window": per_window,
+                "threads": 0 if gpus else max(1, round(cpus / n)),
             },
             compute=ray.data.ActorPoolStrategy(size=n),
             num_gpus=1 if gpus else 0,
