@@ -1,5 +1,5 @@
-"""The Ray Data engine of archive runs (:mod:`ecgfounder.infer.archive`): ``pip install
-ecgfounder[scale]``.
+"""The Ray Data engine of archive runs (:mod:`ecgfounder.infer.archive`, on the blocks of
+:mod:`ecgfounder.infer.blocks`): ``pip install ecgfounder[scale]``.
 
 One dataset item per block of records. Reading and preparation are Ray tasks on CPUs
 (:func:`_prepare_blocks`: the same :func:`~ecgfounder.signal.stream.prepare_item` as every other
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ECGFounderError
 from ..io.sources import Source
-from .archive import RunStore, _block_rows, _commit, make_predictor
+from .blocks import RunStore, block_rows, commit_block, make_predictor
 
 __all__ = ["run_blocks", "ray_available"]
 
@@ -121,8 +121,8 @@ class _Scorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[int]] = {"block": [], "records": [], "failed": [], "rows": [], "pid": []}
         for k, meta, data in zip(batch["block"], batch["meta"], batch["windows"]):
-            rows = _block_rows(self.predictor, _unpack(meta, data), self.task, self.per_window)
-            done = _commit(self.store, int(k), rows, self.task)
+            rows = block_rows(self.predictor, _unpack(meta, data), self.task, self.per_window)
+            done = commit_block(self.store, int(k), rows, self.task)
             for name in ("block", "records", "failed", "rows"):
                 out[name].append(done[name])
             out["pid"].append(os.getpid())
