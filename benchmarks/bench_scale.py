@@ -5,6 +5,7 @@ Inputs: N synthetic 10 s single-lead WFDB records (300 Hz, 16-bit, a beating sin
 noise; written once into --data), or real CinC 2017 recordings (``--real``). Each configuration
 runs in a fresh process, one after the other:
 
+* ``read``: reading and preparation alone in this process (one core; no model);
 * ``single``: ``Predictor.predict_to_file``-style single-file path (``ecgfounder predict -o``);
 * ``local``: the run-directory engine in this process (``--run-dir``, ``--engine local``);
 * ``ray1``/``ray2``: Ray Data with 1 and 2 model actors on a local cluster of this machine.
@@ -93,7 +94,14 @@ def child(config: str, inputs: list[str], out: Path, block_size: int) -> dict:
     sampler.start()
     start = time.perf_counter()
     init_s = 0.0
-    if config == "single":
+    if config == "read":  # reading and preparation alone, one core: what a reading task costs
+        from ecgfounder.infer import Predictor
+        from ecgfounder.io.sources import Source
+        from ecgfounder.signal.stream import prepare_item
+
+        prepare = Predictor("cinc2017-rhythm-tiny", progress=False).prepare
+        records = sum(prepare_item(Source(f), prepare).error is None for f in inputs)
+    elif config == "single":
         from ecgfounder.infer import Predictor
         from ecgfounder.infer.runs import predict_to_file
 
