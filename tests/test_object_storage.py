@@ -93,7 +93,7 @@ def test_predict_from_and_to_s3_through_a_run_directory(s3, tmp_path):
 
 
 def test_a_12_lead_wfdb_record_and_embeddings_in_s3(s3, tmp_path):
-    from ecgfounder import read_ecg
+    from ecgfounder import ECGInputError, read_ecg
     from ecgfounder.infer.archive import run_archive
 
     rec = read_ecg("s3://ecg/in/ludb/1.hea")
@@ -107,5 +107,11 @@ def test_a_12_lead_wfdb_record_and_embeddings_in_s3(s3, tmp_path):
     )  # fmt: skip
     assert s.records == 6 and s.failed == 0
     assert len(pd.read_parquet(tmp_path / "emb.parquet")) == 6
+    # a remote file over the reading budget is refused before it is downloaded
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ECGFOUNDER_MAX_BYTES", "1000")
+        with pytest.raises(ECGInputError, match="reading limit") as err:
+            read_ecg("s3://ecg/in/ludb/1.hea")
+        assert err.value.source == "s3://ecg/in/ludb/1.hea"
     missing = run_cli("predict", "s3://ecg/nothing-here/", "--model", "cinc2017-rhythm-tiny")
     assert missing.returncode == 2 and "no ECG inputs found" in missing.stderr, missing.stderr

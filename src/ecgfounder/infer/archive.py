@@ -32,7 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,7 +90,6 @@ class ArchiveSummary:
     seconds: float
     workers: int = 1
     output: str | Path | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------- the directory
@@ -416,11 +415,3 @@ def finalize(
     finally:
         tmp.unlink(missing_ok=True)
     return out
-
-
-def summary_dict(summary: ArchiveSummary) -> dict[str, Any]:
-    """A summary as JSON-able values."""
-    d = asdict(summary)
-    d["run_dir"] = str(summary.run_dir)
-    d["output"] = None if summary.output is None else str(summary.output)
-    return d

@@ -26,16 +26,7 @@ from ..errors import ECGFounderError
 from ..io.sources import Source
 from .blocks import RunStore, block_rows, commit_block, make_predictor
 
-__all__ = ["run_blocks", "ray_available"]
-
-
-def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["run_blocks"]
 
 
 def _need_ray() -> Any:
