@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,22 @@ def run_archive_command(args: argparse.Namespace, task: str) -> int:
         file=sys.stderr,
     )
     return 1 if summary.failed else 0
+
+
+def data_setting(data: Sequence[str]) -> dict[str, Any]:
+    """``--data`` as a training setting: one data-set layout (``cinc2017:DIR``, ``ludb:DIR``...) is
+    ``dataset``; anything else (files, folders, globs, manifests, URLs) is ``inputs``."""
+    from ..train.config import LAYOUTS
+
+    first = data[0] if data else ""
+    if (
+        len(data) == 1
+        and ":" in first
+        and not first.startswith(("/", "."))
+        and first.split(":", 1)[0].split("/")[0] in LAYOUTS
+    ):
+        return {"dataset": first}
+    return {"inputs": list(data)}
 
 
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:

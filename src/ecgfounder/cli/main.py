@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import ECGFounderError
 from .commands import (
+    adapt,
     conformal,
     convert,
     distill,
@@ -24,12 +25,14 @@ from .commands import (
     index,
     info,
     labels,
+    learning_curve,
     measure,
     models,
     monitor,
     plot,
     predict,
     prepare,
+    pretrain,
     read,
     serve,
     similar,
@@ -52,6 +55,9 @@ COMMANDS = (
     split,
     train,
     distill,
+    pretrain,
+    adapt,
+    learning_curve,
     prepare,
     evaluate,
     conformal,

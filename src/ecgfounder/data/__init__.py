@@ -14,6 +14,7 @@ from .manifest import (
     ludb_manifest,
     ptbxl_manifest,
 )
+from .splits import budget_draw
 
 __all__ = [
     "Manifest",
@@ -31,4 +32,5 @@ __all__ = [
     "WindowDataset",
     "FeatureDataset",
     "Augment",
+    "budget_draw",
 ]

@@ -22,7 +22,7 @@ from ..errors import ECGFounderError
 from ..records import match_records, record_ids
 from .manifest import Manifest
 
-__all__ = ["make_splits", "write_splits", "read_splits", "apply_splits"]
+__all__ = ["make_splits", "write_splits", "read_splits", "apply_splits", "budget_draw"]
 
 
 def _order(keys: Sequence[str], seed: int) -> np.ndarray:
@@ -151,3 +151,37 @@ def apply_splits(
                 split = "val" if fold_col[j] == fold else "train"
         new.append(split)
     return man.with_splits(new)
+
+
+def budget_draw(y: np.ndarray, budget: int, draw: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Positions of ``budget`` records among the training records whose targets are ``y`` (class
+    indices, -1 unknown; or a label/target matrix): draw number ``draw`` of that budget.
+
+    The records are put in one seeded order, stratified for class indices (each record ranked by
+    its shuffled place within its class divided by the class size, so every run of consecutive
+    records holds the classes in proportion); draw ``k`` is the ``k``-th run of ``budget`` records.
+    Draws of one budget are therefore disjoint while ``(draw + 1) * budget`` records exist; past
+    that a draw is a fresh stratified sample seeded by ``(seed, budget, draw)`` and overlaps
+    the others. The order does not depend on the budget, so draw 0 of a smaller budget is a subset of
+    draw 0 of a larger one (nested curves). Returns the positions (sorted) and whether the draw is
+    disjoint from the budget's other draws."""
+    n = len(y)
+    if budget <= 0:
+        raise ECGFounderError(f"label budget must be positive (got {budget})")
+    if budget >= n:
+        return np.arange(n), draw == 0
+
+    def stratified_order(rng: np.random.Generator) -> np.ndarray:
+        if y.ndim != 1:
+            return rng.permutation(n)
+        rank = np.empty(n, dtype=np.float64)
+        for c in np.unique(y):
+            members = np.flatnonzero(y == c)
+            rank[rng.permutation(members)] = (np.arange(len(members)) + rng.random()) / len(members)
+        return np.argsort(rank, kind="stable")
+
+    if (draw + 1) * budget <= n:
+        order = stratified_order(np.random.default_rng([seed, 4099]))
+        return np.sort(order[draw * budget : (draw + 1) * budget]), True
+    order = stratified_order(np.random.default_rng([seed, 4099, budget, draw]))
+    return np.sort(order[:budget]), False

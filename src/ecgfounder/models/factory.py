@@ -74,7 +74,8 @@ class ModelInfo:
             license=entry.license,
             citation=entry.citation,
             description=entry.description,
-            provenance=dict(provenance),
+            provenance=dict(provenance)
+            | ({"output_prior": list(entry.output_prior)} if entry.output_prior else {}),
             task=entry.task,
             aggregate=entry.aggregate,
         )

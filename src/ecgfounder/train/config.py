@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-__all__ = ["TrainConfig", "load_config", "FIELD_HELP"]
+__all__ = ["TrainConfig", "load_config", "FIELD_HELP", "LAYOUTS", "ADAPT_METHODS", "DEFAULT_ADAPT_METHOD"]
+
+#: the data-set layouts ``dataset`` names (``cinc2017:DIR``...)
+LAYOUTS = ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl")
+#: unsupervised adaptation methods (:mod:`ecgfounder.train.adapt`) and the default, chosen by
+#: measurement (docs/adapt.md)
+ADAPT_METHODS = ("tent", "align", "prior", "ssl")
+DEFAULT_ADAPT_METHOD = "tent"
 
 
 @dataclass
@@ -86,6 +93,15 @@ class TrainConfig:
     report_speed_s: float = 2.0  # seconds per speed measurement in the report (0: no speed table)
     report_onnx: bool = True  # also time the student in ONNX Runtime, fp32 and int8 (needs [onnx])
 
+    # self-supervised pretraining (`ecgfounder pretrain`, `adapt --method ssl`)
+    objective: str = "contrastive"  # masked | contrastive | both
+    mask_ratio: float = 0.5  # masked: fraction of patches hidden
+    ssl_temperature: float = 0.1  # contrastive: NT-Xent temperature
+
+    # label budgets (`ecgfounder learning-curve`)
+    label_budget: int | None = None  # train on a stratified draw of this many training records
+    budget_draw: int = 0  # which draw (draws of one budget are disjoint while the split allows)
+
     def data_seed(self) -> int:
         """The seed of the drawn split and of a ``limit`` subset: ``split_seed``, else ``seed``."""
         return self.seed if self.split_seed is None else self.split_seed
@@ -160,6 +176,14 @@ FIELD_HELP: dict[str, str] = {
     "teacher_outputs": "distillation: cached (once per window) or live (on augmented windows)",
     "report_speed_s": "distillation: seconds per speed measurement in the report (0: no speed table)",
     "report_onnx": "distillation: also time the student in ONNX Runtime (needs the onnx extra)",
+    "objective": "pretraining: masked (hidden patches reconstructed), contrastive (two windows of a "
+    "record, NT-Xent) or both",
+    "mask_ratio": "pretraining: fraction of patches hidden by the masked objective",
+    "ssl_temperature": "pretraining: temperature of the contrastive (NT-Xent) loss",
+    "label_budget": "train on a stratified draw of this many labelled training records (label-budget "
+    "studies)",
+    "budget_draw": "which draw of label_budget records (draws of one budget are disjoint while the "
+    "training split allows)",
 }
 
 

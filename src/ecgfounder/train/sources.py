@@ -25,6 +25,7 @@ from ..data import (
     Manifest,
     WindowCache,
     WindowDataset,
+    budget_draw,
     cinc2017_manifest,
     cinc2021_manifest,
     code15_manifest,
@@ -198,6 +199,14 @@ class CachedData:
         )
         self.cfg, self.run, self.labels = cfg, run, man.labels
         self.split = {s: self.cache.usable(man.indices(s)) for s in ("train", "val", "test")}
+        if cfg.label_budget:
+            train = self.split["train"]
+            pick, disjoint = budget_draw(man.y[train], cfg.label_budget, cfg.budget_draw, cfg.data_seed())
+            self.split["train"] = train[pick]
+            run.log(
+                f"label budget: draw {cfg.budget_draw} of {len(pick)} of the {len(train)} training records"
+                + ("" if disjoint else " (overlaps other draws: the training split is too small)")
+            )
         self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
         self.features: np.ndarray | None = None
         self.dataset: Any = None
@@ -251,9 +260,10 @@ class ShardData:
     def __init__(self, cfg: TrainConfig, run: Run) -> None:
         from ..data.shards import ShardStream
 
-        if cfg.mode == "linear" or cfg.sampler == "balanced":
+        if cfg.mode == "linear" or cfg.sampler == "balanced" or cfg.label_budget:
             raise ECGFounderError(
-                "linear probing and balanced sampling need the cached (manifest) data path, not shards"
+                "linear probing, balanced sampling and label budgets need the cached (manifest) data "
+                "path, not shards"
             )
         self.cfg, self.run = cfg, run
         self.stream = ShardStream(cfg.shards, "train", rank=run.rank, world=run.world, seed=cfg.seed)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..common import add_train_options, add_verbose, quiet_third_party, train_overrides
+from ..common import add_train_options, add_verbose, data_setting, quiet_third_party, train_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -64,16 +64,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ECGFounderError("give the records either with --data or in the --labels manifest, not both")
         overrides["manifest"] = args.labels
     elif args.data:
-        if (
-            len(args.data) == 1
-            and ":" in args.data[0]
-            and not args.data[0].startswith(("/", "."))
-            and args.data[0].split(":", 1)[0].split("/")[0]
-            in ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl")
-        ):
-            overrides["dataset"] = args.data[0]
-        else:
-            overrides["inputs"] = list(args.data)
+        overrides.update(data_setting(args.data))
     if args.resume:
         out = resume_distill(args.resume, **overrides)
     else:
