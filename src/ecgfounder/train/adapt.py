@@ -281,7 +281,8 @@ def prior_shift(
     model: nn.Module, target_probs: torch.Tensor, source_prior: torch.Tensor, iters: int = 100
 ) -> dict[str, Any]:
     """EM estimate of the target's class priors (Saerens et al. 2002) from the model's outputs on
-    the target, folded into the head's biases."""
+    the target, folded into the head's biases (a prior below half a window, ``0.5 / n``, is
+    raised to it: a class absent from n windows is rare there, not impossible)."""
     if _task(model) != "multiclass":
         raise ECGFounderError("prior correction applies to one-of-N (multiclass) models")
     p = target_probs.double()
@@ -295,12 +296,16 @@ def prior_shift(
             pt = new
             break
         pt = new
-    shift = torch.log(pt.clamp_min(1e-6) / ps)
+    # a class the EM drives to zero on n windows is rarer than 1/n, not impossible: floor at 0.5/n
+    pt = pt.clamp_min(0.5 / len(p))
+    pt = pt / pt.sum()
+    shift = torch.log(pt / ps)
     dense = model.dense  # type: ignore[attr-defined]
     dense.bias.data.add_(shift.to(dense.bias.dtype))
     return {
-        "source_prior": [round(float(v), 4) for v in ps],
-        "target_prior": [round(float(v), 4) for v in pt],
+        "source_prior": [round(float(v), 5) for v in ps],
+        "target_prior": [round(float(v), 5) for v in pt],
+        "bias_shift": [round(float(v), 5) for v in shift],
     }
 
 

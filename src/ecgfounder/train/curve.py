@@ -9,7 +9,7 @@ point of every curve. Each run is an ordinary :func:`ecgfounder.train.train` run
 ``out/<start>/b<budget>-d<draw>/``; a finished run (its ``test_metrics.json``) is not trained again,
 so an interrupted curve resumes where it stopped.
 
-Written: ``runs.csv`` (one row per run: start, budget, draw, records, every test metric),
+Written: ``runs.csv`` (one row per run: start, budget, draw, training and test records, every test metric),
 ``curve.csv`` (per start and budget: the mean of the draws, their standard deviation and a 95%
 interval, t-distribution over the draws), ``curve.json`` and ``curve.png`` (one line per start,
 the band the interval), and ``needed.csv``: per start, the smallest budget whose mean reaches
@@ -117,11 +117,17 @@ def learning_curve(
     out: str | Path = "runs/learning-curve",
     metric: str | None = None,
     targets: Sequence[float] = (),
+    min_steps: int = 0,
+    max_epochs: int = 40,
     train_fn: Callable[[TrainConfig], Path] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``base`` from each of ``starts`` on ``draws`` draws of each budget; the summary (also
-    written to ``out``, see the module doc). A budget of 0 means all training records (one run)."""
+    written to ``out``, see the module doc). A budget of 0 means all training records (one run).
+
+    ``min_steps``: a small budget trains for more epochs, at least ``min_steps`` optimizer steps
+    (``base.epochs`` at least, ``max_epochs`` at most), so that a small draw is not also a short
+    run; 0 keeps ``base.epochs`` for every budget."""
     from .loop import train
 
     if not starts or not budgets:
@@ -146,8 +152,13 @@ def learning_curve(
                 result = run_dir / "test_metrics.json"
                 if not result.is_file():
                     log(f"[{done}/{total}] {name}: {budget or 'all'} labelled records, draw {draw}")
+                    epochs = base.epochs
+                    if min_steps and budget:
+                        per_epoch = max(1, budget // (base.batch_size * base.accum_steps))
+                        epochs = min(max_epochs, max(base.epochs, math.ceil(min_steps / per_epoch)))
                     cfg = dataclasses.replace(
                         base,
+                        epochs=epochs,
                         init=init,
                         label_budget=budget or None,
                         budget_draw=draw,
@@ -170,9 +181,10 @@ def learning_curve(
                         "init": init,
                         "budget": budget or n_train,
                         "draw": draw,
-                        "records": n_train,
+                        "train_records": n_train,
+                        "test_records": metrics.get("records"),
                     }
-                    | {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+                    | {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "records"}
                 )
     summary = summarise_curve(rows, metric)
     needed = []

@@ -32,6 +32,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=3, help="draws per budget")
     p.add_argument("--curve-metric", dest="curve_metric", help="test metric to plot (default: the task's)")
     p.add_argument("--targets", default="", help="comma-separated metric values: budget needed for each")
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=0,
+        help="small budgets train for more epochs: at least this many steps (at most 40 epochs)",
+    )
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
     add_train_options(p)
     add_verbose(p)
@@ -75,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         metric=args.curve_metric,
         targets=targets,
+        min_steps=args.min_steps,
         log=lambda msg: print(msg, file=sys.stderr),
     )
     print(f"{'start':<32} {'budget':>7} {'draws':>5} {result['metric']:>10} 95% interval")
@@ -83,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{r['start']:<32} {r['budget']:>7} {r['draws']:>5} {r['mean']:>10.4f} {ci}")
     for n in result["needed"]:
         print(
-            f"{n['start']}: {result['metric']} >= {n['target']} needs {n['budget'] or 'more than the largest budget'}"
+            f"{n['start']}: {result['metric']} >= {n['target']} needs "
+            f"{n['budget'] or 'more than the largest budget'}"
         )
     print(f"curve: {args.out}/curve.png", file=sys.stderr)
     return 0

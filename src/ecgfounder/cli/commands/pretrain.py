@@ -1,4 +1,4 @@
-"""``ecgfounder pretrain``: self-supervised pretraining (masked signal, contrastive), from scratch or continued."""
+"""``ecgfounder pretrain``: self-supervised pretraining (masked signal, contrastive), new or continued."""
 
 from __future__ import annotations
 
