@@ -87,6 +87,13 @@ def test_learning_curve_on_cinc2017_trains_each_point_once_and_resumes(tmp_path,
     assert [r["budget"] for r in result["summary"]] == [16, 32]
     assert {n["target"]: n["budget"] for n in result["needed"]} == {0.0: 16, 2.0: None}
     assert (tmp_path / "lc" / "curve.png").stat().st_size > 5000
+    # every trained model carries its output prior (what `adapt --method prior` needs)
+    from ecgfounder import load_model
+
+    prior = load_model(tmp_path / "lc" / "nano" / "b32-d1" / "best.safetensors").info.provenance[
+        "output_prior"
+    ]
+    assert len(prior) == 4 and abs(sum(prior) - 1) < 1e-3
     # resuming trains nothing again
     learning_curve(base, train_fn=counted, min_steps=4, **kw)
     assert len(calls) == 4

@@ -602,6 +602,33 @@ class Trainer:
             + (" ..." if len(thresholds) > 8 else "")
         )
 
+    def _store_output_prior(self, max_records: int = 500) -> None:
+        """The best model's mean output probabilities on the training windows (at most
+        ``max_records`` records, seeded), written into ``best.safetensors`` as ``output_prior``:
+        the label prior its outputs carry, which ``adapt --method prior`` needs without the data."""
+        cfg, run, data = self.cfg, self.run, self.data
+        if cfg.task == "regression" or not isinstance(data, CachedData) or not data.has("train"):
+            return
+        path = run.out / "best.safetensors"
+        best = load_model(path).to(run.device).eval()
+        train = data.split["train"]
+        pick = set(np.random.default_rng([cfg.seed, 11]).permutation(len(train))[:max_records].tolist())
+        sums, n = None, 0
+        with torch.inference_mode():
+            for k, (x, _) in enumerate(data.records("train", best)):
+                if k not in pick or len(x) == 0:
+                    continue
+                t = torch.from_numpy(np.array(x, dtype=np.float32)).to(run.device)
+                logits = best.forward_head(t) if self.linear else best(t)
+                p = activate_outputs(logits.float(), cfg.task).sum(0).cpu().double()
+                sums = p if sums is None else sums + p
+                n += len(x)
+        if sums is None:
+            return
+        prior = [round(float(v), 5) for v in sums / n]
+        save_model(best, path, provenance={"output_prior": prior, "output_prior_windows": n})
+        run.log(f"output prior ({n} training windows): " + ", ".join(f"{v:.3f}" for v in prior[:8]))
+
     def fit(self) -> Path:
         """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
         with the best checkpoint. Returns the run directory."""
@@ -614,6 +641,7 @@ class Trainer:
                 break
         if not self.stopped and run.main:
             self._store_thresholds()
+            self._store_output_prior()
         if not self.stopped and run.main and data.has("test"):
             best = load_model(run.out / "best.safetensors").to(run.device)
             test = self.validate("test", best)

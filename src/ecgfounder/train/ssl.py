@@ -347,6 +347,9 @@ class PretrainTrainer(Trainer):
     def _store_thresholds(self) -> None:
         """A pretrained model has no decisions to threshold."""
 
+    def _store_output_prior(self, max_records: int = 500) -> None:
+        """A pretrained model has no outputs to average (a continued one keeps its own prior)."""
+
 
 def pretrain(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
     """Self-supervised pretraining as ``cfg`` says (``objective``, ``mask_ratio``, ``ssl_temperature``
