@@ -16,7 +16,8 @@ Methods (``method``: one, or several joined by ``+`` and applied in that order):
   records (the training domain), computed with the model itself.
 * ``prior``: label-shift correction (Saerens et al., Neural Computation 2002): the target's class
   priors re-estimated by EM from the model's own outputs, the head's biases moved by
-  ``log(target prior / source prior)``. The source prior is the model's mean output on its
+  ``log(target prior / source prior)``, conservatively: by the end of its bootstrap interval
+  nearest zero, zero where the interval holds zero (:func:`prior_shift`). The source prior is the model's mean output on its
   training windows: carried by the bundled models and by models ``train`` writes
   (``output_prior`` in the provenance), else measured on ``source`` records. One-of-N models only.
 * ``ssl``: continued self-supervised pretraining of the whole network on the target records
@@ -58,6 +59,7 @@ __all__ = [
     "tent",
     "align_head",
     "prior_shift",
+    "em_prior",
     "feature_stats",
 ]
 
@@ -277,35 +279,70 @@ def _sqrtm(m: torch.Tensor, power: float) -> torch.Tensor:
     return vecs @ torch.diag(vals.clamp_min(1e-9) ** power) @ vecs.T
 
 
+def em_prior(probs: torch.Tensor, source_prior: torch.Tensor, iters: int = 1000) -> torch.Tensor:
+    """The target's class priors by EM (Saerens et al. 2002): posteriors re-weighted by the prior
+    ratio, the prior the mean of the re-weighted posteriors, until it no longer moves."""
+    p, ps = probs.double(), source_prior.double().clamp_min(1e-6)
+    pt = ps.clone()
+    for _ in range(iters):
+        post = p * (pt / ps)
+        new = (post / post.sum(1, keepdim=True)).mean(0)
+        if torch.allclose(new, pt, atol=1e-8):
+            return new
+        pt = new
+    return pt
+
+
 def prior_shift(
-    model: nn.Module, target_probs: torch.Tensor, source_prior: torch.Tensor, iters: int = 100
+    model: nn.Module,
+    target_probs: torch.Tensor,
+    source_prior: torch.Tensor,
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """EM estimate of the target's class priors (Saerens et al. 2002) from the model's outputs on
-    the target, folded into the head's biases (a prior below half a window, ``0.5 / n``, is
-    raised to it: a class absent from n windows is rare there, not impossible)."""
+    """Label-shift correction folded into the head's biases: ``log(target prior / source prior)``
+    per class, the target prior estimated by EM from the model's outputs on the target.
+
+    Conservative: the EM is repeated on ``n_boot`` bootstrap resamples of the target (of its
+    records when ``groups`` gives each window's record), and each class is moved by the end of its
+    95% interval of the log ratio nearest zero: not at all where the interval holds zero (a few
+    hundred records of the training domain itself then leave the model as it was), and no further
+    than the data support. A prior below half a window, ``0.5 / n``, is raised to it (a class
+    absent from n windows is rare there, not impossible)."""
     if _task(model) != "multiclass":
         raise ECGFounderError("prior correction applies to one-of-N (multiclass) models")
     p = target_probs.double()
     ps = source_prior.double().clamp_min(1e-6)
-    pt = ps.clone()
-    for _ in range(iters):
-        post = p * (pt / ps)
-        post = post / post.sum(1, keepdim=True)
-        new = post.mean(0)
-        if torch.allclose(new, pt, atol=1e-7):
-            pt = new
-            break
-        pt = new
-    # a class the EM drives to zero on n windows is rarer than 1/n, not impossible: floor at 0.5/n
-    pt = pt.clamp_min(0.5 / len(p))
-    pt = pt / pt.sum()
-    shift = torch.log(pt / ps)
+    ps = ps / ps.sum()
+    floor = 0.5 / len(p)
+
+    def log_ratio(sample: torch.Tensor) -> torch.Tensor:
+        pt = em_prior(sample, ps).clamp_min(floor)
+        return torch.log(pt / pt.sum() / ps)
+
+    point = log_ratio(p)
+    rng = np.random.default_rng([seed, 17])
+    units = np.arange(len(p)) if groups is None else np.unique(groups)
+    members = None if groups is None else {g: np.flatnonzero(groups == g) for g in units}
+    boots = []
+    for _ in range(n_boot):
+        pick = rng.choice(units, size=len(units), replace=True)
+        idx = pick if members is None else np.concatenate([members[g] for g in pick])
+        boots.append(log_ratio(p[torch.from_numpy(idx)]))
+    b = torch.stack(boots)
+    lo, hi = torch.quantile(b, 0.025, dim=0), torch.quantile(b, 0.975, dim=0)
+    shift = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo)))
     dense = model.dense  # type: ignore[attr-defined]
     dense.bias.data.add_(shift.to(dense.bias.dtype))
+    target = ps * torch.exp(point)
     return {
         "source_prior": [round(float(v), 5) for v in ps],
-        "target_prior": [round(float(v), 5) for v in pt],
+        "target_prior": [round(float(v), 5) for v in target / target.sum()],
+        "log_ratio_ci": [[round(float(a), 4), round(float(z), 4)] for a, z in zip(lo, hi)],
         "bias_shift": [round(float(v), 5) for v in shift],
+        "bootstrap": n_boot,
     }
 
 
@@ -399,7 +436,8 @@ def adapt_model(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions | No
                     "carries none (output_prior), so give --source with records of the training domain"
                 )
             tgt = feature_stats(model, cache.windows, device=device)
-            record.update(prior_shift(model, tgt["probs"], prior))
+            groups = np.repeat(np.arange(len(cache)), cache.count)
+            record.update(prior_shift(model, tgt["probs"], prior, groups=groups, seed=opts.seed))
         else:
             record.update(_ssl(model, inputs, opts, device))
             record["epochs"] = opts.epochs

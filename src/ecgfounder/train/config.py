@@ -14,7 +14,7 @@ LAYOUTS = ("cinc2017", "cinc2021", "ludb", "code15", "ptbxl")
 #: unsupervised adaptation methods (:mod:`ecgfounder.train.adapt`) and the default, chosen by
 #: measurement (docs/adapt.md)
 ADAPT_METHODS = ("tent", "align", "prior", "ssl")
-DEFAULT_ADAPT_METHOD = "tent"
+DEFAULT_ADAPT_METHOD = "prior"
 
 
 @dataclass

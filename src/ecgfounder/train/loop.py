@@ -603,19 +603,22 @@ class Trainer:
         )
 
     def _store_output_prior(self, max_records: int = 500) -> None:
-        """The best model's mean output probabilities on the training windows (at most
-        ``max_records`` records, seeded), written into ``best.safetensors`` as ``output_prior``:
-        the label prior its outputs carry, which ``adapt --method prior`` needs without the data."""
+        """The best model's mean output probabilities on the validation windows (the training
+        windows when there is no validation split; at most ``max_records`` records, seeded),
+        written into ``best.safetensors`` as ``output_prior``: the label prior its outputs carry on
+        new records of the training domain, which ``adapt --method prior`` needs without the data.
+        Held-out windows, because on its own training windows a model's outputs are fitted."""
         cfg, run, data = self.cfg, self.run, self.data
-        if cfg.task == "regression" or not isinstance(data, CachedData) or not data.has("train"):
+        split = "val" if data.has("val") else "train"
+        if cfg.task == "regression" or not isinstance(data, CachedData) or not data.has(split):
             return
         path = run.out / "best.safetensors"
         best = load_model(path).to(run.device).eval()
-        train = data.split["train"]
+        train = data.split[split]
         pick = set(np.random.default_rng([cfg.seed, 11]).permutation(len(train))[:max_records].tolist())
         sums, n = None, 0
         with torch.inference_mode():
-            for k, (x, _) in enumerate(data.records("train", best)):
+            for k, (x, _) in enumerate(data.records(split, best)):
                 if k not in pick or len(x) == 0:
                     continue
                 t = torch.from_numpy(np.array(x, dtype=np.float32)).to(run.device)
@@ -626,8 +629,10 @@ class Trainer:
         if sums is None:
             return
         prior = [round(float(v), 5) for v in sums / n]
-        save_model(best, path, provenance={"output_prior": prior, "output_prior_windows": n})
-        run.log(f"output prior ({n} training windows): " + ", ".join(f"{v:.3f}" for v in prior[:8]))
+        save_model(
+            best, path, provenance={"output_prior": prior, "output_prior_from": f"{n} {split} windows"}
+        )
+        run.log(f"output prior ({n} {split} windows): " + ", ".join(f"{v:.3f}" for v in prior[:8]))
 
     def fit(self) -> Path:
         """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
