@@ -14,12 +14,13 @@ Methods (``method``: one, or several joined by ``+`` and applied in that order):
   recoloured to the source's). The map is affine and the head linear, so it is folded into the
   head: same network, same size, new head weights. The source statistics come from ``source``
   records (the training domain), computed with the model itself.
-* ``prior``: label-shift correction (Saerens et al., Neural Computation 2002): the target's class
-  priors re-estimated by EM from the model's own outputs, the head's biases moved by
-  ``log(target prior / source prior)``, conservatively: by the end of its bootstrap interval
-  nearest zero, zero where the interval holds zero (:func:`prior_shift`). The source prior is the model's mean output on its
-  training windows: carried by the bundled models and by models ``train`` writes
-  (``output_prior`` in the provenance), else measured on ``source`` records. One-of-N models only.
+* ``prior`` (the default): label-shift correction (Saerens et al., Neural Computation 2002): the
+  target's class priors re-estimated by EM from the model's own outputs, the head's biases moved
+  by ``log(target prior / source prior)``, conservatively: by the end of its bootstrap interval
+  nearest zero, zero where the interval holds zero (:func:`prior_shift`). The source prior is the
+  model's mean output on held-out windows of its training domain: carried by the bundled models
+  and by models ``train`` writes (``output_prior`` in the provenance), else measured on
+  ``source`` records. One-of-N models only.
 * ``ssl``: continued self-supervised pretraining of the whole network on the target records
   (:mod:`ecgfounder.train.ssl`, ``objective``), the classification head kept as it was.
 
