@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--methods", default="none,tent,prior,prior+tent")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--tent-params", default="input")
+    ap.add_argument("--prior", default="conservative", help="conservative or point")
     ap.add_argument(
         "--cinc-adapt-records", type=int, default=200, help="unlabelled CinC 2017 records adapted on"
     )
@@ -171,12 +172,15 @@ def main() -> None:
     for model_name in args.models.split(","):
         for method in args.methods.split(","):
             t0 = time.time()
-            opts = AdaptOptions(epochs=args.epochs, tent_params=args.tent_params, source=source)
+            opts = AdaptOptions(
+                epochs=args.epochs, tent_params=args.tent_params, source=source, prior=args.prior
+            )
             row: dict = {
                 "model": model_name,
                 "method": method,
                 "epochs": args.epochs,
                 "tent_params": args.tent_params,
+                "prior": args.prior,
             }
             row["ludb"] = ludb_row(two_fold(model_name, method, lpaths, opts), sinus, af, clean)
             full = adapted(model_name, method, lpaths, opts)

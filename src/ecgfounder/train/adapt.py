@@ -80,6 +80,7 @@ class AdaptOptions:
     batch_size: int = 32
     tent_params: str = "input"  # input | bias | last
     align: str = "meanvar"  # meanvar | coral
+    prior: str = "conservative"  # conservative (interval end nearest zero) | point (the EM estimate)
     objective: str = "contrastive"  # ssl
     seed: int = 0
     lead: str | None = None  # the record channel fed to a single-lead model
@@ -99,6 +100,8 @@ class AdaptOptions:
             )
         if self.tent_params not in TENT_PARAMS:
             raise ECGFounderError(f"tent_params must be one of {', '.join(TENT_PARAMS)}")
+        if self.prior not in ("conservative", "point"):
+            raise ECGFounderError("prior must be conservative or point")
         if self.align not in ("meanvar", "coral"):
             raise ECGFounderError("align must be meanvar or coral")
         if "align" in steps and not self.source:
@@ -302,6 +305,7 @@ def prior_shift(
     groups: np.ndarray | None = None,
     n_boot: int = 200,
     seed: int = 0,
+    conservative: bool = True,
 ) -> dict[str, Any]:
     """Label-shift correction folded into the head's biases: ``log(target prior / source prior)``
     per class, the target prior estimated by EM from the model's outputs on the target.
@@ -310,8 +314,9 @@ def prior_shift(
     records when ``groups`` gives each window's record), and each class is moved by the end of its
     95% interval of the log ratio nearest zero: not at all where the interval holds zero (a few
     hundred records of the training domain itself then leave the model as it was), and no further
-    than the data support. A prior below half a window, ``0.5 / n``, is raised to it (a class
-    absent from n windows is rare there, not impossible)."""
+    than the data support (``conservative=False``: by the EM estimate itself). A prior below
+    half a window, ``0.5 / n``, is raised to it (a class absent from n windows is rare there,
+    not impossible)."""
     if _task(model) != "multiclass":
         raise ECGFounderError("prior correction applies to one-of-N (multiclass) models")
     p = target_probs.double()
@@ -334,7 +339,7 @@ def prior_shift(
         boots.append(log_ratio(p[torch.from_numpy(idx)]))
     b = torch.stack(boots)
     lo, hi = torch.quantile(b, 0.025, dim=0), torch.quantile(b, 0.975, dim=0)
-    shift = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo)))
+    shift = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo))) if conservative else point
     dense = model.dense  # type: ignore[attr-defined]
     dense.bias.data.add_(shift.to(dense.bias.dtype))
     target = ps * torch.exp(point)
@@ -344,6 +349,7 @@ def prior_shift(
         "log_ratio_ci": [[round(float(a), 4), round(float(z), 4)] for a, z in zip(lo, hi)],
         "bias_shift": [round(float(v), 5) for v in shift],
         "bootstrap": n_boot,
+        "conservative": conservative,
     }
 
 
@@ -438,7 +444,16 @@ def adapt_model(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions | No
                 )
             tgt = feature_stats(model, cache.windows, device=device)
             groups = np.repeat(np.arange(len(cache)), cache.count)
-            record.update(prior_shift(model, tgt["probs"], prior, groups=groups, seed=opts.seed))
+            record.update(
+                prior_shift(
+                    model,
+                    tgt["probs"],
+                    prior,
+                    groups=groups,
+                    seed=opts.seed,
+                    conservative=opts.prior == "conservative",
+                )
+            )
         else:
             record.update(_ssl(model, inputs, opts, device))
             record["epochs"] = opts.epochs

@@ -51,6 +51,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         choices=("input", "bias", "last"),
         help="tent: the first convolution, every bias, or the last stage",
     )
+    p.add_argument(
+        "--prior",
+        default="conservative",
+        choices=("conservative", "point"),
+        help="prior: move each class by its bootstrap interval's end nearest zero, or by the estimate",
+    )
     p.add_argument("--align", default="meanvar", choices=("meanvar", "coral"), help="align: how")
     p.add_argument(
         "--objective",
@@ -85,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         tent_params=args.tent_params,
         align=args.align,
+        prior=args.prior,
         objective=args.objective,
         seed=args.seed,
         lead=args.lead,
