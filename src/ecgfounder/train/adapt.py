@@ -353,7 +353,9 @@ def prior_shift(
     }
 
 
-def _ssl(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions, device: str) -> dict[str, Any]:
+def _ssl(
+    model: nn.Module, inputs: Sequence[str], opts: AdaptOptions, device: str, n_records: int
+) -> dict[str, Any]:
     from .ssl import pretrain, pretrain_config
 
     with tempfile.TemporaryDirectory(prefix="ecgfounder-adapt-") as tmp:
@@ -366,7 +368,7 @@ def _ssl(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions, device: st
                 objective=opts.objective,
                 epochs=opts.epochs,
                 lr=opts.lr,
-                batch_size=min(opts.batch_size, 64),
+                batch_size=max(2, min(opts.batch_size, 64, n_records)),
                 lead=opts.lead,
                 val_fraction=0.0,
                 warmup_epochs=0.0,
@@ -455,7 +457,7 @@ def adapt_model(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions | No
                 )
             )
         else:
-            record.update(_ssl(model, inputs, opts, device))
+            record.update(_ssl(model, inputs, opts, device, n_used))
             record["epochs"] = opts.epochs
         if step in ("tent", "ssl"):
             record.update({"epochs": opts.epochs, "lr": opts.lr})
