@@ -59,13 +59,16 @@ def ludb_records() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     return paths, sinus, af, sinus & ~other
 
 
-def cinc2021_records() -> tuple[list[str], np.ndarray]:
-    paths, af = [], []
+def cinc2021_records() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Paths, AF (SNOMED 164889003) and sinus rhythm as the only statement (426783006)."""
+    paths, af, only_sinus = [], [], []
     for hea in sorted((SHARED / "cinc2021-samples").glob("*.hea")):
         dx = next((ln for ln in hea.read_text().splitlines() if ln.startswith("# Dx:")), "")
+        codes = {c.strip() for c in dx.split(":", 1)[-1].split(",") if c.strip()}
         paths.append(str(hea))
-        af.append("164889003" in dx)
-    return paths, np.array(af)
+        af.append("164889003" in codes)
+        only_sinus.append(codes == {"426783006"})
+    return paths, np.array(af), np.array(only_sinus)
 
 
 def cinc2017_split() -> tuple[list[str], np.ndarray, list[str]]:
@@ -163,7 +166,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     lpaths, sinus, af, clean = ludb_records()
-    c21, c21_af = cinc2021_records()
+    c21, c21_af, c21_sinus = cinc2021_records()
     test_paths, test_y, rest = cinc2017_split()
     rng = np.random.default_rng(0)
     cinc_fit = [rest[i] for i in np.sort(rng.choice(len(rest), args.cinc_adapt_records, replace=False))]
@@ -190,7 +193,9 @@ def main() -> None:
             row["cinc2021"] = {
                 "records": int(ok.sum()),
                 "af": int(c21_af[ok].sum()),
-                "af_auroc": round(float(auroc(c21_af[ok], p21[ok, 1])), 4),
+                "af_auroc": round(float(auroc(c21_af[ok], p21[ok, 1])), 4) if c21_af[ok].any() else None,
+                "only_sinus": int((c21_sinus & ok).sum()),
+                "only_sinus_normal": int((p21[c21_sinus & ok].argmax(1) == 0).sum()),
             }
             if not args.skip_cinc:
                 for key, model in (
