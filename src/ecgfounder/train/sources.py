@@ -175,6 +175,18 @@ def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np
     return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
 
 
+def _backbone_key(model: Any) -> str:
+    """A digest of every weight outside the head: equal digests, equal window embeddings."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, tensor in model.state_dict().items():
+        if not name.startswith("dense."):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class CachedData:
     """Records in a :class:`WindowCache`; epochs are permutations of record indices."""
 
@@ -209,6 +221,7 @@ class CachedData:
             )
         self.targets = man.y.astype(np.float32) if cfg.task != "multiclass" else man.y
         self.features: np.ndarray | None = None
+        self._features_key = ""
         self.dataset: Any = None
 
     @property
@@ -221,6 +234,7 @@ class CachedData:
     def setup(self, augment: Augment, weights: np.ndarray | None, model: ECGClassifier) -> None:
         if self.cfg.mode == "linear":
             self.features = window_features(model, self.cache, self.run)
+            self._features_key = _backbone_key(model)
             self.dataset = FeatureDataset(
                 self.features, self.cache, self.split["train"], self.targets, train=True, seed=self.cfg.seed
             )
@@ -248,7 +262,9 @@ class CachedData:
     def records(self, split: str, model: ECGClassifier | None = None) -> Iterator[tuple[np.ndarray, Any]]:
         feats = self.features
         if feats is not None and model is not None:
-            feats = window_features(model, self.cache, self.run)
+            key = _backbone_key(model)
+            if key != self._features_key:  # another backbone: its own embeddings (a linear probe's
+                feats = window_features(model, self.cache, self.run)  # best model shares the frozen one)
         for r in self.split[split]:
             a, n = self.cache.first[r], self.cache.count[r]
             yield (feats[a : a + n] if feats is not None else self.cache.record_windows(r)), self.targets[r]
