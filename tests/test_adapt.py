@@ -171,6 +171,8 @@ def test_adapt_command_and_its_errors(tmp_path, data_dir):
     assert res.returncode == 0, res.stderr
     assert "broken.hea" in res.stderr and "1 of 13 records unusable" in res.stderr
     assert load_model(out).info.provenance["adaptation"][0]["records"] == 12
+    res = run_cli("adapt", "cinc2017-rhythm", "--data", *files, "--out", str(out))
+    assert res.returncode == 2 and "exists" in res.stderr  # never replaced silently
     res = run_cli("adapt", "cinc2017-rhythm", "--data", *files, "--method", "bn", "--out", str(out))
     assert res.returncode == 2 and "tent, align, prior, ssl" in res.stderr
     res = run_cli("adapt", "cinc2017-rhythm", "--data", *files, "--method", "align", "--out", str(out))

@@ -488,9 +488,15 @@ def adapt(
     inputs: Sequence[str],
     out: str | Path,
     opts: AdaptOptions | None = None,
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Load ``model`` (a registered name or a file), adapt it to ``inputs`` and save it to ``out``
-    (our checkpoint format: contract, labels, thresholds and the adaptation in its provenance)."""
+    (our checkpoint format: contract, labels, thresholds and the adaptation in its provenance).
+    An existing ``out`` is refused unless ``overwrite``."""
+    if Path(out).exists() and not overwrite:
+        raise ECGFounderError(f"{out} exists; choose another file or overwrite it (--overwrite)")
+    (opts or AdaptOptions()).steps()
     net = load_model(str(model)) if isinstance(model, (str, Path)) else model
     adapt_model(net, inputs, opts)
     save_model(

@@ -70,6 +70,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".ecgfounder-cache", help="where prepared windows are cached")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     add_verbose(p)
     p.set_defaults(func=run)
     return p
@@ -102,6 +103,6 @@ def _run(args: argparse.Namespace) -> int:
         log=lambda msg: print(msg, file=sys.stderr),
     )
     opts.steps()  # a bad method is named before any file is read
-    out = adapt(args.model, args.data, args.out, opts)
+    out = adapt(args.model, args.data, args.out, opts, overwrite=args.overwrite)
     print(f"adapted model: {out}", file=sys.stderr)
     return 0
