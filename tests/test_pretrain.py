@@ -153,6 +153,13 @@ def test_pretrain_command_on_unlabelled_files(tmp_path, data_dir):
     model = load_model(out / "last.safetensors")
     assert model.info.contract.leads == ("I",) and model.info.provenance["pretraining"]["records"] == 24
     assert (out / "metrics.csv").is_file()
+    # a backbone without a head embeds, and predict says why it cannot, naming what to do
+    res = run_cli(
+        "embed", str(files[0]), "--model", str(out / "last.safetensors"), "-o", str(tmp_path / "e.npy")
+    )
+    assert res.returncode == 0, res.stderr
+    res = run_cli("predict", str(files[0]), "--model", str(out / "last.safetensors"))
+    assert res.returncode == 2 and "no labels to predict" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_pretraining_refuses_bad_settings(tmp_path, data_dir):

@@ -363,6 +363,14 @@ class Predictor:
     def iter_rows(self, inputs: Any, *, per_window: bool = False) -> Iterator[dict[str, Any]]:
         """Rows in the one schema (:mod:`ecgfounder.infer.rows`: findings and flags as lists,
         ``probabilities`` as a mapping), one by one, in input order."""
+        info = getattr(self.backend, "info", None)
+        if info is not None and getattr(info, "task", None) == "embedding":
+            from ..errors import ECGFounderError
+
+            raise ECGFounderError(
+                f"{self.model_name}: a pretrained backbone without a head has no labels to predict; "
+                "use `ecgfounder embed`, or fine-tune it (`train --init FILE`)"
+            )
         for prep, probs in self._scored(inputs, features=False):
             self._report(prep)
             common = dict(
