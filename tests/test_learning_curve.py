@@ -97,3 +97,6 @@ def test_learning_curve_on_cinc2017_trains_each_point_once_and_resumes(tmp_path,
     # resuming trains nothing again
     learning_curve(base, train_fn=counted, min_steps=4, **kw)
     assert len(calls) == 4
+    # a summary of what is finished trains nothing and leaves out what is not
+    part = learning_curve(base, train_fn=counted, **{**kw, "budgets": [16, 64]}, train_missing=False)
+    assert len(calls) == 4 and [r["budget"] for r in part["summary"]] == [16]

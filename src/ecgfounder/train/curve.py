@@ -121,13 +121,15 @@ def learning_curve(
     max_epochs: int = 40,
     train_fn: Callable[[TrainConfig], Path] | None = None,
     log: Callable[[str], None] = print,
+    train_missing: bool = True,
 ) -> dict[str, Any]:
     """Train ``base`` from each of ``starts`` on ``draws`` draws of each budget; the summary (also
     written to ``out``, see the module doc). A budget of 0 means all training records (one run).
 
     ``min_steps``: a small budget trains for more epochs, at least ``min_steps`` optimizer steps
     (``base.epochs`` at least, ``max_epochs`` at most), so that a small draw is not also a short
-    run; 0 keeps ``base.epochs`` for every budget."""
+    run; 0 keeps ``base.epochs`` for every budget. ``train_missing=False`` trains nothing: the
+    summary of the points already finished (a curve still running elsewhere, or cut short)."""
     from .loop import train
 
     if not starts or not budgets:
@@ -150,6 +152,9 @@ def learning_curve(
                 run_dir = out / name / (f"all-d{draw}" if budget == 0 else f"b{budget}-d{draw}")
                 done += 1
                 result = run_dir / "test_metrics.json"
+                if not result.is_file() and not train_missing:
+                    log(f"[{done}/{total}] {name}: {budget or 'all'} records, draw {draw}: not run, left out")
+                    continue
                 if not result.is_file():
                     log(f"[{done}/{total}] {name}: {budget or 'all'} labelled records, draw {draw}")
                     epochs = base.epochs

@@ -38,6 +38,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=0,
         help="small budgets train for more epochs: at least this many steps (at most 40 epochs)",
     )
+    p.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="train nothing: table and plot of the points already finished",
+    )
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
     add_train_options(p)
     add_verbose(p)
@@ -82,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         metric=args.curve_metric,
         targets=targets,
         min_steps=args.min_steps,
+        train_missing=not args.summarise_only,
         log=lambda msg: print(msg, file=sys.stderr),
     )
     print(f"{'start':<32} {'budget':>7} {'draws':>5} {result['metric']:>10} 95% interval")
