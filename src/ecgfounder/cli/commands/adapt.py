@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=10, help="tent and ssl: passes over the target records")
     p.add_argument("--lr", type=float, default=1e-3, help="tent and ssl learning rate")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="windows per step (tent, ssl)")
     p.add_argument(
         "--tent-params",
         default="input",
@@ -65,7 +65,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="ssl: the self-supervised objective",
     )
     p.add_argument("--lead", help="the record channel fed to a single-lead model")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample order and the bootstrap")
     p.add_argument("--workers", type=int, default=1, help="processes reading files")
     p.add_argument("--cache-dir", default=".ecgfounder-cache", help="where prepared windows are cached")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if available)")

@@ -43,7 +43,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: table and plot of the points already finished",
     )
-    p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
+    p.add_argument(
+        "--out",
+        default="runs/learning-curve",
+        metavar="DIR",
+        help="folder of the runs (one per start, budget and draw), tables and plot",
+    )
     add_train_options(p)
     add_verbose(p)
     p.set_defaults(func=run)
