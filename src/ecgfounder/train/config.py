@@ -206,15 +206,22 @@ def _coerce(value: Any, hint: Any) -> Any:
     return str(value)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A config from YAML (keys = field names), with ``overrides`` (from the command line) on top."""
-    data: dict[str, Any] = {}
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """A config from YAML (keys = field names), with ``overrides`` (from the command line) on top
+    and ``defaults`` (a command's own, e.g. pretraining's) beneath."""
+    data: dict[str, Any] = dict(defaults or {})
     if path is not None:
         import yaml
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
+        text = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(text, dict):
             raise ValueError(f"{path}: the config must be a mapping of keys to values")
+        data.update(text)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     hints = get_type_hints(TrainConfig)
     unknown = set(data) - set(hints)

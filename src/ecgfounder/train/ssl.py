@@ -390,15 +390,8 @@ def pretrain_config(**overrides: Any) -> TrainConfig:
 def load_pretrain_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
-    """A pretraining config: the pretraining defaults (:func:`pretrain_config`), then the YAML file
-    at ``path``, then ``overrides``."""
+    """A pretraining config: the pretraining defaults (:data:`PRETRAIN_DEFAULTS`), then the YAML
+    file at ``path``, then ``overrides``."""
     from .config import load_config
 
-    data: dict[str, Any] = {}
-    if path is not None:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ECGFounderError(f"{path}: the config must be a mapping of keys to values")
-    return load_config(None, {**PRETRAIN_DEFAULTS, **data, **(overrides or {})})
+    return load_config(path, overrides, defaults=PRETRAIN_DEFAULTS)
