@@ -184,6 +184,8 @@ def _activate(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
 
 
 def _tent_parameters(model: nn.Module, which: str) -> list[nn.Parameter]:
+    if which != "bias" and not hasattr(model, "first_conv" if which == "input" else "stage_list"):
+        raise ECGFounderError(f"tent_params {which!r} needs a Net1D (use tent_params: bias)")
     if which == "input":
         params = list(model.first_conv.parameters())  # type: ignore[attr-defined]
     elif which == "bias":
@@ -458,7 +460,6 @@ def adapt_model(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions | No
             )
         else:
             record.update(_ssl(model, inputs, opts, device, n_used))
-            record["epochs"] = opts.epochs
         if step in ("tent", "ssl"):
             record.update({"epochs": opts.epochs, "lr": opts.lr})
         record.update(
