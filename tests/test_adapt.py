@@ -179,3 +179,11 @@ def test_adapt_command_and_its_errors(tmp_path, data_dir):
     assert res.returncode == 2 and "--source" in res.stderr
     with pytest.raises(ECGFounderError, match="only classifiers"):
         adapt_model(load_model("ludb-delineator"), files, AdaptOptions(method="tent"))
+
+
+def test_the_records_hash_names_records_not_where_they_sit():
+    from ecgfounder.train.adapt import _ids_hash
+
+    here = ["/mnt/a/ludb/data/1.hea", "/mnt/a/ludb/data/2.hea"]
+    there = ["../shared/data/1.hea", "../shared/data/2.hea"]
+    assert _ids_hash(here) == _ids_hash(there) != _ids_hash(here[:1] + ["/mnt/a/ludb/data/3.hea"])

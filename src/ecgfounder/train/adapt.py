@@ -391,7 +391,10 @@ def _ssl(
 
 
 def _ids_hash(keys: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+    """A digest of the records' stable ids (not their paths: the same records elsewhere match)."""
+    from ..records import record_ids
+
+    return hashlib.sha256("\n".join(sorted(record_ids(keys))).encode()).hexdigest()[:16]
 
 
 def adapt_model(model: nn.Module, inputs: Sequence[str], opts: AdaptOptions | None = None) -> nn.Module:
