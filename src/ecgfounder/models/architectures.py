@@ -5,8 +5,13 @@ and :func:`~ecgfounder.models.save_model` go through it, so a checkpoint says wh
 holds (``architecture`` in our metadata; files without it are Net1D, the only one there was) and
 a new architecture is one :func:`register_architecture` call.
 
-Built in: ``net1d`` (ECGFounder's RegNet-style 1-D CNN, :class:`~ecgfounder.models.Net1D`) and
-``delineator-unet`` (the wave delineator, :class:`~ecgfounder.models.delineator.Delineator`).
+Built in: ``net1d`` (ECGFounder's RegNet-style 1-D CNN, :class:`~ecgfounder.models.Net1D`),
+``delineator-unet`` (the wave delineator, :class:`~ecgfounder.models.delineator.Delineator`), and
+the other ECG foundation models, written here from their papers and state-dict layouts:
+``st-mem`` (:class:`~ecgfounder.models.stmem.STMEM`) and ``hubert-ecg``
+(:class:`~ecgfounder.models.hubert_ecg.HuBERTECG`). An architecture may name a ``filter_state``
+(timm's ``checkpoint_filter_fn``): upstream tensor names to ours, pre-training-only tensors dropped
+and listed, before the strict load.
 Classifiers share a small protocol, :class:`ECGClassifier`, which training, distillation, export,
 explanation and the backends rely on in place of a concrete class.
 """
@@ -47,7 +52,10 @@ class ECGClassifier(Protocol):
 @dataclass(frozen=True)
 class Architecture:
     """``build(config)`` -> network; ``config_class`` with ``from_dict``/``to_dict``; ``matches(state)``
-    tells its state dicts; ``infer_config(state, source, **overrides)`` -> ``(config, notes)``."""
+    tells its state dicts (as upstream writes them); ``infer_config(state, source, **overrides)`` ->
+    ``(config, notes)``; ``filter_state(state)`` -> ``(state, notes)`` maps an upstream file's
+    names to ours; ``default_contract(config)`` is the input contract of a file no registered
+    model matches (None: unknown)."""
 
     name: str
     config_class: type
@@ -55,6 +63,14 @@ class Architecture:
     matches: Callable[[Mapping[str, Any]], bool]
     infer_config: Callable[..., tuple[Any, list[str]]]
     description: str = ""
+    filter_state: Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]] | None = None
+    default_contract: Callable[[Any], Any] | None = None
+
+    def prepare_state(self, state: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """``state`` in this architecture's names (``filter_state`` applied when it has one)."""
+        if self.filter_state is None:
+            return dict(state), []
+        return self.filter_state(state)
 
 
 _ARCHITECTURES: dict[str, Architecture] = {}
@@ -137,8 +153,71 @@ def _delineator() -> Architecture:
     )
 
 
+def _stmem_contract(config: Any) -> Any:
+    from ..contract import STANDARD_12_LEADS, InputContract
+
+    leads = STANDARD_12_LEADS if config.in_channels == 12 else None
+    if leads is None:
+        return None
+    return InputContract(fs=250.0, n_samples=config.seq_len, leads=leads, preprocessing="st-mem")
+
+
+def _stmem() -> Architecture:
+    from .stmem import STMEM, STMEMConfig, filter_stmem_state, infer_stmem_config
+
+    return Architecture(
+        name="st-mem",
+        config_class=STMEMConfig,
+        build=STMEM.from_config,
+        matches=lambda state: (
+            any(k.endswith("sep_embedding") for k in state)
+            and any(k.endswith("to_patch_embedding.2.weight") for k in state)
+        ),
+        infer_config=infer_stmem_config,
+        description="ST-MEM's ViT over per-lead patches with lead and SEP embeddings (Na et al. 2024)",
+        filter_state=filter_stmem_state,
+        default_contract=_stmem_contract,
+    )
+
+
+def _hubert_contract(config: Any) -> Any:
+    from ..contract import STANDARD_12_LEADS, InputContract
+
+    if config.in_channels != 12:
+        return None
+    return InputContract(
+        fs=100.0, n_samples=config.lead_samples, leads=STANDARD_12_LEADS, preprocessing="hubert-ecg"
+    )
+
+
+def _hubert_ecg() -> Architecture:
+    from .hubert_ecg import HuBERTECG, HuBERTECGConfig, filter_hubert_ecg_state, infer_hubert_ecg_config
+
+    return Architecture(
+        name="hubert-ecg",
+        config_class=HuBERTECGConfig,
+        build=HuBERTECG.from_config,
+        matches=lambda state: (
+            any(k.endswith("feature_projection.projection.weight") for k in state)
+            and any("feature_extractor.conv_layers.0" in k for k in state)
+        ),
+        infer_config=infer_hubert_ecg_config,
+        description="HuBERT-ECG: convolutional frames of the 12 leads end to end, post-norm transformer "
+        "(Coppola et al. 2024)",
+        filter_state=filter_hubert_ecg_state,
+        default_contract=_hubert_contract,
+    )
+
+
+_BUILTINS: dict[str, Callable[[], Architecture]] = {
+    "net1d": _net1d,
+    "delineator-unet": _delineator,
+    "st-mem": _stmem,
+    "hubert-ecg": _hubert_ecg,
+}
+
+
 def _builtins() -> None:
-    if "net1d" not in _ARCHITECTURES:
-        register_architecture(_net1d(), overwrite=True)
-    if "delineator-unet" not in _ARCHITECTURES:
-        register_architecture(_delineator(), overwrite=True)
+    for name, make in _BUILTINS.items():
+        if name not in _ARCHITECTURES:
+            register_architecture(make(), overwrite=True)

@@ -16,7 +16,7 @@ import torch
 from .._version import __version__
 from ..contract import InputContract
 from ..errors import CheckpointError
-from .architectures import architecture_for_state, architecture_of, get_architecture
+from .architectures import architecture_for_state, architecture_of, get_architecture, list_architectures
 from .checkpoint import (
     TORCH_SUFFIXES,
     check_state_dict,
@@ -135,10 +135,13 @@ def _known_aggregate(value: Any) -> str | None:
 
 
 def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(overrides) - _CONFIG_FIELDS
+    fields = set(_CONFIG_FIELDS)
+    for name in list_architectures():
+        fields |= {f.name for f in dataclasses.fields(get_architecture(name).config_class)}
+    unknown = set(overrides) - fields
     if unknown:
         raise TypeError(
-            f"unknown model option(s) {sorted(unknown)}; architecture fields are {sorted(_CONFIG_FIELDS)}"
+            f"unknown model option(s) {sorted(unknown)}; architecture fields are {sorted(fields)}"
         )
     return dict(overrides)
 
@@ -242,6 +245,10 @@ def create_model(
             entry, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         state, ours, extras = read_checkpoint(path)
+        if ours is None:
+            state, filtered = get_architecture(entry.architecture).prepare_state(state)
+            if filtered:
+                info.provenance["inferred"] = filtered
         _load_weights(model, state, path)
         if ours is not None:
             info.provenance.update(ModelInfo.from_metadata(ours).provenance)
@@ -342,13 +349,16 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
         notes: list[str] = []
     else:
         arch = architecture_for_state(state) or get_architecture("net1d")
-        config, notes = arch.infer_config(state, path, **overrides)
+        state, notes = arch.prepare_state(state)
+        config, inferred = arch.infer_config(state, path, **overrides)
+        notes = inferred + notes
         entry = _matching_entry(config, template, arch.name)
         if entry is not None:
             info = ModelInfo.from_entry(entry)
             notes.append(f"contract and labels of registered model {entry.name!r}")
         else:
-            info = ModelInfo(arch=None, contract=_default_contract(config))
+            contract = arch.default_contract(config) if arch.default_contract else _default_contract(config)
+            info = ModelInfo(arch=None, contract=contract)
             notes.append(
                 "no registered model has this architecture: labels unknown"
                 + ("" if info.contract else ", input contract unknown")

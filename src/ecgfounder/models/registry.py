@@ -279,7 +279,73 @@ def _register_builtin() -> None:
     )
 
 
+HUBERT_ECG_CITATION = (
+    "Coppola E, Savardi M, Massussi M, Adamo M, Metra M, Signoroni A. HuBERT-ECG as a self-supervised "
+    "foundation model for broad and scalable cardiac applications. medRxiv 2024.11.14.24317328 (2024)."
+)
+HUBERT_ECG_LICENSE = (
+    "CC BY-NC 4.0 (weights and upstream code, Edoar-do/HuBERT-ECG): non-commercial use only; our "
+    "implementation is written from the paper and the weights' layout"
+)
+STMEM_CITATION = (
+    "Na Y, Park M, Tae Y, Joo S. Guiding Masked Representation Learning to Capture Spatio-Temporal "
+    "Relationship of Electrocardiogram. ICLR 2024."
+)
+STMEM_LICENSE = (
+    "CC BY-NC 4.0 (weights and upstream code, bakqui/ST-MEM): non-commercial use only; our "
+    "implementation is written from the paper and the weights' layout"
+)
+
+
+def _register_foundation() -> None:
+    """The other ECG foundation models (encoders without a head: task ``embedding``; ``compare``,
+    ``embed`` and fine-tuning put a head on them)."""
+    from .hubert_ecg import HUBERT_ECG_PRESETS
+    from .stmem import STMEM_PRESETS
+
+    hubert_contract = InputContract(fs=100.0, n_samples=500, preprocessing="hubert-ecg")
+    for size, params in (("small", "30M"), ("base", "93M"), ("large", "213M")):
+        register_model(
+            ModelEntry(
+                name=f"hubert-ecg-{size}",
+                arch=size,
+                architecture="hubert-ecg",
+                config=HUBERT_ECG_PRESETS[size],
+                contract=hubert_contract,
+                labels=(),
+                weights=WeightSource(hub_repo=f"Edoardo-BS/hubert-ecg-{size}", filename="model.safetensors"),
+                license=HUBERT_ECG_LICENSE,
+                citation=HUBERT_ECG_CITATION,
+                description=f"HuBERT-ECG {size} (about {params} parameters), self-supervised on 9.1M "
+                "12-lead ECGs; 5 s at 100 Hz, leads end to end; encoder only (embedding).",
+                task="embedding",
+                tags=("foundation", "self-supervised", "hubert-ecg"),
+            )
+        )
+    for size in ("small", "base"):
+        register_model(
+            ModelEntry(
+                name=f"st-mem-{size}",
+                arch=size,
+                architecture="st-mem",
+                config=STMEM_PRESETS[size],
+                contract=InputContract(fs=250.0, n_samples=2250, preprocessing="st-mem"),
+                labels=(),
+                # released on Google Drive (upstream README), not on a hub: load the downloaded
+                # encoder.pth with load_model(PATH); its shapes select this entry's contract
+                weights=None,
+                license=STMEM_LICENSE,
+                citation=STMEM_CITATION,
+                description=f"ST-MEM ViT-{size[0].upper()} encoder (spatio-temporal masked ECG modelling); "
+                "9 s at 250 Hz, 12 leads. Weights: the upstream README's encoder.pth, loaded from a file.",
+                task="embedding",
+                tags=("foundation", "self-supervised", "st-mem"),
+            )
+        )
+
+
 _register_builtin()
+_register_foundation()
 
 
 def entry_from_preset(arch: str, **overrides: Any) -> ModelEntry:

@@ -16,6 +16,7 @@ from ..contract import InputContract
 from ..errors import ContractError, ECGInputError
 from ..io.leads import select_leads
 from ..io.record import ECGRecord
+from .model_recipes import get_model_recipe, is_model_recipe
 from .preprocess import get_recipe, preprocess
 from .quality import QualityThresholds, check_quality
 from .resample import resample
@@ -78,6 +79,8 @@ def prepare(
         raise ContractError(f"contract units {contract.units!r} are not supported (records are in mV)")
     rec = check_quality(record, quality, window_s=contract.duration_s)
     rec = select_leads(rec, contract.leads, derive=derive, lead=lead)
+    if is_model_recipe(contract.preprocessing):
+        return _prepare_model_recipe(rec, record.name, contract, stride_s)
     notes: list[str] = []
     if rec.fs != contract.fs:
         signal = resample(rec.signal, rec.fs, contract.fs)
@@ -144,3 +147,62 @@ def prepare_windows(
     for i in (i for i, v in enumerate(valid) if 0 < v < n):
         out[i, :, : valid[i]] = preprocess(signal[None, :, starts[i] :], contract.fs, recipe, **kw)[0]  # type: ignore[arg-type]
     return out, valid
+
+
+def _prepare_model_recipe(
+    rec: ECGRecord, name: str, contract: InputContract, stride_s: float | None
+) -> PreparedECG:
+    """Another foundation model's preparation (:mod:`ecgfounder.signal.model_recipes`): its record
+    step on the whole recording (or on each of upstream's pieces) at the recording's rate, then
+    its window step on each window cut at the recipe's working rate; windows never straddle two
+    pieces. A piece shorter than a window is zero-padded after the record step, and says so."""
+    recipe = get_model_recipe(contract.preprocessing)
+    if (recipe.out_rate, recipe.out_samples) != (contract.fs, contract.n_samples):
+        raise ContractError(
+            f"recipe {recipe.name!r} gives {recipe.out_samples} samples at {recipe.out_rate:g} Hz, the "
+            f"contract asks for {contract.n_samples} at {contract.fs:g} Hz"
+        )
+    if rec.n_samples < recipe.min_samples(rec.fs):
+        raise ECGInputError(
+            name,
+            f"{rec.duration_s:.2f} s is too short for the {recipe.name!r} recipe's filters "
+            f"(at least {recipe.min_samples(rec.fs)} samples at {rec.fs:g} Hz)",
+        )
+    notes = [f"{recipe.name} recipe: recording prepared at {recipe.rate:g} Hz (from {rec.fs:g} Hz)"]
+    piece = rec.n_samples if recipe.piece_s is None else max(1, int(round(recipe.piece_s * rec.fs)))
+    n = recipe.window
+    stride = None if stride_s is None else max(1, int(round(stride_s * recipe.rate)))
+    windows: list[np.ndarray] = []
+    starts_s: list[float] = []
+    valid: list[int] = []
+    ratio = recipe.out_rate / recipe.rate
+    for p0 in range(0, rec.n_samples, piece):
+        part = rec.signal[:, p0 : p0 + piece]
+        if p0 and part.shape[-1] < recipe.min_samples(rec.fs):
+            notes.append(f"last {part.shape[-1] / rec.fs:.2f} s too short for the filters: not scored")
+            break
+        try:
+            work = recipe.prepare_record(part, rec.fs)
+        except ValueError as exc:
+            raise ECGInputError(name, f"cannot preprocess with {recipe.name!r}: {exc}") from None
+        length = work.shape[-1]
+        if length < n:
+            work = np.pad(work, ((0, 0), (0, n - length)))
+            notes.append(f"zero-padded {n - length} samples at {recipe.rate:g} Hz to one window")
+        for s in window_starts(work.shape[-1], n, stride):
+            windows.append(recipe.prepare_window(work[:, s : s + n]))
+            starts_s.append(p0 / rec.fs + s / recipe.rate)
+            valid.append(int(round(max(0, min(n, length - s)) * ratio)))
+    if recipe.piece_s is not None and rec.n_samples > piece:
+        notes.append(f"prepared in {recipe.piece_s:g} s pieces, as upstream cuts recordings")
+    out = rec.replace()  # the record as read (its own rate, mV); the windows carry the recipe
+    out.notes.extend(notes)
+    return PreparedECG(
+        windows=np.stack(windows).astype(np.float32),
+        starts_s=starts_s,
+        valid_samples=valid,
+        record=out,
+        contract=contract,
+        recipe=recipe.name,
+        notes=notes,
+    )
