@@ -250,7 +250,8 @@ class HuBERTECG(nn.Module):
         c = self.config
         if x.ndim != 3 or x.shape[1:] != (c.in_channels, c.lead_samples):
             raise ValueError(
-                f"HuBERT-ECG expects a (batch, {c.in_channels}, {c.lead_samples}) tensor, got shape {tuple(x.shape)}"
+                f"HuBERT-ECG expects a (batch, {c.in_channels}, {c.lead_samples}) tensor, "
+                f"got shape {tuple(x.shape)}"
             )
         feats = self.feature_extractor(x.reshape(x.shape[0], 1, -1)).transpose(1, 2)
         return self.encoder(self.feature_projection(feats))
