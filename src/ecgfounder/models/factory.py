@@ -358,7 +358,8 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
             notes.append(f"contract and labels of registered model {entry.name!r}")
         else:
             contract = arch.default_contract(config) if arch.default_contract else _default_contract(config)
-            info = ModelInfo(arch=None, contract=contract)
+            headless = getattr(config, "n_classes", None) == 0
+            info = ModelInfo(arch=None, contract=contract, task="embedding" if headless else "multilabel")
             notes.append(
                 "no registered model has this architecture: labels unknown"
                 + ("" if info.contract else ", input contract unknown")
@@ -396,7 +397,7 @@ def _matching_entry(config: Any, template: str | None, architecture: str = "net1
                 f"template's architecture differs from the file's (file: {config}, template: {entry.config})",
             )
         return entry
-    for name in list_models(pretrained=True):
+    for name in list_models():  # weightless foundation entries too: their weights come as files
         entry = get_model_entry(name)
         if _same_network(entry, config, architecture):
             return entry
