@@ -7,9 +7,12 @@ script wrote (tests/fixtures/foundation/, see its README.md).
 
     python scripts/make_foundation_fixtures.py --stmem-repo DIR --hubert-repo DIR \\
         --shared ../shared --out tests/fixtures/foundation
+    python3.10 scripts/make_foundation_fixtures.py --fss-repo DIR ...   # ECG-FM: fairseq-signals
+                                                                        # needs Python <= 3.10
 
 Pinned commits: ST-MEM bakqui/ST-MEM 69ec70246c01fe32b14dea810af812556c06eab0 (CC BY-NC 4.0),
-HuBERT-ECG Edoar-do/HuBERT-ECG affe1f94d06d61a346fa7520be441af5642616b4 (CC BY-NC 4.0). Only
+HuBERT-ECG Edoar-do/HuBERT-ECG affe1f94d06d61a346fa7520be441af5642616b4 (CC BY-NC 4.0), ECG-FM's
+framework Jwoo5/fairseq-signals 6b9e1375bbe6bc2e55ff4d9b95eabe8eee3adec7 (MIT). Only
 randomly initialised tiny networks and their outputs are written; no upstream code or weights.
 """
 
@@ -136,31 +139,100 @@ def hubert(repo: Path, shared: Path, out: Path) -> dict:
     return res
 
 
+def ecgfm(repo: Path, shared: Path, out: Path) -> dict:
+    """ECG-FM through fairseq-signals: its preprocess.py (resample, standardise, 5 s segments) on
+    .mat files as it writes them, then a tiny wav2vec2_cmsc encoder and ecg_transformer_classifier."""
+    import importlib.util
+
+    from scipy.io import loadmat, savemat
+
+    sys.path.insert(0, str(repo))
+    from fairseq_signals.models.classification.ecg_transformer_classifier import (
+        ECGTransformerClassificationConfig,
+        ECGTransformerClassificationModel,
+    )
+    from fairseq_signals.models.ecg_transformer import ECGTransformerModel
+    from fairseq_signals.models.wav2vec2.wav2vec2_cmsc import Wav2Vec2CMSCConfig, Wav2Vec2CMSCModel
+
+    spec = importlib.util.spec_from_file_location(
+        "fss_preprocess", repo / "scripts/preprocess/ecg/preprocess.py"
+    )
+    pre = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pre)
+
+    small = dict(
+        encoder_embed_dim=64,
+        encoder_layers=2,
+        encoder_attention_heads=4,
+        encoder_ffn_embed_dim=128,
+        conv_feature_layers="[(32, 2, 2)] * 4",
+        conv_pos=16,
+        conv_pos_groups=4,
+        in_d=12,
+    )
+    torch.manual_seed(3)
+    enc = Wav2Vec2CMSCModel(Wav2Vec2CMSCConfig(final_dim=16, quantize_targets=True, **small)).eval()
+    torch.save(
+        {"args": None, "cfg": {"model": {"_name": "wav2vec2_cmsc", **small}}, "model": enc.state_dict()},
+        out / "ecg_fm_tiny_pretrained.pt",
+    )
+    torch.manual_seed(4)
+    ccfg = ECGTransformerClassificationConfig(num_labels=5, **small)
+    clf = ECGTransformerClassificationModel(ccfg, ECGTransformerModel(ccfg)).eval()
+    torch.save(
+        {"args": None, "cfg": {"model": {"_name": "ecg_transformer_classifier"}}, "model": clf.state_dict()},
+        out / "ecg_fm_tiny_classifier.pt",
+    )
+    res: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel in RECORDS:
+            x, fs = read(shared, rel)
+            org = os.path.join(tmp, "org.mat")
+            savemat(org, {"feats": x, "curr_sample_rate": int(fs), "org_sample_rate": int(fs), "idx": 0})
+            prep = os.path.join(tmp, "prep.mat")
+            pre.preprocess_mat({"path": org, "save_path": prep}, 500, True, "zero")
+            files = pre.segment_mat({"path": prep, "save_path": os.path.join(tmp, "seg.mat")}, 5, 500)
+            segs = np.stack([loadmat(f)["feats"] for f in files[:2]]).astype(np.float32)
+            inp = torch.from_numpy(segs)
+            with torch.no_grad():
+                h = enc(source=inp, mask=False, features_only=True)["x"]
+                emb = torch.div(h.sum(dim=1), (h != 0).sum(dim=1))
+                logits = clf(source=inp)["out"]
+            res[f"ecgfm/{rel}/input"] = segs
+            res[f"ecgfm/{rel}/embedding"] = emb.numpy()
+            res[f"ecgfm/{rel}/logits"] = logits.numpy()
+    sys.path.remove(str(repo))
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stmem-repo", type=Path, required=True)
-    ap.add_argument("--hubert-repo", type=Path, required=True)
+    ap.add_argument("--stmem-repo", type=Path)
+    ap.add_argument("--hubert-repo", type=Path)
+    ap.add_argument("--fss-repo", type=Path, help="fairseq-signals (ECG-FM), run with Python <= 3.10")
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
     ap.add_argument("--out", type=Path, default=Path("tests/fixtures/foundation"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    res = stmem(args.stmem_repo.resolve(), args.shared, args.out)
-    res.update(hubert(args.hubert_repo.resolve(), args.shared, args.out))
-    np.savez_compressed(args.out / "reference.npz", **res)
-    import transformers
+    ref = args.out / "reference.npz"
+    res = dict(np.load(ref)) if ref.exists() else {}  # each part can be rerun on its own
+    versions_file = args.out / "versions.json"
+    versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
+    part = {"torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+    if args.stmem_repo:
+        res.update(stmem(args.stmem_repo.resolve(), args.shared, args.out))
+        versions["st-mem"] = part
+    if args.hubert_repo:
+        import transformers
 
-    (args.out / "versions.json").write_text(
-        json.dumps(
-            {
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "numpy": np.__version__,
-                "records": RECORDS,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+        res.update(hubert(args.hubert_repo.resolve(), args.shared, args.out))
+        versions["hubert-ecg"] = {**part, "transformers": transformers.__version__}
+    if args.fss_repo:
+        res.update(ecgfm(args.fss_repo.resolve(), args.shared, args.out))
+        versions["ecg-fm"] = part
+    versions["records"] = RECORDS
+    np.savez_compressed(ref, **res)
+    versions_file.write_text(json.dumps(versions, indent=1) + "\n")
     print(f"wrote {len(res)} arrays to {args.out}")
 
 

@@ -26,7 +26,10 @@ FILES = {
     "stmem-classifier": (FIX / "stmem_tiny_classifier.pth", "stmem", "logits", {"heads": 2}),
     "hubert-encoder": (FIX / "hubert_ecg_tiny" / "model.safetensors", "hubert", "embedding", {}),
     "hubert-classifier": (FIX / "hubert_ecg_tiny_classifier.pt", "hubert", "logits", {"heads": 4}),
+    "ecgfm-encoder": (FIX / "ecg_fm_tiny_pretrained.pt", "ecgfm", "embedding", {"heads": 4}),
+    "ecgfm-classifier": (FIX / "ecg_fm_tiny_classifier.pt", "ecgfm", "logits", {"heads": 4}),
 }
+ARCH = {"stmem": "st-mem", "hubert": "hubert-ecg", "ecgfm": "ecg-fm"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def _record(rel: str):
 def test_upstream_files_load_strictly_and_match_the_official_outputs(which, ref):
     path, prefix, output, options = FILES[which]
     model = load_model(path, **options)
-    assert architecture_of(model) == {"stmem": "st-mem", "hubert": "hubert-ecg"}[prefix]
+    assert architecture_of(model) == ARCH[prefix]
     assert model.info.contract.preprocessing == architecture_of(model)
     for rel in RECORDS:
         x = torch.from_numpy(ref[f"{prefix}/{rel}/input"])
@@ -65,16 +68,12 @@ def test_pretraining_only_tensors_are_dropped_and_said():
     assert "from the config.json beside it" in inferred  # strides and heads read from upstream's config
 
 
-@pytest.mark.parametrize(
-    "prefix, model_file, options",
-    [
-        ("stmem", FIX / "stmem_tiny_encoder.pth", {"heads": 2}),
-        ("hubert", FIX / "hubert_ecg_tiny" / "model.safetensors", {}),
-    ],
-)
-def test_our_prepare_gives_upstream_windows_from_the_raw_records(prefix, model_file, options, ref):
+@pytest.mark.parametrize("which", ["stmem-encoder", "hubert-encoder", "ecgfm-encoder"])
+def test_our_prepare_gives_upstream_windows_from_the_raw_records(which, ref):
     """read_ecg -> prepare with the model's contract = upstream's own preprocessing (filters,
-    resampling, scaling, ST-MEM's 10 s pieces, HuBERT-ECG's decimation across lead boundaries)."""
+    resampling, scaling, ST-MEM's 10 s pieces, HuBERT-ECG's decimation across lead boundaries,
+    ECG-FM's interpolation and per-lead standardisation over the record)."""
+    model_file, prefix, _, options = FILES[which]
     model = load_model(model_file, **options)
     for rel in RECORDS:
         prepared = ef.prepare(_record(rel), model.info.contract)
@@ -87,13 +86,14 @@ def test_our_prepare_gives_upstream_windows_from_the_raw_records(prefix, model_f
         assert ptb.starts_s == [0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0]
         assert ptb.valid_samples[-1] < 2250 and any("pieces" in n for n in ptb.notes)
     else:
-        assert ptb.starts_s[:3] == [0.0, 5.0, 10.0] and ptb.windows.shape[1:] == (12, 500)
+        assert ptb.starts_s[:3] == [0.0, 5.0, 10.0]
+        assert ptb.windows.shape[1:] == (12, model.info.contract.n_samples)
 
 
 def test_embeddings_through_the_predictor_equal_upstream(ref):
     """The user's path: a file in, the encoder's window embeddings out, as upstream computes them."""
     _record("ludb/data/1")
-    for which in ("hubert-encoder", "stmem-encoder"):
+    for which in ("hubert-encoder", "stmem-encoder", "ecgfm-encoder"):
         path, prefix, _, options = FILES[which]
         predictor = ef.Predictor(load_model(path, **options))
         emb = predictor.embed([SHARED / "ludb/data/1"], per_window=True)
@@ -128,14 +128,15 @@ def _mangle(state: dict, key: str, how: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "which, key",
+    "which, key, ours",
     [
-        ("stmem-encoder", "block1.ff.fn.net.3.weight"),
-        ("hubert-encoder", "encoder.layers.1.feed_forward.output_dense.weight"),
+        ("stmem-encoder", "block1.ff.fn.net.3.weight", "block1.ff.fn.net.3.weight"),
+        ("hubert-encoder", "encoder.layers.1.feed_forward.output_dense.weight", None),
+        ("ecgfm-encoder", "encoder.layers.1.fc2.weight", "encoder.layers.1.feed_forward.output_dense.weight"),
     ],
 )
 @pytest.mark.parametrize("how", ["drop", "shape", "extra"])
-def test_mis_shaped_checkpoints_are_clear_errors(which, key, how, tmp_path):
+def test_mis_shaped_checkpoints_are_clear_errors(which, key, ours, how, tmp_path):
     path, _, _, options = FILES[which]
     from ecgfounder.models.checkpoint import read_checkpoint
 
@@ -148,8 +149,8 @@ def test_mis_shaped_checkpoints_are_clear_errors(which, key, how, tmp_path):
     assert str(bad) in msg
     if how == "shape" and "weight" in key:
         assert "file (" in msg and "model (" in msg
-    elif how == "drop":
-        assert "missing" in msg and key in msg
+    elif how == "drop":  # named as our network calls it
+        assert "missing" in msg and (ours or key) in msg
     else:
         assert "unexpected" in msg
 

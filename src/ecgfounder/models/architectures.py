@@ -8,8 +8,9 @@ a new architecture is one :func:`register_architecture` call.
 Built in: ``net1d`` (ECGFounder's RegNet-style 1-D CNN, :class:`~ecgfounder.models.Net1D`),
 ``delineator-unet`` (the wave delineator, :class:`~ecgfounder.models.delineator.Delineator`), and
 the other ECG foundation models, written here from their papers and state-dict layouts:
-``st-mem`` (:class:`~ecgfounder.models.stmem.STMEM`) and ``hubert-ecg``
-(:class:`~ecgfounder.models.hubert_ecg.HuBERTECG`). An architecture may name a ``filter_state``
+``st-mem`` (:class:`~ecgfounder.models.stmem.STMEM`), ``hubert-ecg``
+(:class:`~ecgfounder.models.hubert_ecg.HuBERTECG`) and ``ecg-fm``
+(:class:`~ecgfounder.models.ecg_fm.ECGFM`). An architecture may name a ``filter_state``
 (timm's ``checkpoint_filter_fn``): upstream tensor names to ours, pre-training-only tensors dropped
 and listed, before the strict load.
 Classifiers share a small protocol, :class:`ECGClassifier`, which training, distillation, export,
@@ -153,6 +154,14 @@ def _delineator() -> Architecture:
     )
 
 
+def _first_conv_inputs(state: Mapping[str, Any], suffix: str) -> int | None:
+    """Input channels of the first feature-extractor convolution (wav2vec 2.0 family), if any."""
+    for key, value in state.items():
+        if key.endswith("feature_extractor." + suffix) and getattr(value, "ndim", 0) == 3:
+            return int(value.shape[1])
+    return None
+
+
 def _stmem_contract(config: Any) -> Any:
     from ..contract import STANDARD_12_LEADS, InputContract
 
@@ -198,8 +207,8 @@ def _hubert_ecg() -> Architecture:
         config_class=HuBERTECGConfig,
         build=HuBERTECG.from_config,
         matches=lambda state: (
-            any(k.endswith("feature_projection.projection.weight") for k in state)
-            and any("feature_extractor.conv_layers.0" in k for k in state)
+            _first_conv_inputs(state, "conv_layers.0.conv.weight") == 1
+            and any(k.endswith("feature_projection.projection.weight") for k in state)
         ),
         infer_config=infer_hubert_ecg_config,
         description="HuBERT-ECG: convolutional frames of the 12 leads end to end, post-norm transformer "
@@ -209,11 +218,45 @@ def _hubert_ecg() -> Architecture:
     )
 
 
+def _ecg_fm_contract(config: Any) -> Any:
+    from ..contract import STANDARD_12_LEADS, InputContract
+
+    if config.in_channels != 12:
+        return None
+    return InputContract(
+        fs=500.0, n_samples=config.n_samples, leads=STANDARD_12_LEADS, preprocessing="ecg-fm"
+    )
+
+
+def _ecg_fm() -> Architecture:
+    from .ecg_fm import ECGFM, ECGFMConfig, filter_ecg_fm_state, infer_ecg_fm_config
+
+    return Architecture(
+        name="ecg-fm",
+        config_class=ECGFMConfig,
+        build=ECGFM.from_config,
+        # fairseq-signals' names, or ours (as HuBERT-ECG's, but the leads are input channels)
+        matches=lambda state: (
+            (
+                any(k.endswith("post_extract_proj.weight") for k in state)
+                and any(k.endswith("feature_extractor.conv_layers.0.0.weight") for k in state)
+            )
+            or (_first_conv_inputs(state, "conv_layers.0.conv.weight") or 0) > 1
+        ),
+        infer_config=infer_ecg_fm_config,
+        description="ECG-FM: wav2vec 2.0 over the 12 leads as channels, post-norm transformer "
+        "(McKeen et al. 2024; fairseq-signals)",
+        filter_state=filter_ecg_fm_state,
+        default_contract=_ecg_fm_contract,
+    )
+
+
 _BUILTINS: dict[str, Callable[[], Architecture]] = {
     "net1d": _net1d,
     "delineator-unet": _delineator,
     "st-mem": _stmem,
     "hubert-ecg": _hubert_ecg,
+    "ecg-fm": _ecg_fm,
 }
 
 

@@ -35,6 +35,8 @@ __all__ = [
     "infer_hubert_ecg_config",
     "filter_hubert_ecg_state",
     "PostNormEncoder",
+    "FeatureEncoder",
+    "FeatureProjection",
 ]
 
 
@@ -100,7 +102,10 @@ class _ConvLayer(nn.Module):
         return F.gelu(x)
 
 
-class _FeatureEncoder(nn.Module):
+class FeatureEncoder(nn.Module):
+    """wav2vec 2.0's convolutional frames: GroupNorm (one group per channel) after the first
+    convolution only ("default" mode), GELU after each."""
+
     def __init__(
         self, c_in: int, dims: tuple[int, ...], kernels: tuple[int, ...], strides: tuple[int, ...], bias: bool
     ):
@@ -116,7 +121,9 @@ class _FeatureEncoder(nn.Module):
         return x
 
 
-class _FeatureProjection(nn.Module):
+class FeatureProjection(nn.Module):
+    """LayerNorm over the frames' channels, then a linear map to the transformer's width."""
+
     def __init__(self, c_in: int, hidden: int, eps: float) -> None:
         super().__init__()
         self.layer_norm = nn.LayerNorm(c_in, eps=eps)
@@ -222,8 +229,8 @@ class HuBERTECG(nn.Module):
         self.config = config
         self.info: Any = None
         c = config
-        self.feature_extractor = _FeatureEncoder(1, c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias)
-        self.feature_projection = _FeatureProjection(c.conv_dim[-1], c.hidden_size, c.layer_norm_eps)
+        self.feature_extractor = FeatureEncoder(1, c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias)
+        self.feature_projection = FeatureProjection(c.conv_dim[-1], c.hidden_size, c.layer_norm_eps)
         self.encoder = PostNormEncoder(
             c.hidden_size,
             c.layers,

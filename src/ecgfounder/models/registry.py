@@ -295,13 +295,40 @@ STMEM_LICENSE = (
     "CC BY-NC 4.0 (weights and upstream code, bakqui/ST-MEM): non-commercial use only; our "
     "implementation is written from the paper and the weights' layout"
 )
+ECG_FM_CITATION = (
+    "McKeen K, Masood S, Toma A, Rubin B, Wang B. ECG-FM: An Open Electrocardiogram Foundation Model. "
+    "arXiv:2408.05178 (2024); JAMIA Open (2025)."
+)
+ECG_FM_LICENSE = (
+    "MIT (code, bowang-lab/ECG-FM and Jwoo5/fairseq-signals); check the Hugging Face model card "
+    "wanglab/ecg-fm for the terms of the weights"
+)
 
 
 def _register_foundation() -> None:
     """The other ECG foundation models (encoders without a head: task ``embedding``; ``compare``,
     ``embed`` and fine-tuning put a head on them)."""
+    from .ecg_fm import ECG_FM_PRESET
     from .hubert_ecg import HUBERT_ECG_PRESETS
     from .stmem import STMEM_PRESETS
+
+    register_model(
+        ModelEntry(
+            name="ecg-fm",
+            arch="base",
+            architecture="ecg-fm",
+            config=ECG_FM_PRESET,
+            contract=InputContract(fs=500.0, n_samples=2500, preprocessing="ecg-fm"),
+            labels=(),
+            weights=WeightSource(hub_repo="wanglab/ecg-fm", filename="mimic_iv_ecg_physionet_pretrained.pt"),
+            license=ECG_FM_LICENSE,
+            citation=ECG_FM_CITATION,
+            description="ECG-FM (90.9M parameters), wav2vec 2.0 pretrained with W2V+CMSC+RLM on MIMIC-IV-ECG "
+            "and PhysioNet 2021; 5 s at 500 Hz, 12 leads; encoder only (embedding).",
+            task="embedding",
+            tags=("foundation", "self-supervised", "ecg-fm"),
+        )
+    )
 
     hubert_contract = InputContract(fs=100.0, n_samples=500, preprocessing="hubert-ecg")
     for size, params in (("small", "30M"), ("base", "93M"), ("large", "213M")):

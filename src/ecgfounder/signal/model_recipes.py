@@ -18,6 +18,10 @@ runs both when a model's contract names one of these recipes.
   lead scaled to [-1, 1] over the recording; per 5 s window the leads laid end to end, decimated
   by 5 (``scipy.signal.decimate``: order-8 Chebyshev I, zero phase) and split back into leads at
   100 Hz.
+* ``ecg-fm`` (ECG-FM, McKeen et al. 2024; fairseq-signals ``scripts/preprocess/ecg/preprocess.py``):
+  linear interpolation to 500 Hz (upstream's own sample mapping), each lead's mean removed and
+  divided by its standard deviation over the recording (a flat lead becomes zeros), then 5 s
+  windows (upstream keeps whole 5 s segments only; our last window is aligned to the end).
 """
 
 from __future__ import annotations
@@ -103,8 +107,29 @@ class _HuBERTECG(ModelRecipe):
         return 3 * len(self._taps(fs)) + 1  # filtfilt's default padding
 
 
+@dataclass(frozen=True)
+class _ECGFM(ModelRecipe):
+    def prepare_record(self, signal: np.ndarray, fs: float) -> np.ndarray:
+        from scipy.interpolate import interp1d
+
+        x = np.asarray(signal, dtype=np.float64)
+        if fs != self.rate:
+            size = int(x.shape[-1] * (self.rate / fs))
+            grid = np.linspace(0, size - 1, x.shape[-1])
+            x = interp1d(grid, x, kind="linear")(np.arange(size))
+        x = x - x.mean(axis=1, keepdims=True)
+        std = x.std(axis=1, keepdims=True)
+        x = x / np.where(std == 0, 1, std)
+        x[np.broadcast_to(std == 0, x.shape)] = 0
+        return x
+
+    def prepare_window(self, window: np.ndarray) -> np.ndarray:
+        return window
+
+
 MODEL_RECIPES: dict[str, ModelRecipe] = {
     "st-mem": _STMEM(name="st-mem", rate=250.0, window=2250, out_rate=250.0, out_samples=2250, piece_s=10.0),
+    "ecg-fm": _ECGFM(name="ecg-fm", rate=500.0, window=2500, out_rate=500.0, out_samples=2500),
     "hubert-ecg": _HuBERTECG(name="hubert-ecg", rate=500.0, window=2500, out_rate=100.0, out_samples=500),
 }
 
