@@ -15,6 +15,7 @@ from .._version import __version__
 from ..errors import ECGFounderError
 from .commands import (
     adapt,
+    compare,
     conformal,
     convert,
     distill,
@@ -58,6 +59,7 @@ COMMANDS = (
     pretrain,
     adapt,
     learning_curve,
+    compare,
     prepare,
     evaluate,
     conformal,

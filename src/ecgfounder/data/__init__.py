@@ -14,7 +14,7 @@ from .manifest import (
     ludb_manifest,
     ptbxl_manifest,
 )
-from .splits import budget_draw
+from .splits import budget_draw, check_leakage
 
 __all__ = [
     "Manifest",
@@ -33,4 +33,5 @@ __all__ = [
     "FeatureDataset",
     "Augment",
     "budget_draw",
+    "check_leakage",
 ]

@@ -22,7 +22,7 @@ from ..errors import ECGFounderError
 from ..records import match_records, record_ids
 from .manifest import Manifest
 
-__all__ = ["make_splits", "write_splits", "read_splits", "apply_splits", "budget_draw"]
+__all__ = ["make_splits", "write_splits", "read_splits", "apply_splits", "budget_draw", "check_leakage"]
 
 
 def _order(keys: Sequence[str], seed: int) -> np.ndarray:
@@ -185,3 +185,31 @@ def budget_draw(y: np.ndarray, budget: int, draw: int, seed: int = 0) -> tuple[n
         return np.sort(order[draw * budget : (draw + 1) * budget]), True
     order = stratified_order(np.random.default_rng([seed, 4099, budget, draw]))
     return np.sort(order[:budget]), False
+
+
+def check_leakage(man: Manifest, *, source: str = "the data") -> None:
+    """Raise :class:`ECGFounderError` when a record (the same id or the same file) or a patient
+    sits in two splits: a model evaluated on records it, or the same patient's other records,
+    was fitted on. Names the first cases found."""
+    problems: list[str] = []
+    for what, keys in (("record", man.ids), ("file", [str(Path(p).resolve()) for p in man.paths])):
+        seen: dict[str, str] = {}
+        for key, split in zip(keys, man.splits):
+            other = seen.setdefault(key, str(split))
+            if other != split:
+                problems.append(f"{what} {key} is in both {other} and {split}")
+    if man.patients is not None:
+        by_patient: dict[str, set[str]] = {}
+        for patient, split in zip(man.patients, man.splits):
+            if patient not in (None, "", "nan"):
+                by_patient.setdefault(str(patient), set()).add(str(split))
+        problems += [
+            f"patient {p} has records in {' and '.join(sorted(s))}"
+            for p, s in by_patient.items()
+            if len(s) > 1
+        ]
+    if problems:
+        raise ECGFounderError(
+            f"{source}: leakage between splits ({len(problems)} case(s)): {'; '.join(problems[:5])}"
+            + (" ..." if len(problems) > 5 else "")
+        )

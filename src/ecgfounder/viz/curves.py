@@ -42,3 +42,32 @@ def plot_training_curves(metrics_csv: str | Path, out: str | Path) -> Path:
     out = Path(out)
     fig.savefig(out, dpi=100)
     return out
+
+
+def plot_comparison(per_label: list[dict], models: list[str], out: str | Path) -> Path:
+    """``out`` (PNG): each label's test AUROC per model with its bootstrap interval, models side by
+    side (the figure of ``ecgfounder compare``)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    labels = list(dict.fromkeys(r["label"] for r in per_label))
+    fig = Figure(figsize=(max(6.0, 1.2 * len(labels) * max(1, len(models)) ** 0.5 + 2), 4.2))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(models))
+    for m, model in enumerate(models):
+        rows = {r["label"]: r for r in per_label if r["model"] == model}
+        x = np.arange(len(labels)) + (m - (len(models) - 1) / 2) * width
+        point = np.array([rows[label]["auroc"] if label in rows else np.nan for label in labels])
+        low = np.array([rows[label]["auroc_ci"][0] if label in rows else np.nan for label in labels])
+        high = np.array([rows[label]["auroc_ci"][1] if label in rows else np.nan for label in labels])
+        err = np.vstack([np.nan_to_num(point - low), np.nan_to_num(high - point)])
+        ax.errorbar(x, point, yerr=err, fmt="o", capsize=3, label=model)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(labels)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test AUROC (95% bootstrap CI)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    return Path(out)
