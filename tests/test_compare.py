@@ -192,5 +192,5 @@ def test_cli_skips_a_model_that_cannot_read_the_records_and_scores_multiclass(tm
         2 * ((truth == k) & (pred == k)).sum() / ((truth == k).sum() + (pred == k).sum())
         for k in range(len(classes))
     ]
-    assert result["models"][0]["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-9)
+    assert result["models"][0]["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-6)  # float32 counts
     assert result["models"][0]["macro_auroc"] > result["models"][1]["macro_auroc"]  # trained beats random
