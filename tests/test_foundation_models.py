@@ -172,3 +172,15 @@ def test_short_recordings_are_refused_or_padded_and_say_so():
     short = ef.prepare(rec.replace(signal=rec.signal[:, :1500]), model.info.contract)  # 3 s of 5
     assert short.windows.shape == (1, 12, 500) and short.valid_samples == [300]
     assert any("zero-padded 1000 samples" in n for n in short.notes)
+
+
+def test_info_and_models_commands_describe_the_other_architectures():
+    from conftest import run_cli
+
+    res = run_cli("info", FIX / "hubert_ecg_tiny" / "model.safetensors")
+    assert res.returncode == 0, res.stderr
+    assert "preprocessing 'hubert-ecg'" in res.stdout and "96,336 trainable" in res.stdout
+    listing = run_cli("models")
+    assert listing.returncode == 0
+    line = next(ln for ln in listing.stdout.splitlines() if ln.strip().startswith("st-mem-base"))
+    assert "encoder" in line and "250 Hz, 2250 samples" in line and "st-mem" in line

@@ -124,6 +124,9 @@ class ECGFM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
     def reset_classifier(self, n_classes: int) -> None:
         ref = self.feature_projection.projection.weight
         self.classifier = (

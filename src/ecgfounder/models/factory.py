@@ -361,7 +361,7 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
             headless = getattr(config, "n_classes", None) == 0
             info = ModelInfo(arch=None, contract=contract, task="embedding" if headless else "multilabel")
             notes.append(
-                "no registered model has this architecture: labels unknown"
+                "no registered model has this network (architecture and sizes): labels unknown"
                 + ("" if info.contract else ", input contract unknown")
             )
     model = arch.build(config)

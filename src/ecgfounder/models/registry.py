@@ -107,7 +107,9 @@ class ModelEntry:
             "weights": self.weights.describe() if self.weights else None,
             "contract": self.contract.to_dict(),
             "n_labels": len(self.labels),
+            "task": self.task,
             "license": self.license,
+            "citation": self.citation,
             "description": self.description,
         }
 

@@ -670,7 +670,11 @@ def write_comparison(result: CompareResult, out_dir: str | Path, options: Compar
             dl = p.get("delong_ci")
             lines.append(
                 f"| {p['model']} | {p['label']} | {p['metric']} | {p['difference']:+.3f} | "
-                f"{boot[0]:+.3f} to {boot[1]:+.3f} | "
+                + (
+                    f"{boot[0]:+.3f} to {boot[1]:+.3f} | "
+                    if np.isfinite(boot[0])
+                    else "no interval (too few) | "
+                )
                 + (
                     f"{dl[0]:+.3f} to {dl[1]:+.3f} | {p['delong_p']:.3g}"
                     if dl and np.isfinite(dl[0])

@@ -26,12 +26,14 @@ def run(args: argparse.Namespace) -> int:
     print("Registered models:")
     for row in rows:
         c = row["contract"]
+        outputs = f"{row['n_labels']:>4} labels" if row["n_labels"] else " encoder"
         print(
-            f"  {row['name']:<20} {row['arch']:<6} {row['n_labels']:>4} labels  "
+            f"  {row['name']:<20} {row['arch']:<6} {outputs}  "
             f"{len(c['leads'])} lead{'s' if len(c['leads']) != 1 else ''} {' '.join(c['leads'])}, "
             f"{c['fs']:g} Hz, "
             f"{c['n_samples']} samples, {c['units']}, {c['preprocessing']}"
         )
-        print(f"  {'':<20} weights: {row['weights']}")
+        weights = row["weights"] or "a file you load (see `ecgfounder models --json`, description)"
+        print(f"  {'':<20} {row['architecture']}; weights: {weights}")
     print("Architecture presets (pretrained=False): " + ", ".join(PRESETS))
     return 0
