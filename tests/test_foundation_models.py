@@ -184,3 +184,48 @@ def test_info_and_models_commands_describe_the_other_architectures():
     assert listing.returncode == 0
     line = next(ln for ln in listing.stdout.splitlines() if ln.strip().startswith("st-mem-base"))
     assert "encoder" in line and "250 Hz, 2250 samples" in line and "st-mem" in line
+
+
+@pytest.mark.slow
+def test_the_trainer_fine_tunes_another_architecture_end_to_end(tmp_path):
+    """``train`` (the Trainer: cache, layer groups, partial fine-tuning, checkpoints) on a
+    HuBERT-ECG-architecture model with random weights (a small registered size), through the
+    model's own contract and recipe; the saved model predicts named labels from a file."""
+    from ecgfounder import Predictor
+    from ecgfounder.contract import InputContract
+    from ecgfounder.models.hubert_ecg import HuBERTECGConfig
+    from ecgfounder.models.registry import ModelEntry, register_model, unregister_model
+    from ecgfounder.train import load_config, train
+
+    _record("ludb/data/1")
+    config = HuBERTECGConfig(conv_dim=(32,) * 5, hidden_size=64, layers=2, heads=4, intermediate_size=128,
+                             pos_conv_kernel=16, pos_conv_groups=4)  # fmt: skip
+    register_model(
+        ModelEntry(
+            name="test-hubert-tiny",
+            arch="test",
+            architecture="hubert-ecg",
+            config=config,
+            contract=InputContract(fs=100.0, n_samples=500, preprocessing="hubert-ecg"),
+            labels=(),
+            license="test",
+            task="embedding",
+        )  # fmt: skip
+    )
+    try:
+        cfg = load_config(None, dict(
+            dataset=f"ludb:{SHARED / 'ludb'}", init="random:test-hubert-tiny", limit=40, epochs=1,
+            batch_size=8, lr=1e-3, mode="partial", unfreeze_stages=1, workers=0,
+            cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "run"),
+            val_fraction=0.2, test_fraction=0.2,
+        ))  # fmt: skip
+        run = train(cfg)
+    finally:
+        unregister_model("test-hubert-tiny")
+    model = load_model(run / "best.safetensors")
+    assert architecture_of(model) == "hubert-ecg" and model.info.contract.preprocessing == "hubert-ecg"
+    assert model.config.n_classes == len(model.info.labels) > 1 and model.info.task == "multiclass"
+    assert (run / "test_metrics.json").is_file()
+    rows = Predictor(model, workers=0, progress=False).predict([SHARED / "ludb/data/1.hea"])
+    probs = rows.loc[0, list(model.info.labels)].to_numpy(dtype=float)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)  # softmax over the LUDB rhythm classes

@@ -37,7 +37,9 @@ __all__ = [
 @runtime_checkable
 class ECGClassifier(Protocol):
     """What the rest of the package needs of a classifier or regressor: a config with
-    ``in_channels`` and ``n_classes``, pooled features, a head, their width and ``info``."""
+    ``in_channels`` and ``n_classes``, pooled features, a head (``get_classifier``, replaced by
+    ``reset_classifier``), their width, the parameters from input to output (``layer_groups``:
+    layer-wise learning rates, partial fine-tuning) and ``info``."""
 
     config: Any
     info: Any
@@ -48,6 +50,12 @@ class ECGClassifier(Protocol):
     def forward_features(self, x: Any) -> Any: ...
 
     def forward_head(self, features: Any) -> Any: ...
+
+    def get_classifier(self) -> Any: ...
+
+    def reset_classifier(self, n_classes: int) -> None: ...
+
+    def layer_groups(self) -> list[list[Any]]: ...
 
 
 @dataclass(frozen=True)

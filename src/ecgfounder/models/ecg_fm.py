@@ -124,6 +124,24 @@ class ECGFM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Input to output: convolutional frames, projection and relative position, each
+        transformer layer, head."""
+        stem = [
+            *self.feature_extractor.parameters(),
+            *self.feature_projection.parameters(),
+            *self.encoder.pos_conv_embed.parameters(),
+            *self.encoder.layer_norm.parameters(),
+        ]
+        return [
+            stem,
+            *[list(layer.parameters()) for layer in self.encoder.layers],
+            list(self.classifier.parameters()),
+        ]
+
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

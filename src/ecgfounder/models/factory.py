@@ -160,6 +160,11 @@ def adapt_leads(model: Net1D, leads: Sequence[str]) -> Net1D:
     does the same for image channels.
     """
     new = tuple(leads)
+    if architecture_of(model) != "net1d":
+        raise ValueError(
+            f"choosing input leads re-uses Net1D's first-layer weights; a {architecture_of(model)} model "
+            "reads the leads of its own contract"
+        )
     info = getattr(model, "info", None)
     old = info.contract.leads if info is not None and info.contract is not None else None
     if old is None:

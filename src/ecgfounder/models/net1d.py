@@ -321,6 +321,16 @@ class Net1D(nn.Module):
             return logits, features
         return logits
 
+    def get_classifier(self) -> nn.Module:
+        """The head (timm's name for it): ``dense``."""
+        return self.dense
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Parameters from input to output: stem, each stage, head (for layer-wise learning rates
+        and partial fine-tuning)."""
+        stem = list(self.first_conv.parameters()) + list(self.first_bn.parameters())
+        return [stem] + [list(s.parameters()) for s in self.stage_list] + [list(self.dense.parameters())]
+
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the head with a freshly initialised one for ``n_classes`` outputs (0: no head)."""
         ref = next(self.parameters())

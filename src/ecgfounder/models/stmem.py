@@ -207,6 +207,20 @@ class STMEM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Input to output: embeddings (patch, position, SEP, leads), each block, norm + head."""
+        stem = [
+            *self.to_patch_embedding.parameters(),
+            self.pos_embedding,
+            self.sep_embedding,
+            *self.lead_embeddings,
+        ]
+        blocks = [list(getattr(self, f"block{i}").parameters()) for i in range(self.config.depth)]
+        return [stem, *blocks, [*self.norm.parameters(), *self.head.parameters()]]
+
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

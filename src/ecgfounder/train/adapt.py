@@ -258,7 +258,7 @@ def align_head(
 ) -> None:
     """Fold the affine map that moves target embeddings onto the source statistics into the head:
     ``head(A f + c)`` = ``head'(f)`` with ``W' = W A``, ``b' = b + W c``."""
-    dense = model.dense  # type: ignore[attr-defined]
+    dense = model.get_classifier()  # type: ignore[attr-defined]
     if not isinstance(dense, nn.Linear):
         raise ECGFounderError("feature alignment needs a linear head")
     mu_t, mu_s = target["mean"], source["mean"]
@@ -342,7 +342,7 @@ def prior_shift(
     b = torch.stack(boots)
     lo, hi = torch.quantile(b, 0.025, dim=0), torch.quantile(b, 0.975, dim=0)
     shift = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo))) if conservative else point
-    dense = model.dense  # type: ignore[attr-defined]
+    dense = model.get_classifier()  # type: ignore[attr-defined]
     dense.bias.data.add_(shift.to(dense.bias.dtype))
     target = ps * torch.exp(point)
     return {

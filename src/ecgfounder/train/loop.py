@@ -65,7 +65,17 @@ def _build_model(
     cfg: TrainConfig, labels: list[str], run: Run, contract_hint: InputContract | None = None
 ) -> Net1D:
     n_out = len(labels)
-    if cfg.init in PRESETS:
+    if cfg.init.startswith("random:"):
+        # a registered architecture (e.g. hubert-ecg-small) with random weights: its own contract
+        name = cfg.init.split(":", 1)[1]
+        try:
+            model = create_model(name, n_classes=n_out, labels=labels)
+        except KeyError as exc:
+            raise ECGFounderError(str(exc).strip("'\"")) from None
+        model.info.contract = contract_hint or model.info.contract
+        model.info.provenance["weights"] = "random"
+        run.log(f"model: {name} with random weights, {model.num_parameters():,} parameters")
+    elif cfg.init in PRESETS:
         contract = contract_hint or _contract(
             cfg, InputContract(leads=tuple(cfg.leads) if cfg.leads else STANDARD_12_LEADS)
         )
@@ -111,16 +121,20 @@ def _aggregate(cfg: TrainConfig, inherited: str | None) -> str:
     return how
 
 
-def _layers(model: Net1D) -> list[list[nn.Parameter]]:
-    """Parameters from input to output: stem, each stage, head."""
-    stem = list(model.first_conv.parameters()) + list(model.first_bn.parameters())
-    return [stem] + [list(s.parameters()) for s in model.stage_list] + [list(model.dense.parameters())]
+def _layers(model: Any) -> list[list[nn.Parameter]]:
+    """Parameters from input to output (Net1D: stem, each stage, head; a transformer: embeddings,
+    each layer, head), the model's ``layer_groups``."""
+    return model.layer_groups()
+
+
+def _uses_bn(model: Any) -> bool:
+    return bool(getattr(model.config, "use_bn", True))
 
 
 def _param_groups(model: Net1D, cfg: TrainConfig) -> list[dict[str, Any]]:
     layers = _layers(model)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d) and not model.config.use_bn:
+        if isinstance(m, nn.BatchNorm1d) and not _uses_bn(model):
             for p in m.parameters():
                 p.requires_grad_(False)
     if cfg.mode == "linear":
@@ -134,7 +148,7 @@ def _param_groups(model: Net1D, cfg: TrainConfig) -> list[dict[str, Any]]:
     # BatchNorm tensors exist in every Net1D, but without use_bn they never see data: frozen, so
     # that DDP does not wait for their gradients and the optimizer does not decay them.
     unused = set()
-    if not model.config.use_bn:
+    if not _uses_bn(model):
         unused = {id(p) for m in model.modules() if isinstance(m, nn.BatchNorm1d) for p in m.parameters()}
     groups = []
     for depth, params in enumerate(layers):
@@ -224,7 +238,7 @@ def _record_outputs(
     def activate(logits: torch.Tensor) -> torch.Tensor:  # regression stays in normalised units here
         return activate_outputs(logits, cfg.task)
 
-    head = model.dense if linear else model
+    head = model.get_classifier() if linear else model
     outs: list[np.ndarray] = []
     ys: list[Any] = []
     pending: list[np.ndarray] = []
@@ -315,7 +329,7 @@ class Trainer:
         self.groups = _param_groups(model, cfg)
         model.to(run.device)
         self.linear = cfg.mode == "linear"
-        self.trainable: nn.Module = model.dense if self.linear else model
+        self.trainable: nn.Module = model.get_classifier() if self.linear else model
         self.extra: nn.Module | None = self._extra_module()
         if self.extra is not None:
             self.extra.to(run.device)
