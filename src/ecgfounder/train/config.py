@@ -131,8 +131,8 @@ FIELD_HELP: dict[str, str] = {
     "class_weights": "none or balanced (loss weights inverse to class frequency)",
     "sampler": "random or balanced (classes drawn equally often)",
     "init": "a preset (from scratch: nano, micro, tiny, small, base, large), random:NAME (a registered "
-    "architecture such as hubert-ecg-small, ecg-fm, st-mem-small with random weights), a registered model or a "
-    "checkpoint file",
+    "architecture such as hubert-ecg-small, ecg-fm, st-mem-small with random weights), a registered "
+    "model or a checkpoint file",
     "leads": "leads to train on, comma-separated (default: the init model's, or the 12 standard leads)",
     "lead": "the record's lead fed to a single-lead model",
     "use_bn": "force BatchNorm on or off for official checkpoint files (default: inferred)",
