@@ -229,3 +229,40 @@ def test_the_trainer_fine_tunes_another_architecture_end_to_end(tmp_path):
     rows = Predictor(model, workers=0, progress=False).predict([SHARED / "ludb/data/1.hea"])
     probs = rows.loc[0, list(model.info.labels)].to_numpy(dtype=float)
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)  # softmax over the LUDB rhythm classes
+
+
+def test_registered_weights_from_a_local_folder_in_upstream_layout(tmp_path, monkeypatch, ref):
+    """The registry path of a released model without network: upstream's Hugging Face folder
+    (model.safetensors + config.json) under $ECGFOUNDER_WEIGHTS_DIR/<repository name>/, loaded
+    strictly through the architecture's filter, equal to the official outputs."""
+    import shutil
+
+    from ecgfounder.contract import InputContract
+    from ecgfounder.models.registry import ModelEntry, WeightSource, register_model, unregister_model
+
+    folder = tmp_path / "weights" / "hubert-ecg-tiny"
+    shutil.copytree(FIX / "hubert_ecg_tiny", folder)
+    (tmp_path / "weights" / "model.safetensors").write_bytes(b"another repository's file of that name")
+    monkeypatch.setenv("ECGFOUNDER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    probe = load_model(FIX / "hubert_ecg_tiny" / "model.safetensors")
+    register_model(
+        ModelEntry(
+            name="test-hubert-hub",
+            arch="test",
+            architecture="hubert-ecg",
+            config=probe.config,
+            contract=InputContract(fs=100.0, n_samples=500, preprocessing="hubert-ecg"),
+            labels=(),
+            weights=WeightSource(hub_repo="someone/hubert-ecg-tiny", filename="model.safetensors"),
+            license="test",
+            task="embedding",
+        )  # fmt: skip
+    )
+    try:
+        model = load_model("test-hubert-hub")
+    finally:
+        unregister_model("test-hubert-hub")
+    assert str(folder) in model.info.provenance["file"]
+    x = torch.from_numpy(ref["hubert/ludb/data/1/input"])
+    with torch.inference_mode():
+        np.testing.assert_allclose(model(x).numpy(), ref["hubert/ludb/data/1/embedding"], atol=TOL, rtol=0)

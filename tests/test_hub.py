@@ -95,7 +95,9 @@ def test_offline_missing_weights_error_says_what_and_how(tmp_path):
     msg = str(err.value)
     assert msg.startswith("ecgfounder-12lead: ")
     assert f"{REPO}/12_lead_ECGFounder.pth" in msg
-    assert f"hf download {REPO} 12_lead_ECGFounder.pth --local-dir DIR" in msg  # the install's own command
+    assert (
+        f"hf download {REPO} 12_lead_ECGFounder.pth --local-dir DIR/ECGFounder" in msg
+    )  # the install's own command
     assert "load_model('DIR/12_lead_ECGFounder.pth')" in msg and "ECGFOUNDER_WEIGHTS_DIR=DIR" in msg
     assert "--model cinc2017-rhythm-tiny" in msg  # what works offline
 

@@ -24,7 +24,8 @@ def resolve_weights(
 ) -> Path:
     """Local path of ``entry``'s weight file, downloading it into the hub cache if needed.
 
-    Order: ``$ECGFOUNDER_WEIGHTS_DIR/<filename>``; a file shipped in the package; the Hugging Face hub
+    Order: ``$ECGFOUNDER_WEIGHTS_DIR/<repository name>/<filename>``, then
+    ``$ECGFOUNDER_WEIGHTS_DIR/<filename>``; a file shipped in the package; the Hugging Face hub
     cache (``cache_dir``, default ``$HF_HUB_CACHE``), downloaded at ``revision`` (default: the
     entry's pinned revision, else ``main``) unless ``local_files_only`` or ``$HF_HUB_OFFLINE=1``.
     """
@@ -36,9 +37,12 @@ def resolve_weights(
         )
     local_dir = os.environ.get(WEIGHTS_DIR_ENV)
     if local_dir:
-        candidate = Path(local_dir) / src.filename
-        if candidate.is_file():
-            return candidate
+        # DIR/<repo name>/<file> first (`hf download REPO --local-dir DIR/<repo name>`): several
+        # repositories name their file alike (HuBERT-ECG's sizes: model.safetensors)
+        repo_dir = Path(local_dir) / src.hub_repo.split("/")[-1] if src.hub_repo else None
+        for candidate in ([repo_dir / src.filename] if repo_dir else []) + [Path(local_dir) / src.filename]:
+            if candidate.is_file():
+                return candidate
     if src.package_file:
         path = Path(str(resources.files("ecgfounder").joinpath(src.package_file)))
         if not path.is_file():
@@ -62,7 +66,8 @@ def resolve_weights(
     where = f"{src.hub_repo}/{src.filename}" + (f" at revision {rev}" if rev else "")
     how = (
         f"Download it where there is network access: `hf download {src.hub_repo} {src.filename} "
-        f"--local-dir DIR` (the `hf` command comes with this install), then set {WEIGHTS_DIR_ENV}=DIR, "
+        f"--local-dir DIR/{src.hub_repo.split('/')[-1]}` (the `hf` command comes with this install), then "
+        f"set {WEIGHTS_DIR_ENV}=DIR, "
         f"or pass the file itself (`--model DIR/{src.filename}`, load_model('DIR/{src.filename}')). "
         "Offline now: the bundled single-lead rhythm model, `--model cinc2017-rhythm-tiny`"
     )
