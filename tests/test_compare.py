@@ -194,3 +194,15 @@ def test_cli_skips_a_model_that_cannot_read_the_records_and_scores_multiclass(tm
     ]
     assert result["models"][0]["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-6)  # float32 counts
     assert result["models"][0]["macro_auroc"] > result["models"][1]["macro_auroc"]  # trained beats random
+
+
+def test_unknown_models_are_skipped_with_the_registry_s_names(tmp_path):
+    _need(LUDB / "ludb.csv")
+    options = CompareOptions(
+        models=["random:no-such-model", "no-such-file.pth"], data=f"ludb:{LUDB}", lead="I"
+    )
+    with pytest.raises(ECGFounderError) as err:
+        compare(options)
+    msg = str(err.value)
+    assert "no model could be compared" in msg and "random:no-such-model: unknown model" in msg
+    assert "hubert-ecg-small" in msg  # the registered names are listed

@@ -105,12 +105,15 @@ def load_compared_model(spec: str, seed: int = 0) -> Any:
 
     from ..models import create_model, load_model
 
-    if spec.startswith("random:"):
-        torch.manual_seed(seed)
-        model = create_model(spec.split(":", 1)[1])
-        model.info.provenance["weights"] = "random (control)"
-        return model.eval()
-    return load_model(spec)
+    try:
+        if spec.startswith("random:"):
+            torch.manual_seed(seed)
+            model = create_model(spec.split(":", 1)[1])
+            model.info.provenance["weights"] = "random (control)"
+            return model.eval()
+        return load_model(spec)
+    except KeyError as exc:  # an unknown name: the registry's message lists the known ones
+        raise ECGFounderError(str(exc.args[0]) if exc.args else str(exc)) from None
 
 
 def model_cost(model: Any) -> dict[str, float]:
@@ -262,7 +265,7 @@ def _probe(
     mean = emb["train"].mean(0)
     std = emb["train"].std(0) + 1e-8
     z = {k: (v - mean) / std for k, v in emb.items()}
-    chosen = options.penalties[len(options.penalties) // 2]
+    chosen = options.penalties[len(options.penalties) // 2]  # without validation records
     scores: dict[str, float] = {}
     if "val" in z and len(z["val"]):
         for penalty in options.penalties:
