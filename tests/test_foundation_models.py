@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -266,3 +267,16 @@ def test_registered_weights_from_a_local_folder_in_upstream_layout(tmp_path, mon
     x = torch.from_numpy(ref["hubert/ludb/data/1/input"])
     with torch.inference_mode():
         np.testing.assert_allclose(model(x).numpy(), ref["hubert/ludb/data/1/embedding"], atol=TOL, rtol=0)
+
+
+def test_predict_runs_a_foreign_classifier_and_monitor_says_what_it_cannot(tmp_path):
+    from conftest import run_cli
+
+    rec = SHARED / "ludb/data/1.hea"
+    _record("ludb/data/1")
+    out = run_cli("predict", rec, "--model", FILES["hubert-classifier"][0], "-o", tmp_path / "p.csv")
+    assert out.returncode == 0, out.stderr
+    row = pd.read_csv(tmp_path / "p.csv").iloc[0]
+    assert row["n_windows"] == 2 and str(row["preprocessing"]).startswith("hubert-ecg: 12 leads")
+    mon = run_cli("monitor", rec, "--model", FILES["hubert-classifier"][0], "--out", tmp_path / "m")
+    assert mon.returncode == 2 and "another model's preparation of whole recordings" in mon.stderr

@@ -86,6 +86,15 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     try:
         return RECIPES[recipe]
     except KeyError:
+        from ..errors import ContractError
+        from .model_recipes import MODEL_RECIPES
+
+        if recipe in MODEL_RECIPES:
+            raise ContractError(
+                f"{recipe!r} is another model's preparation of whole recordings: prepare, predict, embed, "
+                "train and compare run it; this step (e.g. `monitor`, which reads long recordings in "
+                "chunks) runs the ecgfounder recipes only"
+            ) from None
         raise KeyError(f"unknown preprocessing recipe {recipe!r}; known: {', '.join(RECIPES)}") from None
 
 
