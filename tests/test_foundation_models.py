@@ -280,3 +280,24 @@ def test_predict_runs_a_foreign_classifier_and_monitor_says_what_it_cannot(tmp_p
     assert row["n_windows"] == 2 and str(row["preprocessing"]).startswith("hubert-ecg: 12 leads")
     mon = run_cli("monitor", rec, "--model", FILES["hubert-classifier"][0], "--out", tmp_path / "m")
     assert mon.returncode == 2 and "another model's preparation of whole recordings" in mon.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["stmem-classifier", "hubert-classifier", "ecgfm-classifier"])
+def test_onnx_export_of_each_architecture_runs_in_the_predictor(which, tmp_path):
+    """One backend interface for every runtime: the ONNX export of each architecture (its
+    architecture and width in the metadata) gives the PyTorch model's outputs from a file."""
+    from ecgfounder import Predictor
+    from ecgfounder.export import export_model
+
+    _record("ludb/data/1")
+    path, _, _, options = FILES[which]
+    model = load_model(path, **options)
+    summary = export_model(model, tmp_path / "m.onnx")
+    assert summary["max_abs_diff"] < 1e-4
+    rec = [SHARED / "ludb/data/1.hea"]
+    ours = Predictor(model, workers=0, progress=False).predict(rec)
+    onnx = Predictor(str(tmp_path / "m.onnx"), workers=0, progress=False).predict(rec)
+    cols = [c for c in ours.columns if c.startswith("output_")]
+    assert len(cols) == 5
+    np.testing.assert_allclose(onnx[cols].to_numpy(float), ours[cols].to_numpy(float), atol=1e-4)

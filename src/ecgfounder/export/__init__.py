@@ -46,14 +46,31 @@ class _Both(nn.Module):
 
 def model_metadata(model: Any) -> dict[str, str]:
     info = model.info
+    from ..models.architectures import architecture_of
+
     meta = {
         "ecgfounder_version": __version__,
+        "architecture": architecture_of(model),
         "config": json.dumps(model.config.to_dict()),
+        "num_features": str(int(model.num_features)),
         "task": info.task if info else "multilabel",
     }
     if info is not None:
         meta.update({k: json.dumps(v) for k, v in info.to_metadata().items()})
     return meta
+
+
+def _exported_config(meta: Any) -> tuple[Any, int]:
+    """(config, embedding width) from an export's metadata (files written before the
+    architecture was stored are Net1D, whose width is its last stage's)."""
+    from ..models.architectures import get_architecture
+
+    try:
+        config = get_architecture(meta.get("architecture")).config_class.from_dict(json.loads(meta["config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ECGFounderError(f"export metadata is damaged ({exc})") from None
+    width = meta.get("num_features")
+    return config, int(width) if width else int(config.filter_list[-1])
 
 
 def export_model(
@@ -261,7 +278,6 @@ class OnnxModel:
     ) -> None:
         import onnxruntime as ort
 
-        from ..models import Net1DConfig
         from ..models.factory import ModelInfo
 
         self.path = str(path)
@@ -279,10 +295,9 @@ class OnnxModel:
             raise ECGFounderError(
                 f"{path}: ONNX file without ecgfounder metadata (export it with `ecgfounder export`)"
             )
-        self.config = Net1DConfig.from_dict(json.loads(meta["config"]))
+        self.config, self.num_features = _exported_config(meta)
         self.info = ModelInfo.from_metadata(meta)
         self.info.provenance = {**self.info.provenance, "file": self.path, "file_format": "onnx"}
-        self.num_features = self.config.filter_list[-1]
         self.precision = meta.get("precision", "fp32")
         self.input_name = self.session.get_inputs()[0].name
 
@@ -299,7 +314,6 @@ class TorchScriptModel:
     the export stored in its ``ecgfounder.json`` extra file. Same surface as :class:`OnnxModel`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from ..models import Net1DConfig
         from ..models.checkpoint import is_torchscript
         from ..models.factory import ModelInfo
 
@@ -318,10 +332,9 @@ class TorchScriptModel:
                 f"{path}: TorchScript file without ecgfounder metadata (export it with `ecgfounder export`)"
             )
         meta = json.loads(extra["ecgfounder.json"])
-        self.config = Net1DConfig.from_dict(json.loads(meta["config"]))
+        self.config, self.num_features = _exported_config(meta)
         self.info = ModelInfo.from_metadata(meta)
         self.info.provenance = {**self.info.provenance, "file": self.path, "file_format": "torchscript"}
-        self.num_features = self.config.filter_list[-1]
         self.precision = "fp32"
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

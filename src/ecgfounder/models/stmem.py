@@ -262,7 +262,11 @@ def infer_stmem_config(
     except KeyError as exc:
         raise CheckpointError(source, f"not an ST-MEM encoder: no tensor {exc}") from None
     n_classes = int(state["head.weight"].shape[0]) if "head.weight" in state else 0
-    heads = overrides.pop("heads", max(1, inner // 64))
+    projected = "block0.attn.fn.to_out.0.weight" in state
+    heads = max(1, inner // 64)
+    if projected and heads == 1 and inner == width:  # upstream projects unless 1 head of the full width
+        heads = 2
+    heads = overrides.pop("heads", heads)
     config = STMEMConfig(
         seq_len=n_patches * patch,
         patch_size=patch,
