@@ -206,3 +206,27 @@ def test_unknown_models_are_skipped_with_the_registry_s_names(tmp_path):
     msg = str(err.value)
     assert "no model could be compared" in msg and "random:no-such-model: unknown model" in msg
     assert "hubert-ecg-small" in msg  # the registered names are listed
+
+
+@pytest.mark.slow
+def test_a_split_file_with_folds_decides_the_records(tmp_path):
+    """`--splits FILE --fold K`: the file's test records are the test records; fold K validates."""
+    from ecgfounder.data.splits import make_splits, write_splits
+
+    _need(LUDB / "ludb.csv")
+    paths = [str(LUDB / "data" / f"{i}.hea") for i in range(1, 201)]
+    table = make_splits(paths, ids=[str(i) for i in range(1, 201)], test_fraction=0.4, folds=3, seed=7)
+    write_splits(table, tmp_path / "splits.csv")
+    result = compare(
+        CompareOptions(
+            models=["cinc2017-rhythm-tiny"],
+            data=f"ludb:{LUDB}",
+            lead="I",
+            n_boot=50,
+            splits=str(tmp_path / "splits.csv"),
+            fold=1,
+        )  # fmt: skip
+    )
+    want_test = int((table["split"] == "test").sum())
+    want_val = int(((table["split"] != "test") & (table["fold"] == 1)).sum())
+    assert result.records["test"] == want_test and result.records["val"] == want_val

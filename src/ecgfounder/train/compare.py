@@ -53,6 +53,8 @@ class CompareOptions:
     task: str = "multilabel"
     label_columns: tuple[str, ...] | None = None
     splits: str | None = None
+    #: with a split file written with folds: fold K is the validation split, the others train
+    fold: int | None = None
     mode: str = "probe"
     label_budget: int | None = None
     limit: int | None = None
@@ -151,6 +153,7 @@ def _manifest(options: CompareOptions) -> Any:
         task=options.task,
         label_columns=options.label_columns,
         splits=options.splits,
+        fold=options.fold,
         limit=options.limit,
         seed=options.seed,
         val_fraction=options.val_fraction,

@@ -34,6 +34,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--label-columns", dest="label_columns", help="comma-separated label columns (layout-specific)"
     )
     p.add_argument("--splits", help="a split file (`ecgfounder split`); default: the layout's seeded split")
+    p.add_argument(
+        "--fold", type=int, help="with a split file with folds: fold K validates, the others train"
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--probe", dest="mode", action="store_const", const="probe", help="linear probe (default)"
@@ -92,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         task=task,
         label_columns=tuple(c.strip() for c in args.label_columns.split(",")) if args.label_columns else None,
         splits=args.splits,
+        fold=args.fold,
         mode=args.mode,
         label_budget=args.label_budget,
         limit=args.limit,
