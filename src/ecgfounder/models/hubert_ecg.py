@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .heads import LinearHead, linear_head
+
 __all__ = [
     "HuBERTECGConfig",
     "HuBERTECG",
@@ -37,16 +39,19 @@ __all__ = [
     "PostNormEncoder",
     "FeatureEncoder",
     "FeatureProjection",
+    "Wav2Vec2Encoder",
+    "Wav2Vec2Config",
+    "wav2vec2_shapes",
 ]
 
 
 @dataclass(frozen=True)
-class HuBERTECGConfig:
-    """The network; ``in_channels`` leads of ``lead_samples`` samples each are laid end to end.
-    ``n_classes`` outputs of a linear head on the mean frame (0: none)."""
+class Wav2Vec2Config:
+    """The wav2vec 2.0 family's network: convolutions (``conv_dim``, ``conv_kernel``,
+    ``conv_stride``), a transformer of ``layers`` x ``heads``, ``n_classes`` outputs of a linear
+    head on the pooled frames (0: none)."""
 
     in_channels: int = 12
-    lead_samples: int = 500
     n_classes: int = 0
     conv_dim: tuple[int, ...] = (512, 512, 512, 512, 512)
     conv_kernel: tuple[int, ...] = (10, 3, 3, 2, 2)
@@ -73,11 +78,18 @@ class HuBERTECGConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> HuBERTECGConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
-    def replace(self, **changes: Any) -> HuBERTECGConfig:
+    def replace(self, **changes: Any) -> Any:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class HuBERTECGConfig(Wav2Vec2Config):
+    """HuBERT-ECG: ``in_channels`` leads of ``lead_samples`` samples each, laid end to end."""
+
+    lead_samples: int = 500
 
 
 #: the released sizes (their ``config.json``: the convolutions are the same for all three)
@@ -218,18 +230,22 @@ class PostNormEncoder(nn.Module):
         return x
 
 
-class HuBERTECG(nn.Module):
-    """HuBERT-ECG's encoder with an optional linear head (``classifier``, as upstream's
-    ``HuBERTForECGClassification`` names it). Input ``(B, leads, lead_samples)``."""
+class Wav2Vec2Encoder(LinearHead, nn.Module):
+    """The wav2vec 2.0 family (HuBERT-ECG, ECG-FM): convolutional frames of ``conv_in`` input
+    channels, projection, relative-position convolution, post-norm transformer, a linear head
+    ``classifier``. Subclasses say how the input becomes the convolutions' input
+    (:meth:`conv_input`) and how frames are pooled (:meth:`pool`)."""
 
-    architecture = "hubert-ecg"
+    head_attr = "classifier"
 
-    def __init__(self, config: HuBERTECGConfig) -> None:
+    def __init__(self, config: Any, conv_in: int) -> None:
         super().__init__()
         self.config = config
         self.info: Any = None
         c = config
-        self.feature_extractor = FeatureEncoder(1, c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias)
+        self.feature_extractor = FeatureEncoder(
+            conv_in, c.conv_dim, c.conv_kernel, c.conv_stride, c.conv_bias
+        )
         self.feature_projection = FeatureProjection(c.conv_dim[-1], c.hidden_size, c.layer_norm_eps)
         self.encoder = PostNormEncoder(
             c.hidden_size,
@@ -240,40 +256,29 @@ class HuBERTECG(nn.Module):
             c.pos_conv_groups,
             c.layer_norm_eps,
         )
-        self.classifier: nn.Module = (
-            nn.Linear(c.hidden_size, c.n_classes) if c.n_classes > 0 else nn.Identity()
-        )
+        self.classifier: nn.Module = linear_head(c.hidden_size, c.n_classes)
 
     @classmethod
-    def from_config(cls, config: HuBERTECGConfig) -> HuBERTECG:
+    def from_config(cls, config: Any) -> Any:
         return cls(config)
 
     @property
     def num_features(self) -> int:
         return self.config.hidden_size
 
+    def conv_input(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pool(self, frames: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def forward_frames(self, x: Tensor) -> Tensor:
         """The last layer's frames ``(B, T, hidden)``."""
-        c = self.config
-        if x.ndim != 3 or x.shape[1:] != (c.in_channels, c.lead_samples):
-            raise ValueError(
-                f"HuBERT-ECG expects a (batch, {c.in_channels}, {c.lead_samples}) tensor, "
-                f"got shape {tuple(x.shape)}"
-            )
-        feats = self.feature_extractor(x.reshape(x.shape[0], 1, -1)).transpose(1, 2)
+        feats = self.feature_extractor(self.conv_input(x)).transpose(1, 2)
         return self.encoder(self.feature_projection(feats))
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.forward_frames(x).mean(dim=1)
-
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.classifier(features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
+        return self.pool(self.forward_frames(x))
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Input to output: convolutional frames, projection and relative position, each
@@ -290,17 +295,28 @@ class HuBERTECG(nn.Module):
             list(self.classifier.parameters()),
         ]
 
-    def num_parameters(self, trainable_only: bool = True) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
-    def reset_classifier(self, n_classes: int) -> None:
-        ref = self.feature_projection.projection.weight
-        self.classifier = (
-            nn.Linear(self.num_features, n_classes).to(device=ref.device, dtype=ref.dtype)
-            if n_classes > 0
-            else nn.Identity()
-        )
-        self.config = self.config.replace(n_classes=n_classes)
+class HuBERTECG(Wav2Vec2Encoder):
+    """HuBERT-ECG's encoder with an optional linear head (``classifier``, as upstream's
+    ``HuBERTForECGClassification`` names it). Input ``(B, leads, lead_samples)``, laid end to end
+    (one input channel); the embedding is the mean frame."""
+
+    architecture = "hubert-ecg"
+
+    def __init__(self, config: HuBERTECGConfig) -> None:
+        super().__init__(config, conv_in=1)
+
+    def conv_input(self, x: Tensor) -> Tensor:
+        c = self.config
+        if x.ndim != 3 or x.shape[1:] != (c.in_channels, c.lead_samples):
+            raise ValueError(
+                f"HuBERT-ECG expects a (batch, {c.in_channels}, {c.lead_samples}) tensor, "
+                f"got shape {tuple(x.shape)}"
+            )
+        return x.reshape(x.shape[0], 1, -1)
+
+    def pool(self, frames: Tensor) -> Tensor:
+        return frames.mean(dim=1)
 
 
 #: upstream tensors of pre-training only (HuBERT's cluster prediction and mask embedding)
@@ -332,11 +348,9 @@ def filter_hubert_ecg_state(state: Mapping[str, Tensor]) -> tuple[dict[str, Tens
     return out, notes
 
 
-def infer_hubert_ecg_config(
-    state: Mapping[str, Tensor], source: Any = "<state dict>", **overrides: Any
-) -> tuple[HuBERTECGConfig, list[str]]:
-    """Widths, kernels, depth and classes from tensor shapes; strides, head count and input
-    length are not in the shapes: the released models' are assumed unless overridden."""
+def wav2vec2_shapes(state: Mapping[str, Tensor], source: Any, what: str) -> dict[str, Any]:
+    """What the tensor shapes of a wav2vec 2.0-family state dict (in our names) tell: the config
+    fields except strides and heads, and the convolutions' input channels (``conv_in``)."""
     from ..errors import CheckpointError
 
     try:
@@ -349,37 +363,47 @@ def infer_hubert_ecg_config(
         inner = int(state["encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0])
         pos = state["encoder.pos_conv_embed.conv.weight_v"]
     except KeyError as exc:
-        raise CheckpointError(source, f"not a HuBERT-ECG encoder: no tensor {exc}") from None
+        raise CheckpointError(source, f"not a {what} encoder: no tensor {exc}") from None
     if not convs:
-        raise CheckpointError(source, "not a HuBERT-ECG encoder: no feature-extractor convolutions")
-    layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layers.")})
-    n_classes = int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else 0
+        raise CheckpointError(source, f"not a {what} encoder: no feature-extractor convolutions")
+    return {
+        "conv_in": int(convs[0][1].shape[1]),
+        "n_classes": int(state["classifier.weight"].shape[0]) if "classifier.weight" in state else 0,
+        "conv_dim": tuple(int(w.shape[0]) for _, w in convs),
+        "conv_kernel": tuple(int(w.shape[2]) for _, w in convs),
+        "conv_bias": any(k.startswith("feature_extractor.") and k.endswith(".conv.bias") for k in state),
+        "hidden_size": hidden,
+        "layers": len({k.split(".")[2] for k in state if k.startswith("encoder.layers.")}),
+        "intermediate_size": inner,
+        "pos_conv_kernel": int(pos.shape[2]),
+        "pos_conv_groups": hidden // int(pos.shape[1]),
+    }
+
+
+def infer_hubert_ecg_config(
+    state: Mapping[str, Tensor], source: Any = "<state dict>", **overrides: Any
+) -> tuple[HuBERTECGConfig, list[str]]:
+    """Widths, kernels, depth and classes from tensor shapes; strides, head count and input
+    length are not in the shapes: upstream's ``config.json`` beside the file says them, else the
+    released models' are assumed, unless overridden."""
+    shapes = wav2vec2_shapes(state, source, "HuBERT-ECG")
+    shapes.pop("conv_in")
+    n_conv = len(shapes["conv_dim"])
     base = HUBERT_ECG_PRESETS["small"]
     upstream = _upstream_config(source)
     strides = overrides.pop(
         "conv_stride",
         upstream.get("conv_stride")
-        or (base.conv_stride if len(convs) == len(base.conv_stride) else (2,) * len(convs)),
+        or (base.conv_stride if n_conv == len(base.conv_stride) else (2,) * n_conv),
     )
+    hidden = shapes["hidden_size"]
     heads = overrides.pop("heads", upstream.get("num_attention_heads") or max(1, hidden // 64))
     if "layer_norm_eps" in upstream:
         overrides.setdefault("layer_norm_eps", float(upstream["layer_norm_eps"]))
-    config = HuBERTECGConfig(
-        n_classes=n_classes,
-        conv_dim=tuple(int(w.shape[0]) for _, w in convs),
-        conv_kernel=tuple(int(w.shape[2]) for _, w in convs),
-        conv_stride=strides,
-        conv_bias=any(k.endswith(".conv.bias") and k.startswith("feature_extractor.") for k in state),
-        hidden_size=hidden,
-        layers=layers,
-        heads=heads,
-        intermediate_size=inner,
-        pos_conv_kernel=int(pos.shape[2]),
-        pos_conv_groups=hidden // int(pos.shape[1]),
-    ).replace(**overrides)
+    config = HuBERTECGConfig(conv_stride=strides, heads=heads, **shapes).replace(**overrides)
     told = "from the config.json beside it" if upstream else "assumed"
     return config, [
-        f"HuBERT-ECG width {hidden}, {layers} layers, {len(convs)} convolutions (from tensor shapes; "
+        f"HuBERT-ECG width {hidden}, {shapes['layers']} layers, {n_conv} convolutions (from tensor shapes; "
         f"strides {list(config.conv_stride)} and {config.heads} heads {told})"
     ]
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .heads import LinearHead, linear_head
+
 __all__ = ["STMEMConfig", "STMEM", "STMEM_PRESETS", "infer_stmem_config", "filter_stmem_state"]
 
 
@@ -137,7 +139,7 @@ class _Block(nn.Module):
         return x + self.ff(x)
 
 
-class STMEM(nn.Module):
+class STMEM(LinearHead, nn.Module):
     """ST-MEM's ViT encoder with an optional linear head. Input ``(B, leads, seq_len)``; a model
     takes as many leads as it has lead embeddings or fewer (upstream's rule)."""
 
@@ -164,7 +166,7 @@ class STMEM(nn.Module):
             self.add_module(f"block{i}", _Block(c))
         self.dropout = nn.Dropout(0.0)
         self.norm = nn.LayerNorm(c.width)
-        self.head: nn.Module = nn.Linear(c.width, c.n_classes) if c.n_classes > 0 else nn.Identity()
+        self.head: nn.Module = linear_head(c.width, c.n_classes)
 
     @classmethod
     def from_config(cls, config: STMEMConfig) -> STMEM:
@@ -201,15 +203,6 @@ class STMEM(nn.Module):
         """The embedding ``(B, width)``: mean of the patch tokens, layer-normalised."""
         return self.norm(self.forward_tokens(x).mean(dim=(1, 2)))
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Input to output: embeddings (patch, position, SEP, leads), each block, norm + head."""
         stem = [
@@ -220,18 +213,6 @@ class STMEM(nn.Module):
         ]
         blocks = [list(getattr(self, f"block{i}").parameters()) for i in range(self.config.depth)]
         return [stem, *blocks, [*self.norm.parameters(), *self.head.parameters()]]
-
-    def num_parameters(self, trainable_only: bool = True) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
-
-    def reset_classifier(self, n_classes: int) -> None:
-        ref = self.norm.weight
-        self.head = (
-            nn.Linear(self.num_features, n_classes).to(device=ref.device, dtype=ref.dtype)
-            if n_classes > 0
-            else nn.Identity()
-        )
-        self.config = self.config.replace(n_classes=n_classes)
 
 
 def filter_stmem_state(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
