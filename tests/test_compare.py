@@ -230,3 +230,20 @@ def test_a_split_file_with_folds_decides_the_records(tmp_path):
     want_test = int((table["split"] == "test").sum())
     want_val = int(((table["split"] != "test") & (table["fold"] == 1)).sum())
     assert result.records["test"] == want_test and result.records["val"] == want_val
+
+
+@pytest.mark.slow
+def test_finetune_starts_from_the_probe_and_keeps_the_best_validation_epoch(tmp_path):
+    """LP-FT: epoch 0 is the probe (scored on windows); with a learning rate of 0 nothing moves,
+    so every epoch ties and the probe's outputs are kept."""
+    _need(LUDB / "ludb.csv")
+    common = dict(
+        models=["cinc2017-rhythm-tiny"], data=f"ludb:{LUDB}", lead="I", n_boot=50, test_fraction=0.5
+    )
+    frozen = compare(CompareOptions(mode="finetune", epochs=1, lr=0.0, **common))
+    fit = frozen.models[0]["fit"]
+    assert fit["best_epoch"] == 0 and "penalty" in fit["probe"]
+    assert [h["epoch"] for h in fit["history"]] == [0, 1]
+    assert fit["history"][1]["val_log_loss"] == pytest.approx(fit["history"][0]["val_log_loss"], rel=1e-5)
+    moved = compare(CompareOptions(mode="finetune", epochs=1, lr=1e-3, **common))
+    assert moved.models[0]["fit"]["history"][1]["val_log_loss"] != fit["history"][1]["val_log_loss"]

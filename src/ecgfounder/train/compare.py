@@ -9,8 +9,9 @@ between models are paired:
 * ``probe``: the frozen encoder's record embedding (the mean of its window embeddings),
   standardised on the training records, and an L2-regularised logistic regression (softmax for
   a multiclass task, one per label for multilabel) whose penalty is chosen on the validation split;
-* ``finetune``: a new linear head and every weight trained for ``epochs`` on the training windows
-  (AdamW, one learning rate for all models), the epoch kept that has the best validation loss.
+* ``finetune``: LP-FT: the head starts as that linear probe, then every weight is trained for
+  ``epochs`` on the training windows (AdamW, one learning rate for all models); the epoch with the
+  best validation loss is kept, the probe itself (epoch 0) included.
 
 Reported per model: per-label AUROC and average precision with bootstrap intervals (patients
 drawn when the data name them), the macro AUROC (and macro F1 of the most probable class for a
@@ -277,7 +278,10 @@ def _probe(
             )
         chosen = float(min(scores, key=scores.get))  # type: ignore[arg-type]
     params = _fit_logistic(z["train"], y["train"], task, chosen)
-    return _predict(params, z["test"], task), {"penalty": chosen, "val_log_loss": scores}
+    # the probe on raw embeddings: the standardisation folded into the weights
+    w, b = params
+    raw = (w / std[:, None], b - (mean / std) @ w)
+    return _predict(params, z["test"], task), {"penalty": chosen, "val_log_loss": scores, "head": raw}
 
 
 def _finetune(
@@ -288,8 +292,12 @@ def _finetune(
     task: str,
     options: CompareOptions,
     progress: Callable[[str], None],
+    head: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """A new head and every weight trained; the epoch with the best validation loss scores test."""
+    """LP-FT (Kumar et al., ICLR 2022): the head starts as the linear probe (``head``: weights
+    and bias on raw embeddings), then every weight is trained; the epoch with the best validation
+    loss scores the test records, epoch 0 (the probe itself, on windows) included, so a
+    fine-tuning that only hurts falls back to the probe."""
     import copy
 
     import torch
@@ -297,6 +305,10 @@ def _finetune(
     torch.manual_seed(options.seed)
     model = copy.deepcopy(model)
     model.reset_classifier(y["train"].shape[1])
+    linear = model.get_classifier()
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(head[0].T).to(linear.weight.dtype))
+        linear.bias.copy_(torch.from_numpy(head[1]).to(linear.bias.dtype))
     model.train()
     xs = [(w, y["train"][i]) for i, k in enumerate(keys["train"]) for w in windows[k]]
     opt = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=0.01)
@@ -318,8 +330,9 @@ def _finetune(
         model.train()
         return np.stack(out)
 
-    best: tuple[float, np.ndarray | None, int] = (np.inf, None, -1)
-    history = []
+    start = _log_loss(record_probs("val"), y["val"], task) if keys.get("val") else np.inf
+    best: tuple[float, np.ndarray | None, int] = (start, record_probs("test"), 0)
+    history = [{"epoch": 0, "train_loss": float("nan"), "val_log_loss": start}]
     for epoch in range(options.epochs):
         order = rng.permutation(len(xs))
         total = 0.0
@@ -455,10 +468,12 @@ def compare(
                 emb[split], sec, nw = _embed(model, windows, keys[split], options.batch_size)
                 model_seconds += sec
                 n_windows += nw
-        if options.mode == "probe":
-            probs, fit = _probe(emb, y, man.task, options)
-        else:
-            probs, fit = _finetune(model, windows, keys, y, man.task, options, say)
+        probs, fit = _probe(emb, y, man.task, options)
+        head = fit.pop("head")
+        if options.mode == "finetune":
+            probe_fit = fit
+            probs, fit = _finetune(model, windows, keys, y, man.task, options, say, head)
+            fit["probe"] = probe_fit
         outputs[spec] = probs
         cost = model_cost(model)
         n_rec = len(windows)
