@@ -66,9 +66,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--lr", type=float, default=1e-4, help="fine-tuning learning rate (the same for every model)"
     )
-    p.add_argument("--batch-size", type=int, default=16, dest="batch_size")
+    p.add_argument("--batch-size", type=int, default=16, dest="batch_size", help="windows per forward pass")
     p.add_argument("--n-boot", type=int, default=1000, dest="n_boot", help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the draws, the random controls")
     p.add_argument("--workers", type=int, default=0, help="processes reading and preparing records")
     p.add_argument("--out", default="runs/compare", metavar="DIR", help="folder of the tables and figure")
     add_verbose(p)
