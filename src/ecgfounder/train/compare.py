@@ -344,7 +344,7 @@ def _finetune(
             loss = loss_of(model(x).float(), t)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         val = _log_loss(record_probs("val"), y["val"], task) if keys.get("val") else total / len(xs)
         history.append({"epoch": epoch + 1, "train_loss": total / len(xs), "val_log_loss": val})
         progress(
