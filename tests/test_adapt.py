@@ -44,6 +44,7 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
         return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
 
 
+@pytest.mark.slow
 def test_alignment_recovers_a_shifted_copy_of_real_records(tmp_path, data_dir):
     """A device with a narrower band (a 50 ms moving average before the recipe's filters): the
     held-out records' accuracy falls; aligning on other unlabelled shifted records brings it back."""
@@ -79,6 +80,7 @@ def test_alignment_recovers_a_shifted_copy_of_real_records(tmp_path, data_dir):
     assert [k for k in a if not torch.equal(a[k], b[k])] == ["dense.weight", "dense.bias"]
 
 
+@pytest.mark.slow
 def test_tent_adapts_only_its_parameters_and_the_result_is_an_ordinary_model(tmp_path, data_dir):
     files = [str(p) for p in sorted((data_dir / "ludb" / "data").glob("*.hea"))[:30]]
     out = adapt(
@@ -103,6 +105,7 @@ def test_tent_adapts_only_its_parameters_and_the_result_is_an_ordinary_model(tmp
     assert not table["error"].fillna("").astype(bool).any() and np.isfinite(table["AF"]).all()
 
 
+@pytest.mark.slow
 def test_prior_correction_finds_the_target_mix_and_moves_only_as_far_as_the_data_support(tmp_path, data_dir):
     files = [str(p) for p in sorted((data_dir / "ludb" / "data").glob("*.hea"))[:60]]
     model = load_model("cinc2017-rhythm")

@@ -48,6 +48,7 @@ def test_predictor_runs_the_onnx_export_of_the_bundled_model(bundled_onnx, data_
     assert emb.vectors.shape == (1, 64)
 
 
+@pytest.mark.slow
 def test_torchscript_and_safetensors_exports(fixture_12lead, tmp_path):
     ts = export_model(fixture_12lead, tmp_path / "m.pt")
     assert ts["max_abs_diff"] < 1e-4
