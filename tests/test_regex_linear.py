@@ -100,6 +100,17 @@ PREFIXES = ["", "a:x", "x", "<diagnoses>:", "/", "fs: 5"]
 SUFFIXES = ["", "y", "!", ")"]
 
 
+def _fastest(run_it, text: str, repeats: int) -> float:
+    """The fastest of ``repeats`` runs: a scheduler or GC pause lengthens one run, backtracking
+    lengthens every run."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_it(text)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def test_the_scan_finds_the_patterns():
     assert len(PATTERNS) >= 20
     assert any("tabular.py" in where for where, *_ in PATTERNS)
@@ -114,9 +125,9 @@ def test_pattern_is_linear_on_adversarial_text(where, pattern, flags, how):
         for prefix in PREFIXES:
             for suffix in SUFFIXES:
                 text = prefix + run + suffix
-                t = time.perf_counter()
-                run_it(text)
-                dt = time.perf_counter() - t
+                dt = _fastest(run_it, text, 1)
+                if dt > 0.005:  # a pause of the machine, or the pattern? the fastest of 3 tells
+                    dt = _fastest(run_it, text, 3)
                 if dt > worst:
                     worst, worst_text = dt, f"{prefix!r} + {atom!r} x {N // len(atom)} + {suffix!r}"
                 # Linear: ~0.1 ms for 6,000 characters; quadratic backtracking: 0.1-1 s.
