@@ -301,3 +301,30 @@ def test_onnx_export_of_each_architecture_runs_in_the_predictor(which, tmp_path)
     cols = [c for c in ours.columns if c.startswith("output_")]
     assert len(cols) == 5
     np.testing.assert_allclose(onnx[cols].to_numpy(float), ours[cols].to_numpy(float), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "config, expect",
+    [
+        (
+            '{"model_type": "hubert_ecg", "conv_stride": [1, 2], "num_attention_heads": 7}',
+            "no valid hubert-ecg",
+        ),
+        ('{"model_type": "hubert_ecg", "conv_stride": "xx"}', "no valid hubert-ecg"),
+        ('{"model_type": "something_else", "conv_stride": [1, 2]}', None),  # not upstream's: ignored
+        ("[1, 2, 3]", None),
+        (" " * (2 << 20), None),  # over 1 MB: not read
+    ],
+)
+def test_a_hostile_config_beside_the_weights_is_a_clear_error_or_ignored(tmp_path, config, expect):
+    import shutil
+
+    shutil.copy(FIX / "hubert_ecg_tiny" / "model.safetensors", tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(config)
+    if expect:
+        with pytest.raises(CheckpointError, match=expect) as err:
+            load_model(tmp_path / "model.safetensors")
+        assert str(tmp_path / "model.safetensors") in str(err.value)
+    else:
+        model = load_model(tmp_path / "model.safetensors")
+        assert "assumed" in model.info.provenance["inferred"][0]

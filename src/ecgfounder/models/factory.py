@@ -355,7 +355,10 @@ def _load_file(path: Path, template: str | None, overrides: dict[str, Any]) -> N
     else:
         arch = architecture_for_state(state) or get_architecture("net1d")
         state, notes = arch.prepare_state(state)
-        config, inferred = arch.infer_config(state, path, **overrides)
+        try:
+            config, inferred = arch.infer_config(state, path, **overrides)
+        except (ValueError, TypeError) as exc:  # shapes, or a config beside the file, that make no network
+            raise CheckpointError(path, f"no valid {arch.name} network fits this file ({exc})") from None
         notes = inferred + notes
         entry = _matching_entry(config, template, arch.name)
         if entry is not None:
