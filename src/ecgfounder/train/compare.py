@@ -390,7 +390,8 @@ def compare(
     split_of = {p: str(s) for p, s in zip(man.paths, man.splits)}
     patients = dict(zip(man.paths, man.patients)) if man.patients is not None else None
     target = {p: onehot[i] for i, p in enumerate(man.paths)}
-    dropped = {p: "no usable label" for p, ok in zip(man.paths, usable) if not ok}
+    id_of = dict(zip(man.paths, man.ids))  # outputs name records by their stable ids, never paths
+    dropped = {id_of[p]: "no usable label" for p, ok in zip(man.paths, usable) if not ok}
     paths = [p for p, ok in zip(man.paths, usable) if ok]
     if options.label_budget:
         train = [p for p in paths if split_of[p] == "train"]
@@ -419,7 +420,7 @@ def compare(
             say(f"{spec}: skipped ({skipped[spec]})")
             continue
         for key, err in errors.items():
-            dropped.setdefault(key, f"{spec}: {err}")
+            dropped.setdefault(id_of.get(key, key), f"{spec}: {err}")
         prepared[spec] = (model, windows, seconds)
     if not prepared:
         raise ECGFounderError(
@@ -603,7 +604,7 @@ def compare(
         notes=notes,
         test_outputs=[
             {
-                "record": p,
+                "record": id_of[p],
                 "model": spec,
                 **{labels[j]: float(outputs[spec][i, j]) for j in present},
                 **{f"true:{labels[j]}": int(y["test"][i, j]) for j in present},
