@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 __all__ = ["LinearHead", "linear_head"]
@@ -21,6 +23,11 @@ class LinearHead:
     ``reset_classifier`` and ``num_parameters`` of the :class:`ECGClassifier` protocol."""
 
     head_attr = "head"
+
+    @classmethod
+    def from_config(cls, config: Any) -> Any:
+        """Build from the architecture's config (the table's ``build``)."""
+        return cls(config)  # type: ignore[call-arg]
 
     def get_classifier(self) -> nn.Module:
         return getattr(self, self.head_attr)

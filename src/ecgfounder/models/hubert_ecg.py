@@ -258,10 +258,6 @@ class Wav2Vec2Encoder(LinearHead, nn.Module):
         )
         self.classifier: nn.Module = linear_head(c.hidden_size, c.n_classes)
 
-    @classmethod
-    def from_config(cls, config: Any) -> Any:
-        return cls(config)
-
     @property
     def num_features(self) -> int:
         return self.config.hidden_size

@@ -168,10 +168,6 @@ class STMEM(LinearHead, nn.Module):
         self.norm = nn.LayerNorm(c.width)
         self.head: nn.Module = linear_head(c.width, c.n_classes)
 
-    @classmethod
-    def from_config(cls, config: STMEMConfig) -> STMEM:
-        return cls(config)
-
     @property
     def num_features(self) -> int:
         return self.config.width
