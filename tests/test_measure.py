@@ -49,6 +49,31 @@ def test_reference_follows_the_global_definition(data_dir):
     assert summarise_beats([])["hr_bpm"] != summarise_beats([])["hr_bpm"]  # NaN without beats
 
 
+def test_ludb_annotations_read_with_one_header_parse_equal_wfdb_file_by_file(data_dir, tmp_path):
+    """The reader parses the header once and reads each lead's file from a copy (no header beside
+    it): the same times and symbols as ``wfdb.rdann`` on each file in place; damaged files still
+    name themselves."""
+    import shutil
+
+    import wfdb
+
+    from ecgfounder.errors import ECGInputError
+    from ecgfounder.io import read_ludb_fiducials
+
+    base = data_dir / "ludb" / "data" / "7"
+    got = read_ludb_fiducials(base)
+    assert len(got) == 12
+    for lead, ext in (("I", "i"), ("aVR", "avr"), ("V6", "v6")):
+        ann = wfdb.rdann(str(base), ext)
+        assert ann.fs == 500
+        assert got[lead] == [(float(t) / 500, str(sym)) for t, sym in zip(ann.sample, ann.symbol)]
+    for name in ("7.hea", "7.dat", "7.i", "7.ii"):
+        shutil.copy(base.with_name(name), tmp_path / name)
+    (tmp_path / "7.ii").write_bytes(b"\xff" * 7)
+    with pytest.raises(ECGInputError, match=r"7\.ii"):
+        read_ludb_fiducials(tmp_path / "7")
+
+
 def test_sinus_records_measured_close_to_the_cardiologists(data_dir):
     diffs = {k: [] for k in ("pr_ms", "qrs_ms", "qt_ms", "hr_bpm")}
     for i in SINUS:

@@ -23,21 +23,43 @@ _LUDB_EXTENSIONS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4
 def read_wfdb_annotations(
     record: str | os.PathLike[str], extensions: Mapping[str, str]
 ) -> dict[str, list[tuple[float, str]]]:
-    """``{lead: [(time_s, symbol), ...]}`` for each ``lead: extension`` whose file exists."""
+    """``{lead: [(time_s, symbol), ...]}`` for each ``lead: extension`` whose file exists.
+
+    ``wfdb.rdann`` parses the record's header for the sampling frequency every time it reads an
+    annotation file that does not store one (about 12 ms for a 12-lead header with pandas 3, the
+    most part of reading LUDB's references): the header is parsed once here, and with several files
+    each is read from a private copy in a temporary folder where no header lies beside it."""
+    import shutil
+    import tempfile
+
     import wfdb
 
     base = Path(record)
     base = base.with_suffix("") if base.suffix.lower() in (".hea", ".dat") else base
+    present = {
+        lead: ext for lead, ext in extensions.items() if base.with_name(f"{base.name}.{ext}").is_file()
+    }
     out: dict[str, list[tuple[float, str]]] = {}
-    for lead, ext in extensions.items():
-        if not base.with_name(f"{base.name}.{ext}").is_file():
-            continue
+    if not present:
+        return out
+    header_fs: float | None = None
+    if len(present) > 1 and base.with_name(f"{base.name}.hea").is_file():
         try:
-            ann = wfdb.rdann(str(base), ext)
-        except Exception as exc:  # noqa: BLE001 - wfdb raises many types on bad files
-            raise ECGInputError(f"{base}.{ext}", f"unreadable annotation file ({exc})") from None
-        fs = float(ann.fs or 500.0)
-        out[lead] = [(float(s) / fs, str(sym)) for s, sym in zip(ann.sample, ann.symbol)]
+            header_fs = float(wfdb.rdheader(str(base)).fs)
+        except Exception:  # noqa: BLE001 - then rdann reads it per file, and says what is wrong
+            header_fs = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for lead, ext in present.items():
+            source = base
+            if header_fs is not None:
+                source = Path(tmp) / base.name
+                shutil.copyfile(base.with_name(f"{base.name}.{ext}"), f"{source}.{ext}")
+            try:
+                ann = wfdb.rdann(str(source), ext)
+            except Exception as exc:  # noqa: BLE001 - wfdb raises many types on bad files
+                raise ECGInputError(f"{base}.{ext}", f"unreadable annotation file ({exc})") from None
+            fs = float(ann.fs or header_fs or 500.0)
+            out[lead] = [(float(s) / fs, str(sym)) for s, sym in zip(ann.sample, ann.symbol)]
     return out
 
 
