@@ -159,7 +159,13 @@ def test_cli_monitor(assembled, tmp_path):
     assert burden["valueQuantity"]["value"] == pytest.approx(100 * out["burden"]["AF"])
     assert sum(o["code"]["text"] == "AF episode" for o in obs) == out["episodes"]["AF"] >= 1
     assert set(out["burden"]) == {"AF"} and out["episodes"]["AF"] >= 1
-    assert json.loads((tmp_path / "summary.json").read_text())["rules"]["on"] == 0.5
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    from dataclasses import asdict
+
+    from ecgfounder.monitor import episode_rules_for
+
+    assert summary["rules"] == json.loads(json.dumps(asdict(episode_rules_for("cinc2017-rhythm-tiny")[0])))
+    assert summary["rules_from"].startswith("model cinc2017-rhythm-tiny: chosen on validation records")
 
 
 def test_episode_rules():
@@ -184,6 +190,56 @@ def test_episode_rules():
     assert find_episodes("AF", spans, short, np.ones(len(starts), bool), EpisodeRules(smooth_windows=1)) == []
     with pytest.raises(ValueError):
         EpisodeRules(on=0.3, off=0.5)
+
+
+def test_episode_rules_come_from_the_model_chosen_on_validation_or_the_defaults():
+    """Issue 30: the bundled models' operating points were chosen on validation records and are
+    used unless options are given; options replace single fields; a model file gets the defaults."""
+    from dataclasses import asdict
+
+    from ecgfounder.models import get_model_entry
+    from ecgfounder.monitor import episode_rules_for
+
+    for name in ("cinc2017-rhythm", "cinc2017-rhythm-tiny"):
+        entry = get_model_entry(name)
+        rules, source = episode_rules_for(name)
+        assert entry.episode_rules and asdict(rules) == asdict(EpisodeRules()) | dict(entry.episode_rules)
+        assert source.startswith(f"model {name}: chosen on validation records"), source
+        # a non-AF gap shorter than the shortest episode kept does not split an episode
+        assert rules.merge_gap_s >= rules.min_duration_s
+        longer, source = episode_rules_for(name, {"min_duration_s": 60.0})
+        assert longer == EpisodeRules(**(asdict(rules) | {"min_duration_s": 60.0}))
+        assert source.endswith("with min_duration_s=60.0 given")
+    assert EpisodeRules().merge_gap_s == EpisodeRules().min_duration_s
+    assert episode_rules_for("runs/x/best.safetensors") == (EpisodeRules(), "defaults")
+    assert episode_rules_for(None, {"on": 0.7}) == (EpisodeRules(on=0.7), "defaults, with on=0.7 given")
+    assert episode_rules_for("cinc2017-rhythm", EpisodeRules()) == (EpisodeRules(), "given")
+    with pytest.raises(ValueError, match="unknown episode rule"):
+        episode_rules_for(None, {"onn": 0.7})
+
+
+def test_cli_rule_options_say_the_defaults_and_refuse_bad_values(tmp_path, assembled):
+    import re
+    from dataclasses import asdict
+
+    r = run_cli("monitor", "--help")
+    text = " ".join(r.stdout.split("options:")[1].split())
+    for flag, field in (
+        ("--on", "on"),
+        ("--off", "off"),
+        ("--smooth", "smooth_windows"),
+        ("--min-duration", "min_duration_s"),
+        ("--merge-gap", "merge_gap_s"),
+        ("--rr-weight", "rr_weight"),
+        ("--rr-cv-center", "rr_cv_center"),
+    ):
+        said = re.search(
+            re.escape(flag) + r" \S+ [^(]*\(default: the model's own rules, else ([0-9.]+)\)", text
+        )
+        assert said and float(said.group(1)) == asdict(EpisodeRules())[field], (flag, text)
+    path, _, _ = assembled
+    bad = run_cli("monitor", str(path), "--out", str(tmp_path), "--on", "0.3", "--off", "0.5")
+    assert bad.returncode != 0 and "off <= on" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_rr_irregularity_as_a_second_opinion(assembled):

@@ -8,6 +8,7 @@ which licence and citation it may be used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,12 @@ class ModelEntry:
     #: the model's outputs carry on new records of that domain, used by unsupervised label-shift
     #: correction (``adapt --method prior``) without the training data
     output_prior: tuple[float, ...] | None = None
+    #: ``monitor``'s episode rules for this model (fields of ``ecgfounder.monitor.EpisodeRules``),
+    #: chosen on validation records by ``benchmarks/tune_monitor_rules.py``; None: the defaults.
+    #: Used only when the model is named by this entry, never for a model trained from it
+    episode_rules: Mapping[str, float] | None = None
+    #: where ``episode_rules`` came from, said in the monitor's summary
+    episode_rules_from: str = ""
 
     def __post_init__(self) -> None:
         if len(self.labels) != self.config.n_classes:
@@ -203,7 +210,9 @@ def _register_builtin() -> None:
 
     # Both bundled rhythm models combine windows by ``logit`` (the normalised geometric mean of the
     # window probabilities), chosen on the validation split (598 records, docs/evaluation.md).
-    def bundled_rhythm(name: str, description: str, output_prior: tuple[float, ...]) -> None:
+    def bundled_rhythm(
+        name: str, description: str, output_prior: tuple[float, ...], episode_rules: dict[str, float]
+    ) -> None:
         """A bundled single-lead CinC 2017 rhythm model (tiny Net1D, weights in the package)."""
         register_model(
             ModelEntry(
@@ -228,6 +237,9 @@ def _register_builtin() -> None:
                 tags=("bundled", "cinc2017", "rhythm"),
                 aggregate="logit",
                 output_prior=output_prior,
+                episode_rules=episode_rules,
+                episode_rules_from="chosen on validation records (3 assemblies of 1 h from the "
+                "validation split of examples/train_cinc2017_tiny.yaml) by benchmarks/tune_monitor_rules.py",
             )
         )
 
@@ -269,6 +281,8 @@ def _register_builtin() -> None:
         "offline. Not a medical device.",
         # the mean window probabilities on the 3,296 windows of the 598 validation records
         (0.4685, 0.1183, 0.3497, 0.0635),
+        # `monitor`'s AF operating point, chosen on validation records (docs/monitor.md)
+        dict(on=0.5, off=0.45, smooth_windows=5, min_duration_s=30.0, merge_gap_s=30.0, rr_weight=0.0),
     )
     bundled_rhythm(
         "cinc2017-rhythm",
@@ -278,6 +292,15 @@ def _register_builtin() -> None:
         "(1,194 records): challenge F1 0.817, AF AUROC 0.972 (windows combined by their mean logit; "
         "0.798 by their mean probability). Works offline. Not a medical device.",
         (0.5182, 0.1073, 0.3317, 0.0428),
+        dict(
+            on=0.6,
+            off=0.45,
+            smooth_windows=1,
+            min_duration_s=20.0,
+            merge_gap_s=30.0,
+            rr_weight=0.25,
+            rr_cv_center=0.12,
+        ),
     )
 
 

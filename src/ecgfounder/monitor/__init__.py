@@ -2,11 +2,12 @@
 
 from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
 from .holter import HolterRules, clock_time, holter_summary, hrv_time_domain
-from .run import MonitorResult, monitor, window_starts_s
+from .run import MonitorResult, episode_rules_for, monitor, window_starts_s
 
 __all__ = [
     "monitor",
     "MonitorResult",
+    "episode_rules_for",
     "EpisodeRules",
     "Episode",
     "find_episodes",

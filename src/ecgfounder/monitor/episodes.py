@@ -27,7 +27,9 @@ class EpisodeRules:
     off: float = 0.35  # ... and below which it closes
     smooth_windows: int = 3  # running median over this many windows (1: none)
     min_duration_s: float = 30.0  # shorter episodes are dropped
-    merge_gap_s: float = 10.0  # episodes closer than this are joined
+    # episodes closer than this are joined: a non-AF gap shorter than the shortest episode kept is
+    # not an episode of its own (issue 30: 10 s split 47 true episodes into 51 on held-out records)
+    merge_gap_s: float = 30.0
     # RR irregularity as a second opinion for the labels in rr_labels (0: the model alone):
     # score = (1 - rr_weight) * p + rr_weight * sigmoid((rr_cv - rr_cv_center) / rr_cv_scale)
     rr_weight: float = 0.0

@@ -17,7 +17,8 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..signal.window import window_starts
 from .episodes import Episode, EpisodeRules, burden, expected_burden, find_episodes, fuse_rr, owned_spans
 from .holter import HolterRules, clock_time, holter_summary
 
-__all__ = ["monitor", "MonitorResult", "window_starts_s"]
+__all__ = ["monitor", "MonitorResult", "episode_rules_for", "window_starts_s"]
 
 _NOISE_LABELS = ("noisy", "noise", "artifact", "artefact")
 
@@ -46,6 +47,37 @@ class MonitorResult:
     summary: dict[str, Any]
     out_dir: Path | None = None
     beats: Any = None  # DataFrame: time_s, clock, rr_s, class, leads, confidence, analysed, ...
+
+
+def episode_rules_for(
+    model: Any, rules: EpisodeRules | Mapping[str, Any] | None = None
+) -> tuple[EpisodeRules, str]:
+    """The episode rules ``monitor`` uses with ``model``, and where they came from. A full
+    :class:`EpisodeRules` is used as given. Otherwise the base is the registered model's own rules
+    (``ModelEntry.episode_rules``, chosen on validation records) when ``model`` is the name of an
+    entry that has them, else the :class:`EpisodeRules` defaults; the fields of a ``rules``
+    mapping (the options a user gave) replace the base's. A model file or a model trained from a
+    registered one gets the defaults: an operating point belongs to the weights it was chosen for."""
+    from ..models import get_model_entry
+
+    if isinstance(rules, EpisodeRules):
+        return rules, "given"
+    base: dict[str, Any] = {}
+    source = "defaults"
+    try:
+        entry = get_model_entry(model) if isinstance(model, str) else None
+    except KeyError:  # a file
+        entry = None
+    if entry is not None and entry.episode_rules:
+        base = dict(entry.episode_rules)
+        source = f"model {entry.name}: {entry.episode_rules_from or 'its registry entry'}"
+    given = dict(rules or {})
+    unknown = sorted(set(given) - {f.name for f in fields(EpisodeRules)})
+    if unknown:
+        raise ValueError(f"unknown episode rule(s): {', '.join(unknown)}")
+    if given:
+        source += f", with {', '.join(f'{k}={v}' for k, v in given.items())} given"
+    return EpisodeRules(**(base | given)), source
 
 
 def window_starts_s(duration_s: float, window_s: float, stride_s: float) -> np.ndarray:
@@ -102,7 +134,7 @@ def monitor(
     lead: str | None = None,
     stride_s: float = 5.0,
     chunk_s: float = 600.0,
-    rules: EpisodeRules = EpisodeRules(),
+    rules: EpisodeRules | Mapping[str, Any] | None = None,
     labels: list[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
@@ -117,7 +149,8 @@ def monitor(
     (default: the released single-lead ECGFounder, or the 12-lead one for 12-lead files);
     ``labels``: the labels episodes are drawn for (default: all but normal and noise labels);
     ``out_dir``: where ``windows.csv``, ``episodes.csv``, ``beats.csv``, ``summary.json`` and
-    (``report``) ``report.pdf`` are written; ``heart_rate=False`` skips the beats (and with them
+    (``report``) ``report.pdf`` are written; ``rules``: see :func:`episode_rules_for`;
+    ``heart_rate=False`` skips the beats (and with them
     the heart rate and the Holter summary); ``paper``: ``a4`` or ``letter``."""
     from ..infer import Predictor
     from ..infer.runs import suggest_model
@@ -127,6 +160,7 @@ def monitor(
     long = open_long(source)
     if model is None:
         model, _ = suggest_model([str(source)])
+    rules, rules_from = episode_rules_for(model, rules)
     predictor = Predictor(model, workers=0, progress=False, batch_size=batch_size)
     names = list(predictor.labels)
     chosen = _chosen_labels(names, labels)
@@ -161,6 +195,7 @@ def monitor(
     summary = _summary(
         source, predictor.model_name, long, scan, names, chosen, episodes, spans, window_s, stride_s, rules
     )
+    summary["rules_from"] = rules_from
     if heart_rate:
         analysed = beats[beats["analysed"]]
         holter = holter_summary(

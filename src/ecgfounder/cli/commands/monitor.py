@@ -10,6 +10,8 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
+RULE_OPTIONS = ("on", "off", "smooth_windows", "min_duration_s", "merge_gap_s", "rr_weight", "rr_cv_center")
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -45,39 +47,32 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--labels", help="comma-separated labels to find episodes of (default: all but normal and noise)"
     )
-    p.add_argument("--on", type=float, default=0.5, help="probability that opens an episode (default 0.5)")
-    p.add_argument("--off", type=float, default=0.35, help="probability below which it closes (default 0.35)")
-    p.add_argument(
-        "--smooth", type=int, default=3, metavar="WINDOWS", help="running median width (default 3)"
-    )
-    p.add_argument(
-        "--min-duration",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="shortest episode kept (default 30)",
-    )
-    p.add_argument(
-        "--merge-gap",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="episodes closer than this are joined (default 10)",
-    )
-    p.add_argument(
-        "--rr-weight",
-        type=float,
-        default=0.0,
-        metavar="W",
-        help="weight of the RR irregularity in the AF episode score (default 0: the model alone)",
-    )
-    p.add_argument(
-        "--rr-cv-center",
-        type=float,
-        default=0.10,
-        metavar="CV",
-        help="RR coefficient of variation counted half-way irregular (default 0.10)",
-    )
+    # the episode rules: an option left out comes from the model's own rules (the bundled rhythm
+    # models': chosen on validation records) or EpisodeRules' defaults, written here as numbers so
+    # that `--help` imports nothing (tests/test_monitor.py checks they are EpisodeRules')
+    for flag, dest, kind, meta, text, default in (
+        ("--on", "on", float, "P", "probability that opens an episode", "0.5"),
+        ("--off", "off", float, "P", "probability below which it closes", "0.35"),
+        ("--smooth", "smooth_windows", int, "WINDOWS", "running median width", "3"),
+        ("--min-duration", "min_duration_s", float, "SECONDS", "shortest episode kept", "30"),
+        ("--merge-gap", "merge_gap_s", float, "SECONDS", "episodes closer than this are joined", "30"),
+        ("--rr-weight", "rr_weight", float, "W", "weight of the RR irregularity in the AF score", "0"),
+        (
+            "--rr-cv-center",
+            "rr_cv_center",
+            float,
+            "CV",
+            "RR coefficient of variation counted half-way irregular",
+            "0.1",
+        ),
+    ):
+        p.add_argument(
+            flag,
+            dest=dest,
+            type=kind,
+            metavar=meta,
+            help=f"{text} (default: the model's own rules, else {default})",
+        )
     p.add_argument(
         "--pause", type=float, default=2.0, metavar="SECONDS", help="pauses reported from (default 2.0)"
     )
@@ -96,18 +91,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...monitor import EpisodeRules, HolterRules, monitor
+    from ...monitor import HolterRules, episode_rules_for, monitor
 
     try:
-        rules = EpisodeRules(
-            on=args.on,
-            off=args.off,
-            smooth_windows=args.smooth,
-            min_duration_s=args.min_duration,
-            merge_gap_s=args.merge_gap,
-            rr_weight=args.rr_weight,
-            rr_cv_center=args.rr_cv_center,
-        )
+        given = {k: getattr(args, k) for k in RULE_OPTIONS if getattr(args, k) is not None}
+        episode_rules_for(args.model, given)  # checked now: a clear error, not a traceback
         holter = HolterRules(pause_s=args.pause, brady_bpm=args.brady, tachy_bpm=args.tachy)
     except ValueError as exc:
         from ...errors import ECGFounderError
@@ -119,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         lead=args.lead,
         stride_s=args.stride,
         chunk_s=args.chunk,
-        rules=rules,
+        rules=given,
         labels=args.labels.split(",") if args.labels else None,
         out_dir=args.out,
         progress=False if args.no_progress else None,
