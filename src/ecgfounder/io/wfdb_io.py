@@ -375,7 +375,7 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
                 f"the signal file {', '.join(missing)} named by {header.name} is missing "
                 "(a WFDB record is the .hea with its .dat/.mat beside it)",
             )
-        return _read_checked(path, base, header, notes)
+        return _read_checked(path, base, header, notes, _needs_header_parse(text))
     finally:
         if tmpdir is not None:
             import shutil
@@ -383,12 +383,29 @@ def read_wfdb(path: str | Path, limits: ReadLimits | None = None) -> ECGRecord:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECGRecord:
+def _needs_header_parse(text: str) -> bool:
+    """Whether the layout and multi-rate checks need wfdb's own parse of the header before the
+    record is read: a record line without a sample count, a signal stored as ``~``, or a format
+    with samples per frame (``16x4``). Most headers have none of these, and wfdb's header parse
+    (about 5-12 ms, most of a small record's reading time with pandas 3) is then done once, by
+    ``rdrecord``, not twice."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return True
+    record = lines[0]
+    if "/" in record[0]:
+        return False  # multi-segment: neither a layout nor multi-rate
+    if len(record) < 4 or not record[3].isdigit() or int(record[3]) == 0:
+        return True
+    return any(len(sig) < 2 or sig[0] == "~" or "x" in sig[1].lower() for sig in lines[1:])
+
+
+def _read_checked(path: Path, base: Path, header: Path, notes: list[str], parse_header: bool) -> ECGRecord:
     import wfdb
 
     try:
-        head = wfdb.rdheader(str(base))
-        if _is_layout(head):
+        head = wfdb.rdheader(str(base)) if parse_header else None
+        if head is not None and _is_layout(head):
             master = _master_of_layout(header)
             raise ECGInputError(
                 path,
@@ -401,7 +418,9 @@ def _read_checked(path: Path, base: Path, header: Path, notes: list[str]) -> ECG
                 ),
             )
         spf = list(getattr(head, "samps_per_frame", None) or [])
-        multirate = getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in spf)
+        multirate = (
+            head is not None and getattr(head, "n_seg", None) is None and any((s or 1) > 1 for s in spf)
+        )
         rec = wfdb.rdrecord(str(base), physical=True, m2s=True, return_res=64, smooth_frames=not multirate)
     except ECGInputError:
         raise
