@@ -71,7 +71,7 @@ def assemble(
             d = len(sig) / (fs_out or fields["fs"])
             truth.append((cls, t, t + d))
             t += d
-    name = f"assembled_{hours:g}h"
+    name = f"assembled_{hours:g}h".replace(".", "_")  # wfdb: no dot in a record name
     wfdb.wrsamp(
         name,
         fs=fs_out or 300,
