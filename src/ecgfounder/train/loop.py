@@ -403,6 +403,7 @@ class Trainer:
             run.log(f"resumed at epoch {self.state.epoch}, step {self.state.step_in_epoch}")
         self.history_path = run.out / "metrics.csv"
         self.stopped = False
+        self._curves_drawn = time.monotonic()
 
     # ------------------------------------------------------------------ hooks (subclasses)
 
@@ -558,12 +559,8 @@ class Trainer:
     def _record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
         run = self.run
         _append_csv(self.history_path, row)
-        try:
-            from ..viz.curves import plot_training_curves
-
-            plot_training_curves(self.history_path, run.out / "curves.png")
-        except ImportError:  # pragma: no cover - matplotlib comes with wfdb
-            pass
+        if time.monotonic() - self._curves_drawn >= CURVES_EVERY_S:
+            self._draw_curves()
         run.log(
             " ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -648,6 +645,18 @@ class Trainer:
         )
         run.log(f"output prior ({n} {split} windows): " + ", ".join(f"{v:.3f}" for v in prior[:8]))
 
+    def _draw_curves(self) -> None:
+        """``curves.png`` from ``metrics.csv`` (about 0.4 s of matplotlib a time)."""
+        self._curves_drawn = time.monotonic()
+        if not self.history_path.is_file():
+            return
+        try:
+            from ..viz.curves import plot_training_curves
+
+            plot_training_curves(self.history_path, self.run.out / "curves.png")
+        except ImportError:  # pragma: no cover - matplotlib comes with wfdb
+            pass
+
     def fit(self) -> Path:
         """Epochs until ``cfg.epochs``, an early stop or ``stop_after_steps``; then the test split
         with the best checkpoint. Returns the run directory."""
@@ -658,6 +667,8 @@ class Trainer:
             if cfg.early_stop and self.state.bad_epochs >= cfg.early_stop:
                 run.log(f"early stop: val_{self.metric} did not improve for {cfg.early_stop} epochs")
                 break
+        if run.main:
+            self._draw_curves()  # the whole run, however it ended
         if not self.stopped and run.main:
             self._store_thresholds()
             self._store_output_prior()
@@ -672,6 +683,11 @@ class Trainer:
         if run.distributed:
             torch.distributed.destroy_process_group()
         return run.out
+
+
+#: ``curves.png`` is redrawn after an epoch when this many seconds have passed since it was last
+#: drawn, and at the end of every run (short epochs do not each pay for a figure)
+CURVES_EVERY_S = 30.0
 
 
 def train(cfg: TrainConfig, *, resume_state: dict[str, Any] | None = None) -> Path:
