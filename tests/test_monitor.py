@@ -205,6 +205,7 @@ def test_episode_rules_come_from_the_model_chosen_on_validation_or_the_defaults(
         rules, source = episode_rules_for(name)
         assert entry.episode_rules and asdict(rules) == asdict(EpisodeRules()) | dict(entry.episode_rules)
         assert source.startswith(f"model {name}: chosen on validation records"), source
+        assert entry.summary()["episode_rules"] == dict(entry.episode_rules)  # `ecgfounder models --json`
         # a non-AF gap shorter than the shortest episode kept does not split an episode
         assert rules.merge_gap_s >= rules.min_duration_s
         longer, source = episode_rules_for(name, {"min_duration_s": 60.0})

@@ -118,6 +118,8 @@ class ModelEntry:
             "license": self.license,
             "citation": self.citation,
             "description": self.description,
+            "episode_rules": dict(self.episode_rules) if self.episode_rules else None,
+            "episode_rules_from": self.episode_rules_from or None,
         }
 
 
