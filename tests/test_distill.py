@@ -147,15 +147,9 @@ def test_cross_lead_distillation_runs_on_ludb_12_lead_records(tmp_path, ludb_dir
     assert "speed" not in rep
     # unlabelled inputs: no AUROC against labels, agreement figures only
     assert all("auroc_student" not in row and "max_abs_diff" in row for row in rep["labels"].values())
-    # the student exports to ONNX like any model, with parity
-    pytest.importorskip("onnxruntime")
-    from ecgfounder.export import OnnxModel, export_model
-
-    export_model(student, tmp_path / "student.onnx")
-    x = np.random.default_rng(0).standard_normal((2, 1, 5000)).astype(np.float32)
-    with torch.no_grad():
-        ref = student(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(OnnxModel(tmp_path / "student.onnx").run(x)[0], ref, atol=1e-4)
+    # the student is an ordinary Net1D checkpoint (its ONNX export is the one of
+    # tests/test_export.py; an export here cost 6 s of torch.export tracing and tested nothing new)
+    assert type(student).__name__ == "Net1D" and student.info.provenance["distilled_from"]
 
 
 @pytest.mark.slow

@@ -63,8 +63,8 @@ def test_torchscript_and_safetensors_exports(fixture_12lead, tmp_path):
     assert load_model(tmp_path / "m.safetensors").config == fixture_12lead.config
 
 
-@pytest.mark.slow  # 21.6 s: two exports and three CLI processes
-def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
+@pytest.mark.slow  # ~9 s: a TorchScript export, predict and info (the ONNX file: the session's export)
+def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir, bundled_onnx):
     """Issue 31: `export -o model.pt` then `predict --model model.pt` (and `info`, for the ONNX export
     too). The TorchScript archive is recognised by its content and run with torch.jit.load: the same
     probabilities as the model it came from; `load_model` refuses it with a message that says what
@@ -78,7 +78,6 @@ def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
 
     model = load_model("cinc2017-rhythm-tiny")
     export_model(model, tmp_path / "model.pt")
-    export_model(model, tmp_path / "model.onnx")
     assert is_torchscript(tmp_path / "model.pt")
     torch.save(model.state_dict(), tmp_path / "weights.pt")  # a checkpoint with the same suffix
     assert not is_torchscript(tmp_path / "weights.pt")
@@ -89,8 +88,8 @@ def test_torchscript_export_round_trip_through_the_cli(tmp_path, data_dir):
     want = Predictor(model, workers=0, progress=False).predict(records)
     labels = list(model.info.labels)
     np.testing.assert_allclose(got[labels].to_numpy(float), want[labels].to_numpy(float), atol=1e-5)
-    for name, fmt in (("model.pt", "torchscript"), ("model.onnx", "onnx")):
-        info = run_cli("info", str(tmp_path / name), "--json")
+    for path, fmt in ((tmp_path / "model.pt", "torchscript"), (bundled_onnx, "onnx")):
+        info = run_cli("info", str(path), "--json")
         assert info.returncode == 0, info.stderr
         out = json.loads(info.stdout)
         assert out["format"] == fmt and out["contract"]["leads"] == ["I"] and out["n_labels"] == 4
