@@ -100,17 +100,10 @@ def _worker_main(conn: Any, memory_mb: int) -> None:
 
 def _preload() -> None:
     """Run in the forkserver: import what the workers use, so that each fork starts warm."""
-    import numpy as np
-
-    from ..contract import InputContract
-    from ..io import ECGRecord
-    from ..signal import prepare
+    from ..signal import warm_up
     from . import uploads  # noqa: F401
 
-    rng = np.random.default_rng(0)
-    prepare(
-        ECGRecord(rng.standard_normal((1, 6000)), 500.0, ("I",)), InputContract(leads=("I",)), workers=1
-    )  # compiles (or loads) the preprocessing kernels
+    warm_up()
 
 
 @dataclass(eq=False)

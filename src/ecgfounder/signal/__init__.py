@@ -4,7 +4,7 @@ from .pipeline import PreparedECG, prepare, prepare_windows
 from .preprocess import RECIPES, Recipe, filter_chain, get_recipe, preprocess, preprocess_torch, zscore
 from .quality import QualityThresholds, check_quality, window_quality
 from .resample import resample
-from .stream import PreparedItem, PrepareOptions, prepare_item, prepared_stream
+from .stream import PreparedItem, PrepareOptions, prepare_item, prepared_stream, warm_up, worker_context
 from .window import cut_windows, window_starts
 
 __all__ = [
@@ -28,4 +28,6 @@ __all__ = [
     "PreparedItem",
     "prepare_item",
     "prepared_stream",
+    "warm_up",
+    "worker_context",
 ]

@@ -9,12 +9,15 @@ with ``error`` set and the stream goes on.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from ..io.record import ECGRecord
 from ..io.sources import Source
 from .quality import QualityThresholds
 
-__all__ = ["PrepareOptions", "PreparedItem", "prepare_item", "prepared_stream"]
+__all__ = ["PrepareOptions", "PreparedItem", "prepare_item", "prepared_stream", "warm_up", "worker_context"]
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,57 @@ def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedI
 
 
 def _worker_init() -> None:
-    try:
-        import torch
+    if "torch" in sys.modules:  # reading and preparing never need torch; don't import it to limit it
+        sys.modules["torch"].set_num_threads(1)
 
-        torch.set_num_threads(1)
-    except Exception:  # pragma: no cover - torch absent or already initialised
-        pass
+
+def warm_up() -> None:
+    """Import the readers and run the preparation once on a tiny record (compiling or loading the
+    preprocessing kernels), so that a process forked after this starts warm."""
+    from ..io import reader  # noqa: F401 - every format's reader
+    from .pipeline import prepare
+
+    rng = np.random.default_rng(0)
+    prepare(ECGRecord(rng.standard_normal((1, 6000)), 500.0, ("I",)), InputContract(leads=("I",)), workers=1)
+
+
+def worker_context() -> BaseContext:
+    """How reading processes start.
+
+    Forking the calling process copies every lock of every thread running there in whatever state
+    it is, and every object it holds; a child that touches one can wait forever. That happened: a
+    training run's readers hung for good in the garbage collection of an ONNX Runtime session an
+    earlier call in the same process had left (its thread pool's condition variable, copied
+    mid-wait). So workers come from a forkserver (started once per process from a clean state,
+    after :func:`warm_up`; each worker is a fork of it), except when the main module is a script
+    run by path: a forkserver's (or spawn's) children import that script again, which runs an
+    unguarded script's code (no ``if __name__ == "__main__":``) a second time and breaks the pool.
+    There the caller is forked, with the garbage collector kept off everything it had (see
+    :func:`prepared_stream`); ``spawn`` where neither exists.
+    """
+    methods = mp.get_all_start_methods()
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is not None
+    if "forkserver" in methods and not (script and "fork" in methods):
+        ctx = mp.get_context("forkserver")
+        # the preload list is the process's forkserver's: it counts only until the server starts
+        ctx.set_forkserver_preload([f"{__package__}._preload_hook"])
+        return ctx
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+@contextmanager
+def _collector_off_inherited(ctx: BaseContext) -> Iterator[None]:
+    """Around a submit that may fork: the objects the child inherits are frozen (``gc.freeze``), so
+    its collector never runs their finalisers (an inference session, a CUDA tensor...) there."""
+    if ctx.get_start_method() != "fork":
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def prepared_stream(
@@ -121,13 +169,14 @@ def prepared_stream(
         for item in items:
             yield item if isinstance(item, PreparedItem) else prepare_item(item, options)
         return
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = worker_context()
     ahead = 2 * workers + 4
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
         queue: deque[tuple[str, Future[PreparedItem] | PreparedItem]] = deque()
         for item in items:
             if isinstance(item, Source):
-                queue.append((item.key, pool.submit(prepare_item, item, options)))
+                with _collector_off_inherited(ctx):
+                    queue.append((item.key, pool.submit(prepare_item, item, options)))
             elif isinstance(item, PreparedItem):
                 queue.append((item.key, item))
             else:
