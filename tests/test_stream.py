@@ -102,3 +102,49 @@ def test_an_unguarded_script_streams_with_workers_and_forked_children_leave_its_
     finalised = sorted(p.name for p in tmp_path.glob("finalised-in-*"))
     assert finalised == [f"finalised-in-{parent}"], finalised  # in the caller only
     assert (tmp_path / finalised[0]).read_text() == "xx"  # both objects
+
+
+SERVICE_AFTER_STREAM = """
+import asyncio, json, sys
+from ecgfounder.contract import InputContract
+from ecgfounder.io import ReadLimits
+from ecgfounder.io.sources import Source
+from ecgfounder.serve.uploads import ParseJob
+from ecgfounder.serve.workers import ParsePool
+from ecgfounder.signal import PrepareOptions, prepared_stream
+
+contract = InputContract(leads=("I",))
+items = list(prepared_stream([Source(sys.argv[1])], PrepareOptions(contract=contract), workers=1))
+assert items[0].error is None, items[0].error
+import wfdb
+sig, fields = wfdb.rdsamp(sys.argv[1][:-4])
+body = json.dumps({"signal": [sig[:3000, 0].tolist()], "fs": fields["fs"], "leads": ["I"]}).encode()
+job = ParseJob(contract, ReadLimits(), 3600.0, 1 << 26, 10, 100.0, body=body, keep_s=0.0)
+
+async def main():
+    pool = ParsePool(1)
+    await pool.start()
+    try:
+        parsed = await pool.run(job, timeout_s=0.25)
+        print(parsed.prep.windows.shape)
+    finally:
+        await pool.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_the_service_parse_workers_are_ready_when_the_stream_started_the_forkserver(data_dir, tmp_path):
+    """One forkserver a process: when the stream's workers started it (preloading only the readers),
+    the service's workers import the rest before their first job, not inside its parse deadline."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", SERVICE_AFTER_STREAM, str(data_dir / "cinc2017-dev" / "A00001.hea")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split("\n")[0] == "(1, 1, 5000)", res.stdout

@@ -13,7 +13,10 @@ the server's memory. Here each upload goes to one of ``size`` worker processes:
   and past that a request is refused at once with 503 and ``Retry-After``.
 
 Workers start from a ``forkserver`` that has the readers and the preprocessing imported (not
-torch), so a replacement is ready in milliseconds.
+torch), so a replacement is ready in milliseconds. A process has one forkserver, and the reading
+stream's workers (:func:`~ecgfounder.signal.worker_context`) may have started it with only the
+readers preloaded: so a new worker says when its imports are done, and a job's parse deadline
+starts then.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from .errors import APIError, scrub_paths
 log = logging.getLogger("ecgfounder.serve")
 
 __all__ = ["ParsePool"]
+
+#: how long a new worker may take to import the readers before its first job
+READY_TIMEOUT_S = 60.0
 
 
 def _address_space_bytes() -> int:
@@ -54,8 +60,14 @@ def _worker_main(conn: Any, memory_mb: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):  # pragma: no cover - no rlimits on this platform
         pass
+    from ..signal import warm_up
     from .uploads import run_job
 
+    warm_up()  # a no-op where the forkserver did it; its preload is whichever user started it first
+    try:
+        conn.send(("ready", None))
+    except (EOFError, OSError):
+        return
     while True:
         try:
             job = conn.recv()
@@ -111,6 +123,7 @@ class _Worker:
     process: Any
     conn: Any
     jobs: int = 0
+    ready: bool = False  # has said it finished its imports
 
 
 class ParsePool:
@@ -215,6 +228,13 @@ class ParsePool:
         try:
             if not worker.process.is_alive():
                 raise EOFError
+            if not worker.ready:  # a new worker's imports are not the upload's parse time
+                started = time.monotonic()
+                status, _ = await self._receive(worker, READY_TIMEOUT_S)
+                if status != "ready":  # pragma: no cover - the worker's first message is "ready"
+                    raise EOFError
+                worker.ready = True
+                deadline += time.monotonic() - started
             worker.conn.send(job)
             status, payload = await self._receive(worker, max(0.0, deadline - time.monotonic()))
             if status == "size":
