@@ -113,6 +113,8 @@ def _worker_init() -> None:
 def warm_up() -> None:
     """Import the readers and run the preparation once on a tiny record (compiling or loading the
     preprocessing kernels), so that a process forked after this starts warm."""
+    import wfdb  # noqa: F401 - the commonest format's library (0.7 s to import; readers import it lazily)
+
     from ..io import reader  # noqa: F401 - every format's reader
     from .pipeline import prepare
 
