@@ -250,3 +250,22 @@ def test_resume_from_another_place_scores_no_record_twice(tmp_path, cinc_folder)
     assert summary.resumed == 4 and summary.records == 4  # the last kept record is scored again
     got = pd.read_csv(out)
     assert len(got) == 8 and [Path(r).name for r in got["record"]] == names
+
+
+def test_a_cut_write_is_removed_once_its_block_is_committed_and_not_before(tmp_path):
+    """A worker killed while writing leaves ``.part-N.parquet.<id>.tmp``; at the end of a run only
+    the leftovers of committed blocks go (another shard's driver may be writing the others)."""
+    from ecgfounder.infer.blocks import RunStore
+
+    store = RunStore(tmp_path)
+    store.write("parts/part-000003.parquet", b"committed")
+    cut = tmp_path / "parts" / ".part-000003.parquet.0123abcd.tmp"
+    live = tmp_path / "parts" / ".part-000004.parquet.4567cdef.tmp"
+    cut.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    store.clean(committed_only=True)
+    assert not cut.exists() and live.exists()
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [live.name, "part-000003.parquet"]
+    assert store.parts_done() == {3}
+    store.clean()  # on resuming a run: every leftover
+    assert not live.exists()

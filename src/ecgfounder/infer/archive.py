@@ -269,6 +269,7 @@ def run_archive(
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    store.clean(committed_only=True)  # a killed worker's cut write, its block since committed
     _record_call(store, engine, n_workers, len(done), seconds)
     summary = ArchiveSummary(
         run_dir=store.url,

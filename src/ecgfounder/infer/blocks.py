@@ -81,11 +81,16 @@ class RunStore:
             names = [q.name for q in folder.iterdir()] if folder.is_dir() else []
         return {int(m.group(1)) for m in map(_PART.fullmatch, names) if m}
 
-    def clean(self) -> None:
-        """Leftovers of a local write that was cut (never a part, so never read)."""
+    def clean(self, committed_only: bool = False) -> None:
+        """Leftovers of a local write that was cut (never a part, so never read). With
+        ``committed_only``, only those of blocks whose part is there since (a killed worker's,
+        scored again by another): what a writer of another shard may be writing is left alone."""
         folder = Path(self._path("parts"))
-        if not self.remote and folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
+        if self.remote or not folder.is_dir():
+            return
+        for tmp in folder.glob(".*.tmp"):
+            part = tmp.name[1:].split(".parquet.", 1)[0] + ".parquet"
+            if not committed_only or (folder / part).is_file():
                 tmp.unlink(missing_ok=True)
 
 
