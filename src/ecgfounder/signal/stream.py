@@ -106,7 +106,7 @@ def prepare_item(item: Source | ECGRecord, options: PrepareOptions) -> PreparedI
 
 
 def _worker_init() -> None:
-    if "torch" in sys.modules:  # reading and preparing never need torch; don't import it to limit it
+    if "torch" in sys.modules:  # a forked worker has it: one thread; reading never imports it
         sys.modules["torch"].set_num_threads(1)
 
 
@@ -134,17 +134,18 @@ def worker_context() -> BaseContext:
     run by path: a forkserver's (or spawn's) children import that script again, which runs an
     unguarded script's code (no ``if __name__ == "__main__":``) a second time and breaks the pool.
     There the caller is forked, with the garbage collector kept off everything it had (see
-    :func:`prepared_stream`); ``spawn`` where neither exists.
+    :func:`prepared_stream`). Off Linux, ``spawn`` as Python's own default there (forking is unsafe
+    on macOS, absent on Windows).
     """
-    methods = mp.get_all_start_methods()
+    if not sys.platform.startswith("linux"):
+        return mp.get_context("spawn")
     main = sys.modules.get("__main__")
-    script = getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is not None
-    if "forkserver" in methods and not (script and "fork" in methods):
-        ctx = mp.get_context("forkserver")
-        # the preload list is the process's forkserver's: it counts only until the server starts
-        ctx.set_forkserver_preload([f"{__package__}._preload_hook"])
-        return ctx
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is not None:
+        return mp.get_context("fork")  # a script run by path
+    ctx = mp.get_context("forkserver")
+    # the preload list is the process's forkserver's: it counts only until the server starts
+    ctx.set_forkserver_preload([f"{__package__}._preload_hook"])
+    return ctx
 
 
 @contextmanager
