@@ -155,11 +155,13 @@ def _collector_off_inherited(ctx: BaseContext) -> Iterator[None]:
     if ctx.get_start_method() != "fork":
         yield
         return
+    ours = gc.get_freeze_count() == 0  # a caller's own freeze (a preforking server) is left as it is
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
 
 
 def prepared_stream(
